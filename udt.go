@@ -1,0 +1,314 @@
+// Package udt implements UDT4, the UDP-based Data Transfer protocol, as a
+// drop-in replacement for TCP behind the standard [net.Conn] and
+// [net.Listener] interfaces. It is wire-compatible with the C++ reference
+// library (UDT 4.11).
+//
+// # Usage
+//
+//	ln, err := udt.Listen("udp", ":9000")
+//	...
+//	c, err := ln.Accept()                     // a net.Conn
+//
+//	c, err := udt.Dial("udp", "127.0.0.1:9000") // a net.Conn
+//
+// A [Dialer] carries a [Config] and dials with a context; [DialContext] is the
+// shorthand for the zero Dialer.
+//
+// # Multiplexing
+//
+// Every UDP port is owned by one multiplexer: a listener and any number of
+// connections share it. Connections accepted by a listener use the
+// listener's port; dials from [Dialer.LocalAddr] share that port too, and
+// dials without a local address get a fresh ephemeral port each.
+//
+// # Configuration
+//
+// [Config] holds every option; its zero value means the C++ library's
+// defaults. Invalid values are reported by Dial and Listen with an error
+// naming the option.
+//
+// # Errors
+//
+// Methods of [Conn] and [Listener] return [*net.OpError] values. A passed
+// deadline wraps [os.ErrDeadlineExceeded]; use after Close wraps
+// [net.ErrClosed]; Read returns [io.EOF] once the peer has shut the
+// connection down and everything it sent has been read. [ErrConnLost],
+// [ErrConnRefused], [ErrHandshakeTimeout] and [ErrPeerClosed] name the
+// UDT-specific failures and match with [errors.Is].
+//
+// # Limitations
+//
+// UDT has no checksum of its own: payload integrity rests on the UDP
+// checksum. There is no half-close: Close sends a shutdown that ends both
+// directions.
+//
+// # Compatibility
+//
+// The wire format, handshake (including the SYN-cookie exchange), ACK, ACK2,
+// NAK, keep-alive and shutdown follow the C++ 4.11 library byte for byte.
+// Deliberate differences, all interoperable: SYN cookies are an HMAC with a
+// rotating secret instead of an unkeyed MD5; lost NAKs are re-reported
+// periodically; the receiver ignores ACKs and NAKs for packets never sent
+// instead of breaking the connection; a shutdown read after all data is a
+// clean [io.EOF].
+package udt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Defaults of the C++ 4.11 library, used where a Config field is zero.
+const (
+	DefaultMSS            = 1500
+	DefaultFlowWindow     = 25600
+	DefaultSendBuffer     = 8192 // packets
+	DefaultReceiveBuffer  = 8192 // packets
+	DefaultUDPSendBuffer  = 65536
+	DefaultLinger         = 180 * time.Second
+	DefaultConnectTimeout = 3 * time.Second
+	DefaultBacklog        = 1024
+	minMSS                = 76
+	maxMSS                = 65536
+)
+
+// Config holds the options of a connection or a listener. The zero value
+// uses the defaults of the C++ library. A Config is copied by Dial and
+// Listen and never modified by the library.
+type Config struct {
+	// MSS is the maximum packet size in bytes, IP and UDP headers included
+	// (UDT_MSS). If zero, 1500. The handshake settles on the smaller of the
+	// two peers' values. At least 76.
+	MSS int
+
+	// FlowWindow is the largest number of unacknowledged packets in flight
+	// (UDT_FC). If zero, 25600. Values up to 32 become 32.
+	FlowWindow int
+
+	// SendBuffer is the send buffer size in packets (UDT_SNDBUF). If zero,
+	// 8192. Write blocks while it is full.
+	SendBuffer int
+
+	// ReceiveBuffer is the receive buffer size in packets (UDT_RCVBUF). If
+	// zero, 8192. At least 32; capped at FlowWindow.
+	ReceiveBuffer int
+
+	// UDPSendBuffer and UDPReceiveBuffer size the UDP socket's kernel
+	// buffers in bytes (UDP_SNDBUF, UDP_RCVBUF). If zero, 65536 and
+	// ReceiveBuffer×MSS; the kernel may cap them.
+	UDPSendBuffer    int
+	UDPReceiveBuffer int
+
+	// Linger is how long Close waits for written data to be acknowledged
+	// before it sends the shutdown anyway (UDT_LINGER). If zero, 180 s; a
+	// negative value does not wait.
+	Linger time.Duration
+
+	// ConnectTimeout bounds the handshake of a Dial (the C++ library's
+	// fixed 3 s). If zero, 3 s. A context deadline that comes sooner wins.
+	ConnectTimeout time.Duration
+
+	// Backlog is the number of handshaken connections a Listener queues
+	// for Accept; requests beyond it are refused. If zero, 1024.
+	Backlog int
+
+	// MaxBandwidth caps the sending rate in bytes per second (UDT_MAXBW).
+	// If zero or negative, no cap.
+	MaxBandwidth int64
+}
+
+// validate checks c and returns a copy with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	if c.MSS == 0 {
+		c.MSS = DefaultMSS
+	}
+	if c.MSS < minMSS || c.MSS > maxMSS {
+		return c, fmt.Errorf("udt: Config.MSS %d is outside %d…%d", c.MSS, minMSS, maxMSS)
+	}
+	if c.FlowWindow == 0 {
+		c.FlowWindow = DefaultFlowWindow
+	}
+	if c.FlowWindow < 0 {
+		return c, fmt.Errorf("udt: Config.FlowWindow %d is negative", c.FlowWindow)
+	}
+	if c.FlowWindow < 32 {
+		c.FlowWindow = 32
+	}
+	if c.SendBuffer == 0 {
+		c.SendBuffer = DefaultSendBuffer
+	}
+	if c.SendBuffer < 2 {
+		return c, fmt.Errorf("udt: Config.SendBuffer %d is below the minimum 2", c.SendBuffer)
+	}
+	if c.ReceiveBuffer == 0 {
+		c.ReceiveBuffer = DefaultReceiveBuffer
+	}
+	if c.ReceiveBuffer < 0 {
+		return c, fmt.Errorf("udt: Config.ReceiveBuffer %d is negative", c.ReceiveBuffer)
+	}
+	if c.ReceiveBuffer < 32 {
+		c.ReceiveBuffer = 32
+	}
+	if c.ReceiveBuffer > c.FlowWindow {
+		c.ReceiveBuffer = c.FlowWindow
+	}
+	if c.UDPSendBuffer == 0 {
+		c.UDPSendBuffer = DefaultUDPSendBuffer
+	}
+	if c.UDPSendBuffer < c.MSS {
+		return c, fmt.Errorf("udt: Config.UDPSendBuffer %d is below the MSS %d", c.UDPSendBuffer, c.MSS)
+	}
+	if c.UDPReceiveBuffer == 0 {
+		c.UDPReceiveBuffer = c.ReceiveBuffer * c.MSS
+	}
+	if c.UDPReceiveBuffer < c.MSS {
+		return c, fmt.Errorf("udt: Config.UDPReceiveBuffer %d is below the MSS %d", c.UDPReceiveBuffer, c.MSS)
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.ConnectTimeout < 0 {
+		return c, fmt.Errorf("udt: Config.ConnectTimeout %v is negative", c.ConnectTimeout)
+	}
+	if c.Backlog == 0 {
+		c.Backlog = DefaultBacklog
+	}
+	if c.Backlog < 0 {
+		return c, fmt.Errorf("udt: Config.Backlog %d is negative", c.Backlog)
+	}
+	return c, nil
+}
+
+// payloadSize is the data bytes one packet carries at the given MSS.
+func payloadSize(mss int) int { return mss - 44 }
+
+var (
+	// ErrConnLost reports a peer silent past the broken-connection bound.
+	ErrConnLost error = &timeoutError{"udt: connection lost: peer silent"}
+	// ErrConnRefused reports a listener's refusal (handshake type 1002).
+	ErrConnRefused = errors.New("udt: connection refused")
+	// ErrHandshakeTimeout reports a handshake not answered in time.
+	ErrHandshakeTimeout error = &timeoutError{"udt: handshake timed out"}
+	// ErrPeerClosed is returned by Write after the peer shut the connection down.
+	ErrPeerClosed = errors.New("udt: peer closed the connection")
+	// ErrHandshakeRejected reports a handshake answer the client cannot accept
+	// (the server's echo of the ISN does not match).
+	ErrHandshakeRejected = errors.New("udt: handshake response rejected")
+)
+
+// timeoutError is an error whose Timeout method reports true.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+
+// Dialer dials UDT connections with a Config. The zero value is usable.
+type Dialer struct {
+	// Config holds the connection's options.
+	Config Config
+	// LocalAddr, if set, is the local UDP address to dial from. Dials from
+	// the same local address share one UDP socket (and can share it with
+	// a Listener on that address).
+	LocalAddr *net.UDPAddr
+}
+
+// Dial connects to the UDT listener at address on the named network
+// ("udp", "udp4" or "udp6").
+func Dial(network, address string) (net.Conn, error) {
+	var d Dialer
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext is like Dial with a context that bounds the handshake.
+func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var d Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+// Dial connects like the package-level Dial, with d's options.
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects like Dial; ctx cancels the handshake.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.DialUDT(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Listen announces a UDT listener on the local UDP address.
+func Listen(network, address string) (net.Listener, error) {
+	var lc ListenConfig
+	l, err := lc.ListenUDT(context.Background(), network, address)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ListenConfig holds the options of a Listener. The zero value is usable.
+type ListenConfig struct {
+	// Config holds the options of the listener and the connections it accepts.
+	Config Config
+}
+
+// Listen announces a listener like the package-level Listen.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	l, err := lc.ListenUDT(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func resolveUDP(ctx context.Context, network, address string) (*net.UDPAddr, error) {
+	switch network {
+	case "udp", "udp4", "udp6":
+	default:
+		return nil, net.UnknownNetworkError(network)
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if host == "" {
+		return net.ResolveUDPAddr(network, address)
+	}
+	var r net.Resolver
+	addrs, err := r.LookupNetIP(ctx, ipNet(network), host)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.LookupPort(ctx, "udp", port)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if network == "udp4" && !a.Is4() || network == "udp6" && a.Is4() {
+			continue
+		}
+		return &net.UDPAddr{IP: a.AsSlice(), Port: p, Zone: a.Zone()}, nil
+	}
+	return nil, &net.AddrError{Err: "no suitable address", Addr: host}
+}
+
+func ipNet(network string) string {
+	switch network {
+	case "udp4":
+		return "ip4"
+	case "udp6":
+		return "ip6"
+	}
+	return "ip"
+}
