@@ -58,6 +58,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 )
 
@@ -114,6 +115,11 @@ type Config struct {
 	// Backlog is the number of handshaken connections a Listener queues
 	// for Accept; requests beyond it are refused. If zero, 1024.
 	Backlog int
+
+	// PeerIdleTimeout is how long the peer may stay silent before the
+	// connection is declared lost ([ErrConnLost]). If zero, the C++
+	// library's rule: the 17th consecutive EXP expiry, about 46 s.
+	PeerIdleTimeout time.Duration
 
 	// MaxBandwidth caps the sending rate in bytes per second (UDT_MAXBW).
 	// If zero or negative, no cap.
@@ -176,6 +182,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ConnectTimeout < 0 {
 		return c, fmt.Errorf("udt: Config.ConnectTimeout %v is negative", c.ConnectTimeout)
 	}
+	if c.PeerIdleTimeout < 0 {
+		return c, fmt.Errorf("udt: Config.PeerIdleTimeout %v is negative", c.PeerIdleTimeout)
+	}
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog
 	}
@@ -201,6 +210,19 @@ var (
 	// (the server's echo of the ISN does not match).
 	ErrHandshakeRejected = errors.New("udt: handshake response rejected")
 )
+
+var (
+	errListenerExists = errors.New("udt: a listener already uses this address")
+	errDeadline       = &deadlineError{}
+)
+
+// deadlineError is os.ErrDeadlineExceeded for Accept.
+type deadlineError struct{}
+
+func (*deadlineError) Error() string     { return os.ErrDeadlineExceeded.Error() }
+func (*deadlineError) Timeout() bool     { return true }
+func (*deadlineError) Temporary() bool   { return true }
+func (*deadlineError) Is(err error) bool { return err == os.ErrDeadlineExceeded }
 
 // timeoutError is an error whose Timeout method reports true.
 type timeoutError struct{ msg string }

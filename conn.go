@@ -1,0 +1,619 @@
+package udt
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/udt-go/udt/internal/cc"
+	"github.com/udt-go/udt/internal/lossl"
+	"github.com/udt-go/udt/internal/pktbuf"
+	"github.com/udt-go/udt/internal/seq"
+	"github.com/udt-go/udt/internal/window"
+)
+
+// connState is where a connection is in its life.
+type connState uint8
+
+const (
+	stateConnecting connState = iota
+	stateConnected
+	stateClosed
+)
+
+// Conn is a UDT connection. It implements [net.Conn]; all its methods are
+// safe for concurrent use.
+//
+// Protocol state is guarded by mu and touched by the multiplexer's receive
+// worker (arriving packets), its send worker (packing data), the
+// connection's timer (ACK, NAK and EXP) and the application's calls.
+// None of them holds mu across a socket write.
+type Conn struct {
+	m      *multiplexer
+	cfg    Config
+	id     uint32         // our socket ID
+	peer   netip.AddrPort // immutable once registered
+	laddr  *net.UDPAddr
+	raddr  *net.UDPAddr
+	start  time.Time
+	ln     *Listener // accepting listener, nil for a dialed conn
+	lnKey  hsKey     // the listener's key for duplicate handshakes
+	isDial bool
+
+	// Send-queue position, guarded by m.sndq.mu.
+	sqIndex int
+	sqAt    time.Time
+
+	readReady  chan struct{} // data, EOF or error for Read; capacity 1
+	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
+	closed     chan struct{} // closed by Close
+	connected  chan struct{} // closed when the handshake completes or fails (dials)
+	rdl, wdl   deadline
+
+	mu    sync.Mutex
+	state connState // guarded by mu
+	err   error     // guarded by mu: why the connection failed (broken, refused)
+
+	// Negotiated in the handshake; guarded by mu, fixed once connected.
+	peerID  uint32
+	mss     int
+	payload int
+	hs      handshake // our last handshake: request (dial) or response (accept)
+	hsPeer  handshake // the peer's handshake we completed with
+
+	// Sender, guarded by mu.
+	sndBuf     *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
+	sndLastAck seq.Num              // oldest unacknowledged
+	sndDataAck seq.Num              // last full/short ACK processed
+	sndCurrSeq seq.Num              // highest sent
+	sndLoss    *lossl.List
+	flowWindow int
+	cc         cc.Controller
+	period     time.Duration
+	sndTarget  time.Time // pacing: when the packet being sent was due
+	scheduled  bool      // in the send queue, or being served by it
+	msgNo      seq.Msg
+	rtt        window.RTT
+	rate       int // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth  int // EWMA of the peer's reported link capacity, packets/s
+	nakScratch []lossl.Range
+	scratch    [64]byte // control bodies being built
+	nakBody    []byte   // periodic NAK body
+
+	// Receiver, guarded by mu.
+	rcvBuf        *pktbuf.Ring[*[]byte] // offset 0 holds rcvReadSeq
+	rcvReadSeq    seq.Num               // next to deliver
+	rcvReadOff    int                   // bytes of rcvReadSeq already delivered
+	rcvLastSeq    seq.Num               // highest received
+	rcvLoss       *lossl.List
+	rcvLastAck    seq.Num // ACK number of the last full/short ACK sent
+	rcvLastAckAt  time.Time
+	rcvLastFullAt time.Time
+	rcvLastAck2   seq.Num // highest ACK number confirmed by ACK2
+	rcvAdvertised int     // available buffer in the last ACK
+	ackNo         seq.Ack
+	ackHist       window.ACKHistory
+	arrivals      *window.Arrivals
+	pktsSinceAck  int
+	lightAcks     int
+	nextACK       time.Time
+	nextNAK       time.Time
+
+	// Liveness, guarded by mu.
+	expCount   int
+	lastHeard  time.Time // last packet from the peer or EXP expiry
+	lastPacket time.Time // last packet from the peer
+	peerClosed bool      // SHUTDOWN received
+	closing    bool      // Close called
+	timer      *time.Timer
+	timerAt    time.Time
+
+	stats connStats // guarded by mu
+}
+
+// sndPkt is one packet's payload in the send buffer.
+type sndPkt struct {
+	buf     *[]byte
+	msg     seq.Msg
+	pos     msgPos
+	inOrder bool
+}
+
+// newConn makes a connection on m to peer; the caller registers it.
+func newConn(m *multiplexer, cfg Config, peer netip.AddrPort) *Conn {
+	now := time.Now()
+	c := &Conn{
+		m:          m,
+		cfg:        cfg,
+		id:         m.newSocketID(),
+		peer:       peer,
+		laddr:      net.UDPAddrFromAddrPort(m.laddr),
+		raddr:      net.UDPAddrFromAddrPort(peer),
+		start:      now,
+		sqIndex:    -1,
+		readReady:  make(chan struct{}, 1),
+		writeReady: make(chan struct{}, 1),
+		closed:     make(chan struct{}),
+		connected:  make(chan struct{}),
+		rtt:        window.NewRTT(),
+		rate:       16,
+		bandwidth:  1,
+		lastHeard:  now,
+		lastPacket: now,
+	}
+	c.rdl.init()
+	c.wdl.init()
+	return c
+}
+
+// establishLocked sets up the data path once the handshake has settled the
+// peer's socket ID, the MSS, the peer's window and both ISNs.
+func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int, sndISN, rcvISN seq.Num) {
+	c.state = stateConnected
+	c.peerID = peerID
+	c.mss = mss
+	c.payload = payloadSize(mss)
+	c.flowWindow = peerWindow
+	c.sndBuf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
+	c.sndLastAck = sndISN
+	c.sndDataAck = sndISN
+	c.sndCurrSeq = sndISN.Dec()
+	c.sndLoss = lossl.New(c.flowWindowCap())
+	c.rcvBuf = pktbuf.New[*[]byte](c.cfg.ReceiveBuffer)
+	c.rcvReadSeq = rcvISN
+	c.rcvLastSeq = rcvISN.Dec()
+	c.rcvLastAck = rcvISN
+	c.rcvLastAck2 = rcvISN
+	c.rcvLoss = lossl.New(c.cfg.FlowWindow)
+	c.rcvAdvertised = c.cfg.ReceiveBuffer
+	c.arrivals = window.NewArrivals()
+	c.msgNo = 1
+	c.cc = cc.NewDAIMD(uint64(c.id))
+	c.cc.Init(now, c.ccInputs())
+	c.period = c.ccPeriod()
+	c.sndTarget = now
+	c.lastHeard = now
+	c.lastPacket = now
+	c.expCount = 1
+	c.stats.start = now
+	c.armTimerLocked(now)
+}
+
+// flowWindowCap bounds the sender's loss list: twice the largest window.
+func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWindow, 32) }
+
+func (c *Conn) ccInputs() cc.Inputs {
+	return cc.Inputs{
+		MSS:        c.mss,
+		MaxWindow:  c.flowWindow,
+		SndCurrSeq: c.sndCurrSeq,
+		RTT:        c.rtt.RTT,
+		RecvRate:   c.rate,
+		Bandwidth:  c.bandwidth,
+	}
+}
+
+func (c *Conn) ccPeriod() time.Duration {
+	return cc.FloorPeriod(c.cc.PacketPeriod(), c.mss, c.cfg.MaxBandwidth)
+}
+
+// Read reads stream data. It returns io.EOF once the peer has shut the
+// connection down and all it sent has been read.
+func (c *Conn) Read(b []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return 0, c.opError("read", net.ErrClosed)
+		}
+		n := c.readLocked(b)
+		if n > 0 || len(b) == 0 {
+			ob := c.windowUpdateLocked()
+			c.mu.Unlock()
+			c.flush(ob)
+			if n > 0 {
+				c.signalRead() // for other readers, if data is left
+			}
+			return n, nil
+		}
+		switch {
+		case c.peerClosed:
+			c.mu.Unlock()
+			return 0, io.EOF
+		case c.err != nil:
+			err := c.err
+			c.mu.Unlock()
+			return 0, c.opError("read", err)
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.readReady:
+		case <-c.rdl.wait():
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		case <-c.closed:
+		}
+	}
+}
+
+// readLocked copies readable bytes into b.
+func (c *Conn) readLocked(b []byte) int {
+	if c.state != stateConnected && c.rcvBuf == nil {
+		return 0
+	}
+	contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+	n := 0
+	for n < len(b) && contig > 0 {
+		slot := c.rcvBuf.At(0)
+		if slot == nil {
+			break
+		}
+		k := copy(b[n:], (*slot)[c.rcvReadOff:])
+		n += k
+		c.rcvReadOff += k
+		if c.rcvReadOff == len(*slot) {
+			c.rcvBuf.PopFront()
+			pktbuf.PoolFor(c.payload).Put(slot)
+			c.rcvReadSeq = c.rcvReadSeq.Inc()
+			c.rcvReadOff = 0
+			contig--
+		}
+	}
+	if c.rcvBuf.Len() == 0 {
+		c.rcvBuf.Release()
+	}
+	return n
+}
+
+// readableLocked reports whether Read would return data now.
+func (c *Conn) readableLocked() bool {
+	return c.rcvBuf != nil && c.rcvReadSeq != c.rcvContig()
+}
+
+// Write writes stream data. It blocks while the send buffer is full and
+// returns once all of b is in the send buffer.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.state == stateConnected && c.sndBuf != nil {
+		// Nothing queued: the send path was idle, so the EXP clock restarts.
+		if c.sndBuf.Len() == 0 {
+			c.lastHeard = time.Now()
+		}
+	}
+	c.mu.Unlock()
+	total := len(b)
+	if total == 0 {
+		if err := c.writeErr(); err != nil {
+			return 0, err
+		}
+		return 0, nil
+	}
+	for len(b) > 0 {
+		c.mu.Lock()
+		if err := c.writeErrLocked(); err != nil {
+			c.mu.Unlock()
+			return total - len(b), err
+		}
+		if c.sndBuf.Full() {
+			c.mu.Unlock()
+			select {
+			case <-c.writeReady:
+			case <-c.wdl.wait():
+				return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
+			case <-c.closed:
+			}
+			continue
+		}
+		pool := pktbuf.PoolFor(c.payload)
+		for len(b) > 0 && !c.sndBuf.Full() {
+			buf := pool.Get()
+			k := copy(*buf, b)
+			*buf = (*buf)[:k]
+			b = b[k:]
+			c.sndBuf.Push(sndPkt{buf: buf, msg: c.msgNo, pos: c.msgPos(total, len(b), k)})
+		}
+		if len(b) == 0 {
+			c.msgNo = c.msgNo.Next()
+		}
+		c.kickLocked(time.Now())
+		c.mu.Unlock()
+	}
+	return total, nil
+}
+
+// msgPos returns the FF bits of the packet that took k bytes, leaving
+// left bytes of a write of total bytes.
+func (c *Conn) msgPos(total, left, k int) msgPos {
+	first := left+k == total
+	last := left == 0
+	switch {
+	case first && last:
+		return posSolo
+	case first:
+		return posFirst
+	case last:
+		return posLast
+	}
+	return posMiddle
+}
+
+func (c *Conn) writeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writeErrLocked()
+}
+
+func (c *Conn) writeErrLocked() error {
+	switch {
+	case c.closing:
+		return c.opError("write", net.ErrClosed)
+	case c.peerClosed:
+		return c.opError("write", ErrPeerClosed)
+	case c.err != nil:
+		return c.opError("write", c.err)
+	case c.state != stateConnected:
+		return c.opError("write", net.ErrClosed)
+	}
+	return nil
+}
+
+// Close flushes what was written, waiting up to Config.Linger for the peer
+// to acknowledge it, then shuts the connection down. Blocked Read and Write
+// calls return an error wrapping [net.ErrClosed].
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return c.opError("close", net.ErrClosed)
+	}
+	c.closing = true
+	c.mu.Unlock()
+	c.signalRead()
+
+	// Linger: wait for the send buffer to drain.
+	if c.cfg.Linger > 0 {
+		lingerEnd := time.NewTimer(c.cfg.Linger)
+		defer lingerEnd.Stop()
+	wait:
+		for {
+			c.mu.Lock()
+			done := c.state != stateConnected || c.peerClosed || c.err != nil || c.sndBuf.Len() == 0
+			c.mu.Unlock()
+			if done {
+				break
+			}
+			select {
+			case <-c.writeReady:
+			case <-lingerEnd.C:
+				break wait
+			}
+		}
+	}
+
+	c.mu.Lock()
+	var ob outbox
+	if c.state == stateConnected && !c.peerClosed && c.err == nil {
+		// Shutdown is never retransmitted; a second copy guards against a
+		// single loss (the peer ignores the repeat).
+		for range 2 {
+			ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+		}
+	}
+	wasConnecting := c.state == stateConnecting
+	c.state = stateClosed
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.releaseBuffersLocked()
+	c.mu.Unlock()
+	c.flush(&ob)
+	close(c.closed)
+	if !wasConnecting {
+		c.unregister()
+	}
+	return nil
+}
+
+// unregister takes c out of the multiplexer and drops its reference.
+func (c *Conn) unregister() {
+	c.m.sndq.remove(c)
+	m, id, ln, key := c.m, c.id, c.ln, c.lnKey
+	m.apply(func() {
+		if m.socks[id] == c {
+			delete(m.socks, id)
+		}
+		if m.connectors[id] == c {
+			delete(m.connectors, id)
+		}
+		if ln != nil && ln.known[key] == c {
+			delete(ln.known, key)
+		}
+	})
+	m.freeSocketID(id)
+	m.release()
+}
+
+func (c *Conn) releaseBuffersLocked() {
+	if c.sndBuf != nil {
+		pool := pktbuf.PoolFor(c.payload)
+		for c.sndBuf.Len() > 0 {
+			pool.Put(c.sndBuf.PopFront().buf)
+		}
+	}
+	if c.rcvBuf != nil {
+		pool := pktbuf.PoolFor(c.payload)
+		for c.rcvBuf.Len() > 0 {
+			if b := c.rcvBuf.PopFront(); b != nil {
+				pool.Put(b)
+			}
+		}
+	}
+}
+
+// LocalAddr returns the local UDP address.
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr returns the peer's UDP address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.closedErr("set deadline"); err != nil {
+		return err
+	}
+	c.rdl.set(t)
+	c.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for Read calls, pending ones included.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if err := c.closedErr("set read deadline"); err != nil {
+		return err
+	}
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Write calls, pending ones included.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if err := c.closedErr("set write deadline"); err != nil {
+		return err
+	}
+	c.wdl.set(t)
+	return nil
+}
+
+func (c *Conn) closedErr(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return c.opError(op, net.ErrClosed)
+	}
+	return nil
+}
+
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "udt", Source: c.laddr, Addr: c.raddr, Err: err}
+}
+
+func (c *Conn) signalRead() {
+	select {
+	case c.readReady <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) signalWrite() {
+	select {
+	case c.writeReady <- struct{}{}:
+	default:
+	}
+}
+
+// failLocked marks the connection broken with err and wakes every waiter.
+func (c *Conn) failLocked(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.signalRead()
+	c.signalWrite()
+}
+
+// deadline is a settable point in time whose channel closes when it passes.
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel chan struct{} // closed when the deadline passes
+}
+
+func (d *deadline) init() { d.cancel = make(chan struct{}) }
+
+// set arms the deadline; the zero time disarms it.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired and closed cancel
+	}
+	d.timer = nil
+	closed := isClosed(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		ch := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// wait returns a channel closed once the deadline has passed.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// outbox collects control packets built under mu, to be written after it
+// is released.
+type outbox struct {
+	b    []byte
+	ends []int
+	arr  [4]int
+}
+
+// next returns the buffer to append the next datagram to.
+func (o *outbox) next() []byte {
+	if o.ends == nil {
+		o.ends = o.arr[:0]
+	}
+	return o.b
+}
+
+// add records that b (returned by next, appended to) ends a datagram.
+func (o *outbox) add(b []byte) {
+	o.b = b
+	o.ends = append(o.ends, len(b))
+}
+
+func (o *outbox) reset() {
+	o.b = o.b[:0]
+	o.ends = o.ends[:0]
+}
+
+// flush writes the collected datagrams to the peer.
+func (c *Conn) flush(o *outbox) {
+	if o == nil {
+		return
+	}
+	start := 0
+	for _, end := range o.ends {
+		c.m.writeTo(o.b[start:end], c.peer)
+		start = end
+	}
+	o.reset()
+}

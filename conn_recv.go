@@ -1,0 +1,348 @@
+package udt
+
+import (
+	"time"
+
+	"github.com/udt-go/udt/internal/lossl"
+	"github.com/udt-go/udt/internal/pktbuf"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+const (
+	synInterval    = 10 * time.Millisecond
+	lightACKEvery  = 64
+	minEXPInterval = 300 * time.Millisecond
+	minNAKInterval = 20 * time.Millisecond
+)
+
+// handlePacket processes one datagram from the peer of an established
+// connection; receive worker only.
+func (c *Conn) handlePacket(p *packet) {
+	ob := &c.m.rcvOut
+	c.mu.Lock()
+	if c.state != stateConnected {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
+	if !p.control {
+		c.onData(p, now, ob)
+	} else {
+		c.stats.ctrlRecv++
+		switch p.typ {
+		case ctrlACK:
+			c.onACK(p, now, ob)
+		case ctrlNAK:
+			c.onNAK(p, now)
+		case ctrlACK2:
+			c.onACK2(p, now)
+		case ctrlShutdown:
+			c.onShutdown()
+		case ctrlHandshake:
+			c.onHandshakeWhileConnected(p, ob)
+		case ctrlDropReq:
+			c.onDropRequest(p)
+		case ctrlKeepAlive, ctrlCongestion, ctrlError, ctrlUser:
+			// Keep-alive only resets the EXP state (done above). The
+			// congestion warning's effect is void in 4.11 too; error
+			// signals and user-defined packets have no stream meaning.
+		default:
+			c.stats.dropped++
+		}
+	}
+	c.armTimerLocked(now)
+	c.mu.Unlock()
+	c.flush(ob)
+}
+
+// countForeign counts a packet for this socket from the wrong address.
+func (c *Conn) countForeign() {
+	c.mu.Lock()
+	c.stats.dropped++
+	c.mu.Unlock()
+}
+
+// rcvContig is the first sequence number not yet received: the ACK number.
+func (c *Conn) rcvContig() seq.Num {
+	if f, ok := c.rcvLoss.First(); ok {
+		return f
+	}
+	return c.rcvLastSeq.Inc()
+}
+
+// onData stores a data packet in the receive window.
+func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
+	s := p.seq
+	c.arrivals.OnData(now, s)
+	c.stats.pktRecv++
+	off := seq.Off(c.rcvReadSeq, s)
+	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.payload || len(p.body) == 0 {
+		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
+		return
+	}
+	if c.rcvBuf.At(off) != nil {
+		c.stats.pktRecvDropped++
+		return
+	}
+	if seq.Cmp(s, c.rcvLastSeq) <= 0 && !c.rcvLoss.Contains(s) {
+		c.stats.pktRecvDropped++ // already delivered
+		return
+	}
+	buf := pktbuf.PoolFor(c.payload).Get()
+	*buf = (*buf)[:copy(*buf, p.body)]
+	c.rcvBuf.Set(off, buf)
+	c.stats.bytesRecv += uint64(len(p.body))
+
+	wasReadable := c.readableLocked()
+	if seq.Cmp(s, c.rcvLastSeq) > 0 {
+		if next := c.rcvLastSeq.Inc(); next != s {
+			// A gap: report it at once.
+			gap := lossl.Range{First: next, Last: s.Dec()}
+			c.stats.pktRcvLoss += uint64(c.rcvLoss.Insert(gap.First, gap.Last))
+			ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
+			c.stats.nakSent++
+			c.nextNAK = now.Add(c.nakInterval())
+		}
+		c.rcvLastSeq = s
+	} else {
+		c.rcvLoss.Remove(s)
+	}
+	if !wasReadable && c.readableLocked() {
+		c.signalRead()
+	}
+
+	if len(p.body) < c.payload {
+		// A short packet ends a message: acknowledge at once.
+		c.sendACKLocked(now, ob)
+		return
+	}
+	c.pktsSinceAck++
+	if c.pktsSinceAck >= lightACKEvery*(c.lightAcks+1) {
+		ack := c.rcvContig()
+		if ack != c.rcvLastAck2 {
+			light := ackBody{ack: ack, words: 1}
+			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
+			c.stats.ackSent++
+		}
+		c.lightAcks++
+	}
+}
+
+// availLocked is the receive-buffer space beyond the ACK point, in packets,
+// as announced in ACKs: never below 2, so a stalled sender can probe.
+func (c *Conn) availLocked() int {
+	used := seq.Off(c.rcvReadSeq, c.rcvContig())
+	return max(c.rcvBuf.Limit()-used-1, 2)
+}
+
+// sendACKLocked sends a full or short ACK if the ACK point moved, or
+// repeats it after RTT+4·RTTVar (§7.1).
+func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
+	c.pktsSinceAck, c.lightAcks = 0, 0
+	c.nextACK = now.Add(synInterval)
+	ack := c.rcvContig()
+	if ack == c.rcvLastAck2 && seq.Cmp(ack, c.rcvLastAck) <= 0 {
+		return // everything confirmed already
+	}
+	if seq.Cmp(ack, c.rcvLastAck) < 0 ||
+		ack == c.rcvLastAck && now.Sub(c.rcvLastAckAt) < c.rtt.RTT+4*c.rtt.Var {
+		return
+	}
+	c.sendACKNowLocked(now, ack, ob)
+}
+
+func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
+	c.ackNo = c.ackNo.Next()
+	a := ackBody{
+		ack:    ack,
+		rtt:    uint32(c.rtt.RTT.Microseconds()),
+		rttVar: uint32(c.rtt.Var.Microseconds()),
+		avail:  uint32(c.availLocked()),
+		words:  4,
+	}
+	if now.Sub(c.rcvLastFullAt) >= synInterval {
+		a.rate = uint32(c.arrivals.ReceiveRate())
+		a.bandwidth = uint32(c.arrivals.Bandwidth())
+		a.words = 6
+		c.rcvLastFullAt = now
+	}
+	ob.add(appendControl(ob.next(), ctrlACK, uint32(c.ackNo), c.peerID, a.append(c.scratch[:0])))
+	c.ackHist.Store(c.ackNo, ack, now)
+	c.rcvLastAck, c.rcvLastAckAt = ack, now
+	c.rcvAdvertised = int(a.avail)
+	c.stats.ackSent++
+}
+
+// windowUpdateLocked announces reopened receive space after a Read, when
+// the last ACK left the sender nearly blocked.
+func (c *Conn) windowUpdateLocked() *outbox {
+	if c.state != stateConnected || c.rcvBuf == nil || c.rcvAdvertised > c.rcvBuf.Limit()/4 {
+		return nil
+	}
+	if c.availLocked() < c.rcvBuf.Limit()/2 {
+		return nil
+	}
+	ob := &outbox{}
+	c.sendACKNowLocked(time.Now(), c.rcvContig(), ob)
+	return ob
+}
+
+// onACK2 takes an RTT sample from the ACK it answers.
+func (c *Conn) onACK2(p *packet, now time.Time) {
+	ack, rtt, ok := c.ackHist.Acknowledge(seq.Ack(p.info&uint32(seq.Max)), now)
+	if !ok {
+		c.stats.dropped++
+		return
+	}
+	c.rtt.Update(rtt)
+	if seq.Cmp(ack, c.rcvLastAck2) > 0 {
+		c.rcvLastAck2 = ack
+	}
+}
+
+// onShutdown ends the connection at the peer's request: what was received
+// stays readable, then Read returns io.EOF.
+func (c *Conn) onShutdown() {
+	c.peerClosed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.signalRead()
+	c.signalWrite()
+}
+
+// onDropRequest skips a message the sender gave up on (TTL expiry).
+func (c *Conn) onDropRequest(p *packet) {
+	d, err := parseDrop(p.body)
+	if err != nil || seq.Cmp(d.first, d.last) > 0 || seq.Cmp(d.last, c.rcvLastSeq.Add(c.rcvBuf.Limit())) > 0 {
+		c.stats.dropped++
+		return
+	}
+	// Stream connections never send one; the range is recorded as
+	// received so the window moves past it. (Message mode will mark the
+	// buffered packets of the message instead.)
+	c.rcvLoss.RemoveRange(d.first, d.last)
+}
+
+// onHandshakeWhileConnected re-answers a repeated conclusion request of the
+// peer whose response was lost; the listener routes those (destination 0),
+// so here only a stray handshake to our ID arrives: answer with the
+// response we sent.
+func (c *Conn) onHandshakeWhileConnected(p *packet, ob *outbox) {
+	if c.isDial {
+		return
+	}
+	ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs))
+}
+
+// nakInterval is the period of the loss-list re-report.
+func (c *Conn) nakInterval() time.Duration {
+	d := c.rtt.RTT + 4*c.rtt.Var
+	if rate := c.arrivals.ReceiveRate(); rate > 0 {
+		d += time.Duration(c.rcvLoss.Len()) * time.Second / time.Duration(rate)
+	}
+	return max(d, minNAKInterval)
+}
+
+// expInterval is the EXP timeout after n expiries (§11.4).
+func (c *Conn) expInterval() time.Duration {
+	n := time.Duration(c.expCount)
+	return max(n*(c.rtt.RTT+4*c.rtt.Var)+synInterval, n*minEXPInterval)
+}
+
+// onTimer runs the ACK, NAK and EXP timers.
+func (c *Conn) onTimer() {
+	var ob outbox
+	c.mu.Lock()
+	if c.state != stateConnected || c.err != nil || c.peerClosed {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	c.timerAt = time.Time{}
+	if !now.Before(c.nextACK) {
+		c.sendACKLocked(now, &ob)
+	}
+	if c.rcvLoss.Len() > 0 && !now.Before(c.nextNAK) {
+		c.nakBody, _ = lossl.AppendNAKLimit(c.nakBody[:0], c.rcvLoss.Ranges(), c.payload)
+		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.nakBody))
+		c.stats.nakSent++
+		c.nextNAK = now.Add(c.nakInterval())
+	}
+	if now.Sub(c.lastHeard) >= c.expInterval() {
+		c.onExpiryLocked(now, &ob)
+	}
+	if c.err == nil {
+		c.armTimerLocked(now)
+	}
+	c.mu.Unlock()
+	c.flush(&ob)
+}
+
+// onExpiryLocked handles an EXP expiry: retransmit what is unacknowledged,
+// send a keep-alive when idle, or declare the peer lost.
+func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
+	if c.peerLostLocked(now) {
+		c.failLocked(ErrConnLost)
+		return
+	}
+	c.stats.expiries++
+	unacked := seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0
+	switch {
+	case unacked:
+		if c.sndLoss.Len() == 0 {
+			c.stats.pktSndLoss += uint64(c.sndLoss.Insert(c.sndLastAck, c.sndCurrSeq))
+		}
+		c.cc.OnTimeout(now, c.ccInputs())
+		c.period = c.ccPeriod()
+		c.kickLocked(now)
+	case c.sndBuf.Len() > 0:
+		c.kickLocked(now)
+	default:
+		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, c.peerID, nil))
+	}
+	c.expCount++
+	c.lastHeard = now
+}
+
+// peerLostLocked reports whether the peer has been silent past the bound:
+// Config.PeerIdleTimeout if set, else the C++ library's 17th consecutive
+// EXP expiry more than 5 s after the previous one.
+func (c *Conn) peerLostLocked(now time.Time) bool {
+	if c.cfg.PeerIdleTimeout > 0 {
+		return now.Sub(c.lastPacket) >= c.cfg.PeerIdleTimeout
+	}
+	return c.expCount > 16 && now.Sub(c.lastHeard) > 5*time.Second
+}
+
+// armTimerLocked sets the connection's one timer to its earliest deadline.
+func (c *Conn) armTimerLocked(now time.Time) {
+	at := c.lastHeard.Add(c.expInterval())
+	if c.cfg.PeerIdleTimeout > 0 {
+		at = minTime(at, c.lastPacket.Add(c.cfg.PeerIdleTimeout))
+	}
+	if c.rcvContig() != c.rcvLastAck2 {
+		at = minTime(at, c.nextACK)
+	}
+	if c.rcvLoss.Len() > 0 {
+		at = minTime(at, c.nextNAK)
+	}
+	if !c.timerAt.IsZero() && !at.Before(c.timerAt) {
+		return // the armed timer fires first and re-arms
+	}
+	c.timerAt = at
+	d := max(at.Sub(now), 0)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.onTimer)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,200 @@
+package udt
+
+import (
+	"time"
+
+	"github.com/udt-go/udt/internal/lossl"
+	"github.com/udt-go/udt/internal/pktbuf"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// maxPacingLag bounds how far behind its schedule a connection may fall and
+// still catch up in a burst: beyond it, the missed time is forgotten.
+const maxPacingLag = 2 * time.Millisecond
+
+// kickLocked puts the connection in the send queue if it is not there.
+func (c *Conn) kickLocked(now time.Time) {
+	if c.scheduled || c.state != stateConnected || c.err != nil || c.peerClosed {
+		return
+	}
+	c.scheduled = true
+	if c.sndTarget.Before(now) {
+		c.sndTarget = now
+	}
+	c.m.sndq.schedule(c, c.sndTarget)
+}
+
+// packData appends the next data packet due (a retransmission first, else a
+// new packet the windows allow) to b. It returns when the connection wants
+// to send again, and false when it has nothing to send.
+func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateConnected || c.err != nil || c.peerClosed {
+		c.scheduled = false
+		return b, time.Time{}, false
+	}
+	var (
+		s       seq.Num
+		pk      sndPkt
+		found   bool
+		retrans bool
+	)
+	for {
+		first, ok := c.sndLoss.PopFirst()
+		if !ok {
+			break
+		}
+		off := seq.Off(c.sndLastAck, first)
+		if off < 0 || off >= c.sndBuf.Len() || seq.Cmp(first, c.sndCurrSeq) > 0 {
+			continue // acknowledged meanwhile, or never sent
+		}
+		s, pk, found, retrans = first, c.sndBuf.At(off), true, true
+		break
+	}
+	if !found {
+		inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
+		window := min(c.flowWindow, c.cc.Window())
+		if inflight >= window || inflight >= c.sndBuf.Len() {
+			c.scheduled = false
+			return b, time.Time{}, false
+		}
+		s = c.sndCurrSeq.Inc()
+		pk = c.sndBuf.At(inflight)
+		c.sndCurrSeq = s
+	}
+	p := packet{
+		seq:     s,
+		pos:     pk.pos,
+		inOrder: pk.inOrder,
+		msg:     pk.msg,
+		ts:      uint32(now.Sub(c.start).Microseconds()),
+		dst:     c.peerID,
+	}
+	b = append(p.appendHeader(b), *pk.buf...)
+	c.stats.pktSent++
+	c.stats.bytesSent += uint64(len(*pk.buf))
+	if retrans {
+		c.stats.pktRetrans++
+		c.stats.bytesRetrans += uint64(len(*pk.buf))
+	}
+
+	// Pacing: the next packet is due one period after this one was; a
+	// connection running late catches up in a burst of bounded length.
+	if !retrans && s%16 == 0 {
+		// Probe pair: the next packet follows at once.
+		return b, c.sndTarget, true
+	}
+	c.sndTarget = c.sndTarget.Add(c.period)
+	if floor := now.Add(-maxPacingLag); c.sndTarget.Before(floor) {
+		c.sndTarget = floor
+	}
+	return b, c.sndTarget, true
+}
+
+// onACK handles an ACK from the peer (§7.1 of the protocol notes).
+func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
+	a, err := parseACK(p.body)
+	if err != nil {
+		c.stats.dropped++
+		return
+	}
+	c.stats.ackRecv++
+	if seq.Cmp(a.ack, c.sndCurrSeq.Inc()) > 0 {
+		// Acknowledges what was never sent: a spoofed or broken peer.
+		// The C++ library breaks the connection; we drop the packet.
+		c.stats.dropped++
+		return
+	}
+	if a.words == 1 {
+		// Light ACK: moves the window only.
+		if seq.Cmp(a.ack, c.sndLastAck) > 0 {
+			c.flowWindow -= seq.Off(c.sndLastAck, a.ack)
+			c.releaseAckedLocked(a.ack)
+			c.kickLocked(now)
+		}
+		return
+	}
+	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
+	if seq.Cmp(a.ack, c.sndLastAck) >= 0 && a.words >= 4 {
+		c.flowWindow = int(min(a.avail, 1<<30))
+	}
+	if seq.Cmp(a.ack, c.sndLastAck) > 0 {
+		c.releaseAckedLocked(a.ack)
+	}
+	if seq.Cmp(a.ack, c.sndDataAck) <= 0 {
+		c.kickLocked(now)
+		return
+	}
+	c.sndDataAck = a.ack
+	if a.words >= 4 && a.rtt > 0 {
+		c.rtt.Update(time.Duration(a.rtt) * time.Microsecond)
+	}
+	if a.words >= 6 {
+		if a.rate > 0 {
+			c.rate = (7*c.rate + int(min(a.rate, 1<<28))) >> 3
+		}
+		if a.bandwidth > 0 {
+			c.bandwidth = (7*c.bandwidth + int(min(a.bandwidth, 1<<28))) >> 3
+		}
+	}
+	c.cc.OnACK(now, a.ack, c.ccInputs())
+	c.period = c.ccPeriod()
+	c.kickLocked(now)
+}
+
+// releaseAckedLocked frees the send buffer up to ack (exclusive).
+func (c *Conn) releaseAckedLocked(ack seq.Num) {
+	n := min(seq.Off(c.sndLastAck, ack), c.sndBuf.Len())
+	pool := pktbuf.PoolFor(c.payload)
+	for range n {
+		pool.Put(c.sndBuf.PopFront().buf)
+	}
+	c.sndLastAck = ack
+	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
+		c.sndCurrSeq = ack.Dec()
+	}
+	c.sndLoss.RemoveBefore(ack)
+	if n > 0 {
+		c.signalWrite()
+	}
+	if c.sndBuf.Len() == 0 {
+		c.sndBuf.Release()
+	}
+}
+
+// onNAK handles a loss report: the listed packets go first in line.
+func (c *Conn) onNAK(p *packet, now time.Time) {
+	c.nakScratch = c.nakScratch[:0]
+	valid := true
+	err := lossl.ParseNAK(p.body, func(r lossl.Range) bool {
+		if seq.Cmp(r.Last, c.sndCurrSeq) > 0 {
+			valid = false // reports a loss of what was never sent
+			return false
+		}
+		if seq.Cmp(r.Last, c.sndLastAck) < 0 {
+			return true // already acknowledged
+		}
+		if seq.Cmp(r.First, c.sndLastAck) < 0 {
+			r.First = c.sndLastAck
+		}
+		if len(c.nakScratch) < 1024 {
+			c.nakScratch = append(c.nakScratch, r)
+		}
+		return true
+	})
+	if err != nil || !valid {
+		c.stats.dropped++
+		return
+	}
+	c.stats.nakRecv++
+	if len(c.nakScratch) == 0 {
+		return
+	}
+	c.cc.OnLoss(now, c.nakScratch[0].First, c.ccInputs())
+	c.period = c.ccPeriod()
+	for _, r := range c.nakScratch {
+		c.stats.pktSndLoss += uint64(c.sndLoss.Insert(r.First, r.Last))
+	}
+	c.kickLocked(now)
+}

@@ -1,0 +1,170 @@
+package udt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/udt-go/udt/internal/seq"
+)
+
+const (
+	// handshakeResend is the C++ library's request retransmission period.
+	handshakeResend = 250 * time.Millisecond
+	// conclusionRetries is how many unanswered type −1 requests a dial sends
+	// before it starts over with a fresh type 1 request (a C++ listener
+	// silently drops a cookie issued in the previous minute).
+	conclusionRetries = 4
+)
+
+// randomISN returns a random initial sequence number.
+func randomISN() seq.Num {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return seq.Num(binary.BigEndian.Uint32(b[:])) & seq.Max
+}
+
+// DialUDT connects like DialContext and returns the concrete *Conn.
+func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, error) {
+	cfg, err := d.Config.withDefaults()
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "udt", Err: err}
+	}
+	raddr, err := resolveUDP(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "udt", Err: err}
+	}
+	peer := raddr.AddrPort()
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	muxNet := network
+	if d.LocalAddr == nil {
+		if peer.Addr().Is4() {
+			muxNet = "udp4"
+		} else {
+			muxNet = "udp6"
+		}
+	}
+	m, err := acquireMux(muxNet, d.LocalAddr, &cfg)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "udt", Addr: raddr, Err: err}
+	}
+	c := newConn(m, cfg, peer)
+	c.isDial = true
+	c.hs = handshake{
+		version:  udtVersion,
+		sockType: sockStream,
+		isn:      uint32(randomISN()),
+		mss:      uint32(cfg.MSS),
+		window:   uint32(min(cfg.ReceiveBuffer, cfg.FlowWindow)),
+		reqType:  reqInduction,
+		socketID: c.id,
+	}
+	putPeerIP(&c.hs.peerIP, peer.Addr())
+	m.apply(func() { m.connectors[c.id] = c })
+
+	if err := c.handshake(ctx); err != nil {
+		c.mu.Lock()
+		c.state = stateClosed
+		c.closing = true
+		c.mu.Unlock()
+		close(c.closed)
+		c.unregister()
+		return nil, &net.OpError{Op: "dial", Net: "udt", Source: c.laddr, Addr: raddr, Err: err}
+	}
+	return c, nil
+}
+
+// handshake sends the caller's requests until the exchange completes, the
+// listener refuses, or the timeout or ctx ends it.
+func (c *Conn) handshake(ctx context.Context) error {
+	timeout := time.NewTimer(c.cfg.ConnectTimeout)
+	defer timeout.Stop()
+	resend := time.NewTicker(handshakeResend)
+	defer resend.Stop()
+	conclusions := 0
+	var buf []byte
+	for {
+		c.mu.Lock()
+		if c.hs.reqType == reqConclusion {
+			conclusions++
+			if conclusions > conclusionRetries {
+				c.hs.reqType, c.hs.cookie = reqInduction, 0
+				conclusions = 0
+			}
+		} else {
+			conclusions = 0
+		}
+		buf = appendHandshakePacket(buf[:0], 0, &c.hs)
+		c.mu.Unlock()
+		c.m.writeTo(buf, c.peer)
+		select {
+		case <-c.connected:
+			c.mu.Lock()
+			err := c.err
+			c.mu.Unlock()
+			return err
+		case <-resend.C:
+		case <-timeout.C:
+			return ErrHandshakeTimeout
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ErrHandshakeTimeout
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// handleConnecting processes a datagram for a dial in progress; receive
+// worker only. It reports whether the connection is now established.
+func (c *Conn) handleConnecting(p *packet) bool {
+	if !p.control || p.typ != ctrlHandshake {
+		return false
+	}
+	h, err := parseHandshake(p.body)
+	if err != nil {
+		return false
+	}
+	ob := &c.m.rcvOut
+	c.mu.Lock()
+	defer func() {
+		c.mu.Unlock()
+		c.flush(ob)
+	}()
+	if c.state != stateConnecting || isClosed(c.connected) {
+		return false
+	}
+	switch h.reqType {
+	case reqInduction:
+		// The cookie reply: our request echoed with the cookie set.
+		if h.socketID != c.id || c.hs.reqType != reqInduction {
+			return false
+		}
+		c.hs.reqType, c.hs.cookie = reqConclusion, h.cookie
+		ob.add(appendHandshakePacket(ob.next(), 0, &c.hs))
+		return false
+	case reqConclusion:
+		if h.isn != c.hs.isn {
+			c.err = ErrHandshakeRejected
+			close(c.connected)
+			return false
+		}
+		if h.socketID == 0 || h.socketID&0x80000000 != 0 || h.mss < minMSS || h.window == 0 {
+			return false
+		}
+		mss := min(int(h.mss), c.cfg.MSS)
+		c.hsPeer = h
+		isn := seq.Num(h.isn)
+		c.establishLocked(time.Now(), h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
+		close(c.connected)
+		return true
+	case reqRefused:
+		c.err = ErrConnRefused
+		close(c.connected)
+	}
+	return false
+}

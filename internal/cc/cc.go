@@ -1,0 +1,59 @@
+// Package cc holds UDT congestion controllers behind one interface,
+// [Controller]. The connection calls a controller on each event and reads back
+// the inter-packet period and the congestion window it paces by
+// (../shared/docs/udt4-protocol.md §11 and §13).
+//
+// Controllers are plain logic: no goroutines, no clock. Each method takes the
+// caller's now and what the connection measured, in [Inputs].
+package cc
+
+import (
+	"time"
+
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// Inputs is what the connection tells its controller on each event.
+type Inputs struct {
+	MSS        int           // bytes, IP and UDP headers included
+	MaxWindow  int           // flow window announced by the peer in the handshake, packets
+	SndCurrSeq seq.Num       // largest sequence number sent so far
+	RTT        time.Duration // sender's smoothed RTT
+	RecvRate   int           // sender's EWMA of ACK word 5, packets/s
+	Bandwidth  int           // sender's EWMA of ACK word 6, packets/s
+}
+
+// Controller is a congestion controller. Its methods are called by the
+// connection's loop goroutine only; implementations need not be safe for
+// concurrent use.
+type Controller interface {
+	// Init starts the controller when the connection is established.
+	Init(now time.Time, in Inputs)
+	// OnACK reports a full or short ACK whose number ack advanced the
+	// sender's acknowledged point.
+	OnACK(now time.Time, ack seq.Num, in Inputs)
+	// OnLoss reports a NAK, before its losses are applied; firstLost is the
+	// first sequence number it lists, range bit cleared.
+	OnLoss(now time.Time, firstLost seq.Num, in Inputs)
+	// OnTimeout reports an EXP expiry with data waiting to be acknowledged.
+	OnTimeout(now time.Time, in Inputs)
+	// PacketPeriod returns the interval between two packet sends.
+	PacketPeriod() time.Duration
+	// Window returns the congestion window in packets.
+	Window() int
+}
+
+// FloorPeriod applies the UDT_MAXBW cap: it returns p raised to at least
+// 10^6·mss/maxBW µs, the period at which mss-byte packets carry maxBW bytes/s.
+// A maxBW ≤ 0 means no cap. The connection applies it each time it copies
+// the period from its controller, as 4.11 does.
+func FloorPeriod(p time.Duration, mss int, maxBW int64) time.Duration {
+	if maxBW <= 0 {
+		return p
+	}
+	minP := float64(time.Second) * float64(mss) / float64(maxBW) // ns
+	if float64(p) < minP {
+		return time.Duration(minP)
+	}
+	return p
+}

@@ -1,0 +1,249 @@
+package udt
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// Listener is a UDT listener. It implements [net.Listener]; its methods are
+// safe for concurrent use. Closing it leaves accepted connections open.
+type Listener struct {
+	m       *multiplexer
+	cfg     Config
+	addr    *net.UDPAddr
+	cookies *cookieJar
+	known   map[hsKey]*Conn // receive worker only: connections by handshake
+
+	mu       sync.Mutex
+	closing  bool       // guarded by mu
+	accept   chan *Conn // handshaken, not yet accepted
+	closed   chan struct{}
+	deadline deadline
+	refused  uint64 // guarded by mu
+}
+
+// hsKey identifies a client's handshake: a repeated request with the same
+// key is answered from the connection it created.
+type hsKey struct {
+	addr netip.AddrPort
+	id   uint32
+	isn  uint32
+}
+
+// ListenUDT announces a listener like Listen and returns the concrete type.
+func (lc *ListenConfig) ListenUDT(ctx context.Context, network, address string) (*Listener, error) {
+	cfg, err := lc.Config.withDefaults()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "udt", Err: err}
+	}
+	laddr, err := resolveUDP(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "udt", Err: err}
+	}
+	m, err := acquireMux(network, laddr, &cfg)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: laddr, Err: err}
+	}
+	registry.mu.Lock()
+	taken := m.hasListener
+	m.hasListener = true
+	registry.mu.Unlock()
+	if taken {
+		m.release()
+		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: laddr, Err: errListenerExists}
+	}
+	l := &Listener{
+		m:       m,
+		cfg:     cfg,
+		addr:    net.UDPAddrFromAddrPort(m.laddr),
+		cookies: newCookieJar(time.Now()),
+		known:   make(map[hsKey]*Conn),
+		accept:  make(chan *Conn, cfg.Backlog),
+		closed:  make(chan struct{}),
+	}
+	l.deadline.init()
+	m.apply(func() { m.listener = l })
+	return l, nil
+}
+
+// Accept waits for the next connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptUDT()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptUDT waits for the next connection and returns the concrete type.
+func (l *Listener) AcceptUDT() (*Conn, error) {
+	select {
+	case <-l.closed:
+		return nil, l.opError(net.ErrClosed)
+	default:
+	}
+	select {
+	case c := <-l.accept:
+		return c, nil
+	case <-l.closed:
+		return nil, l.opError(net.ErrClosed)
+	case <-l.deadline.wait():
+		return nil, l.opError(errDeadline)
+	}
+}
+
+// SetDeadline sets the deadline of Accept calls, pending ones included.
+func (l *Listener) SetDeadline(t time.Time) error {
+	select {
+	case <-l.closed:
+		return l.opError(net.ErrClosed)
+	default:
+	}
+	l.deadline.set(t)
+	return nil
+}
+
+// Close stops listening. Connections not yet accepted are closed; accepted
+// ones stay open.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return l.opError(net.ErrClosed)
+	}
+	l.closing = true
+	close(l.closed)
+	var pending []*Conn
+	for len(l.accept) > 0 {
+		pending = append(pending, <-l.accept)
+	}
+	l.mu.Unlock()
+	m := l.m
+	m.apply(func() {
+		if m.listener == l {
+			m.listener = nil
+		}
+	})
+	registry.mu.Lock()
+	m.hasListener = false
+	registry.mu.Unlock()
+	for _, c := range pending {
+		_ = c.Close()
+	}
+	m.release()
+	return nil
+}
+
+// Addr returns the listener's UDP address.
+func (l *Listener) Addr() net.Addr { return l.addr }
+
+func (l *Listener) opError(err error) error {
+	return &net.OpError{Op: "accept", Net: "udt", Addr: l.addr, Err: err}
+}
+
+// handle answers a connection request (destination ID 0); receive worker only.
+func (l *Listener) handle(p *packet, from netip.AddrPort) {
+	if !p.control || p.typ != ctrlHandshake || len(p.body) != hsBodySize {
+		l.m.dropped.Add(1)
+		return
+	}
+	h, _ := parseHandshake(p.body)
+	now := time.Now()
+	ob := &l.m.rcvOut
+	defer func() {
+		for start, i := 0, 0; i < len(ob.ends); i++ {
+			l.m.writeTo(ob.b[start:ob.ends[i]], from)
+			start = ob.ends[i]
+		}
+		ob.reset()
+	}()
+	l.mu.Lock()
+	closing := l.closing
+	l.mu.Unlock()
+	if closing {
+		return
+	}
+	switch h.reqType {
+	case reqInduction:
+		// The cookie reply: the request echoed with the cookie filled in.
+		// Nothing is remembered.
+		reply := h
+		reply.cookie = l.cookies.issue(from, now)
+		ob.add(appendHandshakePacket(ob.next(), h.socketID, &reply))
+		return
+	case reqConclusion:
+	default:
+		l.m.dropped.Add(1)
+		return
+	}
+	if !l.cookies.check(from, h.cookie, now) {
+		l.m.dropped.Add(1)
+		return
+	}
+	if h.socketID == 0 || h.socketID&0x80000000 != 0 {
+		l.m.dropped.Add(1)
+		return
+	}
+	if h.version != udtVersion || h.sockType != sockStream {
+		l.refuse(ob, &h)
+		return
+	}
+	key := hsKey{from, h.socketID, h.isn}
+	if c := l.known[key]; c != nil {
+		c.mu.Lock()
+		resp := c.hs
+		c.mu.Unlock()
+		ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+		return
+	}
+	if h.mss < minMSS || h.mss > maxMSS || h.window == 0 || h.isn > uint32(seq.Max) {
+		l.m.dropped.Add(1)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing || len(l.accept) >= cap(l.accept) {
+		l.refused++
+		l.refuse(ob, &h)
+		return
+	}
+	registry.mu.Lock()
+	l.m.refs++
+	registry.mu.Unlock()
+	c := newConn(l.m, l.cfg, from)
+	c.ln, c.lnKey = l, key
+	mss := min(int(h.mss), l.cfg.MSS)
+	c.hs = handshake{
+		version:  udtVersion,
+		sockType: sockStream,
+		isn:      h.isn,
+		mss:      uint32(mss),
+		window:   uint32(min(l.cfg.ReceiveBuffer, l.cfg.FlowWindow)),
+		reqType:  reqConclusion,
+		socketID: c.id,
+		cookie:   h.cookie,
+	}
+	putPeerIP(&c.hs.peerIP, from.Addr())
+	c.hsPeer = h
+	c.mu.Lock()
+	isn := seq.Num(h.isn)
+	c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
+	resp := c.hs
+	c.mu.Unlock()
+	l.m.socks[c.id] = c
+	l.known[key] = c
+	l.accept <- c // cannot block: only this worker sends, and there is room
+	ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+}
+
+// refuse answers h with the 1002 rejection: the request echoed.
+func (l *Listener) refuse(ob *outbox, h *handshake) {
+	r := *h
+	r.reqType = reqRefused
+	ob.add(appendHandshakePacket(ob.next(), h.socketID, &r))
+}

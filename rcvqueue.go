@@ -1,0 +1,71 @@
+package udt
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// maxDatagram is the largest UDP payload the receive worker reads.
+const maxDatagram = 65536
+
+// receiveLoop is the multiplexer's receive worker: it reads each datagram,
+// decodes its header and routes it by destination socket ID.
+func (m *multiplexer) receiveLoop() {
+	buf := make([]byte, maxDatagram)
+	for {
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				m.runPending()
+				return
+			}
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			continue
+		}
+		m.runPending()
+		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+	}
+}
+
+// dispatch routes one datagram; receive worker only.
+func (m *multiplexer) dispatch(b []byte, from netip.AddrPort) {
+	p, err := parsePacket(b)
+	if err != nil {
+		m.dropped.Add(1)
+		return
+	}
+	switch {
+	case p.dst == 0:
+		if m.listener != nil {
+			m.listener.handle(&p, from)
+			return
+		}
+		m.dropped.Add(1)
+	case p.dst&0x80000000 != 0:
+		m.dropped.Add(1)
+	default:
+		if c := m.socks[p.dst]; c != nil {
+			if c.peer != from {
+				c.countForeign()
+				return
+			}
+			c.handlePacket(&p)
+			return
+		}
+		if c := m.connectors[p.dst]; c != nil && c.peer == from {
+			if c.handleConnecting(&p) {
+				// Established: move it to the socket table before the next
+				// datagram, so the peer's first data packet finds it.
+				delete(m.connectors, p.dst)
+				m.socks[p.dst] = c
+			}
+			return
+		}
+		m.dropped.Add(1)
+	}
+}

@@ -1,0 +1,135 @@
+package udt
+
+import (
+	"time"
+
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// connStats are a connection's running counters, guarded by Conn.mu.
+type connStats struct {
+	start          time.Time
+	pktSent        uint64
+	bytesSent      uint64
+	pktRetrans     uint64
+	bytesRetrans   uint64
+	pktRecv        uint64
+	bytesRecv      uint64
+	pktRecvDropped uint64
+	pktSndLoss     uint64
+	pktRcvLoss     uint64
+	ackSent        uint64
+	ackRecv        uint64
+	nakSent        uint64
+	nakRecv        uint64
+	ctrlRecv       uint64
+	expiries       uint64
+	dropped        uint64 // malformed or unexpected control packets, foreign senders
+
+	last     Counters // totals at the previous Stats call
+	lastTime time.Time
+}
+
+// Counters are packet and byte counts of one connection.
+type Counters struct {
+	PktSent        uint64 // data packets sent, retransmissions included
+	BytesSent      uint64 // payload bytes sent, retransmissions included
+	PktRetrans     uint64 // data packets retransmitted
+	BytesRetrans   uint64
+	PktRecv        uint64 // data packets received, duplicates included
+	BytesRecv      uint64 // payload bytes accepted into the receive buffer
+	PktRecvDropped uint64 // data packets discarded: duplicate, outside the window
+	PktSndLoss     uint64 // packets the peer reported lost, or timed out
+	PktRcvLoss     uint64 // packets found missing by the receiver
+	ACKSent        uint64
+	ACKRecv        uint64
+	NAKSent        uint64
+	NAKRecv        uint64
+	Dropped        uint64 // malformed or unexpected control packets and foreign datagrams
+}
+
+func (a Counters) sub(b Counters) Counters {
+	return Counters{
+		PktSent: a.PktSent - b.PktSent, BytesSent: a.BytesSent - b.BytesSent,
+		PktRetrans: a.PktRetrans - b.PktRetrans, BytesRetrans: a.BytesRetrans - b.BytesRetrans,
+		PktRecv: a.PktRecv - b.PktRecv, BytesRecv: a.BytesRecv - b.BytesRecv,
+		PktRecvDropped: a.PktRecvDropped - b.PktRecvDropped,
+		PktSndLoss:     a.PktSndLoss - b.PktSndLoss, PktRcvLoss: a.PktRcvLoss - b.PktRcvLoss,
+		ACKSent: a.ACKSent - b.ACKSent, ACKRecv: a.ACKRecv - b.ACKRecv,
+		NAKSent: a.NAKSent - b.NAKSent, NAKRecv: a.NAKRecv - b.NAKRecv,
+		Dropped: a.Dropped - b.Dropped,
+	}
+}
+
+// Stats is a snapshot of a connection's performance figures, like the C++
+// library's perfmon.
+type Stats struct {
+	Duration time.Duration // since the connection was established
+	Total    Counters      // since the connection was established
+	Interval Counters      // since the previous Stats call
+	Elapsed  time.Duration // length of the interval
+
+	SendRate         float64       // Mbit/s of payload sent over the interval
+	RecvRate         float64       // Mbit/s of payload received over the interval
+	RTT              time.Duration // smoothed round-trip time
+	RTTVar           time.Duration
+	Bandwidth        float64       // estimated link capacity, Mbit/s
+	PktSndPeriod     time.Duration // inter-packet interval set by congestion control
+	CongestionWindow int           // packets
+	FlowWindow       int           // packets the peer can take
+	PktInFlight      int           // sent, not yet acknowledged
+	SendBufferBytes  int           // written, not yet acknowledged
+	RecvBufferBytes  int           // received, not yet read
+}
+
+// Stats returns the connection's figures; the interval counters restart at
+// each call. It is safe for concurrent use.
+func (c *Conn) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	st := &c.stats
+	tot := Counters{
+		PktSent: st.pktSent, BytesSent: st.bytesSent,
+		PktRetrans: st.pktRetrans, BytesRetrans: st.bytesRetrans,
+		PktRecv: st.pktRecv, BytesRecv: st.bytesRecv, PktRecvDropped: st.pktRecvDropped,
+		PktSndLoss: st.pktSndLoss, PktRcvLoss: st.pktRcvLoss,
+		ACKSent: st.ackSent, ACKRecv: st.ackRecv, NAKSent: st.nakSent, NAKRecv: st.nakRecv,
+		Dropped: st.dropped,
+	}
+	if st.lastTime.IsZero() {
+		st.lastTime = st.start
+	}
+	s := Stats{
+		Total:    tot,
+		Interval: tot.sub(st.last),
+		Elapsed:  now.Sub(st.lastTime),
+		RTT:      c.rtt.RTT,
+		RTTVar:   c.rtt.Var,
+	}
+	if !st.start.IsZero() {
+		s.Duration = now.Sub(st.start)
+	}
+	st.last, st.lastTime = tot, now
+	if secs := s.Elapsed.Seconds(); secs > 0 {
+		s.SendRate = float64(s.Interval.BytesSent) * 8 / 1e6 / secs
+		s.RecvRate = float64(s.Interval.BytesRecv) * 8 / 1e6 / secs
+	}
+	if c.state == stateConnected && c.sndBuf != nil {
+		s.Bandwidth = float64(c.bandwidth) * float64(c.payload) * 8 / 1e6
+		s.PktSndPeriod = c.period
+		s.CongestionWindow = c.cc.Window()
+		s.FlowWindow = c.flowWindow
+		s.PktInFlight = seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
+		for i := range c.sndBuf.Len() {
+			s.SendBufferBytes += len(*c.sndBuf.At(i).buf)
+		}
+		for i := range seq.Off(c.rcvReadSeq, c.rcvContig()) {
+			if b := c.rcvBuf.At(i); b != nil {
+				s.RecvBufferBytes += len(*b)
+			}
+		}
+		s.RecvBufferBytes -= c.rcvReadOff
+	}
+	return s
+}
