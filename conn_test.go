@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,4 +80,204 @@ func TestCloseGivesEOF(t *testing.T) {
 	got, err := io.ReadAll(s)
 	require.NoError(t, err)
 	require.Equal(t, msg, got)
+}
+
+func TestDeadlines(t *testing.T) {
+	_, c, _ := pair(t)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	start := time.Now()
+	_, err := c.Read(make([]byte, 10))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout())
+	require.Less(t, time.Since(start), 2*time.Second)
+
+	// A deadline moved while Read blocks takes effect.
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, c.SetReadDeadline(time.Now()))
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Read did not return after its deadline passed")
+	}
+
+	// Write blocks once the peer stops reading and both buffers fill up.
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(300*time.Millisecond)))
+	big := make([]byte, 64<<20)
+	n, err := c.Write(big)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Less(t, n, len(big))
+}
+
+func TestUseAfterClose(t *testing.T) {
+	_, c, s := pair(t)
+	require.NoError(t, c.Close())
+	_, err := c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed)
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, c.SetDeadline(time.Now()), net.ErrClosed)
+	require.ErrorIs(t, c.Close(), net.ErrClosed)
+	var op *net.OpError
+	require.True(t, errors.As(err, &op))
+	require.Equal(t, "udt", op.Net)
+
+	// The peer sees EOF, then writing fails with ErrPeerClosed.
+	_, err = s.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+	_, err = s.Write([]byte("x"))
+	require.ErrorIs(t, err, udt.ErrPeerClosed)
+}
+
+func TestCloseUnblocksRead(t *testing.T) {
+	_, c, _ := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, c.Close())
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+}
+
+func TestAddrs(t *testing.T) {
+	ln, c, s := pair(t)
+	require.Equal(t, ln.Addr().String(), c.RemoteAddr().String())
+	require.Equal(t, c.LocalAddr().String(), s.RemoteAddr().String())
+	require.Equal(t, ln.Addr().String(), s.LocalAddr().String())
+	_, ok := c.LocalAddr().(*net.UDPAddr)
+	require.True(t, ok)
+}
+
+func TestListenerClose(t *testing.T) {
+	ln, c, s := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ln.Accept()
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, ln.Close())
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock Accept")
+	}
+	_, err := ln.Accept()
+	require.ErrorIs(t, err, net.ErrClosed)
+
+	// Accepted connections live on.
+	_, err = c.Write([]byte("still here"))
+	require.NoError(t, err)
+	buf := make([]byte, 10)
+	_, err = io.ReadFull(s, buf)
+	require.NoError(t, err)
+	require.Equal(t, "still here", string(buf))
+}
+
+// TestManyConnectionsOneMultiplexer opens 1,000 connections through one
+// listener port (the clients share one port too), keeps them all open, and
+// has each exchange 1 MiB each way. At most 10 transfers run at a time so
+// the kernel's UDP buffer, not the protocol, stays out of the picture.
+func TestManyConnectionsOneMultiplexer(t *testing.T) {
+	n, size := 1000, 1<<20
+	if testing.Short() {
+		n = 100
+	}
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	wg.Go(func() {
+		for range n {
+			s, err := ln.Accept()
+			if err != nil {
+				errs <- err
+				return
+			}
+			wg.Go(func() {
+				defer s.Close()
+				// Echo: read the client's MiB, then send it back.
+				buf := make([]byte, size)
+				if _, err := io.ReadFull(s, buf); err != nil {
+					errs <- fmt.Errorf("server read: %w", err)
+					return
+				}
+				if _, err := s.Write(buf); err != nil {
+					errs <- fmt.Errorf("server write: %w", err)
+				}
+			})
+		}
+	})
+
+	laddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	first, err := (&udt.Dialer{LocalAddr: laddr}).DialUDT(ctx, "udp", ln.Addr().String())
+	require.NoError(t, err)
+	d := udt.Dialer{LocalAddr: first.LocalAddr().(*net.UDPAddr)}
+	conns := make([]*udt.Conn, n)
+	conns[0] = first
+	var dials sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	for i := 1; i < n; i++ {
+		dials.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := d.DialUDT(ctx, "udp", ln.Addr().String())
+			if err != nil {
+				errs <- fmt.Errorf("dial %d: %w", i, err)
+				return
+			}
+			conns[i] = c
+		})
+	}
+	dials.Wait()
+	for _, c := range conns {
+		require.NotNil(t, c)
+		require.Equal(t, first.LocalAddr().String(), c.LocalAddr().String(), "clients share one port")
+	}
+
+	active := make(chan struct{}, 10)
+	for i, c := range conns {
+		wg.Go(func() {
+			active <- struct{}{}
+			defer func() { <-active }()
+			defer c.Close()
+			data := make([]byte, size)
+			for j := range data {
+				data[j] = byte(i + j*7)
+			}
+			go func() { _, _ = c.Write(data) }()
+			got := make([]byte, size)
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- fmt.Errorf("client %d read: %w", i, err)
+				return
+			}
+			if !bytes.Equal(data, got) {
+				errs <- fmt.Errorf("client %d: echoed data differs", i)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }

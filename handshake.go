@@ -54,6 +54,9 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 	}
 	c := newConn(m, cfg, peer)
 	c.isDial = true
+	if m.laddr.Addr().IsUnspecified() {
+		c.laddr = routeSource(raddr, m.laddr.Port())
+	}
 	c.hs = handshake{
 		version:  udtVersion,
 		sockType: sockStream,
@@ -76,6 +79,19 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 		return nil, &net.OpError{Op: "dial", Net: "udt", Source: c.laddr, Addr: raddr, Err: err}
 	}
 	return c, nil
+}
+
+// routeSource returns the local address the system would send from to
+// reach raddr, with the given port: what an unbound socket's LocalAddr
+// should report. Nothing is sent.
+func routeSource(raddr *net.UDPAddr, port uint16) *net.UDPAddr {
+	probe, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		return &net.UDPAddr{Port: int(port)}
+	}
+	defer probe.Close()
+	ap := probe.LocalAddr().(*net.UDPAddr).AddrPort()
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), port))
 }
 
 // handshake sends the caller's requests until the exchange completes, the

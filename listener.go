@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -93,7 +94,7 @@ func (l *Listener) AcceptUDT() (*Conn, error) {
 	case <-l.closed:
 		return nil, l.opError(net.ErrClosed)
 	case <-l.deadline.wait():
-		return nil, l.opError(errDeadline)
+		return nil, l.opError(os.ErrDeadlineExceeded)
 	}
 }
 

@@ -58,7 +58,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 )
 
@@ -213,16 +212,7 @@ var (
 
 var (
 	errListenerExists = errors.New("udt: a listener already uses this address")
-	errDeadline       = &deadlineError{}
 )
-
-// deadlineError is os.ErrDeadlineExceeded for Accept.
-type deadlineError struct{}
-
-func (*deadlineError) Error() string     { return os.ErrDeadlineExceeded.Error() }
-func (*deadlineError) Timeout() bool     { return true }
-func (*deadlineError) Temporary() bool   { return true }
-func (*deadlineError) Is(err error) bool { return err == os.ErrDeadlineExceeded }
 
 // timeoutError is an error whose Timeout method reports true.
 type timeoutError struct{ msg string }

@@ -1,0 +1,219 @@
+package udt
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rawClient speaks handshakes by hand to a listener.
+type rawClient struct {
+	t    *testing.T
+	conn *net.UDPConn
+	to   *net.UDPAddr
+}
+
+func newRawClient(t *testing.T, to net.Addr) *rawClient {
+	t.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { uc.Close() })
+	return &rawClient{t: t, conn: uc, to: to.(*net.UDPAddr)}
+}
+
+func (r *rawClient) send(h *handshake) {
+	r.t.Helper()
+	_, err := r.conn.WriteToUDP(appendHandshakePacket(nil, 0, h), r.to)
+	require.NoError(r.t, err)
+}
+
+// recv returns the next handshake, or false after the timeout.
+func (r *rawClient) recv(timeout time.Duration) (packet, handshake, bool) {
+	r.t.Helper()
+	buf := make([]byte, 2048)
+	_ = r.conn.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		n, err := r.conn.Read(buf)
+		if err != nil {
+			return packet{}, handshake{}, false
+		}
+		p, err := parsePacket(buf[:n])
+		require.NoError(r.t, err)
+		if !p.control || p.typ != ctrlHandshake {
+			continue
+		}
+		h, err := parseHandshake(p.body)
+		require.NoError(r.t, err)
+		return p, h, true
+	}
+}
+
+func (r *rawClient) request(id uint32) handshake {
+	h := handshake{version: udtVersion, sockType: sockStream, isn: 12345, mss: 1500, window: 8192, reqType: reqInduction, socketID: id}
+	putPeerIP(&h.peerIP, netip.MustParseAddr("127.0.0.1"))
+	return h
+}
+
+func listenRaw(t *testing.T, cfg Config) *Listener {
+	t.Helper()
+	lc := ListenConfig{Config: cfg}
+	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func TestHandshakeCookieReplyKeepsNoState(t *testing.T) {
+	ln := listenRaw(t, Config{})
+	r := newRawClient(t, ln.Addr())
+	req := r.request(77)
+	r.send(&req)
+	p, h, ok := r.recv(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, uint32(77), p.dst, "the reply goes to the client's socket ID")
+	require.Equal(t, int32(reqInduction), h.reqType, "the cookie reply keeps type 1")
+	require.NotZero(t, h.cookie)
+	want := req
+	want.cookie = h.cookie
+	require.Equal(t, want, h, "the reply is the request echoed with the cookie")
+	require.NoError(t, ln.SetDeadline(time.Now().Add(100*time.Millisecond)))
+	_, err := ln.Accept()
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "no connection exists before the cookie returns")
+}
+
+func TestHandshakeDuplicateRequestAnsweredFromConnection(t *testing.T) {
+	ln := listenRaw(t, Config{})
+	r := newRawClient(t, ln.Addr())
+	req := r.request(78)
+	r.send(&req)
+	_, reply, ok := r.recv(2 * time.Second)
+	require.True(t, ok)
+	req.reqType, req.cookie = reqConclusion, reply.cookie
+	r.send(&req)
+	_, first, ok := r.recv(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, int32(reqConclusion), first.reqType)
+	require.Equal(t, req.isn, first.isn, "the response echoes the client's ISN")
+	r.send(&req)
+	_, second, ok := r.recv(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, first, second, "a repeated request gets the same answer")
+
+	c, err := ln.AcceptUDT()
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, ln.SetDeadline(time.Now().Add(100*time.Millisecond)))
+	_, err = ln.Accept()
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "only one connection was made")
+}
+
+func TestHandshakeBadCookieDropped(t *testing.T) {
+	ln := listenRaw(t, Config{})
+	r := newRawClient(t, ln.Addr())
+	req := r.request(79)
+	req.reqType, req.cookie = reqConclusion, 0xdeadbeef
+	r.send(&req)
+	_, _, ok := r.recv(300 * time.Millisecond)
+	require.False(t, ok, "a forged cookie gets no answer")
+
+	// A cookie issued to another address is no good either.
+	other := newRawClient(t, ln.Addr())
+	oreq := other.request(80)
+	other.send(&oreq)
+	_, reply, ok := other.recv(2 * time.Second)
+	require.True(t, ok)
+	req.cookie = reply.cookie
+	r.send(&req)
+	_, _, ok = r.recv(300 * time.Millisecond)
+	require.False(t, ok)
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		patch func(*handshake)
+	}{
+		{"version", func(h *handshake) { h.version = 3 }},
+		{"socket type", func(h *handshake) { h.sockType = sockDgram }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listenRaw(t, Config{})
+			r := newRawClient(t, ln.Addr())
+			req := r.request(81)
+			r.send(&req)
+			_, reply, ok := r.recv(2 * time.Second)
+			require.True(t, ok)
+			req.reqType, req.cookie = reqConclusion, reply.cookie
+			tc.patch(&req)
+			r.send(&req)
+			_, h, ok := r.recv(2 * time.Second)
+			require.True(t, ok)
+			require.Equal(t, int32(reqRefused), h.reqType)
+		})
+	}
+}
+
+func TestDialRefusedWhenBacklogFull(t *testing.T) {
+	ln := listenRaw(t, Config{Backlog: 1})
+	d := Dialer{}
+	c1, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c1.Close()
+	_, err = d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	require.ErrorIs(t, err, ErrConnRefused)
+	var op *net.OpError
+	require.True(t, errors.As(err, &op))
+	require.Equal(t, "dial", op.Op)
+}
+
+func TestDialTimeoutAndContext(t *testing.T) {
+	// A UDP socket that never answers.
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer uc.Close()
+
+	d := Dialer{Config: Config{ConnectTimeout: 300 * time.Millisecond}}
+	start := time.Now()
+	_, err = d.DialUDT(context.Background(), "udp", uc.LocalAddr().String())
+	require.ErrorIs(t, err, ErrHandshakeTimeout)
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout())
+	require.Less(t, time.Since(start), 3*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	_, err = Dial("udp", "bad address")
+	require.Error(t, err)
+	_, err = (&Dialer{}).DialUDT(ctx, "udp", uc.LocalAddr().String())
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestConfigErrorsNameTheOption(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{MSS: 40}, "Config.MSS"},
+		{Config{MSS: 70000}, "Config.MSS"},
+		{Config{FlowWindow: -1}, "Config.FlowWindow"},
+		{Config{SendBuffer: 1}, "Config.SendBuffer"},
+		{Config{ReceiveBuffer: -5}, "Config.ReceiveBuffer"},
+		{Config{UDPSendBuffer: 10}, "Config.UDPSendBuffer"},
+		{Config{ConnectTimeout: -1}, "Config.ConnectTimeout"},
+		{Config{Backlog: -1}, "Config.Backlog"},
+		{Config{PeerIdleTimeout: -1}, "Config.PeerIdleTimeout"},
+	} {
+		_, err := (&Dialer{Config: tc.cfg}).DialUDT(context.Background(), "udp", "127.0.0.1:1")
+		require.ErrorContains(t, err, tc.want)
+		_, err = (&ListenConfig{Config: tc.cfg}).ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+		require.ErrorContains(t, err, tc.want)
+	}
+	_, err := Listen("tcp", "127.0.0.1:0")
+	require.Error(t, err)
+}
