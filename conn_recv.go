@@ -195,7 +195,9 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 		c.stats.dropped++
 		return
 	}
-	c.rtt.Update(rtt)
+	if rtt > 0 {
+		c.rtt.Update(rtt)
+	}
 	if seq.Cmp(ack, c.rcvLastAck2) > 0 {
 		c.rcvLastAck2 = ack
 	}

@@ -152,9 +152,9 @@ func (d *DAIMD) OnLoss(now time.Time, firstLost seq.Num, in Inputs) {
 		d.decRandom = max(1, int(math.Ceil(float64(d.avgNAK)*d.uniform())))
 		return
 	}
-	// A later NAK of the period. Like 4.11, count only the first NAKs: the
-	// decrease that opened the period and the next 4 NAKs are the only
-	// candidates, and each of these decreases at every decRandom-th NAK.
+	// A later NAK of the same period. As in 4.11 only the period's NAKs 2 to
+	// 5 are counted, and those whose count is a multiple of decRandom
+	// decrease again: with the one that opened the period, at most 5.
 	if d.decCount >= maxDecreases {
 		return
 	}
