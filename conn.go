@@ -75,6 +75,7 @@ type Conn struct {
 	period     time.Duration
 	sndTarget  time.Time // pacing: when the packet being sent was due
 	scheduled  bool      // in the send queue, or being served by it
+	holdUntil  time.Time // accepted conns: no data before this (see establishLocked)
 	msgNo      seq.Msg
 	rtt        window.RTT
 	rate       int // EWMA of the peer's reported arrival rate, packets/s
@@ -121,6 +122,10 @@ type sndPkt struct {
 	pos     msgPos
 	inOrder bool
 }
+
+// firstDataHold is how long an accepted connection holds its first data
+// packet while it has not heard from the client.
+const firstDataHold = 10 * time.Millisecond
 
 // newConn makes a connection on m to peer; the caller registers it.
 func newConn(m *multiplexer, cfg Config, peer netip.AddrPort) *Conn {
@@ -179,6 +184,12 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.lastPacket = now
 	c.expCount = 1
 	c.stats.start = now
+	if !c.isDial {
+		// A C++ 4.11 client drops what reaches it in the first few ms
+		// after its connect returns (its socket is not routed yet). Data
+		// waits that long, or until the client is heard from.
+		c.holdUntil = now.Add(firstDataHold)
+	}
 	c.armTimerLocked(now)
 }
 
@@ -427,8 +438,8 @@ func (c *Conn) unregister() {
 		if m.connectors[id] == c {
 			delete(m.connectors, id)
 		}
-		if ln != nil && ln.known[key] == c {
-			delete(ln.known, key)
+		if ln != nil {
+			ln.retire(key, time.Now())
 		}
 	})
 	m.freeSocketID(id)

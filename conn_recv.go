@@ -26,6 +26,7 @@ func (c *Conn) handlePacket(p *packet) {
 	}
 	now := time.Now()
 	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
+	c.holdUntil = time.Time{}
 	if !p.control {
 		c.onData(p, now, ob)
 	} else {

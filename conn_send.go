@@ -21,6 +21,9 @@ func (c *Conn) kickLocked(now time.Time) {
 	if c.sndTarget.Before(now) {
 		c.sndTarget = now
 	}
+	if c.sndTarget.Before(c.holdUntil) {
+		c.sndTarget = c.holdUntil
+	}
 	c.m.sndq.schedule(c, c.sndTarget)
 }
 

@@ -18,7 +18,8 @@ type Listener struct {
 	cfg     Config
 	addr    *net.UDPAddr
 	cookies *cookieJar
-	known   map[hsKey]*Conn // receive worker only: connections by handshake
+	known   map[hsKey]*hsEntry // receive worker only: answers by handshake
+	retired []retiredKey       // receive worker only: closed entries, oldest first
 
 	mu       sync.Mutex
 	closing  bool       // guarded by mu
@@ -63,7 +64,7 @@ func (lc *ListenConfig) ListenUDT(ctx context.Context, network, address string) 
 		cfg:     cfg,
 		addr:    net.UDPAddrFromAddrPort(m.laddr),
 		cookies: newCookieJar(time.Now()),
-		known:   make(map[hsKey]*Conn),
+		known:   make(map[hsKey]*hsEntry),
 		accept:  make(chan *Conn, cfg.Backlog),
 		closed:  make(chan struct{}),
 	}
@@ -195,11 +196,12 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		return
 	}
 	key := hsKey{from, h.socketID, h.isn}
-	if c := l.known[key]; c != nil {
-		c.mu.Lock()
-		resp := c.hs
-		c.mu.Unlock()
-		ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+	l.expireRetired(now)
+	if e := l.known[key]; e != nil {
+		// A repeat of a request already answered (its answer was lost, or
+		// a C++ client sent it twice): the same answer again, even when
+		// the connection has closed since.
+		ob.add(appendHandshakePacket(ob.next(), h.socketID, &e.resp))
 		return
 	}
 	if h.mss < minMSS || h.mss > maxMSS || h.window == 0 || h.isn > uint32(seq.Max) {
@@ -237,9 +239,45 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	resp := c.hs
 	c.mu.Unlock()
 	l.m.socks[c.id] = c
-	l.known[key] = c
+	l.known[key] = &hsEntry{resp: resp}
 	l.accept <- c // cannot block: only this worker sends, and there is room
 	ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+}
+
+// hsEntry is the answer given to one client handshake.
+type hsEntry struct {
+	resp handshake
+}
+
+// retiredKey is a closed connection's handshake, kept for retireAfter so
+// late repeats of its request are not taken for new connections.
+type retiredKey struct {
+	key     hsKey
+	entry   *hsEntry
+	expires time.Time
+}
+
+const retireAfter = 5 * time.Second
+
+// retire marks key's connection closed; receive worker only.
+func (l *Listener) retire(key hsKey, now time.Time) {
+	if e := l.known[key]; e != nil {
+		l.retired = append(l.retired, retiredKey{key, e, now.Add(retireAfter)})
+	}
+}
+
+// expireRetired forgets handshakes of connections closed long enough ago.
+func (l *Listener) expireRetired(now time.Time) {
+	i := 0
+	for ; i < len(l.retired) && now.After(l.retired[i].expires); i++ {
+		r := l.retired[i]
+		if l.known[r.key] == r.entry {
+			delete(l.known, r.key)
+		}
+	}
+	if i > 0 {
+		l.retired = append(l.retired[:0], l.retired[i:]...)
+	}
 }
 
 // refuse answers h with the 1002 rejection: the request echoed.

@@ -1,0 +1,77 @@
+package udt_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/interop"
+)
+
+// goThroughput moves n bytes from a Go client to a Go listener over
+// loopback and returns the receiver's goodput in Mbit/s, measured like the
+// C++ peer measures it: from the first byte read to the connection's end.
+func goThroughput(tb testing.TB, n int64) float64 {
+	tb.Helper()
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	type result struct {
+		n    int64
+		secs float64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		k, err := c.Read(buf)
+		start := time.Now()
+		total := int64(k)
+		for err == nil {
+			k, err = c.Read(buf)
+			total += int64(k)
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		done <- result{total, time.Since(start).Seconds(), err}
+	}()
+	c, err := udt.Dial("udp", ln.Addr().String())
+	require.NoError(tb, err)
+	block := make([]byte, 1<<20)
+	for left := n; left > 0; left -= int64(len(block)) {
+		_, err := c.Write(block[:min(int64(len(block)), left)])
+		require.NoError(tb, err)
+	}
+	require.NoError(tb, c.Close())
+	r := <-done
+	require.NoError(tb, r.err)
+	require.Equal(tb, n, r.n)
+	return float64(n) * 8 / 1e6 / r.secs
+}
+
+// BenchmarkLoopbackVsCpp moves 1 GiB over loopback between two Go peers
+// and between two C++ (libudt 4.11) peers, alternating, and reports both
+// goodputs and their ratio. Run with -benchtime 1x -count 5.
+func BenchmarkLoopbackVsCpp(b *testing.B) {
+	interop.BuildPeer(b)
+	const n = 1 << 30
+	b.SetBytes(n)
+	var goMbps, cppMbps float64
+	for b.Loop() {
+		goMbps += goThroughput(b, n)
+		cppMbps += interop.CppThroughput(b, n)
+	}
+	b.ReportMetric(goMbps/float64(b.N), "go-Mbit/s")
+	b.ReportMetric(cppMbps/float64(b.N), "cpp-Mbit/s")
+	b.ReportMetric(goMbps/cppMbps, "go/cpp")
+}

@@ -1,0 +1,702 @@
+// cpeer is the C++ side of the interop tests: a small UDT 4.11 (libudt)
+// client and server driven by the Go harness in ../interop.go.
+//
+// Build: g++ -O2 -o cpeer cpeer.cpp -ludt -lpthread
+//
+// Usage:
+//
+//   cpeer server -port P [-host 127.0.0.1|::1] [-conns N] [-mode recv|send|echo|close]
+//                [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N] [-nohash]
+//   cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S]
+//                [-mss N] [-count K] [-dgram] [-msgsize N] [-nohash]
+//   cpeer pattern -bytes N [-seed S]   print PATTERN bytes=<n> sha256=<hex>
+//   cpeer selftest                     check SHA-256 against FIPS 180-2 vectors
+//
+// Output on stdout, one line each, flushed:
+//
+//   LISTEN <port>
+//   ACCEPTED <i> <peer host:port>      (server, mode close; IPv6 as [addr]:port)
+//   CONNECTED <i> <ms>                 (client, connect time in milliseconds)
+//   RESULT <i> bytes=<n> sha256=<hex> secs=<float> mbps=<float>
+//
+// Connection indexes count from 0. With -nohash the transfers skip SHA-256
+// (which, unaccelerated, is slower than libudt over loopback) and RESULT says
+// sha256=-. With -dgram the sockets are SOCK_DGRAM and data moves as in-order
+// messages of -msgsize bytes (default 65536).
+//
+// Mode close meets a libudt 4.11 race: a connecting socket can send its
+// handshake request twice (the connecting thread and the receive queue's
+// updateConnStatus both resend while m_llLastReqTime is 0). The listener
+// answers a repeat from its live socket, but once that socket is closed it
+// takes the repeat for a new connection, so one C++ client connection may be
+// ACCEPTED twice, from the same peer address. Failures print "ERROR <op>: <UDT message>"
+// on stderr and exit 1; bad arguments exit 2.
+//
+// Test data is an xorshift64 stream: state = seed (nonzero); for every 8
+// bytes, x ^= x << 13; x ^= x >> 7; x ^= x << 17; emit x little-endian; the
+// last word is cut to length. interop.PatternReader in Go is the same stream.
+
+#include <udt/udt.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+
+// ---------------------------------------------------------------- SHA-256
+
+// Sha256 is FIPS 180-4 SHA-256, written for this program.
+class Sha256 {
+public:
+    Sha256() : len_(0), total_(0) {
+        static const uint32_t init[8] = {
+            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+            0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        };
+        memcpy(h_, init, sizeof(h_));
+    }
+
+    void update(const void* data, size_t n) {
+        const uint8_t* p = static_cast<const uint8_t*>(data);
+        total_ += n;
+        if (len_ > 0) {
+            size_t k = 64 - len_;
+            if (k > n)
+                k = n;
+            memcpy(buf_ + len_, p, k);
+            len_ += k;
+            p += k;
+            n -= k;
+            if (len_ < 64)
+                return;
+            block(buf_);
+            len_ = 0;
+        }
+        for (; n >= 64; p += 64, n -= 64)
+            block(p);
+        memcpy(buf_, p, n);
+        len_ = n;
+    }
+
+    // hex finishes the hash and returns it as 64 lowercase hex digits.
+    std::string hex() {
+        uint64_t bits = total_ * 8;
+        uint8_t pad[72] = {0x80};
+        size_t padlen = (len_ < 56) ? 56 - len_ : 120 - len_;
+        for (int i = 0; i < 8; i++)
+            pad[padlen + i] = uint8_t(bits >> (56 - 8 * i));
+        update(pad, padlen + 8);
+        static const char digits[] = "0123456789abcdef";
+        std::string s;
+        for (int i = 0; i < 8; i++)
+            for (int j = 28; j >= 0; j -= 4)
+                s += digits[(h_[i] >> j) & 0xf];
+        return s;
+    }
+
+private:
+    static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+    void block(const uint8_t* p) {
+        static const uint32_t k[64] = {
+            0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+            0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+            0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+            0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+            0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+            0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+            0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+            0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        };
+        uint32_t w[64];
+        for (int i = 0; i < 16; i++)
+            w[i] = uint32_t(p[4 * i]) << 24 | uint32_t(p[4 * i + 1]) << 16 | uint32_t(p[4 * i + 2]) << 8 | p[4 * i + 3];
+        for (int i = 16; i < 64; i++) {
+            uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
+        for (int i = 0; i < 64; i++) {
+            uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
+            uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g;
+            g = f;
+            f = e;
+            e = d + t1;
+            d = c;
+            c = b;
+            b = a;
+            a = t1 + t2;
+        }
+        h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d;
+        h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
+    }
+
+    uint32_t h_[8];
+    uint8_t buf_[64];
+    size_t len_;     // bytes waiting in buf_
+    uint64_t total_; // bytes hashed so far
+};
+
+// ---------------------------------------------------------------- test data
+
+// Pattern is the xorshift64 byte stream described at the top of the file.
+class Pattern {
+public:
+    explicit Pattern(uint64_t seed) : x_(seed), off_(8) {}
+
+    void fill(uint8_t* p, size_t n) {
+        while (n > 0) {
+            if (off_ == 8) {
+                x_ ^= x_ << 13;
+                x_ ^= x_ >> 7;
+                x_ ^= x_ << 17;
+                for (int i = 0; i < 8; i++)
+                    word_[i] = uint8_t(x_ >> (8 * i));
+                off_ = 0;
+            }
+            size_t k = 8 - off_;
+            if (k > n)
+                k = n;
+            memcpy(p, word_ + off_, k);
+            off_ += k;
+            p += k;
+            n -= k;
+        }
+    }
+
+private:
+    uint64_t x_;
+    uint8_t word_[8];
+    size_t off_; // bytes of word_ already emitted
+};
+
+// ---------------------------------------------------------------- options and output
+
+struct Options {
+    std::string role;
+    std::string host;
+    int port;
+    int conns;
+    std::string mode;
+    int64_t bytes;
+    uint64_t seed;
+    int mss;
+    int count;
+    bool dgram;
+    int msgsize;
+    bool hash;
+};
+
+static Options opt;
+static pthread_mutex_t outMu = PTHREAD_MUTEX_INITIALIZER;
+
+// say prints one line on stdout and flushes it, whole, even with several threads.
+static void say(const char* format, ...) {
+    pthread_mutex_lock(&outMu);
+    va_list ap;
+    va_start(ap, format);
+    vprintf(format, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    pthread_mutex_unlock(&outMu);
+}
+
+// die prints "ERROR <op>: <text>" and exits 1 at once: other threads may
+// still be inside libudt, so no static destructors run.
+static void die(const char* op, const char* text) {
+    pthread_mutex_lock(&outMu);
+    fflush(stdout);
+    fprintf(stderr, "ERROR %s: %s\n", op, text);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void dieUDT(const char* op) { die(op, UDT::getlasterror().getErrorMessage()); }
+
+static void usage(const char* why) {
+    fprintf(stderr, "cpeer: %s\n"
+            "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N]\n"
+            "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram] [-msgsize N]\n"
+            "       (both also take -nohash)\n"
+            "       cpeer pattern -bytes N [-seed S]\n"
+            "       cpeer selftest\n", why);
+    exit(2);
+}
+
+static int64_t parseInt(const char* name, const char* s, int64_t min) {
+    char* end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *s == '\0' || *end != '\0' || v < min) {
+        std::string why = std::string("bad value for ") + name + ": " + s;
+        usage(why.c_str());
+    }
+    return v;
+}
+
+// parseSeed takes any nonzero uint64: an all-zero xorshift state stays zero.
+static uint64_t parseSeed(const char* s) {
+    char* end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *s < '0' || *s > '9' || *end != '\0' || v == 0)
+        usage((std::string("bad value for -seed: ") + s).c_str());
+    return v;
+}
+
+static void parseArgs(int argc, char** argv) {
+    if (argc < 2)
+        usage("missing role");
+    opt.role = argv[1];
+    opt.host = "";
+    opt.port = -1;
+    opt.conns = 1;
+    opt.mode = "";
+    opt.bytes = 0;
+    opt.seed = 1;
+    opt.mss = 0;
+    opt.count = 1;
+    opt.dgram = false;
+    opt.msgsize = 65536;
+    opt.hash = true;
+    for (int i = 2; i < argc; i++) {
+        std::string f = argv[i];
+        if (f.size() > 2 && f[0] == '-' && f[1] == '-')
+            f = f.substr(1);
+        if (f == "-dgram") {
+            opt.dgram = true;
+            continue;
+        }
+        if (f == "-nohash") {
+            opt.hash = false;
+            continue;
+        }
+        if (i + 1 >= argc)
+            usage(("missing value for " + f).c_str());
+        const char* v = argv[++i];
+        if (f == "-host")
+            opt.host = v;
+        else if (f == "-port")
+            opt.port = int(parseInt("-port", v, 0));
+        else if (f == "-conns")
+            opt.conns = int(parseInt("-conns", v, 0));
+        else if (f == "-mode")
+            opt.mode = v;
+        else if (f == "-bytes")
+            opt.bytes = parseInt("-bytes", v, 0);
+        else if (f == "-seed")
+            opt.seed = parseSeed(v);
+        else if (f == "-mss")
+            opt.mss = int(parseInt("-mss", v, 1));
+        else if (f == "-count")
+            opt.count = int(parseInt("-count", v, 1));
+        else if (f == "-msgsize")
+            opt.msgsize = int(parseInt("-msgsize", v, 1));
+        else
+            usage(("unknown flag " + f).c_str());
+    }
+    if (opt.port > 65535)
+        usage("bad value for -port");
+}
+
+static double now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+// Digest is SHA-256 that -nohash turns off.
+class Digest {
+public:
+    void update(const void* p, size_t n) {
+        if (opt.hash)
+            sum_.update(p, n);
+    }
+    std::string hex() { return opt.hash ? sum_.hex() : "-"; }
+
+private:
+    Sha256 sum_;
+};
+
+static void result(int idx, int64_t n, Digest& sum, double secs) {
+    double mbps = secs > 0 ? double(n) * 8 / secs / 1e6 : 0;
+    say("RESULT %d bytes=%lld sha256=%s secs=%.6f mbps=%.3f", idx, (long long)n, sum.hex().c_str(), secs, mbps);
+}
+
+// ---------------------------------------------------------------- sockets
+
+static sockaddr_storage resolve(const std::string& host, int port, int* len) {
+    addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = host.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    addrinfo* res;
+    int rc = getaddrinfo(host.c_str(), service, &hints, &res);
+    if (rc != 0)
+        die("resolve", gai_strerror(rc));
+    sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    *len = int(res->ai_addrlen);
+    freeaddrinfo(res);
+    return ss;
+}
+
+static UDTSOCKET newSocket(int family) {
+    UDTSOCKET s = UDT::socket(family, opt.dgram ? SOCK_DGRAM : SOCK_STREAM, 0);
+    if (s == UDT::INVALID_SOCK)
+        dieUDT("socket");
+    if (opt.mss > 0 && UDT::setsockopt(s, 0, UDT_MSS, &opt.mss, sizeof(opt.mss)) == UDT::ERROR)
+        dieUDT("setsockopt UDT_MSS");
+    return s;
+}
+
+// sendAll sends n bytes: a stream, or in dgram mode one in-order message.
+static void sendAll(UDTSOCKET s, const char* p, int n) {
+    if (opt.dgram) {
+        if (UDT::sendmsg(s, p, n, -1, true) == UDT::ERROR)
+            dieUDT("sendmsg");
+        return;
+    }
+    while (n > 0) {
+        int k = UDT::send(s, p, n, 0);
+        if (k == UDT::ERROR)
+            dieUDT("send");
+        p += k;
+        n -= k;
+    }
+}
+
+// recvSome returns the size of the next chunk, or 0 when the connection has
+// ended. libudt reports the peer's close as ECONNLOST once its buffered data
+// has been read; ENOCONN and EINVSOCK (the garbage collector already closed
+// the broken socket) end it the same way.
+static int recvSome(UDTSOCKET s, char* p, int n) {
+    int k = opt.dgram ? UDT::recvmsg(s, p, n) : UDT::recv(s, p, n, 0);
+    if (k != UDT::ERROR)
+        return k;
+    int code = UDT::getlasterror_code();
+    if (code == CUDTException::ECONNLOST || code == CUDTException::ENOCONN || code == CUDTException::EINVSOCK)
+        return 0;
+    dieUDT(opt.dgram ? "recvmsg" : "recv");
+    return 0;
+}
+
+static void closeSocket(UDTSOCKET s) {
+    if (UDT::close(s) == UDT::ERROR && UDT::getlasterror_code() != CUDTException::EINVSOCK)
+        dieUDT("close");
+}
+
+static int chunkSize() { return opt.dgram ? opt.msgsize : 1 << 20; }
+
+static int recvBufSize() { return opt.dgram && opt.msgsize > (1 << 20) ? opt.msgsize : 1 << 20; }
+
+// ---------------------------------------------------------------- transfers
+
+// doRecv reads until the connection ends, closes s and prints RESULT.
+static void doRecv(UDTSOCKET s, int idx) {
+    Digest sum;
+    int64_t total = 0;
+    int size = recvBufSize();
+    char* buf = new char[size];
+    double start = now(), last = start;
+    for (;;) {
+        int k = recvSome(s, buf, size);
+        if (k == 0)
+            break;
+        sum.update(buf, k);
+        total += k;
+        last = now();
+    }
+    delete[] buf;
+    closeSocket(s);
+    result(idx, total, sum, last - start);
+}
+
+// doSend sends opt.bytes of the pattern, closes s (lingering until the peer
+// has acknowledged everything) and prints RESULT.
+static void doSend(UDTSOCKET s, int idx) {
+    Digest sum;
+    Pattern pat(opt.seed);
+    int size = chunkSize();
+    char* buf = new char[size];
+    double start = now();
+    for (int64_t left = opt.bytes; left > 0;) {
+        int k = left < size ? int(left) : size;
+        pat.fill(reinterpret_cast<uint8_t*>(buf), k);
+        sum.update(buf, k);
+        sendAll(s, buf, k);
+        left -= k;
+    }
+    closeSocket(s);
+    double secs = now() - start;
+    delete[] buf;
+    result(idx, opt.bytes, sum, secs);
+}
+
+// doEcho sends back everything it reads until the connection ends.
+static void doEcho(UDTSOCKET s, int idx) {
+    Digest sum;
+    int64_t total = 0;
+    int size = recvBufSize();
+    char* buf = new char[size];
+    double start = now();
+    for (;;) {
+        int k = recvSome(s, buf, size);
+        if (k == 0)
+            break;
+        sum.update(buf, k);
+        total += k;
+        sendAll(s, buf, k);
+    }
+    double secs = now() - start;
+    delete[] buf;
+    closeSocket(s);
+    result(idx, total, sum, secs);
+}
+
+static void* echoSender(void* arg) {
+    UDTSOCKET s = *static_cast<UDTSOCKET*>(arg);
+    Pattern pat(opt.seed);
+    int size = chunkSize();
+    char* buf = new char[size];
+    for (int64_t left = opt.bytes; left > 0;) {
+        int k = left < size ? int(left) : size;
+        pat.fill(reinterpret_cast<uint8_t*>(buf), k);
+        sendAll(s, buf, k);
+        left -= k;
+    }
+    delete[] buf;
+    return NULL;
+}
+
+// doEchoClient sends opt.bytes of the pattern from a second thread while
+// reading the echo; RESULT is for the bytes read back.
+static void doEchoClient(UDTSOCKET s, int idx) {
+    double start = now();
+    pthread_t t;
+    if (pthread_create(&t, NULL, echoSender, &s) != 0)
+        die("pthread_create", strerror(errno));
+    Digest sum;
+    int64_t total = 0;
+    int size = recvBufSize();
+    char* buf = new char[size];
+    while (total < opt.bytes) {
+        int k = recvSome(s, buf, size);
+        if (k == 0)
+            die("recv", "connection ended before the echo was complete");
+        sum.update(buf, k);
+        total += k;
+    }
+    double secs = now() - start;
+    pthread_join(t, NULL);
+    delete[] buf;
+    closeSocket(s);
+    result(idx, total, sum, secs);
+}
+
+// ---------------------------------------------------------------- server
+
+struct Server {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done; // connections finished, guarded by mu
+};
+
+static Server server = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+struct Accepted {
+    UDTSOCKET s;
+    int idx;
+    std::string peer; // host:port
+};
+
+static std::string formatAddr(const sockaddr_storage& ss, int len) {
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    int rc = getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof(host), port, sizeof(port),
+                         NI_NUMERICHOST | NI_NUMERICSERV);
+    if (rc != 0)
+        return "?";
+    if (ss.ss_family == AF_INET6)
+        return std::string("[") + host + "]:" + port;
+    return std::string(host) + ":" + port;
+}
+
+static void* serve(void* arg) {
+    Accepted a = *static_cast<Accepted*>(arg);
+    delete static_cast<Accepted*>(arg);
+    if (opt.mode == "recv")
+        doRecv(a.s, a.idx);
+    else if (opt.mode == "send")
+        doSend(a.s, a.idx);
+    else if (opt.mode == "echo")
+        doEcho(a.s, a.idx);
+    else {
+        say("ACCEPTED %d %s", a.idx, a.peer.c_str());
+        closeSocket(a.s);
+    }
+    pthread_mutex_lock(&server.mu);
+    server.done++;
+    pthread_cond_broadcast(&server.cond);
+    pthread_mutex_unlock(&server.mu);
+    return NULL;
+}
+
+static int runServer() {
+    if (opt.port < 0)
+        usage("server needs -port (0 picks one)");
+    if (opt.mode.empty())
+        opt.mode = "recv";
+    if (opt.mode != "recv" && opt.mode != "send" && opt.mode != "echo" && opt.mode != "close")
+        usage(("bad server mode " + opt.mode).c_str());
+    if (opt.host.empty())
+        opt.host = "127.0.0.1";
+
+    int len;
+    sockaddr_storage addr = resolve(opt.host, opt.port, &len);
+    UDTSOCKET ln = newSocket(addr.ss_family);
+    if (UDT::bind(ln, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
+        dieUDT("bind");
+    if (UDT::listen(ln, 64) == UDT::ERROR)
+        dieUDT("listen");
+    sockaddr_storage bound;
+    int boundLen = sizeof(bound);
+    if (UDT::getsockname(ln, reinterpret_cast<sockaddr*>(&bound), &boundLen) == UDT::ERROR)
+        dieUDT("getsockname");
+    int port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                           : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    say("LISTEN %d", port);
+
+    for (int i = 0; opt.conns == 0 || i < opt.conns; i++) {
+        sockaddr_storage peer;
+        int peerLen = sizeof(peer);
+        UDTSOCKET s = UDT::accept(ln, reinterpret_cast<sockaddr*>(&peer), &peerLen);
+        if (s == UDT::INVALID_SOCK)
+            dieUDT("accept");
+        pthread_t t;
+        Accepted* a = new Accepted;
+        a->s = s;
+        a->idx = i;
+        a->peer = formatAddr(peer, peerLen);
+        if (pthread_create(&t, NULL, serve, a) != 0)
+            die("pthread_create", strerror(errno));
+        pthread_detach(t);
+    }
+
+    pthread_mutex_lock(&server.mu);
+    while (server.done < opt.conns)
+        pthread_cond_wait(&server.cond, &server.mu);
+    pthread_mutex_unlock(&server.mu);
+    closeSocket(ln);
+    return 0;
+}
+
+// ---------------------------------------------------------------- client
+
+static int runClient() {
+    if (opt.host.empty() || opt.port <= 0)
+        usage("client needs -host and -port");
+    if (opt.mode.empty())
+        opt.mode = "send";
+    if (opt.mode != "send" && opt.mode != "recv" && opt.mode != "echo")
+        usage(("bad client mode " + opt.mode).c_str());
+
+    int len;
+    sockaddr_storage addr = resolve(opt.host, opt.port, &len);
+    for (int i = 0; i < opt.count; i++) {
+        UDTSOCKET s = newSocket(addr.ss_family);
+        double start = now();
+        if (UDT::connect(s, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
+            dieUDT("connect");
+        say("CONNECTED %d %.3f", i, (now() - start) * 1000);
+        if (opt.mode == "send")
+            doSend(s, i);
+        else if (opt.mode == "recv")
+            doRecv(s, i);
+        else
+            doEchoClient(s, i);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- offline checks
+
+static int runPattern() {
+    Sha256 sum;
+    Pattern pat(opt.seed);
+    uint8_t buf[4099];
+    // Odd piece sizes exercise the cut words that the 1 MiB chunks of a
+    // transfer never produce.
+    size_t piece = 1;
+    for (int64_t left = opt.bytes; left > 0;) {
+        size_t k = left < int64_t(piece) ? size_t(left) : piece;
+        pat.fill(buf, k);
+        sum.update(buf, k);
+        left -= k;
+        piece = piece % sizeof(buf) + 7;
+    }
+    say("PATTERN bytes=%lld sha256=%s", (long long)opt.bytes, sum.hex().c_str());
+    return 0;
+}
+
+static int runSelftest() {
+    struct Vector {
+        std::string in;
+        int repeat;
+        const char* want;
+    };
+    // FIPS 180-2 appendix B.
+    const Vector vectors[] = {
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+        {"aaaaaaaaaa", 100000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        Sha256 sum;
+        for (int r = 0; r < vectors[i].repeat; r++)
+            sum.update(vectors[i].in.data(), vectors[i].in.size());
+        std::string got = sum.hex();
+        if (got != vectors[i].want) {
+            fprintf(stderr, "ERROR selftest: vector %zu: sha256 %s, want %s\n", i, got.c_str(), vectors[i].want);
+            bad++;
+        }
+    }
+    if (bad > 0)
+        return 1;
+    say("SELFTEST ok");
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    parseArgs(argc, argv);
+    if (opt.role == "pattern")
+        return runPattern();
+    if (opt.role == "selftest")
+        return runSelftest();
+    if (opt.role != "server" && opt.role != "client")
+        usage(("unknown role " + opt.role).c_str());
+
+    if (UDT::startup() == UDT::ERROR)
+        dieUDT("startup");
+    int rc = opt.role == "server" ? runServer() : runClient();
+    UDT::cleanup();
+    return rc;
+}

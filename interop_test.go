@@ -1,0 +1,201 @@
+package udt_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/interop"
+)
+
+const interopBytes = 64 << 20
+
+// sendPattern writes n pattern bytes to c and closes it, returning the hash.
+func sendPattern(t *testing.T, c net.Conn, seed uint64, n int64) string {
+	t.Helper()
+	h := sha256.New()
+	_, err := io.Copy(io.MultiWriter(c, h), interop.PatternReader(seed, n))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// recvAll reads c to EOF, returning the byte count and hash.
+func recvAll(t *testing.T, c net.Conn) (int64, string) {
+	t.Helper()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	require.NoError(t, err)
+	return n, hex.EncodeToString(h.Sum(nil))
+}
+
+func TestInteropGoClientCppServer(t *testing.T) {
+	interop.BuildPeer(t)
+	want := interop.SHA256Pattern(1, interopBytes)
+
+	t.Run("go sends", func(t *testing.T) {
+		srv := interop.Start(t, "server", "-port", "0", "-mode", "recv")
+		port := srv.ListenPort(10 * time.Second)
+		c, err := udt.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
+		require.NoError(t, err)
+		require.Equal(t, want, sendPattern(t, c, 1, interopBytes))
+		rs, err := srv.Results(1, 60*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, int64(interopBytes), rs[0].Bytes)
+		require.Equal(t, want, rs[0].SHA256)
+		require.NoError(t, srv.Wait(10*time.Second))
+	})
+	t.Run("go receives", func(t *testing.T) {
+		srv := interop.Start(t, "server", "-port", "0", "-mode", "send", "-bytes", strconv.Itoa(interopBytes))
+		port := srv.ListenPort(10 * time.Second)
+		c, err := udt.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
+		require.NoError(t, err)
+		n, sum := recvAll(t, c)
+		require.NoError(t, c.Close())
+		require.Equal(t, int64(interopBytes), n)
+		require.Equal(t, want, sum)
+		rs, err := srv.Results(1, 60*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, rs[0].SHA256)
+		require.NoError(t, srv.Wait(10*time.Second))
+	})
+}
+
+func listenLocal(t *testing.T) *udt.Listener {
+	t.Helper()
+	var lc udt.ListenConfig
+	ln, err := lc.ListenUDT(t.Context(), "udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func portOf(a net.Addr) string { return strconv.Itoa(a.(*net.UDPAddr).Port) }
+
+func TestInteropCppClientGoServer(t *testing.T) {
+	interop.BuildPeer(t)
+	want := interop.SHA256Pattern(1, interopBytes)
+
+	t.Run("cpp sends", func(t *testing.T) {
+		ln := listenLocal(t)
+		cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-mode", "send", "-bytes", strconv.Itoa(interopBytes))
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		n, sum := recvAll(t, c)
+		require.NoError(t, c.Close())
+		require.Equal(t, int64(interopBytes), n)
+		require.Equal(t, want, sum)
+		rs, err := cli.Results(1, 60*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, rs[0].SHA256)
+		require.NoError(t, cli.Wait(10*time.Second))
+	})
+	t.Run("cpp receives", func(t *testing.T) {
+		ln := listenLocal(t)
+		cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-mode", "recv")
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		require.Equal(t, want, sendPattern(t, c, 1, interopBytes))
+		rs, err := cli.Results(1, 60*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, int64(interopBytes), rs[0].Bytes)
+		require.Equal(t, want, rs[0].SHA256)
+		require.NoError(t, cli.Wait(10*time.Second))
+	})
+}
+
+// TestInteropCppJoinsBusyListener has a C++ client dial a Go listener
+// whose port already carries 50 open Go connections, all still working.
+func TestInteropCppJoinsBusyListener(t *testing.T) {
+	interop.BuildPeer(t)
+	ln := listenLocal(t)
+	const goConns = 50
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var goClients []net.Conn
+	for range goConns {
+		c, err := udt.Dial("udp", ln.Addr().String())
+		require.NoError(t, err)
+		goClients = append(goClients, c)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		wg.Go(func() {
+			defer s.Close()
+			_, _ = io.Copy(s, s) // echo until the client closes
+		})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for i, c := range goClients {
+		wg.Go(func() {
+			defer c.Close()
+			msg := []byte(fmt.Sprintf("ping %d", i))
+			buf := make([]byte, len(msg))
+			for ctx.Err() == nil {
+				if _, err := c.Write(msg); err != nil {
+					t.Errorf("go client %d: %v", i, err)
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil || string(buf) != string(msg) {
+					t.Errorf("go client %d: echo %q, %v", i, buf, err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+
+	const n = 8 << 20
+	cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-mode", "send", "-bytes", strconv.Itoa(n), "-seed", "7")
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	got, sum := recvAll(t, c)
+	require.NoError(t, c.Close())
+	require.Equal(t, int64(n), got)
+	require.Equal(t, interop.SHA256Pattern(7, n), sum)
+	require.NoError(t, cli.Wait(30*time.Second))
+	cancel()
+}
+
+// TestInteropSequentialDialsClosedAtOnce: 200 C++ dials in a row to a Go
+// listener that closes every accepted connection at once. Every dial
+// completes, and none waits for a timeout.
+func TestInteropSequentialDialsClosedAtOnce(t *testing.T) {
+	interop.BuildPeer(t)
+	ln := listenLocal(t)
+	const dials = 200
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	})
+	cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-count", strconv.Itoa(dials))
+	var slowest time.Duration
+	for i := range dials {
+		line, err := cli.WaitLine("CONNECTED ", 10*time.Second)
+		require.NoError(t, err, "dial %d", i)
+		_, took, err := interop.ParseConnected(line)
+		require.NoError(t, err)
+		slowest = max(slowest, took)
+	}
+	require.NoError(t, cli.Wait(30*time.Second))
+	require.Less(t, slowest, time.Second, "a dial waited for a retransmission or timeout")
+	t.Logf("%d dials, slowest %v", dials, slowest)
+	require.NoError(t, ln.Close())
+}
