@@ -26,17 +26,35 @@ func build(t *testing.T, rs ...Range) *List {
 func checkInvariants(t testing.TB, l *List) {
 	t.Helper()
 	rs := l.Ranges()
-	require.Len(t, rs, l.NumRanges())
+	if len(rs) != l.NumRanges() {
+		t.Fatalf("Ranges has %d ranges, NumRanges says %d", len(rs), l.NumRanges())
+	}
 	total := 0
 	for k, r := range rs {
-		require.True(t, r.First.Valid() && r.Last.Valid(), "range %d %v has an invalid number", k, r)
-		require.LessOrEqual(t, seq.Cmp(r.First, r.Last), 0, "range %d %v inverted", k, r)
-		if k > 0 {
-			require.Positive(t, seq.Cmp(r.First, rs[k-1].Last.Inc()), "ranges %v and %v overlap or touch", rs[k-1], r)
+		if !r.First.Valid() || !r.Last.Valid() {
+			t.Fatalf("range %d %v has an invalid number", k, r)
+		}
+		if seq.Cmp(r.First, r.Last) > 0 {
+			t.Fatalf("range %d %v is inverted", k, r)
+		}
+		if k > 0 && seq.Cmp(r.First, rs[k-1].Last.Inc()) <= 0 {
+			t.Fatalf("ranges %v and %v overlap or touch", rs[k-1], r)
 		}
 		total += seq.Len(r.First, r.Last)
 	}
-	require.Equal(t, total, l.Len())
+	if total != l.Len() {
+		t.Fatalf("ranges hold %d numbers, Len says %d", total, l.Len())
+	}
+}
+
+// requireRanges fails t unless l holds exactly want.
+func requireRanges(t *testing.T, want []Range, l *List) {
+	t.Helper()
+	if len(want) == 0 {
+		require.Empty(t, l.Ranges())
+		return
+	}
+	require.Equal(t, want, l.Ranges())
 }
 
 func rng(a, b seq.Num) Range { return Range{a, b} }
@@ -75,13 +93,13 @@ func TestInsert(t *testing.T) {
 		{"adjacent before the wrap", []Range{rng(0, 4)}, rng(m-3, m), 4, []Range{rng(m-3, 4)}},
 		{"sorted across the wrap", []Range{rng(3, 4)}, rng(m-1, m-1), 1, []Range{rng(m-1, m-1), rng(3, 4)}},
 		{"bridging the wrap", []Range{rng(m-9, m-8), rng(m-2, m), rng(1, 1), rng(5, 6)}, rng(m-7, 3),
-			7, []Range{rng(m-9, 3), rng(5, 6)}},
+			8, []Range{rng(m-9, 3), rng(5, 6)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := build(t, c.start...)
 			require.Equal(t, c.added, l.Insert(c.ins.First, c.ins.Last))
-			require.Equal(t, c.want, l.Ranges())
+			requireRanges(t, c.want, l)
 			checkInvariants(t, l)
 		})
 	}
@@ -112,7 +130,7 @@ func TestRemove(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l := build(t, c.start...)
 			require.Equal(t, c.present, l.Remove(c.s))
-			require.Equal(t, c.want, l.Ranges())
+			requireRanges(t, c.want, l)
 			require.False(t, l.Contains(c.s))
 			checkInvariants(t, l)
 		})
@@ -142,13 +160,13 @@ func TestRemoveRange(t *testing.T) {
 		{"all", []Range{rng(1, 4), rng(6, 7), rng(11, 15)}, rng(0, 20), 11, []Range{}},
 		{"inverted", []Range{rng(1, 4)}, rng(4, 1), 0, []Range{rng(1, 4)}},
 		{"across the wrap", []Range{rng(m-5, m-4), rng(m-2, 2), rng(4, 6)}, rng(m-1, 4),
-			5, []Range{rng(m-5, m-4), rng(m-2, m-2), rng(5, 6)}},
+			6, []Range{rng(m-5, m-4), rng(m-2, m-2), rng(5, 6)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := build(t, c.start...)
 			require.Equal(t, c.removed, l.RemoveRange(c.del.First, c.del.Last))
-			require.Equal(t, c.want, l.Ranges())
+			requireRanges(t, c.want, l)
 			checkInvariants(t, l)
 		})
 	}
@@ -168,13 +186,13 @@ func TestRemoveBefore(t *testing.T) {
 		{"whole ranges and trim", []Range{rng(1, 2), rng(4, 4), rng(6, 9)}, 8, 5, []Range{rng(8, 9)}},
 		{"up to a gap", []Range{rng(1, 2), rng(6, 9)}, 4, 2, []Range{rng(6, 9)}},
 		{"all", []Range{rng(1, 2), rng(6, 9)}, 10, 6, []Range{}},
-		{"across the wrap", []Range{rng(m-4, m-3), rng(m-1, 3), rng(5, 6)}, 1, 4, []Range{rng(1, 3), rng(5, 6)}},
+		{"across the wrap", []Range{rng(m-4, m-3), rng(m-1, 3), rng(5, 6)}, 1, 5, []Range{rng(1, 3), rng(5, 6)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := build(t, c.start...)
 			require.Equal(t, c.removed, l.RemoveBefore(c.s))
-			require.Equal(t, c.want, l.Ranges())
+			requireRanges(t, c.want, l)
 			checkInvariants(t, l)
 		})
 	}
@@ -214,7 +232,7 @@ func TestContainsAndClear(t *testing.T) {
 	for _, s := range []seq.Num{m - 2, 2, 4, 8, m + 1} {
 		require.False(t, l.Contains(s), "%#x", s)
 	}
-	require.Equal(t, 6, l.Len())
+	require.Equal(t, 7, l.Len())
 	l.Clear()
 	require.Zero(t, l.Len())
 	require.Empty(t, l.Ranges())
@@ -236,7 +254,7 @@ func TestMaxRanges(t *testing.T) {
 
 	// Growing or merging ranges needs no new one.
 	require.Equal(t, 2, l.Insert(11, 12))
-	require.Equal(t, 9, l.Insert(13, 21))
+	require.Equal(t, 8, l.Insert(13, 21)) // 20 was there
 	require.Equal(t, 5, l.Insert(31, 35))
 	require.Equal(t, []Range{rng(10, 21), rng(30, 35)}, l.Ranges())
 	require.Equal(t, 2, l.Insert(40, 41))
@@ -362,7 +380,9 @@ func (o *opRunner) popFirst() {
 	}
 	require.True(o.t, o.md[s], "PopFirst returned non-member %#x", s)
 	for x := range o.md {
-		require.GreaterOrEqual(o.t, seq.Cmp(x, s), 0, "PopFirst returned %#x but %#x is smaller", s, x)
+		if seq.Cmp(x, s) < 0 {
+			o.t.Fatalf("PopFirst returned %#x but %#x is smaller", s, x)
+		}
 	}
 	delete(o.md, s)
 }
@@ -374,14 +394,18 @@ func (o *opRunner) check(base seq.Num, window int) {
 	require.Equal(o.t, len(o.md), o.l.Len())
 	for _, r := range o.l.Ranges() {
 		for s := r.First; ; s = s.Inc() {
-			require.True(o.t, o.md[s], "list holds %#x, model does not", s)
+			if !o.md[s] {
+				o.t.Fatalf("list holds %#x, model does not", s)
+			}
 			if s == r.Last {
 				break
 			}
 		}
 	}
 	for s := base.Add(-2); seq.Off(base, s) < window+2; s = s.Inc() {
-		require.Equal(o.t, o.md[s], o.l.Contains(s), "Contains(%#x)", s)
+		if o.md[s] != o.l.Contains(s) {
+			o.t.Fatalf("Contains(%#x) = %v, model says %v", s, o.l.Contains(s), o.md[s])
+		}
 	}
 }
 
