@@ -52,10 +52,20 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Addr: raddr, Err: err}
 	}
+	c, err := dialOn(ctx, m, cfg, peer)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "udt", Source: net.UDPAddrFromAddrPort(m.laddr), Addr: raddr, Err: err}
+	}
+	return c, nil
+}
+
+// dialOn runs a caller handshake to peer on m, taking over the caller's
+// reference to m (released on failure).
+func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort) (*Conn, error) {
 	c := newConn(m, cfg, peer)
 	c.isDial = true
 	if m.laddr.Addr().IsUnspecified() {
-		c.laddr = routeSource(raddr, m.laddr.Port())
+		c.laddr = routeSource(net.UDPAddrFromAddrPort(peer), m.laddr.Port())
 	}
 	c.hs = handshake{
 		version:  udtVersion,
@@ -76,7 +86,7 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 		c.mu.Unlock()
 		close(c.closed)
 		c.unregister()
-		return nil, &net.OpError{Op: "dial", Net: "udt", Source: c.laddr, Addr: raddr, Err: err}
+		return nil, err
 	}
 	return c, nil
 }

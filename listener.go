@@ -51,13 +51,22 @@ func (lc *ListenConfig) ListenUDT(ctx context.Context, network, address string) 
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: laddr, Err: err}
 	}
+	l, err := listenOn(m, cfg)
+	if err != nil {
+		m.release()
+		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: laddr, Err: err}
+	}
+	return l, nil
+}
+
+// listenOn makes a listener on m, taking over the caller's reference.
+func listenOn(m *multiplexer, cfg Config) (*Listener, error) {
 	registry.mu.Lock()
 	taken := m.hasListener
 	m.hasListener = true
 	registry.mu.Unlock()
 	if taken {
-		m.release()
-		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: laddr, Err: errListenerExists}
+		return nil, errListenerExists
 	}
 	l := &Listener{
 		m:       m,

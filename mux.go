@@ -3,12 +3,10 @@ package udt
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // multiplexer owns one UDP socket. Its receive worker (rcvqueue.go) reads
@@ -17,10 +15,9 @@ import (
 // listener and any number of connections share it; it closes the socket
 // when its last user leaves.
 type multiplexer struct {
-	conn  *net.UDPConn
+	conn  packetConn
 	laddr netip.AddrPort
 	key   string // registry key; "" when not shared
-	start time.Time
 
 	sndq *sendQueue
 
@@ -71,17 +68,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	}
 	_ = uc.SetReadBuffer(cfg.UDPReceiveBuffer)
 	_ = uc.SetWriteBuffer(cfg.UDPSendBuffer)
-	m := &multiplexer{
-		conn:       uc,
-		laddr:      uc.LocalAddr().(*net.UDPAddr).AddrPort(),
-		start:      time.Now(),
-		socks:      make(map[uint32]*Conn),
-		connectors: make(map[uint32]*Conn),
-		ids:        make(map[uint32]struct{}),
-		refs:       1,
-		closed:     make(chan struct{}),
-	}
-	m.sndq = newSendQueue(m)
+	m := newMultiplexer(udpConn{uc})
 	if key == "" {
 		// Register under the bound address so later dials and listens
 		// naming it share this socket.
@@ -94,9 +81,28 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 		m.key = key
 		registry.muxes[key] = m
 	}
+	m.start()
+	return m, nil
+}
+
+// newMultiplexer makes a multiplexer on pc; start runs its workers.
+func newMultiplexer(pc packetConn) *multiplexer {
+	m := &multiplexer{
+		conn:       pc,
+		laddr:      pc.LocalAddrPort(),
+		socks:      make(map[uint32]*Conn),
+		connectors: make(map[uint32]*Conn),
+		ids:        make(map[uint32]struct{}),
+		refs:       1,
+		closed:     make(chan struct{}),
+	}
+	m.sndq = newSendQueue(m)
+	return m
+}
+
+func (m *multiplexer) start() {
 	m.wg.Go(m.receiveLoop)
 	m.wg.Go(m.sndq.loop)
-	return m, nil
 }
 
 // release drops one reference; the last one closes the socket and waits for
@@ -164,11 +170,61 @@ func (m *multiplexer) freeSocketID(id uint32) {
 // writeTo sends one datagram. Errors are transient for UDP (a full kernel
 // buffer, an unreachable peer) and are left to retransmission.
 func (m *multiplexer) writeTo(b []byte, to netip.AddrPort) {
-	_, err := m.conn.WriteToUDPAddrPort(b, to)
-	if err != nil && errors.Is(err, net.ErrClosed) {
-		return
+	_ = m.conn.WriteTo(b, to)
+}
+
+// packetConn is the datagram socket under a multiplexer: a UDP socket, or
+// in tests an emulated link.
+type packetConn interface {
+	ReadFrom(b []byte) (int, netip.AddrPort, error)
+	WriteTo(b []byte, to netip.AddrPort) error
+	LocalAddrPort() netip.AddrPort
+	Close() error
+}
+
+// udpConn is a packetConn on a real UDP socket.
+type udpConn struct{ c *net.UDPConn }
+
+func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	return u.c.ReadFromUDPAddrPort(b)
+}
+
+func (u udpConn) WriteTo(b []byte, to netip.AddrPort) error {
+	_, err := u.c.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+func (u udpConn) LocalAddrPort() netip.AddrPort {
+	return u.c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func (u udpConn) Close() error { return u.c.Close() }
+
+// netPacketConn adapts any net.PacketConn whose addresses are *net.UDPAddr.
+type netPacketConn struct{ c net.PacketConn }
+
+func (p netPacketConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, a, err := p.c.ReadFrom(b)
+		if err != nil {
+			return n, netip.AddrPort{}, err
+		}
+		if ua, ok := a.(*net.UDPAddr); ok {
+			return n, ua.AddrPort(), nil
+		}
 	}
 }
 
-// now returns the multiplexer's clock; a variable for tests.
-func (m *multiplexer) now() time.Time { return time.Now() }
+func (p netPacketConn) WriteTo(b []byte, to netip.AddrPort) error {
+	_, err := p.c.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+func (p netPacketConn) LocalAddrPort() netip.AddrPort {
+	if ua, ok := p.c.LocalAddr().(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func (p netPacketConn) Close() error { return p.c.Close() }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // maxDatagram is the largest UDP payload the receive worker reads.
@@ -14,16 +15,18 @@ const maxDatagram = 65536
 func (m *multiplexer) receiveLoop() {
 	buf := make([]byte, maxDatagram)
 	for {
-		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := m.conn.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				m.runPending()
 				return
 			}
+			// A transient error (an ICMP report, a full buffer): go on,
+			// without spinning if it repeats.
 			select {
 			case <-m.closed:
 				return
-			default:
+			case <-time.After(time.Millisecond):
 			}
 			continue
 		}
