@@ -78,8 +78,10 @@ type Conn struct {
 	holdUntil  time.Time // accepted conns: no data before this (see establishLocked)
 	msgNo      seq.Msg
 	rtt        window.RTT
-	rate       int // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth  int // EWMA of the peer's reported link capacity, packets/s
+	delivered  uint64        // packets acknowledged, cumulative (for cc)
+	rttSample  time.Duration // RTT in the peer's latest ACK
+	rate       int           // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth  int           // EWMA of the peer's reported link capacity, packets/s
 	nakScratch []lossl.Range
 	scratch    [64]byte // control bodies being built
 	nakBody    []byte   // periodic NAK body
@@ -204,6 +206,10 @@ func (c *Conn) ccInputs() cc.Inputs {
 		RTT:        c.rtt.RTT,
 		RecvRate:   c.rate,
 		Bandwidth:  c.bandwidth,
+		RTTSample:  c.rttSample,
+		Delivered:  c.delivered,
+		Lost:       c.stats.pktSndLoss,
+		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
 	}
 }
 

@@ -131,7 +131,8 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	}
 	c.sndDataAck = a.ack
 	if a.words >= 4 && a.rtt > 0 {
-		c.rtt.Update(time.Duration(a.rtt) * time.Microsecond)
+		c.rttSample = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
+		c.rtt.Update(c.rttSample)
 	}
 	if a.words >= 6 {
 		if a.rate > 0 {
@@ -154,6 +155,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 		pool.Put(c.sndBuf.PopFront().buf)
 	}
 	c.sndLastAck = ack
+	c.delivered += uint64(max(n, 0))
 	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
 		c.sndCurrSeq = ack.Dec()
 	}

@@ -21,6 +21,12 @@ type Inputs struct {
 	RTT        time.Duration // sender's smoothed RTT
 	RecvRate   int           // sender's EWMA of ACK word 5, packets/s
 	Bandwidth  int           // sender's EWMA of ACK word 6, packets/s
+
+	// For model-based controllers.
+	RTTSample time.Duration // RTT the receiver reported in the latest ACK
+	Delivered uint64        // packets acknowledged since the start, cumulative
+	Lost      uint64        // packets reported lost since the start, cumulative
+	InFlight  int           // packets sent and not yet acknowledged
 }
 
 // Controller is a congestion controller. Its methods are called by the
