@@ -178,7 +178,12 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.rcvAdvertised = c.cfg.ReceiveBuffer
 	c.arrivals = window.NewArrivals()
 	c.msgNo = 1
-	c.cc = cc.NewDAIMD(uint64(c.id))
+	switch c.cfg.Congestion {
+	case CongestionModel:
+		c.cc = cc.NewModel()
+	default:
+		c.cc = cc.NewDAIMD(uint64(c.id))
+	}
 	c.cc.Init(now, c.ccInputs())
 	c.period = c.ccPeriod()
 	c.sndTarget = now

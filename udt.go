@@ -120,9 +120,43 @@ type Config struct {
 	// library's rule: the 17th consecutive EXP expiry, about 46 s.
 	PeerIdleTimeout time.Duration
 
+	// Congestion selects the congestion controller. If zero,
+	// CongestionDAIMD, the C++ library's native controller (UDT_CC's
+	// default, CUDTCC).
+	Congestion CongestionControl
+
 	// MaxBandwidth caps the sending rate in bytes per second (UDT_MAXBW).
 	// If zero or negative, no cap.
 	MaxBandwidth int64
+}
+
+// CongestionControl names a built-in congestion controller.
+type CongestionControl int
+
+const (
+	// CongestionDefault selects the library's default controller.
+	CongestionDefault CongestionControl = iota
+	// CongestionDAIMD is UDT's native rate-based controller, as the C++
+	// library's CUDTCC: slow start, then additive increase scaled by the
+	// estimated link capacity and a 1/9 decrease on each loss event.
+	CongestionDAIMD
+	// CongestionModel is a loss-tolerant, model-based controller: it paces
+	// at the measured bottleneck bandwidth and keeps about two
+	// bandwidth-delay products in flight, so random loss alone does not cut
+	// the rate.
+	CongestionModel
+)
+
+func (cc CongestionControl) String() string {
+	switch cc {
+	case CongestionDefault:
+		return "default"
+	case CongestionDAIMD:
+		return "DAIMD"
+	case CongestionModel:
+		return "model"
+	}
+	return fmt.Sprintf("CongestionControl(%d)", int(cc))
 }
 
 // validate checks c and returns a copy with defaults filled in.
@@ -183,6 +217,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PeerIdleTimeout < 0 {
 		return c, fmt.Errorf("udt: Config.PeerIdleTimeout %v is negative", c.PeerIdleTimeout)
+	}
+	switch c.Congestion {
+	case CongestionDefault:
+		c.Congestion = CongestionDAIMD
+	case CongestionDAIMD, CongestionModel:
+	default:
+		return c, fmt.Errorf("udt: Config.Congestion %d is not a known controller", int(c.Congestion))
 	}
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog

@@ -70,6 +70,7 @@ func (h *ACKHistory) Acknowledge(ackNo seq.Ack, now time.Time) (ack seq.Num, rtt
 // values; the zero value starts from 0.
 type RTT struct {
 	RTT, Var time.Duration
+	sampled  bool // a sample has replaced the initial guess
 }
 
 // Initial RTT estimate: 100 ms (10 SYN intervals) and half that as variation.
@@ -85,6 +86,16 @@ func NewRTT() RTT { return RTT{RTT: initialRTT, Var: initialRTTVar} }
 // Var = (3·Var + |sample − RTT|) >> 2 first (with the old RTT), then
 // RTT = (7·RTT + sample) >> 3.
 func (r *RTT) Update(sample time.Duration) {
+	if !r.sampled {
+		// The first measurement replaces the initial guess outright, as
+		// TCP does (RFC 6298), instead of creeping from 100 ms towards it
+		// at 1/8 per sample as 4.11 does. Nothing on the wire depends on
+		// the difference but the RTT figures ACKs carry.
+		r.sampled = true
+		r.RTT = sample.Truncate(time.Microsecond)
+		r.Var = (sample / 2).Truncate(time.Microsecond)
+		return
+	}
 	s := sample.Microseconds()
 	rtt := r.RTT.Microseconds()
 	v := r.Var.Microseconds()

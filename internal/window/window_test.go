@@ -88,10 +88,16 @@ func TestACKHistoryWrap(t *testing.T) {
 
 func TestRTTUpdate(t *testing.T) {
 	r := NewRTT()
-	require.Equal(t, RTT{RTT: 100 * time.Millisecond, Var: 50 * time.Millisecond}, r)
+	require.Equal(t, 100*time.Millisecond, r.RTT)
+	require.Equal(t, 50*time.Millisecond, r.Var)
 
-	// 4.11: Var = (3·50000 + |20000 − 100000|) >> 2 = 57500;
-	//       RTT = (7·100000 + 20000) >> 3 = 90000.
+	// The first sample replaces the initial guess.
+	r.Update(100 * time.Millisecond)
+	require.Equal(t, 100*time.Millisecond, r.RTT)
+	require.Equal(t, 50*time.Millisecond, r.Var)
+
+	// Then 4.11's arithmetic: Var = (3·50000 + |20000 − 100000|) >> 2 =
+	// 57500; RTT = (7·100000 + 20000) >> 3 = 90000.
 	r.Update(20 * time.Millisecond)
 	require.Equal(t, 90_000*time.Microsecond, r.RTT)
 	require.Equal(t, 57_500*time.Microsecond, r.Var)
@@ -108,6 +114,13 @@ func TestRTTUpdate(t *testing.T) {
 	}
 	require.InDelta(t, 300, r.RTT.Microseconds(), 8)
 	require.Less(t, r.Var.Microseconds(), int64(8))
+}
+
+func TestRTTFirstSample(t *testing.T) {
+	r := NewRTT()
+	r.Update(2 * time.Millisecond)
+	require.Equal(t, 2*time.Millisecond, r.RTT)
+	require.Equal(t, time.Millisecond, r.Var)
 }
 
 func TestArrivalsInitial(t *testing.T) {

@@ -1,0 +1,96 @@
+package udt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// dropConn loses a seeded random fraction of the datagrams it sends.
+type dropConn struct {
+	packetConn
+	mu   sync.Mutex
+	rng  *rand.Rand
+	loss float64
+}
+
+func (d *dropConn) WriteTo(b []byte, to netip.AddrPort) error {
+	d.mu.Lock()
+	drop := d.rng.Float64() < d.loss
+	d.mu.Unlock()
+	if drop {
+		return nil
+	}
+	return d.packetConn.WriteTo(b, to)
+}
+
+// lossyMux makes a started multiplexer on a loopback socket whose sends
+// are lost with probability loss.
+func lossyMux(t *testing.T, loss float64, seed uint64) *multiplexer {
+	t.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	_ = uc.SetReadBuffer(8 << 20)
+	m := newMultiplexer(&dropConn{packetConn: udpConn{uc}, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss})
+	m.start()
+	return m
+}
+
+func TestTransferUnderRandomLoss(t *testing.T) {
+	for _, tc := range []struct {
+		cc   CongestionControl
+		loss float64
+		size int
+	}{
+		{CongestionDAIMD, 0.01, 32 << 20},
+		{CongestionDAIMD, 0.10, 4 << 20},
+		{CongestionDAIMD, 0.30, 1 << 20},
+		{CongestionModel, 0.01, 32 << 20},
+		{CongestionModel, 0.10, 32 << 20},
+		{CongestionModel, 0.30, 8 << 20},
+	} {
+		t.Run(fmt.Sprintf("%v/%.0f%%", tc.cc, tc.loss*100), func(t *testing.T) {
+			cfg, err := Config{Congestion: tc.cc}.withDefaults()
+			require.NoError(t, err)
+			lm := lossyMux(t, tc.loss, 1)
+			ln, err := listenOn(lm, cfg)
+			require.NoError(t, err)
+			defer ln.Close()
+			dm := lossyMux(t, tc.loss, 2)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			c, err := dialOn(ctx, dm, cfg, lm.laddr)
+			require.NoError(t, err)
+			defer c.Close()
+			s, err := ln.AcceptUDT()
+			require.NoError(t, err)
+			defer s.Close()
+
+			data := make([]byte, tc.size)
+			for i := range data {
+				data[i] = byte(i * 7 / 3)
+			}
+			go func() {
+				_, _ = c.Write(data)
+				_ = c.Close()
+			}()
+			got, err := io.ReadAll(s)
+			require.NoError(t, err)
+			require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+			require.True(t, bytes.Equal(data, got))
+			st := s.Stats()
+			t.Logf("%v loss %.0f%%: %.1f Mbit/s; receiver saw %d losses, sent %d NAKs", tc.cc, tc.loss*100,
+				float64(tc.size)*8/1e6/st.Duration.Seconds(), st.Total.PktRcvLoss, st.Total.NAKSent)
+		})
+	}
+}
