@@ -199,3 +199,37 @@ func TestInteropSequentialDialsClosedAtOnce(t *testing.T) {
 	t.Logf("%d dials, slowest %v", dials, slowest)
 	require.NoError(t, ln.Close())
 }
+
+// TestInteropIPv6 runs both directions over ::1: the handshake's 16-byte
+// peer-IP field must be right for the C++ library to connect.
+func TestInteropIPv6(t *testing.T) {
+	interop.BuildPeer(t)
+	const n = 8 << 20
+	want := interop.SHA256Pattern(3, n)
+
+	t.Run("go dials", func(t *testing.T) {
+		srv := interop.Start(t, "server", "-host", "::1", "-port", "0", "-mode", "recv")
+		port := srv.ListenPort(10 * time.Second)
+		c, err := udt.Dial("udp6", "[::1]:"+strconv.Itoa(port))
+		require.NoError(t, err)
+		require.Equal(t, want, sendPattern(t, c, 3, n))
+		rs, err := srv.Results(1, 60*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, rs[0].SHA256)
+		require.NoError(t, srv.Wait(10*time.Second))
+	})
+	t.Run("cpp dials", func(t *testing.T) {
+		var lc udt.ListenConfig
+		ln, err := lc.ListenUDT(t.Context(), "udp6", "[::1]:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		cli := interop.Start(t, "client", "-host", "::1", "-port", portOf(ln.Addr()), "-mode", "send", "-bytes", strconv.Itoa(n), "-seed", "3")
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		got, sum := recvAll(t, c)
+		require.NoError(t, c.Close())
+		require.Equal(t, int64(n), got)
+		require.Equal(t, want, sum)
+		require.NoError(t, cli.Wait(30*time.Second))
+	})
+}
