@@ -1,0 +1,103 @@
+package udt_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"time"
+
+	"github.com/udt-go/udt"
+)
+
+// A listener accepts UDT connections like a TCP listener; here it echoes.
+func ExampleListen() {
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+
+	c, err := udt.Dial("udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("echo me")); err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(buf))
+	// Output: echo me
+}
+
+// A Dialer carries options; its context bounds the handshake.
+func ExampleDialer() {
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = c.Write([]byte("hi"))
+			_ = c.Close()
+		}
+	}()
+
+	d := udt.Dialer{Config: udt.Config{MSS: 1400, Congestion: udt.CongestionModel}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := d.DialUDT(ctx, "udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	b, err := io.ReadAll(c) // until the server's shutdown
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(b))
+	// Output: hi
+}
+
+// Stats reports the C++ library's performance-monitor figures.
+func ExampleConn_Stats() {
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, c)
+			_ = c.Close()
+		}
+	}()
+	c, err := (&udt.Dialer{}).DialUDT(context.Background(), "udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, 1<<20)); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	st := c.Stats()
+	fmt.Println(st.Total.PktSent >= 721, st.Total.ACKRecv > 0)
+	// Output: true true
+}
