@@ -281,3 +281,50 @@ func TestManyConnectionsOneMultiplexer(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// TestListenerAndDialsShareAPort: each of two peers listens on a port and
+// dials the other from that same port; one UDP socket per peer carries it all.
+func TestListenerAndDialsShareAPort(t *testing.T) {
+	var lc udt.ListenConfig
+	a, err := lc.ListenUDT(t.Context(), "udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := lc.ListenUDT(t.Context(), "udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer b.Close()
+
+	fromA := udt.Dialer{LocalAddr: a.Addr().(*net.UDPAddr)}
+	fromB := udt.Dialer{LocalAddr: b.Addr().(*net.UDPAddr)}
+	ab, err := fromA.DialUDT(t.Context(), "udp", b.Addr().String())
+	require.NoError(t, err)
+	defer ab.Close()
+	ba, err := fromB.DialUDT(t.Context(), "udp", a.Addr().String())
+	require.NoError(t, err)
+	defer ba.Close()
+	require.Equal(t, a.Addr().String(), ab.LocalAddr().String())
+	require.Equal(t, b.Addr().String(), ba.LocalAddr().String())
+
+	atB, err := b.AcceptUDT()
+	require.NoError(t, err)
+	defer atB.Close()
+	atA, err := a.AcceptUDT()
+	require.NoError(t, err)
+	defer atA.Close()
+	require.Equal(t, a.Addr().String(), atB.RemoteAddr().String())
+
+	for _, p := range []struct {
+		w, r net.Conn
+		msg  string
+	}{{ab, atB, "a to b"}, {ba, atA, "b to a"}, {atB, ab, "b back to a"}, {atA, ba, "a back to b"}} {
+		_, err := p.w.Write([]byte(p.msg))
+		require.NoError(t, err)
+		buf := make([]byte, len(p.msg))
+		_, err = io.ReadFull(p.r, buf)
+		require.NoError(t, err)
+		require.Equal(t, p.msg, string(buf))
+	}
+
+	// A second listener on a taken address is refused.
+	_, err = lc.ListenUDT(t.Context(), "udp", a.Addr().String())
+	require.Error(t, err)
+}
