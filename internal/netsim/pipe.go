@@ -1,0 +1,382 @@
+package netsim
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Addresses of the two ends of every pipe from [NewPacketPipe].
+var (
+	PipeAddrA = netip.MustParseAddrPort("127.0.0.1:10001")
+	PipeAddrB = netip.MustParseAddrPort("127.0.0.1:10002")
+)
+
+// DefaultPipeReadBuffer is the receive buffer of a [PipeConn] in payload
+// bytes until [PipeConn.SetReadBuffer] changes it. Datagrams that arrive
+// while it is full are dropped and counted in [LinkStats].Overflow.
+const DefaultPipeReadBuffer = 4 << 20
+
+// maxDatagram is the largest UDP payload over IPv4.
+const maxDatagram = 65507
+
+// NewPacketPipe returns the two ends of an in-memory datagram path: what a
+// writes to b's address goes through a link configured by a2b and is read
+// from b, and the other way through b2a. a is at [PipeAddrA] and b at
+// [PipeAddrB]. The links draw from generators seeded with seed and seed+1.
+//
+// Both ends are [*PipeConn]; use [PipeConn.Link] to reconfigure a direction
+// or read its counters. The pipe uses only channels and timers, so when it
+// is created inside a [testing/synctest] bubble its delays pass instantly.
+func NewPacketPipe(a2b, b2a LinkConfig, seed uint64) (a, b net.PacketConn) {
+	ca := newPipeConn(PipeAddrA)
+	cb := newPipeConn(PipeAddrB)
+	ca.peer, cb.peer = cb, ca
+	ca.out = &pipeDir{link: New(a2b, seed), dst: cb}
+	cb.out = &pipeDir{link: New(b2a, seed+1), dst: ca}
+	return ca, cb
+}
+
+// PipeConn is one end of a pipe from [NewPacketPipe]. It behaves like an
+// unconnected [net.UDPConn]: writes never block, datagrams to an address
+// other than the peer's vanish, reads truncate to the buffer given. It is
+// safe for concurrent use.
+type PipeConn struct {
+	local *net.UDPAddr
+	ap    netip.AddrPort // local as a value
+	peer  *PipeConn
+	out   *pipeDir // to peer
+
+	inMu    sync.Mutex
+	inbox   []*packet     // guarded by inMu; from inHead on
+	inHead  int           // guarded by inMu
+	inBytes int           // guarded by inMu; payload bytes in inbox
+	rbuf    int           // guarded by inMu; limit on inBytes
+	done    bool          // guarded by inMu; closed
+	ready   chan struct{} // capacity 1; signalled when inbox gains datagrams
+
+	rd, wd    deadline
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func newPipeConn(addr netip.AddrPort) *PipeConn {
+	return &PipeConn{
+		local:  net.UDPAddrFromAddrPort(addr),
+		ap:     addr,
+		rbuf:   DefaultPipeReadBuffer,
+		ready:  make(chan struct{}, 1),
+		rd:     makeDeadline(),
+		wd:     makeDeadline(),
+		closed: make(chan struct{}),
+	}
+}
+
+// Link returns the link carrying datagrams from c to its peer.
+func (c *PipeConn) Link() *Link { return c.out.link }
+
+// LocalAddr returns c's address, a [*net.UDPAddr].
+func (c *PipeConn) LocalAddr() net.Addr { return c.local }
+
+// SetReadBuffer sets the receive buffer in payload bytes, like
+// [net.UDPConn.SetReadBuffer].
+func (c *PipeConn) SetReadBuffer(bytes int) error {
+	if bytes <= 0 {
+		return &net.OpError{Op: "set", Net: "udp", Source: c.local, Err: syscall.EINVAL}
+	}
+	c.inMu.Lock()
+	c.rbuf = bytes
+	c.inMu.Unlock()
+	return nil
+}
+
+// SetWriteBuffer accepts any positive size and does nothing: writes never
+// block or queue at the sender.
+func (c *PipeConn) SetWriteBuffer(bytes int) error {
+	if bytes <= 0 {
+		return &net.OpError{Op: "set", Net: "udp", Source: c.local, Err: syscall.EINVAL}
+	}
+	return nil
+}
+
+// ReadFrom reads the next datagram into p and returns its length (at most
+// len(p); the rest is discarded) and the peer's address.
+func (c *PipeConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		select {
+		case <-c.closed:
+			return 0, nil, c.opError("read", nil, net.ErrClosed)
+		case <-c.rd.wait():
+			return 0, nil, c.opError("read", nil, os.ErrDeadlineExceeded)
+		default:
+		}
+		if pk := c.take(); pk != nil {
+			n := copy(p, pk.b)
+			putPacket(pk)
+			return n, c.peer.local, nil
+		}
+		select {
+		case <-c.ready:
+		case <-c.closed:
+		case <-c.rd.wait():
+		}
+	}
+}
+
+// take removes the oldest datagram from the inbox, or returns nil.
+func (c *PipeConn) take() *packet {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if c.inHead == len(c.inbox) {
+		return nil
+	}
+	pk := c.inbox[c.inHead]
+	c.inbox[c.inHead] = nil
+	c.inHead++
+	c.inBytes -= len(pk.b)
+	switch {
+	case c.inHead == len(c.inbox):
+		c.inbox, c.inHead = c.inbox[:0], 0
+	case c.inHead > 64 && c.inHead > len(c.inbox)/2:
+		n := copy(c.inbox, c.inbox[c.inHead:])
+		clear(c.inbox[n:])
+		c.inbox, c.inHead = c.inbox[:n], 0
+	}
+	if c.inHead < len(c.inbox) {
+		// Pass the turn to another waiting reader.
+		select {
+		case c.ready <- struct{}{}:
+		default:
+		}
+	}
+	return pk
+}
+
+// enqueue appends pk to the inbox, or drops it when the buffer is full or c
+// is closed. It takes ownership of pk.
+func (c *PipeConn) enqueue(l *Link, pk *packet) {
+	c.inMu.Lock()
+	if c.done || c.inBytes+len(pk.b) > c.rbuf {
+		c.inMu.Unlock()
+		l.stats.overflow.Add(1)
+		putPacket(pk)
+		return
+	}
+	c.inbox = append(c.inbox, pk)
+	c.inBytes += len(pk.b)
+	c.inMu.Unlock()
+	l.delivered(pk)
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// WriteTo sends p to addr through c's link. It never blocks. addr must be a
+// [*net.UDPAddr]; datagrams to any address but the peer's are discarded.
+func (c *PipeConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, c.opError("write", addr, net.ErrClosed)
+	case <-c.wd.wait():
+		return 0, c.opError("write", addr, os.ErrDeadlineExceeded)
+	default:
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return 0, c.opError("write", addr, syscall.EINVAL)
+	}
+	if len(p) > maxDatagram {
+		return 0, c.opError("write", addr, syscall.EMSGSIZE)
+	}
+	if ap := ua.AddrPort(); netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != c.peer.ap {
+		return len(p), nil
+	}
+	c.out.send(time.Now(), p)
+	return len(p), nil
+}
+
+// Close closes c. Blocked and later reads and writes fail with
+// [net.ErrClosed]; datagrams already sent from c still reach the peer,
+// those on the way to c are discarded. Close always returns nil.
+func (c *PipeConn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.inMu.Lock()
+		c.done = true
+		in := c.inbox[c.inHead:]
+		c.inbox, c.inHead, c.inBytes = nil, 0, 0
+		c.inMu.Unlock()
+		for _, pk := range in {
+			putPacket(pk)
+		}
+		c.peer.out.stop()
+		c.rd.set(time.Time{})
+		c.wd.set(time.Time{})
+	})
+	return nil
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *PipeConn) SetDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opError("set", nil, net.ErrClosed)
+	}
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline; it applies to a blocked ReadFrom.
+func (c *PipeConn) SetReadDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opError("set", nil, net.ErrClosed)
+	}
+	c.rd.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline.
+func (c *PipeConn) SetWriteDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opError("set", nil, net.ErrClosed)
+	}
+	c.wd.set(t)
+	return nil
+}
+
+func (c *PipeConn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *PipeConn) opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: "udp", Source: c.local, Addr: addr, Err: err}
+}
+
+// pipeDir moves datagrams from a link into the receiving end's inbox when
+// they fall due, with one timer armed for the earliest.
+type pipeDir struct {
+	link *Link
+	dst  *PipeConn
+
+	mu      sync.Mutex
+	timer   *time.Timer // guarded by mu; nil until first needed
+	armed   time.Time   // guarded by mu; when timer fires, zero if not armed
+	stopped bool        // guarded by mu; dst closed
+}
+
+func (d *pipeDir) send(now time.Time, p []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.link.send(now, p, nil)
+	d.flushLocked(now)
+}
+
+// flushLocked delivers what is due and arms the timer for the rest.
+func (d *pipeDir) flushLocked(now time.Time) {
+	for {
+		pk := d.link.pop(now)
+		if pk == nil {
+			break
+		}
+		d.dst.enqueue(d.link, pk)
+	}
+	next, ok := d.link.Next()
+	if !ok || !d.armed.IsZero() && !next.Before(d.armed) {
+		return
+	}
+	d.armed = next
+	if d.timer == nil {
+		d.timer = time.AfterFunc(next.Sub(now), d.fire)
+	} else {
+		d.timer.Reset(next.Sub(now))
+	}
+}
+
+func (d *pipeDir) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.armed = time.Time{}
+	d.flushLocked(time.Now())
+}
+
+// stop discards what is in flight and disarms the timer.
+func (d *pipeDir) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
+	d.link.drain()
+}
+
+// deadline is a channel closed when a time passes, re-armable while a reader
+// waits on it (as in net/pipe.go).
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer   // guarded by mu
+	cancel chan struct{} // guarded by mu; closed when the deadline passes
+}
+
+func makeDeadline() deadline {
+	return deadline{cancel: make(chan struct{})}
+}
+
+// set arms the deadline for t; the zero t means none.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the callback is closing it
+	}
+	d.timer = nil
+	closed := isClosedChan(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		cancel := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// wait returns a channel closed when the deadline passes.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+func isClosedChan(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
