@@ -80,6 +80,7 @@ type Conn struct {
 	rtt        window.RTT
 	delivered  uint64        // packets acknowledged, cumulative (for cc)
 	rttSample  time.Duration // RTT in the peer's latest ACK
+	rateSample int           // arrival rate in the peer's latest full ACK
 	rate       int           // EWMA of the peer's reported arrival rate, packets/s
 	bandwidth  int           // EWMA of the peer's reported link capacity, packets/s
 	nakScratch []lossl.Range
@@ -106,13 +107,14 @@ type Conn struct {
 	nextNAK       time.Time
 
 	// Liveness, guarded by mu.
-	expCount   int
-	lastHeard  time.Time // last packet from the peer or EXP expiry
-	lastPacket time.Time // last packet from the peer
-	peerClosed bool      // SHUTDOWN received
-	closing    bool      // Close called
-	timer      *time.Timer
-	timerAt    time.Time
+	expCount     int
+	lastHeard    time.Time // last packet from the peer or EXP expiry
+	lastPacket   time.Time // last packet from the peer
+	lastProgress time.Time // last ACK advance, or when data was first outstanding
+	peerClosed   bool      // SHUTDOWN received
+	closing      bool      // Close called
+	timer        *time.Timer
+	timerAt      time.Time
 
 	stats connStats // guarded by mu
 }
@@ -189,6 +191,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.sndTarget = now
 	c.lastHeard = now
 	c.lastPacket = now
+	c.lastProgress = now
 	c.expCount = 1
 	c.stats.start = now
 	if !c.isDial {
@@ -212,6 +215,7 @@ func (c *Conn) ccInputs() cc.Inputs {
 		RecvRate:   c.rate,
 		Bandwidth:  c.bandwidth,
 		RTTSample:  c.rttSample,
+		RateSample: c.rateSample,
 		Delivered:  c.delivered,
 		Lost:       c.stats.pktSndLoss,
 		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
@@ -242,13 +246,13 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		switch {
-		case c.peerClosed:
-			c.mu.Unlock()
-			return 0, io.EOF
 		case c.err != nil:
 			err := c.err
 			c.mu.Unlock()
 			return 0, c.opError("read", err)
+		case c.peerClosed:
+			c.mu.Unlock()
+			return 0, io.EOF
 		}
 		c.mu.Unlock()
 		select {

@@ -205,9 +205,14 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 }
 
 // onShutdown ends the connection at the peer's request: what was received
-// stays readable, then Read returns io.EOF.
+// stays readable, then Read returns io.EOF. If packets the peer sent are
+// known to be missing, the stream is incomplete and Read fails with
+// ErrPeerAborted instead.
 func (c *Conn) onShutdown() {
 	c.peerClosed = true
+	if c.rcvLoss.Len() > 0 && c.err == nil {
+		c.err = ErrPeerAborted
+	}
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -273,7 +278,9 @@ func (c *Conn) onTimer() {
 		c.stats.nakSent++
 		c.nextNAK = now.Add(c.nakInterval())
 	}
-	if now.Sub(c.lastHeard) >= c.expInterval() {
+	if c.peerLostLocked(now) {
+		c.failLocked(ErrConnLost)
+	} else if now.Sub(c.lastHeard) >= c.expInterval() {
 		c.onExpiryLocked(now, &ob)
 	}
 	if c.err == nil {
@@ -311,19 +318,40 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 
 // peerLostLocked reports whether the peer has been silent past the bound:
 // Config.PeerIdleTimeout if set, else the C++ library's 17th consecutive
-// EXP expiry more than 5 s after the previous one.
+// EXP expiry more than 5 s after the previous one. A peer that is heard
+// but acknowledges none of our outstanding data for as long (a path dead in
+// one direction) is lost too.
 func (c *Conn) peerLostLocked(now time.Time) bool {
+	bound := c.cfg.PeerIdleTimeout
+	if bound == 0 {
+		bound = defaultStallTimeout
+	}
+	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && now.Sub(c.lastProgress) >= bound {
+		return true
+	}
 	if c.cfg.PeerIdleTimeout > 0 {
 		return now.Sub(c.lastPacket) >= c.cfg.PeerIdleTimeout
 	}
 	return c.expCount > 16 && now.Sub(c.lastHeard) > 5*time.Second
 }
 
+// defaultStallTimeout is how long outstanding data may go unacknowledged
+// before the connection is lost, when PeerIdleTimeout is not set: the C++
+// library's broken-connection bound at its 300 ms EXP floor.
+const defaultStallTimeout = 46 * time.Second
+
 // armTimerLocked sets the connection's one timer to its earliest deadline.
 func (c *Conn) armTimerLocked(now time.Time) {
 	at := c.lastHeard.Add(c.expInterval())
 	if c.cfg.PeerIdleTimeout > 0 {
 		at = minTime(at, c.lastPacket.Add(c.cfg.PeerIdleTimeout))
+	}
+	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 {
+		bound := c.cfg.PeerIdleTimeout
+		if bound == 0 {
+			bound = defaultStallTimeout
+		}
+		at = minTime(at, c.lastProgress.Add(bound))
 	}
 	if c.rcvContig() != c.rcvLastAck2 {
 		at = minTime(at, c.nextACK)

@@ -62,6 +62,9 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 			c.scheduled = false
 			return b, time.Time{}, false
 		}
+		if inflight == 0 {
+			c.lastProgress = now // data outstanding from now on
+		}
 		s = c.sndCurrSeq.Inc()
 		pk = c.sndBuf.At(inflight)
 		c.sndCurrSeq = s
@@ -134,7 +137,9 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		c.rttSample = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
 		c.rtt.Update(c.rttSample)
 	}
+	c.rateSample = 0
 	if a.words >= 6 {
+		c.rateSample = int(min(a.rate, 1<<28))
 		if a.rate > 0 {
 			c.rate = (7*c.rate + int(min(a.rate, 1<<28))) >> 3
 		}
@@ -155,6 +160,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 		pool.Put(c.sndBuf.PopFront().buf)
 	}
 	c.sndLastAck = ack
+	c.lastProgress = time.Now()
 	c.delivered += uint64(max(n, 0))
 	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
 		c.sndCurrSeq = ack.Dec()

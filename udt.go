@@ -246,6 +246,10 @@ var (
 	ErrHandshakeTimeout error = &timeoutError{"udt: handshake timed out"}
 	// ErrPeerClosed is returned by Write after the peer shut the connection down.
 	ErrPeerClosed = errors.New("udt: peer closed the connection")
+	// ErrPeerAborted is returned by Read when the peer shut the connection
+	// down while packets it sent were still missing (its linger time ran
+	// out): the stream is incomplete.
+	ErrPeerAborted = errors.New("udt: peer shut down before all its data arrived")
 	// ErrHandshakeRejected reports a handshake answer the client cannot accept
 	// (the server's echo of the ISN does not match).
 	ErrHandshakeRejected = errors.New("udt: handshake response rejected")

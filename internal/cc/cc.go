@@ -23,10 +23,11 @@ type Inputs struct {
 	Bandwidth  int           // sender's EWMA of ACK word 6, packets/s
 
 	// For model-based controllers.
-	RTTSample time.Duration // RTT the receiver reported in the latest ACK
-	Delivered uint64        // packets acknowledged since the start, cumulative
-	Lost      uint64        // packets reported lost since the start, cumulative
-	InFlight  int           // packets sent and not yet acknowledged
+	RTTSample  time.Duration // RTT the receiver reported in the latest ACK
+	RateSample int           // arrival rate in the latest full ACK (word 5), packets/s; 0 if none
+	Delivered  uint64        // packets acknowledged since the start, cumulative
+	Lost       uint64        // packets reported lost since the start, cumulative
+	InFlight   int           // packets sent and not yet acknowledged
 }
 
 // Controller is a congestion controller. Its methods are called by the

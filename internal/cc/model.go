@@ -29,9 +29,7 @@ type Model struct {
 	roundEnd     seq.Num // a round ends when an ACK passes this
 	roundStarted bool
 
-	// Delivery-rate sampling over at least sampleSpan.
-	sampleAt        time.Time
-	sampleDelivered uint64
+	sampleDelivered uint64 // Delivered at the previous ACK
 
 	// Loss over the current round.
 	roundLost, roundDelivered uint64
@@ -60,8 +58,8 @@ const (
 	bwWindow       = 10 // rounds the bandwidth max filter spans
 	minRTTWindow   = 10 * time.Second
 	probeRTTLength = 200 * time.Millisecond
-	startupGain    = 2.885 // 2/ln 2
-	sampleSpan     = 10 * time.Millisecond
+	startupGain    = 2.885                 // 2/ln 2
+	sampleSpan     = 10 * time.Millisecond // shortest ProbeBW phase
 	minCwnd        = 16
 	// ackDelay is the receiver's ACK interval (SYN).
 	ackDelay = 10 * time.Millisecond
@@ -85,7 +83,6 @@ func (m *Model) Init(now time.Time, in Inputs) {
 		pacingGain: startupGain,
 		cwndGain:   startupGain,
 		minRTTAt:   now,
-		sampleAt:   now,
 		maxWindow:  max(in.MaxWindow, minCwnd),
 		cwnd:       minCwnd,
 		period:     time.Microsecond,
@@ -132,13 +129,18 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 		newRound = true
 	}
 
-	// Delivery rate over at least sampleSpan (and a tenth of the RTT).
-	span := max(sampleSpan, m.minRTT/10)
-	if dt := now.Sub(m.sampleAt); dt >= span {
-		rate := float64(in.Delivered-m.sampleDelivered) / dt.Seconds()
-		m.addBwSample(rate)
-		m.sampleAt, m.sampleDelivered = now, in.Delivered
+	// Bandwidth: the receiver's arrival rate, a median over its last 16
+	// packet arrivals (ACK word 5). Unlike the rate at which the ACK point
+	// moves, it does not leap when a hole is repaired; when we send faster
+	// than the bottleneck it measures the bottleneck.
+	if in.RateSample > 1 {
+		m.addBwSample(float64(in.RateSample))
 	}
+	// Until the first rate sample: slow start on deliveries.
+	if m.bw() == 0 {
+		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
+	}
+	m.sampleDelivered = in.Delivered
 
 	if newRound {
 		m.endRound(in)
@@ -229,19 +231,14 @@ func (m *Model) enterProbeBW(now time.Time) {
 func (m *Model) update(in Inputs) {
 	bw := m.bw()
 	if bw <= 0 {
-		// No estimate yet: slow-start like, window-limited.
+		// No estimate yet: window-limited slow start (see OnACK).
 		m.period = time.Microsecond
-		m.cwnd = min(max(m.cwnd, in.InFlight+minCwnd), m.maxWindow)
 		return
 	}
 	m.period = time.Duration(float64(time.Second) / (bw * m.pacingGain))
 	w := int(m.cwndGain*m.bw()*m.windowSpan().Seconds()) + minCwnd
 	if m.state == modelProbeRTT {
 		w = 4
-	}
-	if m.state == modelStartup {
-		// Until the first estimate settles, keep growing with deliveries.
-		w = max(w, 2*in.InFlight)
 	}
 	m.cwnd = min(max(w, 4), m.maxWindow)
 }

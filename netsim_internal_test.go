@@ -1,0 +1,197 @@
+package udt
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt/internal/netsim"
+)
+
+// simPair connects a client and a server across an emulated link: a2b
+// carries the client's datagrams, b2a the server's. Must run in a synctest
+// bubble or with real time; everything is closed at the test's end.
+func simPair(t *testing.T, a2b, b2a netsim.LinkConfig, cfg Config, seed uint64) (c, s *Conn, pa, pb *netsim.PipeConn) {
+	t.Helper()
+	cfg, err := cfg.withDefaults()
+	require.NoError(t, err)
+	a, b := netsim.NewPacketPipe(a2b, b2a, seed)
+	ma := newMultiplexer(netPacketConn{a})
+	ma.start()
+	mb := newMultiplexer(netPacketConn{b})
+	mb.start()
+	ln, err := listenOn(mb, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err = dialOn(ctx, ma, cfg, mb.laddr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	s, err = ln.AcceptUDT()
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return c, s, a.(*netsim.PipeConn), b.(*netsim.PipeConn)
+}
+
+// transfer sends n bytes from c to s and checks them by SHA-256; it returns
+// the goodput in Mbit/s of (virtual) time.
+func transfer(t *testing.T, c, s *Conn, n int) float64 {
+	t.Helper()
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*31 + i>>11)
+	}
+	start := time.Now()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.Close()
+		}
+		werr <- err
+	}()
+	h := sha256.New()
+	got, err := io.Copy(h, s)
+	require.NoError(t, err)
+	require.NoError(t, <-werr)
+	require.Equal(t, int64(n), got)
+	require.Equal(t, sha256.Sum256(data), [32]byte(h.Sum(nil)), "delivered bytes differ from those sent")
+	return float64(n) * 8 / 1e6 / time.Since(start).Seconds()
+}
+
+func TestLossyLinks(t *testing.T) {
+	const size = 32 << 20
+	link := func(rate int64, delay time.Duration) netsim.LinkConfig {
+		return netsim.LinkConfig{Rate: rate, Delay: delay}
+	}
+	for _, tc := range []struct {
+		name  string
+		a2b   netsim.LinkConfig
+		b2a   netsim.LinkConfig
+		bound time.Duration // virtual time, loss-tolerant controller
+	}{
+		{"no loss", link(100e6, 10*time.Millisecond), link(100e6, 10*time.Millisecond), 10 * time.Second},
+		{"loss 1%", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.01 }), link(100e6, 10*time.Millisecond), 20 * time.Second},
+		{"loss 5%", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.05 }), link(100e6, 10*time.Millisecond), 30 * time.Second},
+		{"loss 10% both ways", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.10 }), with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.10 }), 120 * time.Second},
+		{"loss 30% both ways", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.30 }), with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Loss = 0.30 }), 600 * time.Second},
+		{"bursty loss", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) {
+			l.Burst = &netsim.GilbertElliott{PGoodToBad: 0.002, PBadToGood: 0.2, LossBad: 1}
+		}), link(100e6, 10*time.Millisecond), 120 * time.Second},
+		{"reorder 1% jitter 5ms", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Reorder = 0.01; l.Jitter = 5 * time.Millisecond }), link(100e6, 10*time.Millisecond), 120 * time.Second},
+		{"duplication 1%", with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Duplicate = 0.01 }), with(link(100e6, 10*time.Millisecond), func(l *netsim.LinkConfig) { l.Duplicate = 0.01 }), 60 * time.Second},
+		{"200ms RTT 50Mbit", link(50e6, 100*time.Millisecond), link(50e6, 100*time.Millisecond), 120 * time.Second},
+	} {
+		for _, cc := range []CongestionControl{CongestionDAIMD, CongestionModel} {
+			t.Run(fmt.Sprintf("%s/%v", tc.name, cc), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					// The native controller reads every loss as congestion
+					// and crawls on lossy links, like the C++ library's.
+					bound := tc.bound
+					if cc == CongestionDAIMD {
+						bound = 20 * time.Minute
+					}
+					c, s, _, _ := simPair(t, tc.a2b, tc.b2a, Config{Congestion: cc, Linger: bound}, 1)
+					start := time.Now()
+					mbps := transfer(t, c, s, size)
+					took := time.Since(start)
+					require.Less(t, took, bound, "virtual time")
+					st := s.Stats()
+					t.Logf("%.1f Mbit/s in %v virtual; receiver saw %d losses", mbps, took.Round(time.Millisecond), st.Total.PktRcvLoss)
+				})
+			})
+		}
+	}
+}
+
+func with(l netsim.LinkConfig, f func(*netsim.LinkConfig)) netsim.LinkConfig {
+	f(&l)
+	return l
+}
+
+func TestBlackholeThenRestore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+		c, s, pa, _ := simPair(t, l, l, Config{Congestion: CongestionModel}, 2)
+		const n = 16 << 20
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 13)
+		}
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			bh := l
+			bh.Blackhole = true
+			pa.Link().SetConfig(bh)
+			time.Sleep(2 * time.Second)
+			pa.Link().SetConfig(l)
+		}()
+		go func() {
+			_, _ = c.Write(data)
+			_ = c.Close()
+		}()
+		h := sha256.New()
+		got, err := io.Copy(h, s)
+		require.NoError(t, err)
+		require.Equal(t, int64(n), got)
+		require.Equal(t, sha256.Sum256(data), [32]byte(h.Sum(nil)))
+	})
+}
+
+func TestBlackholeForever(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		bound time.Duration
+	}{
+		{"C++ rule", Config{}, 60 * time.Second},
+		{"PeerIdleTimeout", Config{PeerIdleTimeout: 5 * time.Second}, 7 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+				c, s, pa, _ := simPair(t, l, l, tc.cfg, 3)
+				_, err := c.Write(make([]byte, 1<<20))
+				require.NoError(t, err)
+				_, err = io.ReadFull(s, make([]byte, 1<<20))
+				require.NoError(t, err)
+
+				// The client's datagrams vanish for good: the server hears
+				// nothing, the client hears no ACKs.
+				bh := l
+				bh.Blackhole = true
+				pa.Link().SetConfig(bh)
+				start := time.Now()
+				wrote := make(chan error, 1)
+				go func() {
+					_, err := c.Write(make([]byte, 1<<20))
+					if err == nil {
+						_, err = c.Read(make([]byte, 1))
+					}
+					wrote <- err
+				}()
+				read := make(chan error, 1)
+				go func() {
+					_, err := s.Read(make([]byte, 1))
+					read <- err
+				}()
+				for _, ch := range []chan error{wrote, read} {
+					select {
+					case err := <-ch:
+						require.ErrorIs(t, err, ErrConnLost)
+					case <-time.After(tc.bound):
+						t.Fatalf("no error within %v", tc.bound)
+					}
+				}
+				t.Logf("both sides lost the connection after %v", time.Since(start).Round(time.Millisecond))
+			})
+		})
+	}
+}
