@@ -76,6 +76,9 @@ func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort
 		reqType:  reqInduction,
 		socketID: c.id,
 	}
+	if cfg.isn != 0 {
+		c.hs.isn = (cfg.isn - 1) & uint32(seq.Max)
+	}
 	putPeerIP(&c.hs.peerIP, peer.Addr())
 	m.apply(func() { m.connectors[c.id] = c })
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt/internal/netsim"
+	"github.com/udt-go/udt/internal/seq"
 )
 
 // simPair connects a client and a server across an emulated link: a2b
@@ -194,4 +195,22 @@ func TestBlackholeForever(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSequenceWrap starts a connection just below the 31-bit wrap, with loss
+// in both directions, so data, ACKs, NAK ranges and loss lists cross it.
+func TestSequenceWrap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond, Loss: 0.02}
+		cfg := Config{Congestion: CongestionModel}
+		cfg.isn = uint32(seq.Max-500) + 1
+		c, s, _, _ := simPair(t, l, l, cfg, 4)
+		c.mu.Lock()
+		require.Equal(t, seq.Max-500, c.sndLastAck)
+		c.mu.Unlock()
+		transfer(t, c, s, 8<<20) // about 5,800 packets: well past the wrap
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		require.Less(t, uint32(s.rcvLastSeq), uint32(10000), "the receiver's sequence wrapped")
+	})
 }

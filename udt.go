@@ -125,6 +125,10 @@ type Config struct {
 	// default, CUDTCC).
 	Congestion CongestionControl
 
+	// isn, when set by the package's tests, replaces the random initial
+	// sequence number of a dial (1 + the wanted value, so zero means random).
+	isn uint32
+
 	// MaxBandwidth caps the sending rate in bytes per second (UDT_MAXBW).
 	// If zero or negative, no cap.
 	MaxBandwidth int64
