@@ -31,6 +31,12 @@ type Model struct {
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 
+	// The receiver's packet-pair estimate of the link capacity (ACK word
+	// 6, smoothed by the connection): arrival-rate samples run a few
+	// percent high, and the capacity bounds them.
+	capacity   float64
+	capSamples int
+
 	// Loss over the current round.
 	roundLost, roundDelivered uint64
 	lossyRounds               int
@@ -61,6 +67,9 @@ const (
 	startupGain    = 2.885                 // 2/ln 2
 	sampleSpan     = 10 * time.Millisecond // shortest ProbeBW phase
 	minCwnd        = 16
+	// capacityWarmup is how many full ACKs the smoothed capacity estimate
+	// needs before it bounds the bandwidth.
+	capacityWarmup = 32
 	// ackDelay is the receiver's ACK interval (SYN).
 	ackDelay = 10 * time.Millisecond
 	// repairAllowance covers a NAK round and a lost retransmission's
@@ -71,7 +80,7 @@ const (
 	lossThreshold = 0.2
 )
 
-var cycleGains = [8]float64{1.25, 0.75, 1, 1, 1, 1, 1, 1}
+var cycleGains = [8]float64{1.25, 0.75, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97}
 
 // NewModel returns the loss-tolerant controller.
 func NewModel() *Model { return &Model{} }
@@ -97,6 +106,9 @@ func (m *Model) bw() float64 {
 		if m.round-m.bwRound[i] < bwWindow && b > best {
 			best = b
 		}
+	}
+	if m.capSamples >= capacityWarmup && m.capacity > 0 && best > m.capacity {
+		best = m.capacity
 	}
 	return best
 }
@@ -135,7 +147,9 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// than the bottleneck it measures the bottleneck.
 	if in.RateSample > 1 {
 		m.addBwSample(float64(in.RateSample))
+		m.capSamples++
 	}
+	m.capacity = float64(in.Bandwidth)
 	// Until the first rate sample: slow start on deliveries.
 	if m.bw() == 0 {
 		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
@@ -258,3 +272,4 @@ func (m *Model) PacketPeriod() time.Duration { return m.period }
 
 // Window implements Controller.
 func (m *Model) Window() int { return m.cwnd }
+

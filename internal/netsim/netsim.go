@@ -225,7 +225,7 @@ func (l *Link) Receive(now time.Time, b []byte) (int, bool) {
 		return 0, false
 	}
 	n := copy(b, p.b)
-	l.delivered(p)
+	l.delivered(len(p.b))
 	putPacket(p)
 	return n, true
 }
@@ -354,9 +354,9 @@ func (l *Link) drain() {
 	}
 }
 
-func (l *Link) delivered(p *packet) {
+func (l *Link) delivered(n int) {
 	l.stats.delivered.Add(1)
-	l.stats.bytes.Add(uint64(len(p.b)))
+	l.stats.bytes.Add(uint64(n))
 }
 
 // packet is one datagram held by a link.

@@ -165,10 +165,12 @@ func (c *PipeConn) enqueue(l *Link, pk *packet) {
 		putPacket(pk)
 		return
 	}
+	n := len(pk.b)
 	c.inbox = append(c.inbox, pk)
-	c.inBytes += len(pk.b)
+	c.inBytes += n
 	c.inMu.Unlock()
-	l.delivered(pk)
+	// pk belongs to the reader now: count it by its length taken above.
+	l.delivered(n)
 	select {
 	case c.ready <- struct{}{}:
 	default:

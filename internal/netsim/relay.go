@@ -261,7 +261,7 @@ func (d *relayDir) deliver(now time.Time) {
 		if err := d.write(pk); err != nil {
 			d.link.stats.overflow.Add(1)
 		} else {
-			d.link.delivered(pk)
+			d.link.delivered(len(pk.b))
 		}
 		putPacket(pk)
 	}

@@ -1,0 +1,97 @@
+package udt
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/udt-go/udt/internal/netsim"
+)
+
+// goodputLink is one emulated path of the goodput table.
+type goodputLink struct {
+	name  string
+	rate  int64
+	rtt   time.Duration
+	loss  float64
+	secs  int
+	links func() (a2b, b2a netsim.LinkConfig)
+}
+
+func (g goodputLink) configs() (netsim.LinkConfig, netsim.LinkConfig) {
+	fwd := netsim.LinkConfig{Rate: g.rate, Delay: g.rtt / 2, Loss: g.loss}
+	back := netsim.LinkConfig{Rate: g.rate, Delay: g.rtt / 2}
+	return fwd, back
+}
+
+// simGoodput streams for d of virtual time over the link and returns the
+// receiver's goodput as a fraction of the link rate, measured over the
+// second half (after start-up).
+func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Duration) float64 {
+	var frac float64
+	synctest.Test(t, func(t *testing.T) {
+		fwd, back := g.configs()
+		c, s, _, _ := simPair(t, fwd, back, Config{Congestion: cc, Linger: -1}, 7)
+		var got atomic.Int64
+		go func() {
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := s.Read(buf)
+				got.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			block := make([]byte, 1<<20)
+			for {
+				if _, err := c.Write(block); err != nil {
+					return
+				}
+			}
+		}()
+		time.Sleep(d / 2)
+		mid := got.Load()
+		time.Sleep(d / 2)
+		frac = float64(got.Load()-mid) * 8 / (d / 2).Seconds() / float64(g.rate)
+		_ = c.Close()
+		_ = s.Close()
+		_, _ = io.Copy(io.Discard, strings.NewReader(""))
+	})
+	return frac
+}
+
+// TestGoodputTable measures both controllers' goodput on emulated long,
+// fat, lossy links in virtual time (deterministic per seed, free of the
+// machine's load). It runs when UDT_GOODPUT=1; it prints the table and
+// checks the loss-tolerant controller's targets.
+func TestGoodputTable(t *testing.T) {
+	if os.Getenv("UDT_GOODPUT") == "" {
+		t.Skip("set UDT_GOODPUT=1 to measure the goodput table (about a minute)")
+	}
+	links := []goodputLink{}
+	for _, rtt := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond} {
+		for _, loss := range []float64{0, 0.001, 0.01} {
+			links = append(links, goodputLink{name: fmt.Sprintf("100Mbit %v %.1f%%", rtt, loss*100), rate: 100e6, rtt: rtt, loss: loss})
+		}
+	}
+	links = append(links,
+		goodputLink{name: "20Mbit 300ms 0.5%", rate: 20e6, rtt: 300 * time.Millisecond, loss: 0.005},
+		goodputLink{name: "100Mbit 20ms 10%", rate: 100e6, rtt: 20 * time.Millisecond, loss: 0.10},
+	)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-22s %8s %8s\n", "link", "DAIMD", "model")
+	for _, g := range links {
+		d := 40 * time.Second
+		daimd := simGoodput(t, g, CongestionDAIMD, d)
+		model := simGoodput(t, g, CongestionModel, d)
+		fmt.Fprintf(&b, "%-22s %7.1f%% %7.1f%%\n", g.name, daimd*100, model*100)
+	}
+	t.Log("goodput as a share of the link rate, second half of 40 s:\n" + b.String())
+}
