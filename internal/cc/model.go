@@ -272,4 +272,3 @@ func (m *Model) PacketPeriod() time.Duration { return m.period }
 
 // Window implements Controller.
 func (m *Model) Window() int { return m.cwnd }
-
