@@ -200,12 +200,14 @@ func (m *Model) bdp() float64 {
 	return m.bw() * rtt.Seconds()
 }
 
-// windowSpan is the time the window must cover: the round trip, plus the
-// receiver's ACK interval, plus the repair of a loss. A UDT ACK cannot
-// pass a hole, so everything sent until the hole is repaired stays in
-// flight.
+// windowSpan is the time the window must cover: the repair of a loss,
+// plus the receiver's ACK interval. A UDT ACK cannot pass a hole, so
+// everything sent until the hole is repaired stays in flight; the pacing
+// rate, not the window, keeps the queue short.
 func (m *Model) windowSpan() time.Duration {
-	return m.minRTT + ackDelay + repairAllowance
+	// A loss is reported a round trip after it happens and repaired a
+	// round trip later; a lost retransmission takes another.
+	return 3*m.minRTT + ackDelay + repairAllowance
 }
 
 func (m *Model) advanceState(now time.Time, in Inputs) {
