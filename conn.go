@@ -113,6 +113,8 @@ type Conn struct {
 	lastProgress time.Time // last ACK advance, or when data was first outstanding
 	peerClosed   bool      // SHUTDOWN received
 	closing      bool      // Close called
+	lastShutdown time.Time // last shutdown sent by a closed connection
+	unregOnce    sync.Once
 	timer        *time.Timer
 	timerAt      time.Time
 
@@ -420,12 +422,15 @@ func (c *Conn) Close() error {
 
 	c.mu.Lock()
 	var ob outbox
+	sentShutdown := false
 	if c.state == stateConnected && !c.peerClosed && c.err == nil {
-		// Shutdown is never retransmitted; a second copy guards against a
-		// single loss (the peer ignores the repeat).
+		// A second copy guards against a single loss (the peer ignores
+		// the repeat); the closed socket answers later packets from the
+		// peer with more (see closeWait).
 		for range 2 {
 			ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 		}
+		sentShutdown = true
 	}
 	wasConnecting := c.state == stateConnecting
 	c.state = stateClosed
@@ -436,14 +441,39 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	c.flush(&ob)
 	close(c.closed)
-	if !wasConnecting {
+	switch {
+	case wasConnecting:
+	case sentShutdown:
+		time.AfterFunc(closeWait, c.unregister)
+	default:
 		c.unregister()
 	}
 	return nil
 }
 
-// unregister takes c out of the multiplexer and drops its reference.
-func (c *Conn) unregister() {
+// closeWait is how long a closed connection stays registered after sending
+// its shutdown, answering the peer's packets with another shutdown, so a
+// lost one does not leave the peer waiting for the broken-connection
+// timeout. It ends early when the peer's own shutdown arrives.
+const closeWait = 3 * time.Second
+
+// answerClosedLocked replies to a packet reaching a closed connection.
+func (c *Conn) answerClosedLocked(p *packet, now time.Time, ob *outbox) (unregister bool) {
+	if p.control && p.typ == ctrlShutdown {
+		return true
+	}
+	if now.Sub(c.lastShutdown) >= synInterval {
+		c.lastShutdown = now
+		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+	}
+	return false
+}
+
+// unregister takes c out of the multiplexer and drops its reference; it
+// runs once.
+func (c *Conn) unregister() { c.unregOnce.Do(c.doUnregister) }
+
+func (c *Conn) doUnregister() {
 	c.m.sndq.remove(c)
 	m, id, ln, key := c.m, c.id, c.ln, c.lnKey
 	m.apply(func() {

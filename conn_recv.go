@@ -20,11 +20,16 @@ const (
 func (c *Conn) handlePacket(p *packet) {
 	ob := &c.m.rcvOut
 	c.mu.Lock()
+	now := time.Now()
 	if c.state != stateConnected {
+		done := c.state == stateClosed && c.answerClosedLocked(p, now, ob)
 		c.mu.Unlock()
+		c.flush(ob)
+		if done {
+			go c.unregister() // it waits for nothing the worker holds, but keep the worker free
+		}
 		return
 	}
-	now := time.Now()
 	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
 	c.holdUntil = time.Time{}
 	if !p.control {

@@ -20,6 +20,9 @@ import (
 // bubble or with real time; everything is closed at the test's end.
 func simPair(t *testing.T, a2b, b2a netsim.LinkConfig, cfg Config, seed uint64) (c, s *Conn, pa, pb *netsim.PipeConn) {
 	t.Helper()
+	// Runs last: closed connections linger for closeWait, so a bubble
+	// waits that long (in virtual time) for their goroutines to end.
+	t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
 	cfg, err := cfg.withDefaults()
 	require.NoError(t, err)
 	a, b := netsim.NewPacketPipe(a2b, b2a, seed)
