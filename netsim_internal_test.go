@@ -217,3 +217,47 @@ func TestSequenceWrap(t *testing.T) {
 		require.Less(t, uint32(s.rcvLastSeq), uint32(10000), "the receiver's sequence wrapped")
 	})
 }
+
+// dropControl drops the first n control packets of type typ.
+func dropControl(typ ctrlType, n int) func([]byte, int) bool {
+	dropped := 0
+	return func(b []byte, _ int) bool {
+		p, err := parsePacket(b)
+		if err != nil || !p.control || p.typ != typ || dropped >= n {
+			return false
+		}
+		dropped++
+		return true
+	}
+}
+
+// TestLostShutdownIsRepeated loses both copies of the client's shutdown:
+// the server still reads EOF promptly, because the closed client answers
+// the server's next packet with another shutdown.
+func TestLostShutdownIsRepeated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+		lossy := l
+		lossy.Drop = dropControl(ctrlShutdown, 2)
+		c, s, pa, _ := simPair(t, lossy, l, Config{}, 5)
+		start := time.Now()
+		transfer(t, c, s, 1<<20)
+		require.Less(t, time.Since(start), 3*time.Second, "EOF came by the repeated shutdown, not the 46 s timeout")
+		require.Equal(t, uint64(2), pa.Link().Stats().Dropped)
+	})
+}
+
+// TestHandshakeLosses drops the first request, the first cookie reply and
+// the first response: the dial still completes by retransmission.
+func TestHandshakeLosses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Delay: 5 * time.Millisecond}
+		toServer, toClient := l, l
+		toServer.Drop = dropControl(ctrlHandshake, 1)
+		toClient.Drop = dropControl(ctrlHandshake, 2) // the cookie reply and the first response
+		start := time.Now()
+		c, s, _, _ := simPair(t, toServer, toClient, Config{}, 6)
+		require.Less(t, time.Since(start), 2*time.Second)
+		transfer(t, c, s, 64<<10)
+	})
+}
