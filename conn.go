@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/udt-go/udt/internal/cc"
+	"github.com/udt-go/udt/internal/deadline"
 	"github.com/udt-go/udt/internal/lossl"
 	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
@@ -51,7 +52,7 @@ type Conn struct {
 	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
 	closed     chan struct{} // closed by Close
 	connected  chan struct{} // closed when the handshake completes or fails (dials)
-	rdl, wdl   deadline
+	rdl, wdl   *deadline.Deadline
 
 	mu    sync.Mutex
 	state connState // guarded by mu
@@ -154,9 +155,9 @@ func newConn(m *multiplexer, cfg Config, peer netip.AddrPort) *Conn {
 		bandwidth:  1,
 		lastHeard:  now,
 		lastPacket: now,
+		rdl:        deadline.New(),
+		wdl:        deadline.New(),
 	}
-	c.rdl.init()
-	c.wdl.init()
 	return c
 }
 
@@ -259,7 +260,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		c.mu.Unlock()
 		select {
 		case <-c.readReady:
-		case <-c.rdl.wait():
+		case <-c.rdl.Wait():
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		case <-c.closed:
 		}
@@ -328,7 +329,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.mu.Unlock()
 			select {
 			case <-c.writeReady:
-			case <-c.wdl.wait():
+			case <-c.wdl.Wait():
 				return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
 			case <-c.closed:
 			}
@@ -519,8 +520,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.closedErr("set deadline"); err != nil {
 		return err
 	}
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
@@ -529,7 +530,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if err := c.closedErr("set read deadline"); err != nil {
 		return err
 	}
-	c.rdl.set(t)
+	c.rdl.Set(t)
 	return nil
 }
 
@@ -538,7 +539,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if err := c.closedErr("set write deadline"); err != nil {
 		return err
 	}
-	c.wdl.set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
@@ -579,50 +580,6 @@ func (c *Conn) failLocked(err error) {
 	}
 	c.signalRead()
 	c.signalWrite()
-}
-
-// deadline is a settable point in time whose channel closes when it passes.
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes
-}
-
-func (d *deadline) init() { d.cancel = make(chan struct{}) }
-
-// set arms the deadline; the zero time disarms it.
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired and closed cancel
-	}
-	d.timer = nil
-	closed := isClosed(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		ch := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-// wait returns a channel closed once the deadline has passed.
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
 }
 
 func isClosed(c chan struct{}) bool {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/udt-go/udt/internal/deadline"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -25,7 +26,7 @@ type Listener struct {
 	closing  bool       // guarded by mu
 	accept   chan *Conn // handshaken, not yet accepted
 	closed   chan struct{}
-	deadline deadline
+	deadline *deadline.Deadline
 	refused  uint64 // guarded by mu
 }
 
@@ -69,15 +70,15 @@ func listenOn(m *multiplexer, cfg Config) (*Listener, error) {
 		return nil, errListenerExists
 	}
 	l := &Listener{
-		m:       m,
-		cfg:     cfg,
-		addr:    net.UDPAddrFromAddrPort(m.laddr),
-		cookies: newCookieJar(time.Now()),
-		known:   make(map[hsKey]*hsEntry),
-		accept:  make(chan *Conn, cfg.Backlog),
-		closed:  make(chan struct{}),
+		m:        m,
+		cfg:      cfg,
+		addr:     net.UDPAddrFromAddrPort(m.laddr),
+		cookies:  newCookieJar(time.Now()),
+		known:    make(map[hsKey]*hsEntry),
+		accept:   make(chan *Conn, cfg.Backlog),
+		closed:   make(chan struct{}),
+		deadline: deadline.New(),
 	}
-	l.deadline.init()
 	m.apply(func() { m.listener = l })
 	return l, nil
 }
@@ -103,7 +104,7 @@ func (l *Listener) AcceptUDT() (*Conn, error) {
 		return c, nil
 	case <-l.closed:
 		return nil, l.opError(net.ErrClosed)
-	case <-l.deadline.wait():
+	case <-l.deadline.Wait():
 		return nil, l.opError(os.ErrDeadlineExceeded)
 	}
 }
@@ -115,7 +116,7 @@ func (l *Listener) SetDeadline(t time.Time) error {
 		return l.opError(net.ErrClosed)
 	default:
 	}
-	l.deadline.set(t)
+	l.deadline.Set(t)
 	return nil
 }
 

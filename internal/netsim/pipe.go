@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/udt-go/udt/internal/deadline"
 )
 
 // Addresses of the two ends of every pipe from [NewPacketPipe].
@@ -58,7 +60,7 @@ type PipeConn struct {
 	done    bool          // guarded by inMu; closed
 	ready   chan struct{} // capacity 1; signalled when inbox gains datagrams
 
-	rd, wd    deadline
+	rd, wd    *deadline.Deadline
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -69,8 +71,8 @@ func newPipeConn(addr netip.AddrPort) *PipeConn {
 		ap:     addr,
 		rbuf:   DefaultPipeReadBuffer,
 		ready:  make(chan struct{}, 1),
-		rd:     makeDeadline(),
-		wd:     makeDeadline(),
+		rd:     deadline.New(),
+		wd:     deadline.New(),
 		closed: make(chan struct{}),
 	}
 }
@@ -109,7 +111,7 @@ func (c *PipeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		select {
 		case <-c.closed:
 			return 0, nil, c.opError("read", nil, net.ErrClosed)
-		case <-c.rd.wait():
+		case <-c.rd.Wait():
 			return 0, nil, c.opError("read", nil, os.ErrDeadlineExceeded)
 		default:
 		}
@@ -121,7 +123,7 @@ func (c *PipeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		select {
 		case <-c.ready:
 		case <-c.closed:
-		case <-c.rd.wait():
+		case <-c.rd.Wait():
 		}
 	}
 }
@@ -183,7 +185,7 @@ func (c *PipeConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	select {
 	case <-c.closed:
 		return 0, c.opError("write", addr, net.ErrClosed)
-	case <-c.wd.wait():
+	case <-c.wd.Wait():
 		return 0, c.opError("write", addr, os.ErrDeadlineExceeded)
 	default:
 	}
@@ -216,8 +218,8 @@ func (c *PipeConn) Close() error {
 			putPacket(pk)
 		}
 		c.peer.out.stop()
-		c.rd.set(time.Time{})
-		c.wd.set(time.Time{})
+		c.rd.Set(time.Time{})
+		c.wd.Set(time.Time{})
 	})
 	return nil
 }
@@ -227,8 +229,8 @@ func (c *PipeConn) SetDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opError("set", nil, net.ErrClosed)
 	}
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	return nil
 }
 
@@ -237,7 +239,7 @@ func (c *PipeConn) SetReadDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opError("set", nil, net.ErrClosed)
 	}
-	c.rd.set(t)
+	c.rd.Set(t)
 	return nil
 }
 
@@ -246,7 +248,7 @@ func (c *PipeConn) SetWriteDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.opError("set", nil, net.ErrClosed)
 	}
-	c.wd.set(t)
+	c.wd.Set(t)
 	return nil
 }
 
@@ -325,53 +327,6 @@ func (d *pipeDir) stop() {
 	}
 	d.mu.Unlock()
 	d.link.drain()
-}
-
-// deadline is a channel closed when a time passes, re-armable while a reader
-// waits on it (as in net/pipe.go).
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer   // guarded by mu
-	cancel chan struct{} // guarded by mu; closed when the deadline passes
-}
-
-func makeDeadline() deadline {
-	return deadline{cancel: make(chan struct{})}
-}
-
-// set arms the deadline for t; the zero t means none.
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the callback is closing it
-	}
-	d.timer = nil
-	closed := isClosedChan(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-// wait returns a channel closed when the deadline passes.
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
 }
 
 func isClosedChan(c <-chan struct{}) bool {

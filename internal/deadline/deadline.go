@@ -1,0 +1,65 @@
+// Package deadline provides a settable point in time whose channel closes
+// when it passes, re-armable while a caller waits on it, as net/pipe.go
+// does for its deadlines.
+package deadline
+
+import (
+	"sync"
+	"time"
+)
+
+// Deadline is safe for concurrent use. Use [New]; the zero value is not
+// usable.
+type Deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer   // guarded by mu
+	cancel chan struct{} // guarded by mu; closed when the deadline passes
+}
+
+// New returns a deadline that is not set.
+func New() *Deadline { return &Deadline{cancel: make(chan struct{})} }
+
+// Set arms the deadline for t; the zero t disarms it. A t in the past
+// closes the channel at once.
+func (d *Deadline) Set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the callback is closing it
+	}
+	d.timer = nil
+	closed := isClosed(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		cancel := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// Wait returns a channel closed once the deadline has passed.
+func (d *Deadline) Wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,45 @@
+package deadline
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func passed(d *Deadline) bool {
+	select {
+	case <-d.Wait():
+		return true
+	default:
+		return false
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := New()
+		require.False(t, passed(d))
+		d.Set(time.Now().Add(time.Second))
+		ch := d.Wait()
+		time.Sleep(999 * time.Millisecond)
+		require.False(t, passed(d))
+		time.Sleep(2 * time.Millisecond)
+		require.True(t, passed(d))
+		<-ch
+
+		d.Set(time.Time{})
+		require.False(t, passed(d), "cleared")
+		d.Set(time.Now().Add(-time.Second))
+		require.True(t, passed(d), "in the past")
+
+		// Re-armed while a waiter holds the old channel: extending works.
+		d.Set(time.Now().Add(time.Second))
+		d.Set(time.Now().Add(3 * time.Second))
+		time.Sleep(2 * time.Second)
+		require.False(t, passed(d))
+		time.Sleep(2 * time.Second)
+		require.True(t, passed(d))
+	})
+}
