@@ -111,7 +111,7 @@ type Conn struct {
 	expCount     int
 	lastHeard    time.Time // last packet from the peer or EXP expiry
 	lastPacket   time.Time // last packet from the peer
-	lastProgress time.Time // last ACK advance, or when data was first outstanding
+	lastProgress time.Time // last ACK advance or NAK (the peer gets our data), or when data was first outstanding
 	peerClosed   bool      // SHUTDOWN received
 	closing      bool      // Close called
 	lastShutdown time.Time // last shutdown sent by a closed connection

@@ -324,8 +324,8 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 // peerLostLocked reports whether the peer has been silent past the bound:
 // Config.PeerIdleTimeout if set, else the C++ library's 17th consecutive
 // EXP expiry more than 5 s after the previous one. A peer that is heard
-// but acknowledges none of our outstanding data for as long (a path dead in
-// one direction) is lost too.
+// but neither advances its ACK nor sends a NAK for as long while our data
+// is outstanding (a path dead in one direction) is lost too.
 func (c *Conn) peerLostLocked(now time.Time) bool {
 	bound := c.cfg.PeerIdleTimeout
 	if bound == 0 {

@@ -160,7 +160,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 		pool.Put(c.sndBuf.PopFront().buf)
 	}
 	c.sndLastAck = ack
-	c.lastProgress = time.Now()
+	c.lastProgress = time.Now() // the peer is receiving our data
 	c.delivered += uint64(max(n, 0))
 	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
 		c.sndCurrSeq = ack.Dec()
@@ -199,6 +199,7 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 		return
 	}
 	c.stats.nakRecv++
+	c.lastProgress = now
 	if len(c.nakScratch) == 0 {
 		return
 	}

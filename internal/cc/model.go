@@ -10,10 +10,9 @@ import (
 // it estimates the bottleneck bandwidth as the largest delivery rate seen
 // over the last rounds and the propagation delay as the smallest RTT seen
 // over the last seconds, paces at the bandwidth (with periodic probing
-// above and below it) and keeps about two bandwidth-delay products in
-// flight. Random loss alone does not lower the rate; a queue that builds
-// up is drained by the pacing cycle, and loss that persists over rounds
-// (beyond what a lossy link explains) lowers the bandwidth estimate.
+// above and below it) and bounds what is in flight by the time a loss
+// takes to repair. Loss does not lower the rate; a queue that builds up is
+// drained by the pacing cycle.
 type Model struct {
 	state modelState
 
@@ -25,9 +24,14 @@ type Model struct {
 	fullBw    float64
 	fullCount int
 
-	round        uint64
-	roundEnd     seq.Num // a round ends when an ACK passes this
-	roundStarted bool
+	round      uint64
+	roundStart time.Time
+	drainStart time.Time
+	// The bandwidth filter spans the last bwWindow rounds that brought a
+	// rate sample, so rounds without one (the receiver's filter rejects
+	// heavily jittered arrivals) do not age the estimate out.
+	bwRounds uint64
+	sampled  bool
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 
@@ -36,10 +40,6 @@ type Model struct {
 	// percent high, and the capacity bounds them.
 	capacity   float64
 	capSamples int
-
-	// Loss over the current round.
-	roundLost, roundDelivered uint64
-	lossyRounds               int
 
 	cycleIdx   int
 	cycleStart time.Time
@@ -75,9 +75,6 @@ const (
 	// repairAllowance covers a NAK round and a lost retransmission's
 	// periodic re-report.
 	repairAllowance = 20 * time.Millisecond
-	// lossThreshold is the fraction of a round's packets lost beyond which
-	// the round counts as congested.
-	lossThreshold = 0.2
 )
 
 var cycleGains = [8]float64{1.25, 0.75, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97}
@@ -95,7 +92,7 @@ func (m *Model) Init(now time.Time, in Inputs) {
 		maxWindow:  max(in.MaxWindow, minCwnd),
 		cwnd:       minCwnd,
 		period:     time.Microsecond,
-		roundEnd:   in.SndCurrSeq,
+		roundStart: now,
 	}
 }
 
@@ -103,20 +100,24 @@ func (m *Model) Init(now time.Time, in Inputs) {
 func (m *Model) bw() float64 {
 	var best float64
 	for i, b := range m.btlBw {
-		if m.round-m.bwRound[i] < bwWindow && b > best {
+		if m.bwRounds-m.bwRound[i] < bwWindow && b > best {
 			best = b
 		}
 	}
-	if m.capSamples >= capacityWarmup && m.capacity > 0 && best > m.capacity {
+	// A capacity estimate far below what arrives is wrong (jitter spreads
+	// the packet pairs it measures); a close one trims the few percent
+	// the arrival-rate samples run high.
+	if m.capSamples >= capacityWarmup && best > m.capacity && m.capacity > 0.9*best {
 		best = m.capacity
 	}
 	return best
 }
 
 func (m *Model) addBwSample(rate float64) {
-	i := m.round % bwWindow
-	if m.bwRound[i] != m.round {
-		m.bwRound[i], m.btlBw[i] = m.round, 0
+	m.sampled = true
+	i := m.bwRounds % bwWindow
+	if m.bwRound[i] != m.bwRounds {
+		m.bwRound[i], m.btlBw[i] = m.bwRounds, 0
 	}
 	if rate > m.btlBw[i] {
 		m.btlBw[i] = rate
@@ -126,19 +127,26 @@ func (m *Model) addBwSample(rate float64) {
 // OnACK implements Controller.
 func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.maxWindow = max(in.MaxWindow, minCwnd)
-	if in.RTTSample > 0 && (m.minRTT == 0 || in.RTTSample <= m.minRTT || now.Sub(m.minRTTAt) > minRTTWindow) {
-		if m.minRTT == 0 || in.RTTSample <= m.minRTT {
-			m.minRTTAt = now
-		}
-		m.minRTT = in.RTTSample
+	// The minimum RTT: lower samples replace it at once; once it is
+	// older than minRTTWindow, ProbeRTT drains the queue and its first
+	// sample replaces it whatever its value.
+	expired := now.Sub(m.minRTTAt) > minRTTWindow
+	if in.RTTSample > 0 && (m.minRTT == 0 || in.RTTSample <= m.minRTT || expired && m.state == modelProbeRTT) {
+		m.minRTT, m.minRTTAt = in.RTTSample, now
 	}
 
-	// Rounds: one ends when the ACK passes what was sent when it began.
+	// Rounds last one minimum RTT. (Counting them by the ACK passing what
+	// was sent at their start would stall while a loss is repaired, as a
+	// UDT ACK cannot pass a hole.)
 	newRound := false
-	if seq.Cmp(ack, m.roundEnd) > 0 {
+	if now.Sub(m.roundStart) >= max(m.minRTT, sampleSpan) {
 		m.round++
-		m.roundEnd = in.SndCurrSeq
+		m.roundStart = now
 		newRound = true
+		if m.sampled {
+			m.bwRounds++
+			m.sampled = false
+		}
 	}
 
 	// Bandwidth: the receiver's arrival rate, a median over its last 16
@@ -163,29 +171,14 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.update(in)
 }
 
-// endRound judges the round that just ended: did startup stop growing,
-// was the loss persistent?
+// endRound judges the round that just ended: did startup stop growing?
 func (m *Model) endRound(in Inputs) {
-	delivered := in.Delivered - m.roundDelivered
-	lost := in.Lost - m.roundLost
-	m.roundDelivered, m.roundLost = in.Delivered, in.Lost
-	if total := delivered + lost; total >= 20 && float64(lost) > lossThreshold*float64(total) {
-		m.lossyRounds++
-	} else {
-		m.lossyRounds = 0
-	}
-	if m.lossyRounds >= 3 {
-		// Loss persisted over rounds: the estimate is too high.
-		for i := range m.btlBw {
-			m.btlBw[i] *= 0.85
-		}
-		m.lossyRounds = 0
-	}
 	if m.state == modelStartup {
 		if bw := m.bw(); bw > m.fullBw*1.25 {
 			m.fullBw, m.fullCount = bw, 0
-		} else if m.fullCount++; m.fullCount >= 3 {
+		} else if m.fullCount++; m.fullCount >= 2 {
 			m.state = modelDrain
+			m.drainStart = m.roundStart
 			m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 		}
 	}
@@ -213,7 +206,10 @@ func (m *Model) windowSpan() time.Duration {
 func (m *Model) advanceState(now time.Time, in Inputs) {
 	switch m.state {
 	case modelDrain:
-		if float64(in.InFlight) <= m.bdp() {
+		// What is in flight counts everything past the oldest hole, so it
+		// may not fall to one BDP while losses are repaired: two rounds
+		// of draining at most.
+		if float64(in.InFlight) <= m.bdp() || now.Sub(m.drainStart) >= 2*max(m.minRTT, sampleSpan) {
 			m.enterProbeBW(now)
 		}
 	case modelProbeBW:
@@ -252,7 +248,13 @@ func (m *Model) update(in Inputs) {
 		return
 	}
 	m.period = time.Duration(float64(time.Second) / (bw * m.pacingGain))
-	w := int(m.cwndGain*m.bw()*m.windowSpan().Seconds()) + minCwnd
+	span := m.windowSpan()
+	if m.state == modelStartup {
+		// Startup overshoots by design; its window is BBR's, one round
+		// trip's worth times the gain, so the queue it builds stays short.
+		span = max(m.minRTT, sampleSpan) + ackDelay
+	}
+	w := int(m.cwndGain*m.bw()*span.Seconds()) + minCwnd
 	if m.state == modelProbeRTT {
 		w = 4
 	}
