@@ -2,7 +2,6 @@ package udt
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -17,12 +16,10 @@ import (
 
 // goodputLink is one emulated path of the goodput table.
 type goodputLink struct {
-	name  string
-	rate  int64
-	rtt   time.Duration
-	loss  float64
-	secs  int
-	links func() (a2b, b2a netsim.LinkConfig)
+	name string
+	rate int64
+	rtt  time.Duration
+	loss float64
 }
 
 func (g goodputLink) configs() (netsim.LinkConfig, netsim.LinkConfig) {
@@ -64,7 +61,6 @@ func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Durati
 		frac = float64(got.Load()-mid) * 8 / (d / 2).Seconds() / float64(g.rate)
 		_ = c.Close()
 		_ = s.Close()
-		_, _ = io.Copy(io.Discard, strings.NewReader(""))
 	})
 	return frac
 }

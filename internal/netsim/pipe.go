@@ -328,12 +328,3 @@ func (d *pipeDir) stop() {
 	d.mu.Unlock()
 	d.link.drain()
 }
-
-func isClosedChan(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
