@@ -1,7 +1,6 @@
 package udt_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -30,41 +29,9 @@ func relayed(tb testing.TB, target *net.UDPAddr, rate int64, rtt time.Duration, 
 // emulated link and returns the goodput in Mbit/s.
 func goOverRelay(tb testing.TB, cc udt.CongestionControl, rate int64, rtt time.Duration, loss float64, n int64) float64 {
 	tb.Helper()
-	lc := udt.ListenConfig{Config: udt.Config{Congestion: cc}}
-	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	defer ln.Close()
-	r := relayed(tb, ln.Addr().(*net.UDPAddr), rate, rtt, loss)
-	done := make(chan float64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- 0
-			return
-		}
-		defer c.Close()
-		start := time.Now()
-		buf := make([]byte, 1<<20)
-		var got int64
-		for {
-			k, err := c.Read(buf)
-			got += int64(k)
-			if err != nil {
-				break
-			}
-		}
-		done <- float64(got) * 8 / 1e6 / time.Since(start).Seconds()
-	}()
-	d := udt.Dialer{Config: udt.Config{Congestion: cc}}
-	c, err := d.DialUDT(context.Background(), "udp", r.Addr().String())
-	require.NoError(tb, err)
-	block := make([]byte, 1<<20)
-	for left := n; left > 0; left -= int64(len(block)) {
-		_, err := c.Write(block[:min(int64(len(block)), left)])
-		require.NoError(tb, err)
-	}
-	require.NoError(tb, c.Close())
-	return <-done
+	return goGoodput(tb, udt.Config{Congestion: cc}, n, func(target *net.UDPAddr) string {
+		return relayed(tb, target, rate, rtt, loss).Addr().String()
+	})
 }
 
 // cppOverRelay does the same between two C++ peers.
