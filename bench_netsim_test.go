@@ -1,8 +1,11 @@
 package udt_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -19,62 +22,134 @@ func relayed(tb testing.TB, target *net.UDPAddr, rate int64, rtt time.Duration, 
 	tb.Helper()
 	fwd := netsim.LinkConfig{Rate: rate, Delay: rtt / 2, Loss: loss}
 	back := netsim.LinkConfig{Rate: rate, Delay: rtt / 2}
-	r, err := netsim.NewRelay(target, fwd, back, 1)
+	r, err := netsim.NewRelay(target, fwd, back, uint64(time.Now().UnixNano()))
 	require.NoError(tb, err)
 	tb.Cleanup(func() { r.Close() })
 	return r
 }
 
-// goOverRelay moves n bytes from a Go client to a Go listener across an
-// emulated link and returns the goodput in Mbit/s.
-func goOverRelay(tb testing.TB, cc udt.CongestionControl, rate int64, rtt time.Duration, loss float64, n int64) float64 {
-	tb.Helper()
-	return goGoodput(tb, udt.Config{Congestion: cc}, n, func(target *net.UDPAddr) string {
-		return relayed(tb, target, rate, rtt, loss).Addr().String()
-	})
+// steadyLink is one emulated path of the benchmark grid.
+type steadyLink struct {
+	rate int64
+	rtt  time.Duration
+	loss float64
 }
 
-// cppOverRelay does the same between two C++ peers.
-func cppOverRelay(tb testing.TB, rate int64, rtt time.Duration, loss float64, n int64) float64 {
+func (l steadyLink) String() string {
+	return fmt.Sprintf("%dMbit/rtt=%v/loss=%g%%", l.rate/1e6, l.rtt, l.loss*100)
+}
+
+// steadyWindows returns how long a steady-state measurement warms up and
+// then measures: UDT_STEADY_WARMUP and UDT_STEADY_WINDOW override the
+// defaults of 10 s and 20 s.
+func steadyWindows(tb testing.TB) (warm, window time.Duration) {
+	warm, window = 10*time.Second, 20*time.Second
+	for _, v := range []struct {
+		env string
+		d   *time.Duration
+	}{{"UDT_STEADY_WARMUP", &warm}, {"UDT_STEADY_WINDOW", &window}} {
+		if s := os.Getenv(v.env); s != "" {
+			d, err := time.ParseDuration(s)
+			require.NoError(tb, err, v.env)
+			*v.d = d
+		}
+	}
+	return warm, window
+}
+
+// measureSteady waits out the warm-up, then returns the rate at which the
+// relay's forward link delivered bytes during the window, in Mbit/s. Both
+// Go and C++ flows are measured this way, at the same point of the path,
+// so slow start and the end of a transfer do not weigh in.
+func measureSteady(r *netsim.Relay, warm, window time.Duration) float64 {
+	time.Sleep(warm)
+	s0, _ := r.Stats()
+	t0 := time.Now()
+	time.Sleep(window)
+	s1, _ := r.Stats()
+	return float64(s1.Bytes-s0.Bytes) * 8 / 1e6 / time.Since(t0).Seconds()
+}
+
+// goSteady runs a Go sender without end across l and returns its
+// steady-state rate in Mbit/s.
+func goSteady(tb testing.TB, cc udt.CongestionControl, l steadyLink, warm, window time.Duration) float64 {
+	tb.Helper()
+	cfg := udt.Config{Congestion: cc}
+	lc := udt.ListenConfig{Config: cfg}
+	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	r := relayed(tb, ln.Addr().(*net.UDPAddr), l.rate, l.rtt, l.loss)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c)
+	}()
+	dcfg := cfg
+	dcfg.Linger = -1 // the flow is cut off, not drained, once measured
+	d := udt.Dialer{Config: dcfg}
+	c, err := d.DialUDT(context.Background(), "udp", r.Addr().String())
+	require.NoError(tb, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		block := make([]byte, 1<<20)
+		for {
+			if _, err := c.Write(block); err != nil {
+				return
+			}
+		}
+	}()
+	mbps := measureSteady(r, warm, window)
+	c.Close()
+	<-done
+	return mbps
+}
+
+// cppSteady does the same between two C++ peers.
+func cppSteady(tb testing.TB, l steadyLink, warm, window time.Duration) float64 {
 	tb.Helper()
 	srv := interop.Start(tb, "server", "-host", "127.0.0.1", "-port", "0", "-mode", "recv", "-nohash")
 	port := srv.ListenPort(10 * time.Second)
-	r := relayed(tb, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rate, rtt, loss)
+	r := relayed(tb, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, l.rate, l.rtt, l.loss)
 	cli := interop.Start(tb, "client", "-host", "127.0.0.1", "-port", strconv.Itoa(r.Addr().Port),
-		"-mode", "send", "-bytes", strconv.FormatInt(n, 10), "-nohash")
-	rs, err := srv.Results(1, 10*time.Minute)
-	require.NoError(tb, err)
-	require.NoError(tb, cli.Wait(time.Minute))
-	return rs[0].Mbps
+		"-mode", "send", "-bytes", strconv.FormatInt(1<<40, 10), "-nohash")
+	mbps := measureSteady(r, warm, window)
+	cli.Kill()
+	srv.Kill()
+	cli.Wait(10 * time.Second)
+	srv.Wait(10 * time.Second)
+	return mbps
 }
 
-// BenchmarkNetsimVsCpp runs Go (both controllers) and C++ transfers over
-// the same emulated 100 Mbit/s links, one after the other, and reports each
-// goodput as a share of the link and the Go DAIMD / C++ ratio.
+// BenchmarkNetsimVsCpp measures the steady-state rate of Go (both
+// controllers) and C++ senders across the same emulated links, one after
+// the other in one run, and reports each as a share of the link and the Go
+// DAIMD / C++ ratio. Each measurement warms up, then counts what the
+// bottleneck delivered (see steadyWindows). Select links with -bench, e.g.
+// -bench 'NetsimVsCpp/100Mbit/rtt=100ms'.
 func BenchmarkNetsimVsCpp(b *testing.B) {
 	interop.BuildPeer(b)
-	for _, l := range []struct {
-		rtt  time.Duration
-		loss float64
-		n    int64
-	}{
-		{100 * time.Millisecond, 0, 64 << 20},
-		{100 * time.Millisecond, 0.001, 16 << 20},
-		{100 * time.Millisecond, 0.01, 8 << 20},
-	} {
-		const rate = 100e6
-		b.Run(fmt.Sprintf("rtt=%v/loss=%.1f%%", l.rtt, l.loss*100), func(b *testing.B) {
-			var daimd, model, cpp float64
-			for b.Loop() {
-				daimd += goOverRelay(b, udt.CongestionDAIMD, rate, l.rtt, l.loss, l.n)
-				model += goOverRelay(b, udt.CongestionModel, rate, l.rtt, l.loss, l.n)
-				cpp += cppOverRelay(b, rate, l.rtt, l.loss, l.n)
-			}
-			k := float64(b.N) * rate / 1e6 / 100
-			b.ReportMetric(daimd/k, "daimd-%link")
-			b.ReportMetric(model/k, "model-%link")
-			b.ReportMetric(cpp/k, "cpp-%link")
-			b.ReportMetric(daimd/cpp, "daimd/cpp")
-		})
+	warm, window := steadyWindows(b)
+	for _, rtt := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond} {
+		for _, loss := range []float64{0, 0.001, 0.01} {
+			l := steadyLink{rate: 100e6, rtt: rtt, loss: loss}
+			b.Run(l.String(), func(b *testing.B) {
+				var daimd, model, cpp float64
+				for b.Loop() {
+					daimd += goSteady(b, udt.CongestionDAIMD, l, warm, window)
+					model += goSteady(b, udt.CongestionModel, l, warm, window)
+					cpp += cppSteady(b, l, warm, window)
+				}
+				k := float64(b.N) * float64(l.rate) / 1e6 / 100
+				b.ReportMetric(daimd/k, "daimd-%link")
+				b.ReportMetric(model/k, "model-%link")
+				b.ReportMetric(cpp/k, "cpp-%link")
+				b.ReportMetric(daimd/cpp, "daimd/cpp")
+			})
+		}
 	}
 }

@@ -82,11 +82,22 @@ type Conn struct {
 	delivered  uint64        // packets acknowledged, cumulative (for cc)
 	rttSample  time.Duration // RTT in the peer's latest ACK
 	rateSample int           // arrival rate in the peer's latest full ACK
-	rate       int           // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth  int           // EWMA of the peer's reported link capacity, packets/s
-	nakScratch []lossl.Range
-	scratch    [64]byte // control bodies being built
-	nakBody    []byte   // periodic NAK body
+	// Sender-side delivery-rate sampling (see sndPkt): when delivered last
+	// grew, the send time of the packet that made it grow, and the latest
+	// sample, packets/s (0 if the last ACK gave none).
+	deliveredAt      int64
+	firstSentAt      int64
+	firstSentCount   uint64
+	deliveryRate     float64
+	deliveryInterval time.Duration
+	sendRate         float64
+	lastAcked        sndPkt // the newest packet the latest ACK released
+	lastAckedOK      bool
+	rate             int // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth        int // EWMA of the peer's reported link capacity, packets/s
+	nakScratch       []lossl.Range
+	scratch          [64]byte // control bodies being built
+	nakBody          []byte   // periodic NAK body
 
 	// Receiver, guarded by mu.
 	rcvBuf        *pktbuf.Ring[*[]byte] // offset 0 holds rcvReadSeq
@@ -120,6 +131,8 @@ type Conn struct {
 	timerAt      time.Time
 
 	stats connStats // guarded by mu
+
+	unregistered bool // out of the multiplexer; guarded by mu
 }
 
 // sndPkt is one packet's payload in the send buffer.
@@ -128,6 +141,18 @@ type sndPkt struct {
 	msg     seq.Msg
 	pos     msgPos
 	inOrder bool
+	// Delivery-rate sampling state of the latest transmission, in the
+	// manner of BBR: when it was sent, and the connection's delivered
+	// count, time of the last delivery and send time of the packet
+	// delivered last, all as of that moment (times in ns since c.start).
+	sentAt      int64
+	delivered   uint64
+	deliveredAt int64
+	firstSentAt int64
+	// sentCount and firstSentCount are the transmissions counted up to
+	// this one and up to the packet delivered last.
+	sentCount      uint64
+	firstSentCount uint64
 }
 
 // firstDataHold is how long an accepted connection holds its first data
@@ -211,17 +236,20 @@ func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWind
 
 func (c *Conn) ccInputs() cc.Inputs {
 	return cc.Inputs{
-		MSS:        c.mss,
-		MaxWindow:  c.flowWindow,
-		SndCurrSeq: c.sndCurrSeq,
-		RTT:        c.rtt.RTT,
-		RecvRate:   c.rate,
-		Bandwidth:  c.bandwidth,
-		RTTSample:  c.rttSample,
-		RateSample: c.rateSample,
-		Delivered:  c.delivered,
-		Lost:       c.stats.pktSndLoss,
-		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
+		MSS:              c.mss,
+		MaxWindow:        c.flowWindow,
+		SndCurrSeq:       c.sndCurrSeq,
+		RTT:              c.rtt.RTT,
+		RecvRate:         c.rate,
+		Bandwidth:        c.bandwidth,
+		RTTSample:        c.rttSample,
+		RateSample:       c.rateSample,
+		Delivered:        c.delivered,
+		DeliveryRate:     c.deliveryRate,
+		DeliveryInterval: c.deliveryInterval,
+		SendRate:         c.sendRate,
+		Lost:             c.stats.pktSndLoss,
+		InFlight:         seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
 	}
 }
 
@@ -434,6 +462,7 @@ func (c *Conn) Close() error {
 		sentShutdown = true
 	}
 	wasConnecting := c.state == stateConnecting
+	repeatAfter := max(c.rtt.RTT, synInterval)
 	c.state = stateClosed
 	if c.timer != nil {
 		c.timer.Stop()
@@ -445,6 +474,7 @@ func (c *Conn) Close() error {
 	switch {
 	case wasConnecting:
 	case sentShutdown:
+		c.repeatShutdown(repeatAfter, shutdownRepeats)
 		time.AfterFunc(closeWait, c.unregister)
 	default:
 		c.unregister()
@@ -457,6 +487,33 @@ func (c *Conn) Close() error {
 // lost one does not leave the peer waiting for the broken-connection
 // timeout. It ends early when the peer's own shutdown arrives.
 const closeWait = 3 * time.Second
+
+// shutdownRepeats is how many more copies of the shutdown a closed
+// connection sends, at one, two, four, ... round trips after closing: on a
+// lossy path, the first two and the answers to the peer's packets (see
+// closeWait) may all be lost, and the peer would then wait out the
+// broken-connection timeout.
+const shutdownRepeats = 4
+
+// repeatShutdown sends another shutdown after d, and so on n times with
+// doubling delays, within closeWait.
+func (c *Conn) repeatShutdown(d time.Duration, n int) {
+	if n <= 0 || d >= closeWait {
+		return
+	}
+	time.AfterFunc(d, func() {
+		c.mu.Lock()
+		done := c.unregistered
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		var ob outbox
+		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+		c.flush(&ob)
+		c.repeatShutdown(2*d, n-1)
+	})
+}
 
 // answerClosedLocked replies to a packet reaching a closed connection.
 func (c *Conn) answerClosedLocked(p *packet, now time.Time, ob *outbox) (unregister bool) {
@@ -475,6 +532,9 @@ func (c *Conn) answerClosedLocked(p *packet, now time.Time, ob *outbox) (unregis
 func (c *Conn) unregister() { c.unregOnce.Do(c.doUnregister) }
 
 func (c *Conn) doUnregister() {
+	c.mu.Lock()
+	c.unregistered = true
+	c.mu.Unlock()
 	c.m.sndq.remove(c)
 	m, id, ln, key := c.m, c.id, c.ln, c.lnKey
 	m.apply(func() {

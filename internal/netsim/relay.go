@@ -225,20 +225,12 @@ func (r *Relay) forward(d *relayDir, p []byte, s *session) {
 
 // run writes out datagrams as they fall due until the relay closes.
 func (r *Relay) run(d *relayDir) {
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+	clk := newReleaseClock()
+	defer clk.stop()
 	for {
-		now := time.Now()
-		d.deliver(now)
-		if next, ok := d.link.Next(); ok {
-			t.Reset(next.Sub(now))
-		} else {
-			t.Stop()
-		}
-		select {
-		case <-d.wake:
-		case <-t.C:
-		case <-r.closed:
+		d.deliver(time.Now())
+		next, _ := d.link.Next()
+		if !clk.wait(next, d.wake, r.closed) {
 			return
 		}
 	}
