@@ -35,15 +35,6 @@ type Model struct {
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 
-	// The round so far: its lowest RTT sample and highest delivery rate,
-	// and how many successive rounds kept a standing queue.
-	roundMinRTT   time.Duration
-	roundDelivery float64
-	queuedRounds  int
-	// The highest pacing rate of this round and the last, packets/s: what
-	// the receiver's arrival rate can measure at most.
-	paceRate, prevPaceRate float64
-
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
 	// percent high, and the capacity bounds them.
@@ -73,18 +64,12 @@ const (
 	bwWindow       = 10 // rounds the bandwidth max filter spans
 	minRTTWindow   = 10 * time.Second
 	probeRTTLength = 200 * time.Millisecond
-	startupGain    = 2.885 // 2/ln 2
-	// startupCwndGain bounds startup's window, as BBRv3 does, to two
-	// round trips' worth: it keeps the overshoot within a BDP-sized queue.
-	startupCwndGain = 2
-	sampleSpan      = 10 * time.Millisecond // shortest ProbeBW phase
-	minCwnd         = 16
+	startupGain    = 2.885                 // 2/ln 2
+	sampleSpan     = 10 * time.Millisecond // shortest ProbeBW phase
+	minCwnd        = 16
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
-	// queueSlack is the least RTT rise above the minimum taken for a
-	// standing queue.
-	queueSlack = 10 * time.Millisecond
 	// ackDelay is the receiver's ACK interval (SYN).
 	ackDelay = 10 * time.Millisecond
 	// repairAllowance covers a NAK round and a lost retransmission's
@@ -102,7 +87,7 @@ func (m *Model) Init(now time.Time, in Inputs) {
 	*m = Model{
 		state:      modelStartup,
 		pacingGain: startupGain,
-		cwndGain:   startupCwndGain,
+		cwndGain:   startupGain,
 		minRTTAt:   now,
 		maxWindow:  max(in.MaxWindow, minCwnd),
 		cwnd:       minCwnd,
@@ -126,13 +111,6 @@ func (m *Model) bw() float64 {
 		best = m.capacity
 	}
 	return best
-}
-
-// trimBw lowers every bucket of the bandwidth filter to at most rate.
-func (m *Model) trimBw(rate float64) {
-	for i := range m.btlBw {
-		m.btlBw[i] = min(m.btlBw[i], rate)
-	}
 }
 
 func (m *Model) addBwSample(rate float64) {
@@ -171,29 +149,13 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 		}
 	}
 
-	// Bandwidth. Two kinds of sample, the larger counts:
-	//   - The sender's delivery rate (BBR's), robust to bursty paths and
-	//     hosts. A UDT ACK cannot pass a hole, so under heavy loss, while
-	//     holes wait for repair, it reads low.
-	//   - The receiver's arrival rate (ACK word 5), a median over its
-	//     last 16 inter-arrival gaps: it does not mind holes, but a path
-	//     or host that delivers in bursts (interrupt coalescing, timer
-	//     granularity) inflates it many times over. It is capped by what
-	//     was sent over the same interval, since nothing arrives faster
-	//     than it was sent; a queue that builds up regardless is caught
-	//     per round (see endRound).
-	// As in BBR, a sample spanning less than the minimum RTT is discarded:
-	// its ACKs came in a burst, and it measures the burst.
-	if in.DeliveryRate > 0 && in.DeliveryInterval >= m.minRTT {
-		m.roundDelivery = max(m.roundDelivery, in.DeliveryRate)
-		m.addBwSample(in.DeliveryRate)
+	// Bandwidth: the receiver's arrival rate, a median over its last 16
+	// packet arrivals (ACK word 5). Unlike the rate at which the ACK point
+	// moves, it does not leap when a hole is repaired; when we send faster
+	// than the bottleneck it measures the bottleneck.
+	if in.RateSample > 1 {
+		m.addBwSample(float64(in.RateSample))
 		m.capSamples++
-	}
-	if pace := max(m.paceRate, m.prevPaceRate); in.RateSample > 1 && pace > 0 {
-		m.addBwSample(min(float64(in.RateSample), pace))
-	}
-	if in.RTTSample > 0 && (m.roundMinRTT == 0 || in.RTTSample < m.roundMinRTT) {
-		m.roundMinRTT = in.RTTSample
 	}
 	m.capacity = float64(in.Bandwidth)
 	// Until the first rate sample: slow start on deliveries.
@@ -209,32 +171,15 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.update(in)
 }
 
-// endRound judges the round that just ended: did startup stop growing,
-// does a queue persist?
+// endRound judges the round that just ended: did startup stop growing?
 func (m *Model) endRound(in Inputs) {
-	// Cruising at or below the estimate keeps the bottleneck queue empty.
-	// If even the lowest RTT of two successive rounds stands well above
-	// the minimum, the estimate is too high (inflated samples, or a
-	// competing flow took a share): fall back to what was delivered.
-	queued := m.roundMinRTT > m.minRTT+max(m.minRTT/2, queueSlack)
-	if m.state == modelProbeBW && queued && m.roundDelivery > 0 {
-		if m.queuedRounds++; m.queuedRounds >= 2 {
-			m.trimBw(m.roundDelivery)
-			m.queuedRounds = 0
-		}
-	} else {
-		m.queuedRounds = 0
-	}
-	m.roundMinRTT, m.roundDelivery = 0, 0
-	m.prevPaceRate, m.paceRate = m.paceRate, 0
-
 	if m.state == modelStartup {
 		if bw := m.bw(); bw > m.fullBw*1.25 {
 			m.fullBw, m.fullCount = bw, 0
 		} else if m.fullCount++; m.fullCount >= 2 {
 			m.state = modelDrain
 			m.drainStart = m.roundStart
-			m.pacingGain, m.cwndGain = 1/startupGain, startupCwndGain
+			m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 		}
 	}
 }
@@ -265,7 +210,7 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 		// may not fall to one BDP while losses are repaired: two rounds
 		// of draining at most.
 		if float64(in.InFlight) <= m.bdp() || now.Sub(m.drainStart) >= 2*max(m.minRTT, sampleSpan) {
-			m.enterProbeBW(now, in)
+			m.enterProbeBW(now)
 		}
 	case modelProbeBW:
 		phase := max(m.minRTT, sampleSpan)
@@ -282,18 +227,15 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 	case modelProbeRTT:
 		if now.After(m.probeRTT) {
 			m.minRTTAt = now
-			m.enterProbeBW(now, in)
+			m.enterProbeBW(now)
 		}
 	}
 }
 
-func (m *Model) enterProbeBW(now time.Time, in Inputs) {
+func (m *Model) enterProbeBW(now time.Time) {
 	m.state = modelProbeBW
 	m.pacingGain, m.cwndGain = 1, 2
-	// Start cruising at a phase drawn from the (random) sequence number,
-	// as BBR randomizes it: flows that share a bottleneck then probe at
-	// different times, and each probe finds the room it makes.
-	m.cycleIdx = 2 + int(uint32(in.SndCurrSeq)%uint32(len(cycleGains)-2))
+	m.cycleIdx = 2 // start cruising; the probe comes within a cycle
 	m.cycleStart = now
 }
 
@@ -306,7 +248,6 @@ func (m *Model) update(in Inputs) {
 		return
 	}
 	m.period = time.Duration(float64(time.Second) / (bw * m.pacingGain))
-	m.paceRate = max(m.paceRate, bw*m.pacingGain)
 	span := m.windowSpan()
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round

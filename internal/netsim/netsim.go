@@ -89,8 +89,15 @@ type LinkConfig struct {
 	// copy gets its own jitter.
 	Duplicate float64
 	// Corrupt is the probability that one random byte of a datagram is
-	// changed (the duplicate, if any, stays intact).
+	// changed (the duplicate, if any, stays intact). The change happens
+	// past the point where UDP's checksum would catch it, so the receiver
+	// gets the corrupted datagram, unless ChecksumCovered is set.
 	Corrupt float64
+	// ChecksumCovered models corruption on the wire, where the receiving
+	// host's UDP checksum catches it: a corrupted datagram still crosses
+	// the bottleneck, then is dropped on arrival (counted in Corrupted
+	// and Dropped).
+	ChecksumCovered bool
 	// Drop, if not nil, is called with each datagram and its 1-based index
 	// among all datagrams offered to this link; returning true drops it.
 	// It is called with the link's lock held, one call at a time, and must
@@ -308,6 +315,7 @@ func (l *Link) send(now time.Time, p []byte, dst *session) (head bool) {
 		copy(pk.b, p)
 		if i == 0 && len(p) > 0 && l.chance(cfg.Corrupt) {
 			pk.b[l.rng.IntN(len(p))] ^= byte(1 + l.rng.IntN(255))
+			pk.bad = cfg.ChecksumCovered
 			l.stats.corrupted.Add(1)
 		}
 		pk.due, pk.seq, pk.dst = due, l.seq, dst
@@ -333,12 +341,17 @@ func (l *Link) nextLocked() (time.Time, bool) {
 func (l *Link) pop(now time.Time) *packet {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.q) == 0 || l.q[0].due.After(now) {
-		return nil
+	for len(l.q) > 0 && !l.q[0].due.After(now) {
+		p := heap.Pop(&l.q).(*packet)
+		l.held -= len(p.b)
+		if !p.bad {
+			return p
+		}
+		// Caught by the receiving host's UDP checksum.
+		l.stats.dropped.Add(1)
+		putPacket(p)
 	}
-	p := heap.Pop(&l.q).(*packet)
-	l.held -= len(p.b)
-	return p
+	return nil
 }
 
 // drain empties the link, counting what it held as overflow.
@@ -365,6 +378,7 @@ type packet struct {
 	due time.Time // release time
 	seq uint64    // order of entry, for equal due times
 	dst *session  // relay client it belongs to; nil in a pipe
+	bad bool      // corrupted, and to be dropped on arrival (ChecksumCovered)
 }
 
 const smallPacket = 2048
@@ -389,7 +403,7 @@ func getPacket(n int) *packet {
 }
 
 func putPacket(p *packet) {
-	p.dst = nil
+	p.dst, p.bad = nil, false
 	switch cap(p.b) {
 	case smallPacket:
 		smallPool.Put(p)

@@ -285,6 +285,29 @@ func TestPipeDuplicateCorrupt(t *testing.T) {
 	})
 }
 
+func TestPipeCorruptChecksumCovered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := LinkConfig{Corrupt: 0.1, ChecksumCovered: true, Delay: time.Millisecond}
+		a, b := NewPacketPipe(cfg, LinkConfig{}, 9)
+		defer a.Close()
+		defer b.Close()
+		const n = 5_000
+		for i := range n {
+			_, err := a.WriteTo(payload(i, 64), b.LocalAddr())
+			require.NoError(t, err)
+		}
+		got, _ := readAll(t, b, time.Second)
+		st := a.(*PipeConn).Link().Stats()
+		for _, p := range got {
+			_, ok := index(p)
+			require.True(t, ok, "a corrupted datagram was delivered")
+		}
+		require.Equal(t, n-int(st.Corrupted), len(got))
+		require.Equal(t, st.Corrupted, st.Dropped)
+		require.InEpsilon(t, 0.1, float64(st.Corrupted)/n, 0.1)
+	})
+}
+
 func TestPipeReorder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := NewPacketPipe(LinkConfig{Reorder: 0.2, Delay: 5 * time.Millisecond}, LinkConfig{}, 7)
