@@ -80,7 +80,13 @@ func (c *Conn) rcvContig() seq.Num {
 // onData stores a data packet in the receive window.
 func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	s := p.seq
-	c.arrivals.OnData(now, s)
+	// Arrival-rate and packet-pair estimates use the kernel's arrival
+	// time when there is one (see stamp_linux.go).
+	at := now
+	if !p.arrival.IsZero() {
+		at = p.arrival
+	}
+	c.arrivals.OnData(at, s)
 	c.stats.pktRecv++
 	off := seq.Off(c.rcvReadSeq, s)
 	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.payload || len(p.body) == 0 {

@@ -41,7 +41,7 @@ func lossyMux(t *testing.T, loss float64, seed uint64) *multiplexer {
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	_ = uc.SetReadBuffer(8 << 20)
-	m := newMultiplexer(&dropConn{packetConn: udpConn{uc}, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss})
+	m := newMultiplexer(&dropConn{packetConn: udpConn{c: uc}, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss})
 	m.start()
 	return m
 }

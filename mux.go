@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // multiplexer owns one UDP socket. Its receive worker (rcvqueue.go) reads
@@ -68,7 +69,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	}
 	_ = uc.SetReadBuffer(cfg.UDPReceiveBuffer)
 	_ = uc.SetWriteBuffer(cfg.UDPSendBuffer)
-	m := newMultiplexer(udpConn{uc})
+	m := newMultiplexer(udpConn{c: uc, stamped: enableStamps(uc)})
 	if key == "" {
 		// Register under the bound address so later dials and listens
 		// naming it share this socket.
@@ -183,7 +184,15 @@ type packetConn interface {
 }
 
 // udpConn is a packetConn on a real UDP socket.
-type udpConn struct{ c *net.UDPConn }
+type udpConn struct {
+	c       *net.UDPConn
+	stamped bool // the kernel timestamps arriving datagrams (see stamp_linux.go)
+}
+
+// stampedReader is a packetConn that reports each datagram's arrival time.
+type stampedReader interface {
+	readStamped(b, oob []byte) (int, netip.AddrPort, time.Time, error)
+}
 
 func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
 	return u.c.ReadFromUDPAddrPort(b)

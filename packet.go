@@ -38,6 +38,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/udt-go/udt/internal/seq"
 )
@@ -123,6 +124,9 @@ type packet struct {
 	ts   uint32
 	dst  uint32
 	body []byte
+	// arrival is when the datagram reached the host, if the socket
+	// reports it; zero otherwise.
+	arrival time.Time
 }
 
 // parsePacket decodes the header of b. It never reads past b and never

@@ -14,8 +14,25 @@ const maxDatagram = 65536
 // decodes its header and routes it by destination socket ID.
 func (m *multiplexer) receiveLoop() {
 	buf := make([]byte, maxDatagram)
+	var (
+		sr  stampedReader
+		oob []byte
+	)
+	if u, ok := m.conn.(udpConn); ok && u.stamped {
+		sr, oob = u, make([]byte, stampOOB)
+	}
 	for {
-		n, from, err := m.conn.ReadFrom(buf)
+		var (
+			n       int
+			from    netip.AddrPort
+			arrival time.Time
+			err     error
+		)
+		if sr != nil {
+			n, from, arrival, err = sr.readStamped(buf, oob)
+		} else {
+			n, from, err = m.conn.ReadFrom(buf)
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				m.runPending()
@@ -31,17 +48,18 @@ func (m *multiplexer) receiveLoop() {
 			continue
 		}
 		m.runPending()
-		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
 	}
 }
 
 // dispatch routes one datagram; receive worker only.
-func (m *multiplexer) dispatch(b []byte, from netip.AddrPort) {
+func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time) {
 	p, err := parsePacket(b)
 	if err != nil {
 		m.dropped.Add(1)
 		return
 	}
+	p.arrival = arrival
 	switch {
 	case p.dst == 0:
 		if m.listener != nil {

@@ -210,7 +210,7 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 		// may not fall to one BDP while losses are repaired: two rounds
 		// of draining at most.
 		if float64(in.InFlight) <= m.bdp() || now.Sub(m.drainStart) >= 2*max(m.minRTT, sampleSpan) {
-			m.enterProbeBW(now)
+			m.enterProbeBW(now, in)
 		}
 	case modelProbeBW:
 		phase := max(m.minRTT, sampleSpan)
@@ -227,15 +227,18 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 	case modelProbeRTT:
 		if now.After(m.probeRTT) {
 			m.minRTTAt = now
-			m.enterProbeBW(now)
+			m.enterProbeBW(now, in)
 		}
 	}
 }
 
-func (m *Model) enterProbeBW(now time.Time) {
+func (m *Model) enterProbeBW(now time.Time, in Inputs) {
 	m.state = modelProbeBW
 	m.pacingGain, m.cwndGain = 1, 2
-	m.cycleIdx = 2 // start cruising; the probe comes within a cycle
+	// Start cruising at a phase drawn from the (random) sequence number,
+	// as BBR randomizes it: flows that share a bottleneck then probe at
+	// different times.
+	m.cycleIdx = 2 + int(uint32(in.SndCurrSeq)%uint32(len(cycleGains)-2))
 	m.cycleStart = now
 }
 
