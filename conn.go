@@ -91,7 +91,8 @@ type Conn struct {
 	deliveryRate     float64
 	deliveryInterval time.Duration
 	sendRate         float64
-	lastAcked        sndPkt // the newest packet the latest ACK released
+	ackRTT           time.Duration // from the newest packet's send to the ACK of it; 0 if none
+	lastAcked        sndPkt        // the newest packet the latest ACK released
 	lastAckedOK      bool
 	rate             int // EWMA of the peer's reported arrival rate, packets/s
 	bandwidth        int // EWMA of the peer's reported link capacity, packets/s
@@ -153,6 +154,7 @@ type sndPkt struct {
 	// this one and up to the packet delivered last.
 	sentCount      uint64
 	firstSentCount uint64
+	retransmitted  bool // sent more than once
 }
 
 // firstDataHold is how long an accepted connection holds its first data
@@ -248,6 +250,7 @@ func (c *Conn) ccInputs() cc.Inputs {
 		DeliveryRate:     c.deliveryRate,
 		DeliveryInterval: c.deliveryInterval,
 		SendRate:         c.sendRate,
+		AckRTT:           c.ackRTT,
 		Lost:             c.stats.pktSndLoss,
 		InFlight:         seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
 	}

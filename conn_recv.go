@@ -164,6 +164,20 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 	c.sendACKNowLocked(now, ack, ob)
 }
 
+// arrivalRateLocked returns the arrival rate for ACK word 5: 4.11's
+// median of the last 16 gaps, unless it exceeds by more than a quarter the
+// rate measured over all arrivals since the last full ACK. Then packets
+// arrived in bursts (a host or path that delivers them late and together),
+// the median measured the bursts, and the span rate is reported instead.
+// Loss lowers the span rate by its share only, well within the margin.
+func (c *Conn) arrivalRateLocked() int {
+	median := c.arrivals.ReceiveRate()
+	if span := c.arrivals.SpanRate(); span > 0 && median > span+span/4 {
+		return span
+	}
+	return median
+}
+
 func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
 	c.ackNo = c.ackNo.Next()
 	a := ackBody{
@@ -174,7 +188,7 @@ func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
 		words:  4,
 	}
 	if now.Sub(c.rcvLastFullAt) >= synInterval {
-		a.rate = uint32(c.arrivals.ReceiveRate())
+		a.rate = uint32(c.arrivalRateLocked())
 		a.bandwidth = uint32(c.arrivals.Bandwidth())
 		a.words = 6
 		c.rcvLastFullAt = now

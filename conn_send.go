@@ -78,7 +78,7 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		dst:     c.peerID,
 	}
 	b = append(p.appendHeader(b), *pk.buf...)
-	c.stampSentLocked(s, now)
+	c.stampSentLocked(s, now, retrans)
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))
 	if retrans {
@@ -148,6 +148,11 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 			c.bandwidth = (7*c.bandwidth + int(min(a.bandwidth, 1<<28))) >> 3
 		}
 	}
+	c.ackRTT = 0
+	if pk := c.lastAcked; c.lastAckedOK && pk.sentAt != 0 && !pk.retransmitted {
+		// Sent once, so this ACK answers that transmission (Karn).
+		c.ackRTT = now.Sub(c.start) - time.Duration(pk.sentAt)
+	}
 	c.deliveryRate, c.sendRate, c.deliveryInterval = c.deliveryRateLocked(now)
 	c.cc.OnACK(now, a.ack, c.ccInputs())
 	c.period = c.ccPeriod()
@@ -156,7 +161,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 
 // stampSentLocked records the delivery-rate sampling state in the send
 // buffer entry of s, which is being (re)transmitted at now.
-func (c *Conn) stampSentLocked(s seq.Num, now time.Time) {
+func (c *Conn) stampSentLocked(s seq.Num, now time.Time, retrans bool) {
 	off := seq.Off(c.sndLastAck, s)
 	if off < 0 || off >= c.sndBuf.Len() {
 		return
@@ -171,6 +176,7 @@ func (c *Conn) stampSentLocked(s seq.Num, now time.Time) {
 	pk := c.sndBuf.At(off)
 	pk.sentAt, pk.delivered, pk.deliveredAt, pk.firstSentAt = t, c.delivered, c.deliveredAt, c.firstSentAt
 	pk.sentCount, pk.firstSentCount = n, c.firstSentCount
+	pk.retransmitted = pk.retransmitted || retrans
 	c.sndBuf.Set(off, pk)
 }
 

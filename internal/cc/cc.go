@@ -36,6 +36,11 @@ type Inputs struct {
 	// DeliveryRate sample were transmitted (retransmissions included);
 	// 0 if none, or if they went out in a burst.
 	SendRate float64
+	// AckRTT is the time from the sending of the newest packet the latest
+	// full ACK acknowledges to the ACK's arrival, if that packet was sent
+	// once; 0 otherwise. It includes the receiver's ACK delay (up to one
+	// SYN) and any wait for a hole's repair; its minimum is the path's.
+	AckRTT   time.Duration
 	Lost     uint64 // packets reported lost since the start, cumulative
 	InFlight int    // packets sent and not yet acknowledged
 }

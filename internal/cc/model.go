@@ -35,6 +35,17 @@ type Model struct {
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 
+	// Congestion, as opposed to random loss: a round that lost packets
+	// while a queue stood at the bottleneck. Each such round lowers
+	// bwCap multiplicatively; every other round raises it additively,
+	// until it no longer binds (AIMD, so flows that meet converge to
+	// fair shares and leave room for TCP). Zero means no cap.
+	bwCap       float64
+	roundMinRTT time.Duration
+	roundLost   uint64  // Lost at the round's start
+	roundRate   float64 // the highest arrival rate reported in the round
+	queued      bool    // the last round ended with a standing queue
+
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
 	// percent high, and the capacity bounds them.
@@ -70,6 +81,19 @@ const (
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
+	// queueSlack is the least RTT rise above the minimum, besides a
+	// quarter of it, taken for a standing queue.
+	queueSlack = 5 * time.Millisecond
+	// capDecrease and capIncrease set bwCap's AIMD: the cut per round of
+	// congestion, and the rise per other round as a share of the filter.
+	capDecrease = 0.7
+	capMargin   = 0.95
+	// aloneShare is the share of the link's capacity from which a flow
+	// takes itself to be alone at the bottleneck.
+	aloneShare = 0.8
+	// drainGain is the cruising gain while a queue stands.
+	drainGain   = 0.85
+	capIncrease = 0.01
 	// ackDelay is the receiver's ACK interval (SYN).
 	ackDelay = 10 * time.Millisecond
 	// repairAllowance covers a NAK round and a lost retransmission's
@@ -98,6 +122,15 @@ func (m *Model) Init(now time.Time, in Inputs) {
 
 // bw returns the bandwidth estimate, packets/s.
 func (m *Model) bw() float64 {
+	best := m.filteredBw()
+	if m.bwCap > 0 {
+		best = min(best, m.bwCap)
+	}
+	return best
+}
+
+// filteredBw is the bandwidth filter's estimate, before bwCap.
+func (m *Model) filteredBw() float64 {
 	var best float64
 	for i, b := range m.btlBw {
 		if m.bwRounds-m.bwRound[i] < bwWindow && b > best {
@@ -131,8 +164,10 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// older than minRTTWindow, ProbeRTT drains the queue and its first
 	// sample replaces it whatever its value.
 	expired := now.Sub(m.minRTTAt) > minRTTWindow
-	if in.RTTSample > 0 && (m.minRTT == 0 || in.RTTSample <= m.minRTT || expired && m.state == modelProbeRTT) {
-		m.minRTT, m.minRTTAt = in.RTTSample, now
+	// Samples are the sender's own (AckRTT): the receiver's RTT in ACK
+	// word 3 starts at a 100 ms guess and is smoothed.
+	if rtt := in.AckRTT; rtt > 0 && (m.minRTT == 0 || rtt <= m.minRTT || expired && m.state == modelProbeRTT) {
+		m.minRTT, m.minRTTAt = rtt, now
 	}
 
 	// Rounds last one minimum RTT. (Counting them by the ACK passing what
@@ -154,10 +189,16 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// moves, it does not leap when a hole is repaired; when we send faster
 	// than the bottleneck it measures the bottleneck.
 	if in.RateSample > 1 {
+		m.roundRate = max(m.roundRate, float64(in.RateSample))
 		m.addBwSample(float64(in.RateSample))
 		m.capSamples++
 	}
 	m.capacity = float64(in.Bandwidth)
+	// The queue is judged by the receiver's RTT (ACK to ACK2), which a
+	// hole waiting for repair does not lengthen as it does AckRTT.
+	if rtt := in.RTTSample; rtt > 0 && (m.roundMinRTT == 0 || rtt < m.roundMinRTT) {
+		m.roundMinRTT = rtt
+	}
 	// Until the first rate sample: slow start on deliveries.
 	if m.bw() == 0 {
 		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
@@ -173,6 +214,38 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 
 // endRound judges the round that just ended: did startup stop growing?
 func (m *Model) endRound(in Inputs) {
+	queued := m.roundMinRTT > m.minRTT+max(m.minRTT/4, queueSlack)
+	m.queued = queued
+	lost := in.Lost > m.roundLost
+	defer func() { m.roundRate, m.roundMinRTT = 0, 0 }()
+	m.roundLost = in.Lost
+	if m.state == modelProbeBW {
+		switch f := m.filteredBw(); {
+		case queued && lost:
+			// Alone at the bottleneck (what arrives is about its
+			// capacity), the queue is of our own making: cut to what
+			// arrived. Sharing it, cut by a constant factor, as every
+			// flow there does, TCP's included, so that shares converge.
+			cut := capDecrease * m.bw()
+			if m.roundRate > 0 && m.capacity > 0 && m.roundRate >= aloneShare*m.capacity {
+				cut = min(m.bw(), capMargin*m.roundRate)
+			}
+			m.bwCap = cut
+		case m.bwCap > 0 && !queued:
+			// The step is a share of the link's capacity (the receiver's
+			// packet-pair estimate), the same for every flow through it,
+			// as AIMD's additive increase must be to converge.
+			step := m.capacity
+			if step <= 0 {
+				step = f
+			}
+			m.bwCap += capIncrease * step
+			if m.bwCap >= f {
+				m.bwCap = 0
+			}
+		}
+	}
+
 	if m.state == modelStartup {
 		if bw := m.bw(); bw > m.fullBw*1.25 {
 			m.fullBw, m.fullCount = bw, 0
@@ -218,6 +291,12 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 			m.cycleIdx = (m.cycleIdx + 1) % len(cycleGains)
 			m.cycleStart = now
 			m.pacingGain = cycleGains[m.cycleIdx]
+			if m.queued && m.pacingGain < 1 {
+				// A queue stands: cruise below the estimate until it
+				// drains, rather than let it grow from an estimate a
+				// few percent high.
+				m.pacingGain = min(m.pacingGain, drainGain)
+			}
 		}
 		if now.Sub(m.minRTTAt) > minRTTWindow {
 			m.state = modelProbeRTT

@@ -9,6 +9,9 @@
 //   - [NewRelay] forwards real UDP datagrams on loopback between clients and
 //     a target, for peers that need a socket (another process, the C++
 //     library).
+//   - [NewTunPath] (Linux, root) joins two network namespaces through TUN
+//     devices, so any IP traffic, the kernel's TCP included, crosses the
+//     link model beside a UDT flow.
 //
 // Randomness comes from math/rand/v2 PCG seeded by the caller: the same seed
 // and the same sequence of datagrams give the same losses, so a failing case

@@ -132,6 +132,10 @@ type Arrivals struct {
 	haveLast   bool
 	probeStart time.Time // arrival of the last packet with seq mod 16 = 0
 	haveProbe  bool
+
+	// Arrivals since the last SpanRate: the first and last time and count.
+	spanFirst, spanLast time.Time
+	spanCount           int
 }
 
 // NewArrivals returns windows filled as 4.11 fills them: 16 arrival intervals
@@ -163,6 +167,11 @@ func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 		a.arrPos = (a.arrPos + 1) % arrivalSize
 	}
 	a.last, a.haveLast = now, true
+	if a.spanCount == 0 {
+		a.spanFirst = now
+	}
+	a.spanLast = now
+	a.spanCount++
 
 	switch s & 0xF {
 	case 0:
@@ -208,6 +217,25 @@ func (a *Arrivals) ReceiveRate() int {
 	}
 	// Every counted v > lower ≥ 0, so the mean is at least 1.
 	return int(math.Ceil(1e6 / float64(sum/count)))
+}
+
+// SpanRate returns the packets/s that arrived since the previous call, over
+// the time from the first to the last of them, and starts a new span at
+// the last. It returns 0, and keeps counting, while fewer than
+// [arrivalSize] packets or less than a millisecond make up the span.
+//
+// Unlike ReceiveRate's median of single gaps, it does not read a burst of
+// packets, such as a host that delivers them late and together hands the
+// receiver, as a fast link; it reads low by the share of packets lost, and
+// counts idle spells.
+func (a *Arrivals) SpanRate() int {
+	d := a.spanLast.Sub(a.spanFirst)
+	if a.spanCount < arrivalSize || d < time.Millisecond {
+		return 0
+	}
+	r := float64(a.spanCount-1) / d.Seconds()
+	a.spanFirst, a.spanCount = a.spanLast, 1
+	return int(math.Ceil(r))
 }
 
 // Bandwidth returns the estimated link capacity in packets/s for ACK word 6:

@@ -276,3 +276,30 @@ func BenchmarkACKHistory(b *testing.B) {
 		n = n.Next()
 	}
 }
+
+func TestSpanRate(t *testing.T) {
+	a := NewArrivals()
+	t0 := time.Unix(1000, 0)
+	// 8 packets: too few for a span.
+	for i := range 8 {
+		a.OnData(t0.Add(time.Duration(i)*100*time.Microsecond), seq.Num(i))
+	}
+	require.Zero(t, a.SpanRate())
+	// Then bursts of 8 back to back every 800 µs: about 10,000 packets/s
+	// (71 gaps over 6.407 ms with the first packets), while the median
+	// gap says 1 µs.
+	at := t0
+	for i := 8; i < 8+64; i++ {
+		if i%8 == 0 {
+			at = t0.Add(time.Duration(i/8) * 800 * time.Microsecond)
+		} else {
+			at = at.Add(time.Microsecond)
+		}
+		a.OnData(at, seq.Num(i))
+	}
+	r := a.SpanRate()
+	require.InEpsilon(t, 71/6.407e-3, float64(r), 0.001)
+	require.Greater(t, a.ReceiveRate(), 10*r, "the median measures the bursts")
+	// The next span starts at the last arrival.
+	require.Zero(t, a.SpanRate())
+}

@@ -1,0 +1,155 @@
+package udt_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/netsim"
+)
+
+// tunPath builds an emulated path between two network namespaces, or skips
+// when this machine cannot (fails with UDT_NETNS=require, as CI sets it).
+func tunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
+	tb.Helper()
+	if err := netsim.TunAvailable(); err != nil {
+		if os.Getenv("UDT_NETNS") == "require" {
+			tb.Fatal(err)
+		}
+		tb.Skipf("%v (set UDT_NETNS=require to make this a failure)", err)
+	}
+	p, err := netsim.NewTunPath(l, l, 1)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { require.NoError(tb, p.Close()) })
+	return p
+}
+
+// flow counts what one receiver reads.
+type flow struct{ n atomic.Int64 }
+
+func (f *flow) drain(r io.Reader) {
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := r.Read(buf)
+		f.n.Add(int64(k))
+		if err != nil {
+			return
+		}
+	}
+}
+
+func send(w io.Writer) {
+	block := make([]byte, 1<<20)
+	for {
+		if _, err := w.Write(block); err != nil {
+			return
+		}
+	}
+}
+
+// startTCP starts a bulk TCP flow from A to B with the kernel's congestion
+// control cc.
+func startTCP(tb testing.TB, p *netsim.TunPath, cc string) *flow {
+	tb.Helper()
+	var ln net.Listener
+	require.NoError(tb, p.Do(1, func() (err error) {
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(p.Addr(1), 0).String())
+		return err
+	}))
+	defer ln.Close()
+	var c net.Conn
+	require.NoError(tb, p.Do(0, func() (err error) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err = d.Dial("tcp4", ln.Addr().String())
+		return err
+	}))
+	tb.Cleanup(func() { c.Close() })
+	require.NoError(tb, netsim.SetTCPCongestion(c.(*net.TCPConn), cc))
+	s, err := ln.Accept()
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	f := &flow{}
+	go f.drain(s)
+	go send(c)
+	return f
+}
+
+// startUDT starts a bulk UDT flow from A to B with controller cc.
+func startUDT(tb testing.TB, p *netsim.TunPath, cc udt.CongestionControl) *flow {
+	tb.Helper()
+	cfg := udt.Config{Congestion: cc, Linger: -1}
+	var ln *udt.Listener
+	require.NoError(tb, p.Do(1, func() (err error) {
+		lc := udt.ListenConfig{Config: cfg}
+		ln, err = lc.ListenUDT(context.Background(), "udp4", netip.AddrPortFrom(p.Addr(1), 0).String())
+		return err
+	}))
+	tb.Cleanup(func() { ln.Close() })
+	var c *udt.Conn
+	require.NoError(tb, p.Do(0, func() (err error) {
+		d := udt.Dialer{Config: cfg, LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(0), 0))}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err = d.DialUDT(ctx, "udp4", ln.Addr().String())
+		return err
+	}))
+	tb.Cleanup(func() { c.Close() })
+	s, err := ln.AcceptUDT()
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	f := &flow{}
+	go f.drain(s)
+	go send(c)
+	return f
+}
+
+// shares runs a UDT flow with controller cc and a TCP flow with kernel
+// congestion control tcp through one bottleneck for d, and returns each
+// one's goodput over the second half, in Mbit/s.
+func shares(tb testing.TB, cc udt.CongestionControl, tcp string, rate int64, rtt, d time.Duration) (u, t float64) {
+	p := tunPath(tb, netsim.LinkConfig{Rate: rate, Delay: rtt / 2})
+	tf := startTCP(tb, p, tcp)
+	uf := startUDT(tb, p, cc)
+	time.Sleep(d / 2)
+	u0, t0 := uf.n.Load(), tf.n.Load()
+	time.Sleep(d / 2)
+	secs := (d / 2).Seconds()
+	return float64(uf.n.Load()-u0) * 8 / 1e6 / secs, float64(tf.n.Load()-t0) * 8 / 1e6 / secs
+}
+
+// TestModelCoexistsWithTCP: a CongestionModel flow and a TCP cubic flow
+// share a 50 Mbit/s, 40 ms bottleneck (real sockets in two network
+// namespaces, the kernel's TCP); the TCP flow is not starved.
+func TestModelCoexistsWithTCP(t *testing.T) {
+	u, tc := shares(t, udt.CongestionModel, "cubic", 50e6, 40*time.Millisecond, 16*time.Second)
+	t.Logf("UDT model %.1f Mbit/s, TCP cubic %.1f Mbit/s on a 50 Mbit/s link", u, tc)
+	require.Greater(t, tc, 0.15*50, "TCP starved")
+	require.Greater(t, u+tc, 0.6*50, "link idle")
+}
+
+// BenchmarkTCPCoexistence reports how each UDT controller shares a
+// bottleneck with each TCP congestion control (Mbit/s of each flow).
+func BenchmarkTCPCoexistence(b *testing.B) {
+	for _, cc := range []udt.CongestionControl{udt.CongestionDAIMD, udt.CongestionModel} {
+		for _, tcp := range []string{"cubic", "bbr"} {
+			b.Run(fmt.Sprintf("%v/%s", cc, tcp), func(b *testing.B) {
+				var u, t float64
+				for b.Loop() {
+					du, dt := shares(b, cc, tcp, 100e6, 40*time.Millisecond, 30*time.Second)
+					u, t = u+du, t+dt
+				}
+				b.ReportMetric(u/float64(b.N), "udt-Mbit/s")
+				b.ReportMetric(t/float64(b.N), "tcp-Mbit/s")
+			})
+		}
+	}
+}
