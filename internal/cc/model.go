@@ -90,7 +90,7 @@ const (
 	capMargin   = 0.95
 	// aloneShare is the share of the link's capacity from which a flow
 	// takes itself to be alone at the bottleneck.
-	aloneShare = 0.8
+	aloneShare = 0.95
 	// drainGain is the cruising gain while a queue stands.
 	drainGain   = 0.85
 	capIncrease = 0.01
