@@ -1,7 +1,7 @@
 // Package netsim emulates an impaired network path for tests: one seeded
 // link model ([Link]: rate limit with a drop-tail queue, delay, jitter,
 // Bernoulli and Gilbert–Elliott loss, reordering, duplication, corruption,
-// targeted drops) and two front-ends that push datagrams through it.
+// targeted drops) and three front-ends that push datagrams through it.
 //
 //   - [NewPacketPipe] returns two connected in-memory [net.PacketConn]s. It
 //     uses only channels and timers, so inside a [testing/synctest] bubble
