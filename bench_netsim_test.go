@@ -96,12 +96,7 @@ func goSteady(tb testing.TB, cc udt.CongestionControl, l steadyLink, warm, windo
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		block := make([]byte, 1<<20)
-		for {
-			if _, err := c.Write(block); err != nil {
-				return
-			}
-		}
+		send(c)
 	}()
 	mbps := measureSteady(r, warm, window)
 	c.Close()

@@ -1,9 +1,7 @@
 package udt_test
 
 import (
-	"context"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -13,14 +11,12 @@ import (
 	"github.com/udt-go/udt/internal/interop"
 )
 
-// goGoodput moves n bytes from a Go client to a Go listener over loopback,
-// dialing the address via returns for the listener's (directly, or through
-// an emulated link), and returns the receiver's goodput in Mbit/s, measured
-// like the C++ peer measures it: from the first byte read to the end.
-func goGoodput(tb testing.TB, cfg udt.Config, n int64, via func(*net.UDPAddr) string) float64 {
+// goThroughput moves n bytes from a Go client to a Go listener over
+// loopback and returns the receiver's goodput in Mbit/s, measured like the
+// C++ peer measures it: from the first byte read to the connection's end.
+func goThroughput(tb testing.TB, n int64) float64 {
 	tb.Helper()
-	lc := udt.ListenConfig{Config: cfg}
-	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	defer ln.Close()
 	type result struct {
@@ -49,8 +45,7 @@ func goGoodput(tb testing.TB, cfg udt.Config, n int64, via func(*net.UDPAddr) st
 		}
 		done <- result{total, time.Since(start).Seconds(), err}
 	}()
-	d := udt.Dialer{Config: cfg}
-	c, err := d.DialUDT(context.Background(), "udp", via(ln.Addr().(*net.UDPAddr)))
+	c, err := udt.Dial("udp", ln.Addr().String())
 	require.NoError(tb, err)
 	block := make([]byte, 1<<20)
 	for left := n; left > 0; left -= int64(len(block)) {
@@ -64,9 +59,6 @@ func goGoodput(tb testing.TB, cfg udt.Config, n int64, via func(*net.UDPAddr) st
 	return float64(n) * 8 / 1e6 / r.secs
 }
 
-// direct dials the listener itself.
-func direct(a *net.UDPAddr) string { return a.String() }
-
 // BenchmarkLoopbackVsCpp moves 1 GiB over loopback between two Go peers
 // and between two C++ (libudt 4.11) peers, alternating, and reports both
 // goodputs and their ratio. Run with -benchtime 1x -count 5.
@@ -76,7 +68,7 @@ func BenchmarkLoopbackVsCpp(b *testing.B) {
 	b.SetBytes(n)
 	var goMbps, cppMbps float64
 	for b.Loop() {
-		goMbps += goGoodput(b, udt.Config{}, n, direct)
+		goMbps += goThroughput(b, n)
 		cppMbps += interop.CppThroughput(b, n)
 	}
 	b.ReportMetric(goMbps/float64(b.N), "go-Mbit/s")

@@ -56,24 +56,22 @@ func send(w io.Writer) {
 	}
 }
 
-// startTCP starts a bulk TCP flow from A to B with the kernel's congestion
-// control cc.
-func startTCP(tb testing.TB, p *netsim.TunPath, cc string) *flow {
+// startFlow starts a bulk flow from namespace A to B: listen runs in B and
+// dial in A, each given the address to use.
+func startFlow(tb testing.TB, p *netsim.TunPath, listen func(addr string) (net.Listener, error), dial func(addr string) (net.Conn, error)) *flow {
 	tb.Helper()
 	var ln net.Listener
 	require.NoError(tb, p.Do(1, func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(p.Addr(1), 0).String())
+		ln, err = listen(netip.AddrPortFrom(p.Addr(1), 0).String())
 		return err
 	}))
-	defer ln.Close()
+	tb.Cleanup(func() { ln.Close() })
 	var c net.Conn
 	require.NoError(tb, p.Do(0, func() (err error) {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		c, err = d.Dial("tcp4", ln.Addr().String())
+		c, err = dial(ln.Addr().String())
 		return err
 	}))
 	tb.Cleanup(func() { c.Close() })
-	require.NoError(tb, netsim.SetTCPCongestion(c.(*net.TCPConn), cc))
 	s, err := ln.Accept()
 	require.NoError(tb, err)
 	tb.Cleanup(func() { s.Close() })
@@ -83,33 +81,39 @@ func startTCP(tb testing.TB, p *netsim.TunPath, cc string) *flow {
 	return f
 }
 
+// startTCP starts a bulk TCP flow from A to B with the kernel's congestion
+// control cc.
+func startTCP(tb testing.TB, p *netsim.TunPath, cc string) *flow {
+	tb.Helper()
+	return startFlow(tb, p, func(addr string) (net.Listener, error) {
+		return net.Listen("tcp4", addr)
+	}, func(addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp4", addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := netsim.SetTCPCongestion(c.(*net.TCPConn), cc); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	})
+}
+
 // startUDT starts a bulk UDT flow from A to B with controller cc.
 func startUDT(tb testing.TB, p *netsim.TunPath, cc udt.CongestionControl) *flow {
 	tb.Helper()
 	cfg := udt.Config{Congestion: cc, Linger: -1}
-	var ln *udt.Listener
-	require.NoError(tb, p.Do(1, func() (err error) {
+	return startFlow(tb, p, func(addr string) (net.Listener, error) {
 		lc := udt.ListenConfig{Config: cfg}
-		ln, err = lc.ListenUDT(context.Background(), "udp4", netip.AddrPortFrom(p.Addr(1), 0).String())
-		return err
-	}))
-	tb.Cleanup(func() { ln.Close() })
-	var c *udt.Conn
-	require.NoError(tb, p.Do(0, func() (err error) {
+		return lc.ListenUDT(context.Background(), "udp4", addr)
+	}, func(addr string) (net.Conn, error) {
 		d := udt.Dialer{Config: cfg, LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(0), 0))}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err = d.DialUDT(ctx, "udp4", ln.Addr().String())
-		return err
-	}))
-	tb.Cleanup(func() { c.Close() })
-	s, err := ln.AcceptUDT()
-	require.NoError(tb, err)
-	tb.Cleanup(func() { s.Close() })
-	f := &flow{}
-	go f.drain(s)
-	go send(c)
-	return f
+		return d.DialContext(ctx, "udp4", addr)
+	})
 }
 
 // shares runs a UDT flow with controller cc and a TCP flow with kernel

@@ -82,23 +82,17 @@ type Conn struct {
 	delivered  uint64        // packets acknowledged, cumulative (for cc)
 	rttSample  time.Duration // RTT in the peer's latest ACK
 	rateSample int           // arrival rate in the peer's latest full ACK
-	// Sender-side delivery-rate sampling (see sndPkt): when delivered last
-	// grew, the send time of the packet that made it grow, and the latest
-	// sample, packets/s (0 if the last ACK gave none).
-	deliveredAt      int64
-	firstSentAt      int64
-	firstSentCount   uint64
-	deliveryRate     float64
-	deliveryInterval time.Duration
-	sendRate         float64
-	ackRTT           time.Duration // from the newest packet's send to the ACK of it; 0 if none
-	lastAcked        sndPkt        // the newest packet the latest ACK released
-	lastAckedOK      bool
-	rate             int // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth        int // EWMA of the peer's reported link capacity, packets/s
-	nakScratch       []lossl.Range
-	scratch          [64]byte // control bodies being built
-	nakBody          []byte   // periodic NAK body
+	rate       int           // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth  int           // EWMA of the peer's reported link capacity, packets/s
+	nakScratch []lossl.Range
+	scratch    [64]byte // control bodies being built
+	nakBody    []byte   // periodic NAK body
+
+	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
+	// packet ACKs released since the last full ACK (0 if none), and the
+	// time from its send to that full ACK (0 if none).
+	ackedSentAt int64
+	ackRTT      time.Duration
 
 	// Receiver, guarded by mu.
 	rcvBuf        *pktbuf.Ring[*[]byte] // offset 0 holds rcvReadSeq
@@ -142,19 +136,10 @@ type sndPkt struct {
 	msg     seq.Msg
 	pos     msgPos
 	inOrder bool
-	// Delivery-rate sampling state of the latest transmission, in the
-	// manner of BBR: when it was sent, and the connection's delivered
-	// count, time of the last delivery and send time of the packet
-	// delivered last, all as of that moment (times in ns since c.start).
-	sentAt      int64
-	delivered   uint64
-	deliveredAt int64
-	firstSentAt int64
-	// sentCount and firstSentCount are the transmissions counted up to
-	// this one and up to the packet delivered last.
-	sentCount      uint64
-	firstSentCount uint64
-	retransmitted  bool // sent more than once
+	// sentAt is when it was sent, in ns since c.start, if it was sent
+	// once; -1 once retransmitted (Karn: an ACK then answers no one
+	// transmission); 0 before it is sent.
+	sentAt int64
 }
 
 // firstDataHold is how long an accepted connection holds its first data
@@ -238,21 +223,18 @@ func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWind
 
 func (c *Conn) ccInputs() cc.Inputs {
 	return cc.Inputs{
-		MSS:              c.mss,
-		MaxWindow:        c.flowWindow,
-		SndCurrSeq:       c.sndCurrSeq,
-		RTT:              c.rtt.RTT,
-		RecvRate:         c.rate,
-		Bandwidth:        c.bandwidth,
-		RTTSample:        c.rttSample,
-		RateSample:       c.rateSample,
-		Delivered:        c.delivered,
-		DeliveryRate:     c.deliveryRate,
-		DeliveryInterval: c.deliveryInterval,
-		SendRate:         c.sendRate,
-		AckRTT:           c.ackRTT,
-		Lost:             c.stats.pktSndLoss,
-		InFlight:         seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
+		MSS:        c.mss,
+		MaxWindow:  c.flowWindow,
+		SndCurrSeq: c.sndCurrSeq,
+		RTT:        c.rtt.RTT,
+		RecvRate:   c.rate,
+		Bandwidth:  c.bandwidth,
+		RTTSample:  c.rttSample,
+		RateSample: c.rateSample,
+		Delivered:  c.delivered,
+		AckRTT:     c.ackRTT,
+		Lost:       c.stats.pktSndLoss,
+		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
 	}
 }
 

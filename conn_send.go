@@ -40,6 +40,7 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	var (
 		s       seq.Num
 		pk      sndPkt
+		off     int
 		found   bool
 		retrans bool
 	)
@@ -48,7 +49,7 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		if !ok {
 			break
 		}
-		off := seq.Off(c.sndLastAck, first)
+		off = seq.Off(c.sndLastAck, first)
 		if off < 0 || off >= c.sndBuf.Len() || seq.Cmp(first, c.sndCurrSeq) > 0 {
 			continue // acknowledged meanwhile, or never sent
 		}
@@ -65,8 +66,8 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		if inflight == 0 {
 			c.lastProgress = now // data outstanding from now on
 		}
-		s = c.sndCurrSeq.Inc()
-		pk = c.sndBuf.At(inflight)
+		s, off = c.sndCurrSeq.Inc(), inflight
+		pk = c.sndBuf.At(off)
 		c.sndCurrSeq = s
 	}
 	p := packet{
@@ -78,7 +79,15 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		dst:     c.peerID,
 	}
 	b = append(p.appendHeader(b), *pk.buf...)
-	c.stampSentLocked(s, now, retrans)
+	// The send time, for the sender's RTT samples (see onACK).
+	switch {
+	case !retrans:
+		pk.sentAt = now.Sub(c.start).Nanoseconds()
+		c.sndBuf.Set(off, pk)
+	case pk.sentAt >= 0:
+		pk.sentAt = -1
+		c.sndBuf.Set(off, pk)
+	}
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))
 	if retrans {
@@ -149,73 +158,13 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		}
 	}
 	c.ackRTT = 0
-	if pk := c.lastAcked; c.lastAckedOK && pk.sentAt != 0 && !pk.retransmitted {
-		// Sent once, so this ACK answers that transmission (Karn).
-		c.ackRTT = now.Sub(c.start) - time.Duration(pk.sentAt)
+	if c.ackedSentAt > 0 {
+		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
 	}
-	c.deliveryRate, c.sendRate, c.deliveryInterval = c.deliveryRateLocked(now)
+	c.ackedSentAt = 0
 	c.cc.OnACK(now, a.ack, c.ccInputs())
 	c.period = c.ccPeriod()
 	c.kickLocked(now)
-}
-
-// stampSentLocked records the delivery-rate sampling state in the send
-// buffer entry of s, which is being (re)transmitted at now.
-func (c *Conn) stampSentLocked(s seq.Num, now time.Time, retrans bool) {
-	off := seq.Off(c.sndLastAck, s)
-	if off < 0 || off >= c.sndBuf.Len() {
-		return
-	}
-	t := now.Sub(c.start).Nanoseconds()
-	n := c.stats.pktSent + 1 // counting this one
-	if seq.Off(c.sndLastAck, c.sndCurrSeq) == 0 {
-		// Nothing else in flight: the sample starts now, not at the last
-		// delivery, so an idle spell does not dilute it.
-		c.firstSentAt, c.deliveredAt, c.firstSentCount = t, t, n
-	}
-	pk := c.sndBuf.At(off)
-	pk.sentAt, pk.delivered, pk.deliveredAt, pk.firstSentAt = t, c.delivered, c.deliveredAt, c.firstSentAt
-	pk.sentCount, pk.firstSentCount = n, c.firstSentCount
-	pk.retransmitted = pk.retransmitted || retrans
-	c.sndBuf.Set(off, pk)
-}
-
-// minRateInterval is the shortest interval a delivery-rate sample spans;
-// shorter ones measure the burstiness of the path, not its rate.
-const minRateInterval = time.Millisecond
-
-// deliveryRateLocked returns a delivery-rate sample, packets/s, the rate
-// at which its packets were sent and the interval it spans, for the ACK
-// that arrived at now and has just been applied, or zeros if it gives
-// none. As in BBR, the packets delivered since the last
-// acknowledged packet was sent are divided by the longer of the time they
-// took to be sent and to be acknowledged: a burst of ACKs after a hole is
-// repaired cannot look faster than the packets were sent.
-func (c *Conn) deliveryRateLocked(now time.Time) (rate, sendRate float64, interval time.Duration) {
-	pk, ok := c.lastAcked, c.lastAckedOK
-	c.lastAckedOK = false
-	if !ok || pk.sentAt == 0 {
-		return 0, 0, 0
-	}
-	t := now.Sub(c.start).Nanoseconds()
-	sendElapsed := pk.sentAt - pk.firstSentAt
-	ackElapsed := t - pk.deliveredAt
-	c.firstSentAt, c.firstSentCount = pk.sentAt, pk.sentCount
-	span := max(sendElapsed, ackElapsed)
-	if span < int64(minRateInterval) || c.delivered <= pk.delivered {
-		return 0, 0, 0
-	}
-	// A UDT ACK cannot pass a hole: when one is repaired, the ACK point
-	// leaps over packets that arrived long before, sent before this
-	// sample began. Counting them would measure the repair, not the path,
-	// so the sample counts no more packets than were sent in its span.
-	sent := pk.sentCount - pk.firstSentCount + 1
-	n := min(c.delivered-pk.delivered, sent)
-	if sendElapsed >= span/2 {
-		// Sent over half the interval or more: not a burst.
-		sendRate = float64(sent) * 1e9 / float64(sendElapsed)
-	}
-	return float64(n) * 1e9 / float64(span), sendRate, time.Duration(span)
 }
 
 // releaseAckedLocked frees the send buffer up to ack (exclusive).
@@ -226,16 +175,12 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 		pk := c.sndBuf.PopFront()
 		pool.Put(pk.buf)
 		if i == n-1 {
-			c.lastAcked, c.lastAckedOK = pk, true
+			c.ackedSentAt = pk.sentAt
 		}
 	}
 	c.sndLastAck = ack
-	now := time.Now()
-	c.lastProgress = now // the peer is receiving our data
+	c.lastProgress = time.Now() // the peer is receiving our data
 	c.delivered += uint64(max(n, 0))
-	if n > 0 {
-		c.deliveredAt = now.Sub(c.start).Nanoseconds()
-	}
 	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
 		c.sndCurrSeq = ack.Dec()
 	}

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // multiplexer owns one UDP socket. Its receive worker (rcvqueue.go) reads
@@ -187,11 +186,6 @@ type packetConn interface {
 type udpConn struct {
 	c       *net.UDPConn
 	stamped bool // the kernel timestamps arriving datagrams (see stamp_linux.go)
-}
-
-// stampedReader is a packetConn that reports each datagram's arrival time.
-type stampedReader interface {
-	readStamped(b, oob []byte) (int, netip.AddrPort, time.Time, error)
 }
 
 func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {

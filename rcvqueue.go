@@ -14,13 +14,10 @@ const maxDatagram = 65536
 // decodes its header and routes it by destination socket ID.
 func (m *multiplexer) receiveLoop() {
 	buf := make([]byte, maxDatagram)
-	var (
-		sr  stampedReader
-		oob []byte
-	)
-	if u, ok := m.conn.(udpConn); ok && u.stamped {
-		sr, oob = u, make([]byte, stampOOB)
-	}
+	// A real socket with kernel timestamps reports arrival times.
+	u, stamped := m.conn.(udpConn)
+	stamped = stamped && u.stamped
+	oob := make([]byte, stampOOB)
 	for {
 		var (
 			n       int
@@ -28,8 +25,8 @@ func (m *multiplexer) receiveLoop() {
 			arrival time.Time
 			err     error
 		)
-		if sr != nil {
-			n, from, arrival, err = sr.readStamped(buf, oob)
+		if stamped {
+			n, from, arrival, err = u.readStamped(buf, oob)
 		} else {
 			n, from, err = m.conn.ReadFrom(buf)
 		}

@@ -26,16 +26,6 @@ type Inputs struct {
 	RTTSample  time.Duration // RTT the receiver reported in the latest ACK
 	RateSample int           // arrival rate in the latest full ACK (word 5), packets/s; 0 if none
 	Delivered  uint64        // packets acknowledged since the start, cumulative
-	// DeliveryRate is the sender's delivery-rate sample for the latest
-	// full ACK, packets/s (BBR's: packets delivered over the longer of
-	// their send and acknowledgement spans); 0 if none.
-	DeliveryRate float64
-	// DeliveryInterval is the span DeliveryRate was measured over.
-	DeliveryInterval time.Duration
-	// SendRate is the rate, packets/s, at which the packets of the
-	// DeliveryRate sample were transmitted (retransmissions included);
-	// 0 if none, or if they went out in a burst.
-	SendRate float64
 	// AckRTT is the time from the sending of the newest packet the latest
 	// full ACK acknowledges to the ACK's arrival, if that packet was sent
 	// once; 0 otherwise. It includes the receiver's ACK delay (up to one

@@ -85,15 +85,17 @@ const (
 	// quarter of it, taken for a standing queue.
 	queueSlack = 5 * time.Millisecond
 	// capDecrease and capIncrease set bwCap's AIMD: the cut per round of
-	// congestion, and the rise per other round as a share of the filter.
+	// congestion when sharing the bottleneck, and the rise per round
+	// without a standing queue as a share of the link's capacity.
 	capDecrease = 0.7
-	capMargin   = 0.95
-	// aloneShare is the share of the link's capacity from which a flow
-	// takes itself to be alone at the bottleneck.
-	aloneShare = 0.95
-	// drainGain is the cruising gain while a queue stands.
-	drainGain   = 0.85
 	capIncrease = 0.01
+	// aloneShare is the share of the link's capacity from which a flow
+	// takes itself to be alone at the bottleneck; a flow alone caps its
+	// estimate at capMargin of what arrived.
+	aloneShare = 0.95
+	capMargin  = 0.95
+	// drainGain is the cruising gain while a queue stands.
+	drainGain = 0.85
 	// ackDelay is the receiver's ACK interval (SYN).
 	ackDelay = 10 * time.Millisecond
 	// repairAllowance covers a NAK round and a lost retransmission's
@@ -215,10 +217,10 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 // endRound judges the round that just ended: did startup stop growing?
 func (m *Model) endRound(in Inputs) {
 	queued := m.roundMinRTT > m.minRTT+max(m.minRTT/4, queueSlack)
-	m.queued = queued
 	lost := in.Lost > m.roundLost
-	defer func() { m.roundRate, m.roundMinRTT = 0, 0 }()
-	m.roundLost = in.Lost
+	roundRate := m.roundRate
+	m.queued = queued
+	m.roundLost, m.roundRate, m.roundMinRTT = in.Lost, 0, 0
 	if m.state == modelProbeBW {
 		switch f := m.filteredBw(); {
 		case queued && lost:
@@ -227,8 +229,8 @@ func (m *Model) endRound(in Inputs) {
 			// arrived. Sharing it, cut by a constant factor, as every
 			// flow there does, TCP's included, so that shares converge.
 			cut := capDecrease * m.bw()
-			if m.roundRate > 0 && m.capacity > 0 && m.roundRate >= aloneShare*m.capacity {
-				cut = min(m.bw(), capMargin*m.roundRate)
+			if roundRate > 0 && m.capacity > 0 && roundRate >= aloneShare*m.capacity {
+				cut = min(m.bw(), capMargin*roundRate)
 			}
 			m.bwCap = cut
 		case m.bwCap > 0 && !queued:

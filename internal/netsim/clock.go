@@ -85,3 +85,50 @@ func (c *releaseClock) wait(due time.Time, wake, done <-chan struct{}) bool {
 	}
 	return true
 }
+
+// outlet is one direction of a front-end that carries datagrams between
+// real endpoints (a relay, a TUN path): a link, and the goroutine that
+// writes out what falls due.
+type outlet struct {
+	link  *Link
+	wake  chan struct{} // capacity 1; a new earliest datagram is waiting
+	write func(pk *packet) error
+}
+
+// run writes out datagrams as they fall due until done is closed.
+func (d *outlet) run(done <-chan struct{}) {
+	clk := newReleaseClock()
+	defer clk.stop()
+	for {
+		d.deliver(time.Now())
+		next, _ := d.link.Next()
+		if !clk.wait(next, d.wake, done) {
+			return
+		}
+	}
+}
+
+// poke wakes the goroutine: a new earliest datagram is waiting.
+func (d *outlet) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver writes every datagram due by now; a failed write counts as
+// overflow.
+func (d *outlet) deliver(now time.Time) {
+	for {
+		pk := d.link.pop(now)
+		if pk == nil {
+			return
+		}
+		if err := d.write(pk); err != nil {
+			d.link.stats.overflow.Add(1)
+		} else {
+			d.link.delivered(len(pk.b))
+		}
+		putPacket(pk)
+	}
+}

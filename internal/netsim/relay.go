@@ -24,7 +24,7 @@ type Relay struct {
 	addr     *net.UDPAddr
 	target   *net.UDPAddr
 	upstream string // network for upstream sockets
-	up, down relayDir
+	up, down outlet
 
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session // guarded by mu
@@ -40,14 +40,6 @@ type Relay struct {
 type session struct {
 	client netip.AddrPort
 	conn   *net.UDPConn // connected to the target
-}
-
-// relayDir is one direction of a relay: a link and the goroutine that
-// writes out what falls due later than the moment it was read.
-type relayDir struct {
-	link  *Link
-	wake  chan struct{} // capacity 1; a new earliest datagram is waiting
-	write func(pk *packet) error
 }
 
 // NewRelay starts a relay to target listening on 127.0.0.1 (on ::1 when
@@ -81,17 +73,17 @@ func NewRelay(target *net.UDPAddr, toTarget, fromTarget LinkConfig, seed uint64)
 		sessions: make(map[netip.AddrPort]*session),
 		closed:   make(chan struct{}),
 	}
-	r.up = relayDir{link: New(toTarget, seed), wake: make(chan struct{}, 1), write: func(pk *packet) error {
+	r.up = outlet{link: New(toTarget, seed), wake: make(chan struct{}, 1), write: func(pk *packet) error {
 		_, err := pk.dst.conn.Write(pk.b)
 		return err
 	}}
-	r.down = relayDir{link: New(fromTarget, seed+1), wake: make(chan struct{}, 1), write: func(pk *packet) error {
+	r.down = outlet{link: New(fromTarget, seed+1), wake: make(chan struct{}, 1), write: func(pk *packet) error {
 		_, err := r.ln.WriteToUDPAddrPort(pk.b, pk.dst.client)
 		return err
 	}}
 	r.wg.Go(r.readClients)
-	r.wg.Go(func() { r.run(&r.up) })
-	r.wg.Go(func() { r.run(&r.down) })
+	r.wg.Go(func() { r.up.run(r.closed) })
+	r.wg.Go(func() { r.down.run(r.closed) })
 	return r, nil
 }
 
@@ -211,7 +203,7 @@ func (r *Relay) readTarget(s *session) {
 
 // forward offers p to d's link and writes it at once if it is already due;
 // otherwise d's goroutine writes it later.
-func (r *Relay) forward(d *relayDir, p []byte, s *session) {
+func (r *Relay) forward(d *outlet, p []byte, s *session) {
 	now := time.Now()
 	if !d.link.send(now, p, s) {
 		return
@@ -221,42 +213,6 @@ func (r *Relay) forward(d *relayDir, p []byte, s *session) {
 		return
 	}
 	d.poke()
-}
-
-// run writes out datagrams as they fall due until the relay closes.
-func (r *Relay) run(d *relayDir) {
-	clk := newReleaseClock()
-	defer clk.stop()
-	for {
-		d.deliver(time.Now())
-		next, _ := d.link.Next()
-		if !clk.wait(next, d.wake, r.closed) {
-			return
-		}
-	}
-}
-
-func (d *relayDir) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-// deliver writes every datagram due by now.
-func (d *relayDir) deliver(now time.Time) {
-	for {
-		pk := d.link.pop(now)
-		if pk == nil {
-			return
-		}
-		if err := d.write(pk); err != nil {
-			d.link.stats.overflow.Add(1)
-		} else {
-			d.link.delivered(len(pk.b))
-		}
-		putPacket(pk)
-	}
 }
 
 func (r *Relay) isClosed() bool {

@@ -62,7 +62,7 @@ type TunPath struct {
 	ns    [2]string     // namespace names; "" once not to be deleted
 	files [2]*os.File   // TUN devices, in A and in B
 	addrs [2]netip.Addr // device addresses
-	dirs  [2]*tunDir    // dirs[0] carries A→B, dirs[1] B→A
+	dirs  [2]*outlet    // dirs[0] carries A→B into B's device, dirs[1] B→A
 
 	errMu sync.Mutex
 	err   error // guarded by errMu; first device failure
@@ -71,14 +71,6 @@ type TunPath struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
-}
-
-// tunDir is one direction of a TunPath: a link, and the goroutine that
-// writes what falls due into the far device.
-type tunDir struct {
-	link *Link
-	wake chan struct{} // capacity 1; a new earliest packet is waiting
-	out  *os.File      // far device
 }
 
 // TunAvailable reports why this process cannot build a [TunPath], or
@@ -186,11 +178,16 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 			}
 		}
 	}
-	p.dirs[0] = &tunDir{link: New(aToB, seed), wake: make(chan struct{}, 1), out: p.files[1]}
-	p.dirs[1] = &tunDir{link: New(bToA, seed+1), wake: make(chan struct{}, 1), out: p.files[0]}
+	for i, cfg := range [2]LinkConfig{aToB, bToA} {
+		out := p.files[1-i]
+		p.dirs[i] = &outlet{link: New(cfg, seed+uint64(i)), wake: make(chan struct{}, 1), write: func(pk *packet) error {
+			_, err := out.Write(pk.b)
+			return err
+		}}
+	}
 	for i := range 2 {
 		p.wg.Go(func() { p.read(p.files[i], p.dirs[i]) })
-		p.wg.Go(func() { p.write(p.dirs[i]) })
+		p.wg.Go(func() { p.dirs[i].run(p.closed) })
 	}
 	return p, nil
 }
@@ -291,7 +288,7 @@ func (p *TunPath) removeNamespaces() error {
 
 // read offers each packet from device f to d's link until f is closed or
 // fails.
-func (p *TunPath) read(f *os.File, d *tunDir) {
+func (p *TunPath) read(f *os.File, d *outlet) {
 	buf := make([]byte, 1<<16)
 	for {
 		n, err := f.Read(buf)
@@ -313,39 +310,6 @@ func (p *TunPath) fail(err error) {
 	defer p.errMu.Unlock()
 	if p.err == nil {
 		p.err = err
-	}
-}
-
-// write writes d's packets into the far device as they fall due, until the
-// path closes. A failed write counts as overflow.
-func (p *TunPath) write(d *tunDir) {
-	clk := newReleaseClock()
-	defer clk.stop()
-	for {
-		now := time.Now()
-		for {
-			pk := d.link.pop(now)
-			if pk == nil {
-				break
-			}
-			if _, err := d.out.Write(pk.b); err != nil {
-				d.link.stats.overflow.Add(1)
-			} else {
-				d.link.delivered(len(pk.b))
-			}
-			putPacket(pk)
-		}
-		next, _ := d.link.Next()
-		if !clk.wait(next, d.wake, p.closed) {
-			return
-		}
-	}
-}
-
-func (d *tunDir) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
 	}
 }
 

@@ -133,9 +133,10 @@ type Arrivals struct {
 	probeStart time.Time // arrival of the last packet with seq mod 16 = 0
 	haveProbe  bool
 
-	// Arrivals since the last SpanRate: the first and last time and count.
-	spanFirst, spanLast time.Time
-	spanCount           int
+	// Arrivals since the last SpanRate, the last of them at last: the
+	// first one's time and their count.
+	spanFirst time.Time
+	spanCount int
 }
 
 // NewArrivals returns windows filled as 4.11 fills them: 16 arrival intervals
@@ -170,7 +171,6 @@ func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 	if a.spanCount == 0 {
 		a.spanFirst = now
 	}
-	a.spanLast = now
 	a.spanCount++
 
 	switch s & 0xF {
@@ -229,12 +229,12 @@ func (a *Arrivals) ReceiveRate() int {
 // receiver, as a fast link; it reads low by the share of packets lost, and
 // counts idle spells.
 func (a *Arrivals) SpanRate() int {
-	d := a.spanLast.Sub(a.spanFirst)
+	d := a.last.Sub(a.spanFirst)
 	if a.spanCount < arrivalSize || d < time.Millisecond {
 		return 0
 	}
 	r := float64(a.spanCount-1) / d.Seconds()
-	a.spanFirst, a.spanCount = a.spanLast, 1
+	a.spanFirst, a.spanCount = a.last, 1
 	return int(math.Ceil(r))
 }
 
