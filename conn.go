@@ -112,6 +112,7 @@ type Conn struct {
 	lightAcks     int
 	nextACK       time.Time
 	nextNAK       time.Time
+	nakThrough    seq.Num // the periodic NAK re-reports losses up to here (reportLossLocked)
 
 	// Liveness, guarded by mu.
 	expCount     int

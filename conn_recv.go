@@ -111,10 +111,15 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		if next := c.rcvLastSeq.Inc(); next != s {
 			// A gap: report it at once.
 			gap := lossl.Range{First: next, Last: s.Dec()}
+			if c.rcvLoss.Len() == 0 {
+				// The first loss outstanding starts the re-report
+				// timer; later gaps leave it running, so that a steady
+				// trickle of new losses cannot postpone it forever.
+				c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), gap.Last
+			}
 			c.stats.pktRcvLoss += uint64(c.rcvLoss.Insert(gap.First, gap.Last))
 			ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
 			c.stats.nakSent++
-			c.nextNAK = now.Add(c.nakInterval())
 		}
 		c.rcvLastSeq = s
 	} else {
@@ -278,6 +283,22 @@ func (c *Conn) nakInterval() time.Duration {
 	return max(d, minNAKInterval)
 }
 
+// reportLossLocked is the periodic NAK: it re-reports the packets still
+// missing that were already missing at the previous one (or, for the first,
+// when the timer started), so each was last reported at least one interval
+// ago and its retransmission should have arrived. Losses found since then
+// are left to the next period: their first report, sent at once, is still
+// being answered.
+func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
+	var n int
+	c.nakBody, n = lossl.AppendNAKThrough(c.nakBody[:0], c.rcvLoss.Ranges(), c.nakThrough, c.payload)
+	if n > 0 {
+		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.nakBody))
+		c.stats.nakSent++
+	}
+	c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), c.rcvLastSeq
+}
+
 // expInterval is the EXP timeout after n expiries (§11.4).
 func (c *Conn) expInterval() time.Duration {
 	n := time.Duration(c.expCount)
@@ -298,10 +319,7 @@ func (c *Conn) onTimer() {
 		c.sendACKLocked(now, &ob)
 	}
 	if c.rcvLoss.Len() > 0 && !now.Before(c.nextNAK) {
-		c.nakBody, _ = lossl.AppendNAKLimit(c.nakBody[:0], c.rcvLoss.Ranges(), c.payload)
-		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.nakBody))
-		c.stats.nakSent++
-		c.nextNAK = now.Add(c.nakInterval())
+		c.reportLossLocked(now, &ob)
 	}
 	if c.peerLostLocked(now) {
 		c.failLocked(ErrConnLost)

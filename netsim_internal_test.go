@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"testing"
@@ -313,5 +314,56 @@ func TestCorruptedControlPackets(t *testing.T) {
 		t.Logf("received %d of %d bytes (err %v); %d corrupted control packets, sender dropped %d as malformed",
 			len(got), n, err, b.Link().Stats().Corrupted, st.Total.Dropped)
 		require.NotZero(t, b.Link().Stats().Corrupted)
+	})
+}
+
+// TestLostRetransmissionReReported drops one data packet and its first
+// retransmission on a link that keeps losing other packets, so a new gap
+// opens every few tens of milliseconds: the periodic NAK must re-report the
+// hole within about one interval all the same, rather than wait until the
+// sender runs out of window and the stream falls silent.
+func TestLostRetransmissionReReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rtt = 100 * time.Millisecond
+		var (
+			target   = seq.Num(0)
+			picked   bool
+			seen     int
+			offers   [3]time.Time // first send and the first two retransmissions of target
+			trickles int
+		)
+		fwd := netsim.LinkConfig{Rate: 20e6, Delay: rtt / 2, Drop: func(p []byte, n int) bool {
+			if len(p) < 16 || p[0]&0x80 != 0 {
+				return false // control packet
+			}
+			s := seq.Num(binary.BigEndian.Uint32(p)) & seq.Max
+			if !picked && n >= 3000 {
+				target, picked = s, true
+			}
+			if picked && s == target {
+				if seen < len(offers) {
+					offers[seen] = time.Now()
+				}
+				seen++
+				return seen <= 2
+			}
+			// 2% loss elsewhere, every 50th packet: a gap per 25 ms.
+			if n%50 == 0 {
+				trickles++
+				return true
+			}
+			return false
+		}}
+		back := netsim.LinkConfig{Rate: 20e6, Delay: rtt / 2}
+		c, s, _, _ := simPair(t, fwd, back, Config{Congestion: CongestionModel, Linger: time.Minute}, 4)
+		transfer(t, c, s, 16<<20)
+		require.GreaterOrEqual(t, seen, 3, "the target packet was not retransmitted twice")
+		wait := offers[2].Sub(offers[1])
+		st := s.Stats()
+		t.Logf("second retransmission %v after the first; %d other packets dropped; receiver RTT %v, var %v", wait, trickles, st.RTT, st.RTTVar)
+		// The receiver re-reports a loss one to two NAK intervals (RTT +
+		// 4·RTTVar) after finding it; a starved timer left the hole until
+		// the sender ran out of window, over 900 ms here.
+		require.Less(t, wait, 5*rtt, "lost retransmission re-reported too late")
 	})
 }

@@ -385,6 +385,33 @@ func AppendNAKLimit(b []byte, ranges []Range, maxBytes int) ([]byte, int) {
 	return b, len(ranges)
 }
 
+// AppendNAKThrough is like [AppendNAKLimit] but encodes only the members of
+// ranges up to and including through: ranges that start after it are left
+// out and one that straddles it is cut short. It returns the extended slice
+// and how many sequence numbers it encoded.
+func AppendNAKThrough(b []byte, ranges []Range, through seq.Num, maxBytes int) ([]byte, int) {
+	n := 0
+	for _, r := range ranges {
+		if seq.Cmp(r.First, through) > 0 {
+			break
+		}
+		if seq.Cmp(r.Last, through) > 0 {
+			r.Last = through
+		}
+		w := 8
+		if r.First == r.Last {
+			w = 4
+		}
+		if maxBytes < w {
+			break
+		}
+		maxBytes -= w
+		b = appendEntry(b, r)
+		n += seq.Off(r.First, r.Last) + 1
+	}
+	return b, n
+}
+
 func appendEntry(b []byte, r Range) []byte {
 	if r.First == r.Last {
 		return binary.BigEndian.AppendUint32(b, uint32(r.First&seq.Max))

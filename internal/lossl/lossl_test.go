@@ -714,3 +714,30 @@ func BenchmarkAppendNAK(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+func TestAppendNAKThrough(t *testing.T) {
+	ranges := []Range{{10, 10}, {12, 15}, {20, 20}, {30, 40}}
+	for _, tc := range []struct {
+		through seq.Num
+		max     int
+		want    []Range
+		n       int
+	}{
+		{9, 100, nil, 0},
+		{10, 100, []Range{{10, 10}}, 1},
+		{13, 100, []Range{{10, 10}, {12, 13}}, 3},
+		{12, 100, []Range{{10, 10}, {12, 12}}, 2},
+		{25, 100, []Range{{10, 10}, {12, 15}, {20, 20}}, 6},
+		{50, 100, ranges, 17},
+		{50, 12, []Range{{10, 10}, {12, 15}}, 5},
+	} {
+		b, n := AppendNAKThrough(nil, ranges, tc.through, tc.max)
+		require.Equal(t, tc.n, n, "through %d", tc.through)
+		require.Equal(t, AppendNAK(nil, tc.want), b, "through %d", tc.through)
+	}
+	// Across the wrap of the sequence space.
+	wrap := []Range{{seq.Max - 1, 2}}
+	b, n := AppendNAKThrough(nil, wrap, 0, 100)
+	require.Equal(t, 3, n)
+	require.Equal(t, AppendNAK(nil, []Range{{seq.Max - 1, 0}}), b)
+}
