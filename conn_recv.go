@@ -274,9 +274,16 @@ func (c *Conn) onHandshakeWhileConnected(p *packet, ob *outbox) {
 	ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs))
 }
 
-// nakInterval is the period of the loss-list re-report.
+// nakInterval is the period of the loss-list re-report: the time a
+// retransmission takes to answer a NAK (a round trip, its variation, the
+// sender's wait for its next sending slot and our timer's slack, which
+// synInterval covers, as it does in the EXP interval), plus the time the
+// sender needs to send every packet the list holds at the rate we receive.
+// Shorter, it would re-report losses whose retransmission is on its way,
+// and each duplicate NAK would count as a new congestion signal for the
+// sender's controller.
 func (c *Conn) nakInterval() time.Duration {
-	d := c.rtt.RTT + 4*c.rtt.Var
+	d := c.rtt.RTT + 4*c.rtt.Var + synInterval
 	if rate := c.arrivals.ReceiveRate(); rate > 0 {
 		d += time.Duration(c.rcvLoss.Len()) * time.Second / time.Duration(rate)
 	}

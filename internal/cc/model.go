@@ -45,6 +45,11 @@ type Model struct {
 	roundLost   uint64  // Lost at the round's start
 	roundRate   float64 // the highest arrival rate reported in the round
 	queued      bool    // the last round ended with a standing queue
+	// cutRound is the round at whose start bwCap was last cut. The round
+	// after it still meets the queue built before the cut and is not
+	// judged: one cut per round trip.
+	cutRound    uint64
+	lastCutRate float64
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -170,6 +175,14 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// word 3 starts at a 100 ms guess and is smoothed.
 	if rtt := in.AckRTT; rtt > 0 && (m.minRTT == 0 || rtt <= m.minRTT || expired && m.state == modelProbeRTT) {
 		m.minRTT, m.minRTTAt = rtt, now
+	} else if m.minRTT > 0 && (rtt > 0 && rtt <= m.minRTT+minRTTSlack(m.minRTT) ||
+		in.RTTSample > 0 && in.RTTSample <= m.minRTT+minRTTSlack(m.minRTT)) {
+		// A sample about as low confirms the minimum: the path's delay
+		// has not grown and no queue stands, so ProbeRTT has nothing to
+		// learn. The receiver's RTT (ACK to ACK2) counts too: under
+		// loss the ACK point waits at holes, and our own samples seldom
+		// come near the minimum.
+		m.minRTTAt = now
 	}
 
 	// Rounds last one minimum RTT. (Counting them by the ACK passing what
@@ -223,7 +236,7 @@ func (m *Model) endRound(in Inputs) {
 	m.roundLost, m.roundRate, m.roundMinRTT = in.Lost, 0, 0
 	if m.state == modelProbeBW {
 		switch f := m.filteredBw(); {
-		case queued && lost:
+		case queued && lost && m.round > m.cutRound+1:
 			// Alone at the bottleneck (what arrives is about its
 			// capacity), the queue is of our own making: cut to what
 			// arrived. Sharing it, cut by a constant factor, as every
@@ -232,7 +245,8 @@ func (m *Model) endRound(in Inputs) {
 			if roundRate > 0 && m.capacity > 0 && roundRate >= aloneShare*m.capacity {
 				cut = min(m.bw(), capMargin*roundRate)
 			}
-			m.bwCap = cut
+			m.bwCap, m.cutRound = cut, m.round
+			m.lastCutRate = roundRate
 		case m.bwCap > 0 && !queued:
 			// The step is a share of the link's capacity (the receiver's
 			// packet-pair estimate), the same for every flow through it,
@@ -257,6 +271,12 @@ func (m *Model) endRound(in Inputs) {
 			m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 		}
 	}
+}
+
+// minRTTSlack is how far above the minimum RTT a sample still confirms it:
+// well under the rise taken for a standing queue (queueSlack).
+func minRTTSlack(minRTT time.Duration) time.Duration {
+	return time.Millisecond + minRTT/64
 }
 
 // bdp is the bandwidth-delay product in packets.
