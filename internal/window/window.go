@@ -137,7 +137,15 @@ type Arrivals struct {
 	// first one's time and their count.
 	spanFirst time.Time
 	spanCount int
+	spanIdle  time.Duration // gaps of more than spanIdleGap in the span: their sum
+	spanIdleN int           // and their number
 }
+
+// spanIdleGap is the longest arrival gap SpanRate counts. A longer one is
+// the sender pausing (its window full while a loss is repaired, or nothing
+// to send), not a burst's spacing: counted, it would report a rate that
+// the sender never sent at.
+const spanIdleGap = 10 * time.Millisecond
 
 // NewArrivals returns windows filled as 4.11 fills them: 16 arrival intervals
 // of 1 s and 64 probe gaps of 1 ms, so that ReceiveRate reports 1 and
@@ -164,8 +172,13 @@ func NewArrivals() *Arrivals {
 // s mod 16 = 1 packet without its partner measures from a stale start).
 func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 	if a.haveLast {
-		a.arrival[a.arrPos] = micros(now.Sub(a.last))
+		gap := now.Sub(a.last)
+		a.arrival[a.arrPos] = micros(gap)
 		a.arrPos = (a.arrPos + 1) % arrivalSize
+		if gap > spanIdleGap && a.spanCount > 0 {
+			a.spanIdle += gap
+			a.spanIdleN++
+		}
 	}
 	a.last, a.haveLast = now, true
 	if a.spanCount == 0 {
@@ -226,15 +239,17 @@ func (a *Arrivals) ReceiveRate() int {
 //
 // Unlike ReceiveRate's median of single gaps, it does not read a burst of
 // packets, such as a host that delivers them late and together hands the
-// receiver, as a fast link; it reads low by the share of packets lost, and
-// counts idle spells.
+// receiver, as a fast link; it reads low by the share of packets lost. Gaps
+// longer than spanIdleGap are left out of the span's time: the sender was
+// idle, and the rate is the one it sent at while it sent.
 func (a *Arrivals) SpanRate() int {
-	d := a.last.Sub(a.spanFirst)
-	if a.spanCount < arrivalSize || d < time.Millisecond {
+	d := a.last.Sub(a.spanFirst) - a.spanIdle
+	gaps := a.spanCount - 1 - a.spanIdleN
+	if a.spanCount < arrivalSize || gaps < arrivalSize/2 || d < time.Millisecond {
 		return 0
 	}
-	r := float64(a.spanCount-1) / d.Seconds()
-	a.spanFirst, a.spanCount = a.last, 1
+	r := float64(gaps) / d.Seconds()
+	a.spanFirst, a.spanCount, a.spanIdle, a.spanIdleN = a.last, 1, 0, 0
 	return int(math.Ceil(r))
 }
 

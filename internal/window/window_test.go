@@ -303,3 +303,21 @@ func TestSpanRate(t *testing.T) {
 	// The next span starts at the last arrival.
 	require.Zero(t, a.SpanRate())
 }
+
+// TestSpanRateSkipsIdle checks that a sender's pause (its window full while
+// a loss is repaired) does not count as time the span's packets took.
+func TestSpanRateSkipsIdle(t *testing.T) {
+	a := NewArrivals()
+	t0 := time.Unix(1000, 0)
+	at := t0
+	// 1,000 packets/s: 20 packets, a 90 ms pause, 20 more.
+	for i := range 40 {
+		a.OnData(at, seq.Num(i))
+		at = at.Add(time.Millisecond)
+		if i == 19 {
+			at = at.Add(90 * time.Millisecond)
+		}
+	}
+	// 39 gaps: 38 of 1 ms and one of 91 ms, left out.
+	require.InEpsilon(t, 38/38e-3, float64(a.SpanRate()), 0.001)
+}
