@@ -73,8 +73,9 @@ func (d *DAIMD) Init(now time.Time, in Inputs) {
 // OnACK runs at most once per 10 ms rate-control interval; ACKs in between
 // are ignored. In slow start the window grows by the inclusive count from the
 // last ACK to ack (newly acknowledged + 1, as in 4.11) until it passes
-// in.MaxWindow; afterwards the window follows the receive rate and the rate
-// grows by inc packets per interval, unless a NAK came since the last run.
+// in.MaxWindow; afterwards the window covers RTT + 10 ms at [windowRate] and
+// the rate grows by inc packets per interval, unless a NAK came since the
+// last run.
 func (d *DAIMD) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	if now.Sub(d.lastRC) < rcInterval {
 		return
@@ -93,7 +94,7 @@ func (d *DAIMD) OnACK(now time.Time, ack seq.Num, in Inputs) {
 			}
 		}
 	} else {
-		d.cwnd = float64(in.RecvRate)/1e6*float64(rttUS(in)+rcIntervalUS) + 16
+		d.cwnd = float64(windowRate(in))/1e6*float64(rttUS(in)+rcIntervalUS) + 16
 	}
 
 	if d.slowStart { // no rate increase during slow start
@@ -192,6 +193,21 @@ func (d *DAIMD) Window() int { return int(d.cwnd) }
 func (d *DAIMD) uniform() float64 {
 	return float64(d.rng.Uint64()>>11) / (1 << 53)
 }
+
+// windowRate is the rate, packets/s, that sizes the window after slow start:
+// the larger of the receiver's arrival rate and its link-capacity estimate.
+//
+// 4.11 takes the arrival rate alone: the median of the receiver's last 16
+// arrival gaps. Its sender does not pace evenly (measured with Debian's
+// 4.11 on Linux): packets leave in bursts, cross a bottleneck at the link's
+// spacing, and that median reads the link's capacity. On an emulated
+// 100 Mbit/s, 100 ms path at 1 % loss a 4.11 sender ran with a window of
+// about 950 packets while sending 700 a second (our C++ peer's -perfmon).
+// Our sender paces evenly and the median reads what it sends: the window
+// would shrink tenfold, stall at every loss until its repair and lose a
+// fifth of 4.11's goodput on long paths. The capacity estimate restores
+// the window 4.11 in effect runs with.
+func windowRate(in Inputs) int { return max(in.RecvRate, in.Bandwidth) }
 
 // rttUS is the RTT in whole µs, as 4.11's int m_iRTT.
 func rttUS(in Inputs) int64 { return in.RTT.Microseconds() }

@@ -188,6 +188,11 @@ func TestOnLossNewPeriodDecrease(t *testing.T) {
 	d.OnACK(ms(20), isn.Add(200), in)
 	require.False(t, d.loss)
 	require.Equal(t, 254*time.Microsecond, d.PacketPeriod())
+	// The window covers RTT + SYN at the larger of the arrival rate and
+	// the capacity estimate (windowRate).
+	require.Equal(t, 100_000*110/1000+16, d.Window())
+	in.Bandwidth = 1000
+	d.OnACK(ms(40), isn.Add(210), in)
 	require.Equal(t, 4000*110/1000+16, d.Window())
 }
 
@@ -261,7 +266,7 @@ func TestRateIncrease(t *testing.T) {
 	// → 10^9 · 1.5·10^-6 / 1500 = 1 packet per 10 ms.
 	d.OnACK(ms(12), isn.Add(20), in)
 	require.InDelta(t, 100.0*10_000/(100*1+10_000), d.period, 1e-9)
-	require.Equal(t, 10_000*110/1000+16, d.Window())
+	require.Equal(t, 100_000*110/1000+16, d.Window())
 
 	// Successive intervals keep raising the rate.
 	prev := d.period

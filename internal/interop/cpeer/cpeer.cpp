@@ -196,6 +196,7 @@ struct Options {
     bool dgram;
     int msgsize;
     bool hash;
+    bool perfmon;
 };
 
 static Options opt;
@@ -229,7 +230,7 @@ static void usage(const char* why) {
     fprintf(stderr, "cpeer: %s\n"
             "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N]\n"
             "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram] [-msgsize N]\n"
-            "       (both also take -nohash)\n"
+            "       (both also take -nohash, and -perfmon: a PERF line of the sender's figures each second)\n"
             "       cpeer pattern -bytes N [-seed S]\n"
             "       cpeer selftest\n", why);
     exit(2);
@@ -271,6 +272,7 @@ static void parseArgs(int argc, char** argv) {
     opt.dgram = false;
     opt.msgsize = 65536;
     opt.hash = true;
+    opt.perfmon = false;
     for (int i = 2; i < argc; i++) {
         std::string f = argv[i];
         if (f.size() > 2 && f[0] == '-' && f[1] == '-')
@@ -281,6 +283,10 @@ static void parseArgs(int argc, char** argv) {
         }
         if (f == "-nohash") {
             opt.hash = false;
+            continue;
+        }
+        if (f == "-perfmon") {
+            opt.perfmon = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -427,9 +433,32 @@ static void doRecv(UDTSOCKET s, int idx) {
     result(idx, total, sum, last - start);
 }
 
+// perfmonLoop prints, each second until the socket fails, the library's
+// performance figures: "PERF <send Mb/s> <period us> <cwnd> <flight>
+// <rtt ms> <bandwidth Mb/s> <snd loss> <retrans> <acks> <naks>", the
+// counts over the last second.
+static void* perfmonLoop(void* arg) {
+    UDTSOCKET s = *static_cast<UDTSOCKET*>(arg);
+    delete static_cast<UDTSOCKET*>(arg);
+    for (;;) {
+        sleep(1);
+        UDT::TRACEINFO t;
+        if (UDT::perfmon(s, &t) == UDT::ERROR)
+            return NULL;
+        say("PERF %.3f %.1f %d %d %.3f %.3f %d %d %d %d", t.mbpsSendRate, t.usPktSndPeriod,
+            t.pktCongestionWindow, t.pktFlightSize, t.msRTT, t.mbpsBandwidth, t.pktSndLoss,
+            t.pktRetrans, t.pktRecvACK, t.pktRecvNAK);
+    }
+}
+
 // doSend sends opt.bytes of the pattern, closes s (lingering until the peer
 // has acknowledged everything) and prints RESULT.
 static void doSend(UDTSOCKET s, int idx) {
+    if (opt.perfmon) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, perfmonLoop, new UDTSOCKET(s)) == 0)
+            pthread_detach(t);
+    }
     Digest sum;
     Pattern pat(opt.seed);
     int size = chunkSize();
