@@ -153,7 +153,7 @@ func twoFlows(t *testing.T, cc CongestionControl, rate int64, rtt time.Duration,
 // itself: two flows through one bottleneck get within 20% of each other
 // and together keep most of it busy.
 func TestTwoModelFlowsShare(t *testing.T) {
-	a, b := twoFlows(t, CongestionModel, 100e6, 20*time.Millisecond, 60*time.Second)
+	a, b := twoFlows(t, CongestionModel, 100e6, 20*time.Millisecond, 40*time.Second)
 	t.Logf("two model flows on 100 Mbit/s, 20 ms: %.1f and %.1f Mbit/s", a, b)
 	require.InDelta(t, 1, a/b, 0.2, "flows %.1f and %.1f Mbit/s", a, b)
 	require.Greater(t, a+b, 70.0)

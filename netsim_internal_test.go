@@ -97,6 +97,7 @@ func TestLossyLinks(t *testing.T) {
 	} {
 		for _, cc := range []CongestionControl{CongestionDAIMD, CongestionModel} {
 			t.Run(fmt.Sprintf("%s/%v", tc.name, cc), func(t *testing.T) {
+				t.Parallel() // each case is bounded; together they take a minute under -race
 				synctest.Test(t, func(t *testing.T) {
 					// The native controller reads every loss as congestion
 					// and crawls on lossy links, like the C++ library's.

@@ -47,7 +47,14 @@ type proc struct {
 
 func start(t *testing.T, ctx context.Context, name string, args ...string) *proc {
 	t.Helper()
+	return startIn(t, ctx, "", name, args...)
+}
+
+// startIn is start with the program's working directory set to dir.
+func startIn(t *testing.T, ctx context.Context, dir, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.CommandContext(ctx, name, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
 	out, err := p.cmd.StdoutPipe()
 	require.NoError(t, err)
 	p.cmd.Stderr = p.cmd.Stdout
