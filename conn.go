@@ -66,27 +66,28 @@ type Conn struct {
 	hsPeer  handshake // the peer's handshake we completed with
 
 	// Sender, guarded by mu.
-	sndBuf     *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
-	sndLastAck seq.Num              // oldest unacknowledged
-	sndDataAck seq.Num              // last full/short ACK processed
-	sndCurrSeq seq.Num              // highest sent
-	sndLoss    *lossl.List
-	flowWindow int
-	cc         cc.Controller
-	period     time.Duration
-	sndTarget  time.Time // pacing: when the packet being sent was due
-	scheduled  bool      // in the send queue, or being served by it
-	holdUntil  time.Time // accepted conns: no data before this (see establishLocked)
-	msgNo      seq.Msg
-	rtt        window.RTT
-	delivered  uint64        // packets acknowledged, cumulative (for cc)
-	rttSample  time.Duration // RTT in the peer's latest ACK
-	rateSample int           // arrival rate in the peer's latest full ACK
-	rate       int           // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth  int           // EWMA of the peer's reported link capacity, packets/s
-	nakScratch []lossl.Range
-	scratch    [64]byte // control bodies being built
-	nakBody    []byte   // periodic NAK body
+	sndBuf      *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
+	sndLastAck  seq.Num              // oldest unacknowledged
+	sndDataAck  seq.Num              // last full/short ACK processed
+	sndCurrSeq  seq.Num              // highest sent
+	sndLoss     *lossl.List
+	flowWindow  int
+	cc          cc.Controller
+	period      time.Duration
+	sndTarget   time.Time // pacing: when the packet being sent was due
+	scheduled   bool      // in the send queue, or being served by it
+	holdUntil   time.Time // accepted conns: no data before this (see establishLocked)
+	msgNo       seq.Msg
+	rtt         window.RTT
+	delivered   uint64        // packets acknowledged, cumulative (for cc)
+	rttSample   time.Duration // RTT in the peer's latest ACK
+	rateSample  int           // arrival rate in the peer's latest full ACK, bounded by plausibleRate
+	rateSamples int           // full ACKs with rate words received
+	rate        int           // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth   int           // EWMA of the peer's reported link capacity, packets/s
+	nakScratch  []lossl.Range
+	scratch     [64]byte // control bodies being built
+	nakBody     []byte   // periodic NAK body
 
 	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
 	// packet ACKs released since the last full ACK (0 if none), and the

@@ -149,12 +149,14 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	}
 	c.rateSample = 0
 	if a.words >= 6 {
-		c.rateSample = int(min(a.rate, 1<<28))
+		c.rateSamples++
+		warm := c.rateSamples > rateWarmup
+		c.rateSample = plausibleRate(a.rate, c.rate, warm)
 		if a.rate > 0 {
-			c.rate = (7*c.rate + int(min(a.rate, 1<<28))) >> 3
+			c.rate = (7*c.rate + c.rateSample) >> 3
 		}
 		if a.bandwidth > 0 {
-			c.bandwidth = (7*c.bandwidth + int(min(a.bandwidth, 1<<28))) >> 3
+			c.bandwidth = (7*c.bandwidth + plausibleRate(a.bandwidth, c.bandwidth, warm)) >> 3
 		}
 	}
 	c.ackRTT = 0
@@ -165,6 +167,24 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	c.cc.OnACK(now, a.ack, c.ccInputs())
 	c.period = c.ccPeriod()
 	c.kickLocked(now)
+}
+
+// rateWarmup is how many full ACKs the rate averages take before
+// plausibleRate bounds new samples.
+const rateWarmup = 16
+
+// plausibleRate bounds a rate sample from an ACK (word 5 or 6, packets/s):
+// at most 2^28, and once warm at most twice the running average avg. A rate
+// that truly grows still doubles the average within about six ACKs; one
+// forged or corrupted word (UDT has no checksum of its own) can no longer
+// raise the average a millionfold and, through the controller, let the
+// sender burst without bound.
+func plausibleRate(sample uint32, avg int, warm bool) int {
+	r := int(min(sample, 1<<28))
+	if warm && avg > 0 {
+		r = min(r, 2*avg)
+	}
+	return r
 }
 
 // releaseAckedLocked frees the send buffer up to ack (exclusive).

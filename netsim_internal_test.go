@@ -368,3 +368,38 @@ func TestLostRetransmissionReReported(t *testing.T) {
 		require.Less(t, wait, 5*rtt, "lost retransmission re-reported too late")
 	})
 }
+
+// TestForgedRateWordsBounded sends the sender a full ACK whose arrival-rate
+// and capacity words claim 2^28 packets/s, as a corrupted or forged ACK can
+// (UDT has no checksum of its own): the running averages the controller
+// sizes its rate and window by stay near their values, instead of leaping a
+// millionfold and letting the sender burst without bound.
+func TestForgedRateWordsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 50 * time.Millisecond}
+		c, s, pa, pb := simPair(t, l, l, Config{}, 5)
+		go io.Copy(io.Discard, s)
+		_, err := c.Write(make([]byte, 8<<20))
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second) // the averages are warm: dozens of full ACKs
+		_, err = c.Write(make([]byte, 64<<10))
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond) // sent; the peer's ACK of it is 100 ms away
+
+		c.mu.Lock()
+		rate, bw := c.rate, c.bandwidth
+		require.Greater(t, c.rateSamples, rateWarmup)
+		forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 100_000, rttVar: 1000, avail: 8000, rate: 1 << 28, bandwidth: 1 << 28, words: 6}
+		id := c.id
+		c.mu.Unlock()
+		_, err = pb.WriteTo(appendControl(nil, ctrlACK, 1, id, forged.append(nil)), pa.LocalAddr())
+		require.NoError(t, err)
+		time.Sleep(60 * time.Millisecond) // across the 50 ms link
+
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		require.Equal(t, forged.ack, c.sndDataAck, "the forged ACK was taken")
+		require.Less(t, c.rate, 2*rate, "arrival-rate average")
+		require.Less(t, c.bandwidth, 2*bw, "capacity average")
+	})
+}
