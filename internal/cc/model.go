@@ -48,8 +48,7 @@ type Model struct {
 	// cutRound is the round at whose start bwCap was last cut. The round
 	// after it still meets the queue built before the cut and is not
 	// judged: one cut per round trip.
-	cutRound    uint64
-	lastCutRate float64
+	cutRound uint64
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -175,8 +174,7 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// word 3 starts at a 100 ms guess and is smoothed.
 	if rtt := in.AckRTT; rtt > 0 && (m.minRTT == 0 || rtt <= m.minRTT || expired && m.state == modelProbeRTT) {
 		m.minRTT, m.minRTTAt = rtt, now
-	} else if m.minRTT > 0 && (rtt > 0 && rtt <= m.minRTT+minRTTSlack(m.minRTT) ||
-		in.RTTSample > 0 && in.RTTSample <= m.minRTT+minRTTSlack(m.minRTT)) {
+	} else if m.nearMinRTT(rtt) || m.nearMinRTT(in.RTTSample) {
 		// A sample about as low confirms the minimum: the path's delay
 		// has not grown and no queue stands, so ProbeRTT has nothing to
 		// learn. The receiver's RTT (ACK to ACK2) counts too: under
@@ -246,7 +244,6 @@ func (m *Model) endRound(in Inputs) {
 				cut = min(m.bw(), capMargin*roundRate)
 			}
 			m.bwCap, m.cutRound = cut, m.round
-			m.lastCutRate = roundRate
 		case m.bwCap > 0 && !queued:
 			// The step is a share of the link's capacity (the receiver's
 			// packet-pair estimate), the same for every flow through it,
@@ -273,10 +270,11 @@ func (m *Model) endRound(in Inputs) {
 	}
 }
 
-// minRTTSlack is how far above the minimum RTT a sample still confirms it:
-// well under the rise taken for a standing queue (queueSlack).
-func minRTTSlack(minRTT time.Duration) time.Duration {
-	return time.Millisecond + minRTT/64
+// nearMinRTT reports whether the RTT sample rtt confirms the minimum: at
+// most 1 ms and 1/64 above it, well under the rise taken for a standing
+// queue (queueSlack).
+func (m *Model) nearMinRTT(rtt time.Duration) bool {
+	return m.minRTT > 0 && rtt > 0 && rtt <= m.minRTT+time.Millisecond+m.minRTT/64
 }
 
 // bdp is the bandwidth-delay product in packets.

@@ -372,10 +372,7 @@ func AppendNAK(b []byte, ranges []Range) []byte {
 // slice and how many ranges it encoded.
 func AppendNAKLimit(b []byte, ranges []Range, maxBytes int) ([]byte, int) {
 	for k, r := range ranges {
-		w := 8
-		if r.First == r.Last {
-			w = 4
-		}
+		w := entrySize(r)
 		if maxBytes < w {
 			return b, k
 		}
@@ -398,10 +395,7 @@ func AppendNAKThrough(b []byte, ranges []Range, through seq.Num, maxBytes int) (
 		if seq.Cmp(r.Last, through) > 0 {
 			r.Last = through
 		}
-		w := 8
-		if r.First == r.Last {
-			w = 4
-		}
+		w := entrySize(r)
 		if maxBytes < w {
 			break
 		}
@@ -410,6 +404,14 @@ func AppendNAKThrough(b []byte, ranges []Range, through seq.Num, maxBytes int) (
 		n += seq.Off(r.First, r.Last) + 1
 	}
 	return b, n
+}
+
+// entrySize is the length of r's NAK encoding: one word or two.
+func entrySize(r Range) int {
+	if r.First == r.Last {
+		return 4
+	}
+	return 8
 }
 
 func appendEntry(b []byte, r Range) []byte {

@@ -175,7 +175,7 @@ func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 		gap := now.Sub(a.last)
 		a.arrival[a.arrPos] = micros(gap)
 		a.arrPos = (a.arrPos + 1) % arrivalSize
-		if gap > spanIdleGap && a.spanCount > 0 {
+		if gap > spanIdleGap {
 			a.spanIdle += gap
 			a.spanIdleN++
 		}
