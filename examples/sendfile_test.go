@@ -74,23 +74,31 @@ func TestSendfileRecvfile(t *testing.T) {
 	}
 }
 
+// crossFile serves a fresh random file with the sendfile program server,
+// fetches it with the recvfile program client, checks the copy, and returns
+// the server's process.
+func crossFile(t *testing.T, ctx context.Context, server, client string, seed uint64) *proc {
+	t.Helper()
+	served := t.TempDir()
+	want := writeRandomFile(t, filepath.Join(served, "data.bin"), fileSize, seed)
+	port := strconv.Itoa(freePort(t))
+	srv := startIn(t, ctx, served, server, port)
+	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+
+	local := filepath.Join(t.TempDir(), "copy.bin")
+	out, err := fetch(t, ctx, client, port, "data.bin", local)
+	require.NoError(t, err, "%s: %q", filepath.Base(client), out)
+	require.Equal(t, want, fileSum(t, local), "the copy differs")
+	return srv
+}
+
 func TestCppSendfileToGoRecvfile(t *testing.T) {
 	dir := t.TempDir()
 	cppServer := cppExample(t, dir, "sendfile")
 	build(t, dir, "recvfile")
-	served := t.TempDir()
-	want := writeRandomFile(t, filepath.Join(served, "data.bin"), fileSize, 2)
-
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := startIn(t, ctx, served, cppServer, port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
-
-	local := filepath.Join(t.TempDir(), "copy.bin")
-	out, err := fetch(t, ctx, filepath.Join(dir, "recvfile"), port, "data.bin", local)
-	require.NoError(t, err, "recvfile: %q", out)
-	require.Equal(t, want, fileSum(t, local), "the copy differs")
+	srv := crossFile(t, ctx, cppServer, filepath.Join(dir, "recvfile"), 2)
 	srv.waitFor(t, "speed = ", 10*time.Second)
 }
 
@@ -98,18 +106,8 @@ func TestGoSendfileToCppRecvfile(t *testing.T) {
 	dir := t.TempDir()
 	cppClient := cppExample(t, dir, "recvfile")
 	build(t, dir, "sendfile")
-	served := t.TempDir()
-	want := writeRandomFile(t, filepath.Join(served, "data.bin"), fileSize, 3)
-
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := startIn(t, ctx, served, filepath.Join(dir, "sendfile"), port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
-
-	local := filepath.Join(t.TempDir(), "copy.bin")
-	out, err := fetch(t, ctx, cppClient, port, "data.bin", local)
-	require.NoError(t, err, "C++ recvfile: %q", out)
-	require.Equal(t, want, fileSum(t, local), "the copy differs")
+	srv := crossFile(t, ctx, filepath.Join(dir, "sendfile"), cppClient, 3)
 	srv.waitFor(t, "sent data.bin: "+strconv.Itoa(fileSize)+" bytes", 10*time.Second)
 }

@@ -16,69 +16,30 @@ package main
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 	"time"
 
-	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/examples/internal/server"
 )
 
 // maxName is the longest file name accepted, as the C++ example's buffer.
 const maxName = 1023
 
 func main() {
-	port := "9000"
-	switch len(os.Args) {
-	case 1:
-	case 2:
-		if p, err := strconv.Atoi(os.Args[1]); err != nil || p <= 0 || p > 65535 {
-			usage()
-		}
-		port = os.Args[1]
-	default:
-		usage()
-	}
+	port := server.Port("sendfile [server_port]")
 	root, err := os.OpenRoot(".")
 	if err != nil {
 		fmt.Println("working directory:", err)
 		os.Exit(1)
 	}
-	ln, err := udt.Listen("udp", ":"+port)
-	if err != nil {
-		fmt.Println("illegal port number or port is busy:", err)
-		os.Exit(1)
-	}
-	fmt.Println("server is ready at port:", port)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		_ = ln.Close()
-	}()
-
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			fmt.Println("accept:", err)
-			continue
+	server.Serve(port, "illegal port number or port is busy", func(c net.Conn) {
+		if err := serve(c, root); err != nil {
+			fmt.Println(err)
 		}
-		fmt.Println("new connection:", c.RemoteAddr())
-		go func() {
-			if err := serve(c, root); err != nil {
-				fmt.Println(err)
-			}
-		}()
-	}
+	})
 }
 
 // serve answers one request and closes c; Close waits until the client has
@@ -142,9 +103,4 @@ func open(root *os.Root, name string) (*os.File, int64) {
 		return nil, -1
 	}
 	return f, st.Size()
-}
-
-func usage() {
-	fmt.Println("usage: sendfile [server_port]")
-	os.Exit(1)
 }
