@@ -75,6 +75,7 @@ type Conn struct {
 	cc          cc.Controller
 	period      time.Duration
 	sndTarget   time.Time // pacing: when the packet being sent was due
+	probeNext   bool      // a probe start went last: its partner goes next
 	scheduled   bool      // in the send queue, or being served by it
 	holdUntil   time.Time // accepted conns: no data before this (see establishLocked)
 	msgNo       seq.Msg

@@ -44,7 +44,13 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		found   bool
 		retrans bool
 	)
-	for {
+	// The partner of a probe start follows it before any retransmission,
+	// so that the receiver measures the pair (see window.Arrivals.OnData).
+	if c.probeNext {
+		c.probeNext = false
+		s, pk, off, found = c.nextNewLocked(now)
+	}
+	for !found {
 		first, ok := c.sndLoss.PopFirst()
 		if !ok {
 			break
@@ -54,21 +60,12 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 			continue // acknowledged meanwhile, or never sent
 		}
 		s, pk, found, retrans = first, c.sndBuf.At(off), true, true
-		break
 	}
 	if !found {
-		inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
-		window := min(c.flowWindow, c.cc.Window())
-		if inflight >= window || inflight >= c.sndBuf.Len() {
+		if s, pk, off, found = c.nextNewLocked(now); !found {
 			c.scheduled = false
 			return b, time.Time{}, false
 		}
-		if inflight == 0 {
-			c.lastProgress = now // data outstanding from now on
-		}
-		s, off = c.sndCurrSeq.Inc(), inflight
-		pk = c.sndBuf.At(off)
-		c.sndCurrSeq = s
 	}
 	p := packet{
 		seq:     s,
@@ -99,6 +96,7 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	// connection running late catches up in a burst of bounded length.
 	if !retrans && s%16 == 0 {
 		// Probe pair: the next packet follows at once.
+		c.probeNext = true
 		return b, c.sndTarget, true
 	}
 	c.sndTarget = c.sndTarget.Add(c.period)
@@ -106,6 +104,21 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.sndTarget = floor
 	}
 	return b, c.sndTarget, true
+}
+
+// nextNewLocked takes the next packet never sent, if the flow and
+// congestion windows allow one.
+func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok bool) {
+	inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
+	window := min(c.flowWindow, c.cc.Window())
+	if inflight >= window || inflight >= c.sndBuf.Len() {
+		return 0, sndPkt{}, 0, false
+	}
+	if inflight == 0 {
+		c.lastProgress = now // data outstanding from now on
+	}
+	c.sndCurrSeq = c.sndCurrSeq.Inc()
+	return c.sndCurrSeq, c.sndBuf.At(inflight), inflight, true
 }
 
 // onACK handles an ACK from the peer (§7.1 of the protocol notes).

@@ -130,8 +130,9 @@ type Arrivals struct {
 
 	last       time.Time // previous data packet's arrival
 	haveLast   bool
-	probeStart time.Time // arrival of the last packet with seq mod 16 = 0
-	haveProbe  bool
+	probeStart time.Time // arrival of the pending probe start (seq mod 16 = 0)
+	probeSeq   seq.Num   // its sequence number
+	haveProbe  bool      // a probe start was the last arrival
 
 	// Arrivals since the last SpanRate, the last of them at last: the
 	// first one's time and their count.
@@ -166,10 +167,15 @@ func NewArrivals() *Arrivals {
 // pairs the sender makes, the probe start (s mod 16 = 0) or the probe gap
 // (s mod 16 = 1, when a probe start is pending).
 //
-// Two differences from 4.11, neither visible on the wire beyond one sample:
+// Two differences from 4.11, neither visible on the wire beyond the samples:
 // the first packet records no interval (4.11 measures from the window's
-// creation), and a probe start is used once (4.11 keeps it, so a later
-// s mod 16 = 1 packet without its partner measures from a stale start).
+// creation), and a probe gap is recorded only when the partner, s+1, is the
+// very next arrival after its start. 4.11 keeps the start and measures any
+// later s mod 16 = 1 packet from it: when the partner was lost, or the
+// sender put a retransmission or a window stall between the two, the "gap"
+// is a send period or a round trip. Under heavy loss such samples
+// outnumber true pairs, the capacity estimate falls to the send rate, and
+// the rate control, stepped by that estimate, never climbs back.
 func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 	if a.haveLast {
 		gap := now.Sub(a.last)
@@ -186,15 +192,13 @@ func (a *Arrivals) OnData(now time.Time, s seq.Num) {
 	}
 	a.spanCount++
 
-	switch s & 0xF {
-	case 0:
-		a.probeStart, a.haveProbe = now, true
-	case 1:
-		if a.haveProbe {
-			a.probe[a.probePos] = micros(now.Sub(a.probeStart))
-			a.probePos = (a.probePos + 1) % probeSize
-			a.haveProbe = false
-		}
+	if a.haveProbe && s == a.probeSeq.Inc() {
+		a.probe[a.probePos] = micros(now.Sub(a.probeStart))
+		a.probePos = (a.probePos + 1) % probeSize
+	}
+	a.haveProbe = s&0xF == 0
+	if a.haveProbe {
+		a.probeStart, a.probeSeq = now, s
 	}
 }
 

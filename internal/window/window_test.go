@@ -221,6 +221,14 @@ func TestArrivalsProbeNeedsStart(t *testing.T) {
 	a.OnData(at(100), 16)
 	a.OnData(at(110), 17)
 	a.OnData(at(5000), 17)
+	// A partner that is not the next arrival measures no gap: lost and
+	// retransmitted after later packets, or preceded by a retransmission.
+	a.OnData(at(6000), 32)
+	a.OnData(at(6010), 34)
+	a.OnData(at(9000), 33)
+	a.OnData(at(10000), 48)
+	a.OnData(at(10010), 7)
+	a.OnData(at(10020), 49)
 	require.Equal(t, int64(10), a.probe[0])
 	for _, v := range a.probe[1:] {
 		require.Equal(t, int64(initialProbe), v)
