@@ -76,6 +76,8 @@ type Conn struct {
 	period      time.Duration
 	sndTarget   time.Time // pacing: when the packet being sent was due
 	probeNext   bool      // a probe start went last: its partner goes next
+	message     bool      // Config.Type is TypeMessage
+	peerWindow  int       // the peer's receive buffer, packets, from the handshake
 	scheduled   bool      // in the send queue, or being served by it
 	holdUntil   time.Time // accepted conns: no data before this (see establishLocked)
 	msgNo       seq.Msg
@@ -97,10 +99,11 @@ type Conn struct {
 	ackRTT      time.Duration
 
 	// Receiver, guarded by mu.
-	rcvBuf        *pktbuf.Ring[*[]byte] // offset 0 holds rcvReadSeq
-	rcvReadSeq    seq.Num               // next to deliver
-	rcvReadOff    int                   // bytes of rcvReadSeq already delivered
-	rcvLastSeq    seq.Num               // highest received
+	rcvBuf        *pktbuf.Ring[rcvPkt] // offset 0 holds rcvReadSeq
+	rcvUnordered  int                  // message mode: slots holding packets of out-of-order messages
+	rcvReadSeq    seq.Num              // next to deliver
+	rcvReadOff    int                  // bytes of rcvReadSeq already delivered
+	rcvLastSeq    seq.Num              // highest received
 	rcvLoss       *lossl.List
 	rcvLastAck    seq.Num // ACK number of the last full/short ACK sent
 	rcvLastAckAt  time.Time
@@ -143,6 +146,9 @@ type sndPkt struct {
 	// once; -1 once retransmitted (Karn: an ACK then answers no one
 	// transmission); 0 before it is sent.
 	sentAt int64
+	// expire is when its message's time to live ends, in ns since
+	// c.start; 0 if it has none.
+	expire int64
 }
 
 // firstDataHold is how long an accepted connection holds its first data
@@ -184,12 +190,14 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.mss = mss
 	c.payload = payloadSize(mss)
 	c.flowWindow = peerWindow
+	c.peerWindow = peerWindow
+	c.message = c.cfg.Type == TypeMessage
 	c.sndBuf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
 	c.sndLastAck = sndISN
 	c.sndDataAck = sndISN
 	c.sndCurrSeq = sndISN.Dec()
 	c.sndLoss = lossl.New(c.flowWindowCap())
-	c.rcvBuf = pktbuf.New[*[]byte](c.cfg.ReceiveBuffer)
+	c.rcvBuf = pktbuf.New[rcvPkt](c.cfg.ReceiveBuffer)
 	c.rcvReadSeq = rcvISN
 	c.rcvLastSeq = rcvISN.Dec()
 	c.rcvLastAck = rcvISN
@@ -246,8 +254,12 @@ func (c *Conn) ccPeriod() time.Duration {
 }
 
 // Read reads stream data. It returns io.EOF once the peer has shut the
-// connection down and all it sent has been read.
+// connection down and all it sent has been read. On a message connection
+// it reads one whole message, like [Conn.ReadMessage].
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.cfg.Type == TypeMessage {
+		return c.readMessage(b)
+	}
 	for {
 		c.mu.Lock()
 		if c.closing {
@@ -291,7 +303,7 @@ func (c *Conn) readLocked(b []byte) int {
 	contig := seq.Off(c.rcvReadSeq, c.rcvContig())
 	n := 0
 	for n < len(b) && contig > 0 {
-		slot := c.rcvBuf.At(0)
+		slot := c.rcvBuf.At(0).buf
 		if slot == nil {
 			break
 		}
@@ -312,14 +324,20 @@ func (c *Conn) readLocked(b []byte) int {
 	return n
 }
 
-// readableLocked reports whether Read would return data now.
+// readableLocked reports whether Read would return data now (in message
+// mode, whether a message may be: see onMessageData).
 func (c *Conn) readableLocked() bool {
 	return c.rcvBuf != nil && c.rcvReadSeq != c.rcvContig()
 }
 
 // Write writes stream data. It blocks while the send buffer is full and
-// returns once all of b is in the send buffer.
+// returns once all of b is in the send buffer. On a message connection it
+// sends b as one in-order message with Config.MessageTTL, like
+// [Conn.WriteMessage].
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.cfg.Type == TypeMessage {
+		return c.writeMessage(b, c.cfg.MessageTTL, true)
+	}
 	c.mu.Lock()
 	if c.state == stateConnected && c.sndBuf != nil {
 		// Nothing queued: the send path was idle, so the EXP clock restarts.
@@ -550,7 +568,7 @@ func (c *Conn) releaseBuffersLocked() {
 	if c.rcvBuf != nil {
 		pool := pktbuf.PoolFor(c.payload)
 		for c.rcvBuf.Len() > 0 {
-			if b := c.rcvBuf.PopFront(); b != nil {
+			if b := c.rcvBuf.PopFront().buf; b != nil {
 				pool.Put(b)
 			}
 		}

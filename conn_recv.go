@@ -48,7 +48,7 @@ func (c *Conn) handlePacket(p *packet) {
 		case ctrlHandshake:
 			c.onHandshakeWhileConnected(p, ob)
 		case ctrlDropReq:
-			c.onDropRequest(p)
+			c.onDropRequest(p, now)
 		case ctrlKeepAlive, ctrlCongestion, ctrlError, ctrlUser:
 			// Keep-alive only resets the EXP state (done above). The
 			// congestion warning's effect is void in 4.11 too; error
@@ -93,8 +93,8 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
 		return
 	}
-	if c.rcvBuf.At(off) != nil {
-		c.stats.pktRecvDropped++
+	if c.rcvBuf.At(off).state != slotEmpty {
+		c.stats.pktRecvDropped++ // a duplicate, or of a dropped message
 		return
 	}
 	if seq.Cmp(s, c.rcvLastSeq) <= 0 && !c.rcvLoss.Contains(s) {
@@ -103,10 +103,14 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 	buf := pktbuf.PoolFor(c.payload).Get()
 	*buf = (*buf)[:copy(*buf, p.body)]
-	c.rcvBuf.Set(off, buf)
+	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
+	if c.message && !p.inOrder {
+		c.rcvUnordered++
+	}
 
 	wasReadable := c.readableLocked()
+	oldContig := c.rcvContig()
 	if seq.Cmp(s, c.rcvLastSeq) > 0 {
 		if next := c.rcvLastSeq.Inc(); next != s {
 			// A gap: report it at once.
@@ -125,7 +129,9 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	} else {
 		c.rcvLoss.Remove(s)
 	}
-	if !wasReadable && c.readableLocked() {
+	if c.message {
+		c.onMessageData(off, oldContig)
+	} else if !wasReadable && c.readableLocked() {
 		c.signalRead()
 	}
 
@@ -248,19 +254,6 @@ func (c *Conn) onShutdown() {
 	}
 	c.signalRead()
 	c.signalWrite()
-}
-
-// onDropRequest skips a message the sender gave up on (TTL expiry).
-func (c *Conn) onDropRequest(p *packet) {
-	d, err := parseDrop(p.body)
-	if err != nil || seq.Cmp(d.first, d.last) > 0 || seq.Cmp(d.last, c.rcvLastSeq.Add(c.rcvBuf.Limit())) > 0 {
-		c.stats.dropped++
-		return
-	}
-	// Stream connections never send one; the range is recorded as
-	// received so the window moves past it. (Message mode will mark the
-	// buffered packets of the message instead.)
-	c.rcvLoss.RemoveRange(d.first, d.last)
 }
 
 // onHandshakeWhileConnected re-answers a repeated conclusion request of the

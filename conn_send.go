@@ -44,9 +44,10 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		found   bool
 		retrans bool
 	)
-	// The partner of a probe start follows it before any retransmission,
-	// so that the receiver measures the pair (see window.Arrivals.OnData).
 	if c.probeNext {
+		// The partner of a probe start follows it before any
+		// retransmission, so that the receiver measures the pair (see
+		// window.Arrivals.OnData).
 		c.probeNext = false
 		s, pk, off, found = c.nextNewLocked(now)
 	}
@@ -66,6 +67,10 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 			c.scheduled = false
 			return b, time.Time{}, false
 		}
+	}
+	if pk.expire != 0 && now.Sub(c.start).Nanoseconds() >= pk.expire {
+		// Its message outlived its TTL: a drop request takes the slot.
+		return c.dropMessageLocked(b, off), c.sndTarget, true
 	}
 	p := packet{
 		seq:     s,

@@ -69,7 +69,7 @@ func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort
 	}
 	c.hs = handshake{
 		version:  udtVersion,
-		sockType: sockStream,
+		sockType: cfg.Type.wire(),
 		isn:      uint32(randomISN()),
 		mss:      uint32(cfg.MSS),
 		window:   uint32(min(cfg.ReceiveBuffer, cfg.FlowWindow)),

@@ -201,7 +201,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		l.m.dropped.Add(1)
 		return
 	}
-	if h.version != udtVersion || h.sockType != sockStream {
+	if h.version != udtVersion || h.sockType != l.cfg.Type.wire() {
 		l.refuse(ob, &h)
 		return
 	}
@@ -233,7 +233,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	mss := min(int(h.mss), l.cfg.MSS)
 	c.hs = handshake{
 		version:  udtVersion,
-		sockType: sockStream,
+		sockType: l.cfg.Type.wire(),
 		isn:      h.isn,
 		mss:      uint32(mss),
 		window:   uint32(min(l.cfg.ReceiveBuffer, l.cfg.FlowWindow)),

@@ -25,6 +25,8 @@ type connStats struct {
 	ctrlRecv       uint64
 	expiries       uint64
 	dropped        uint64 // malformed or unexpected control packets, foreign senders
+	dropSent       uint64 // message drop requests sent
+	dropRecv       uint64 // message drop requests received
 
 	last     Counters // totals at the previous Stats call
 	lastTime time.Time
@@ -46,6 +48,8 @@ type Counters struct {
 	NAKSent        uint64
 	NAKRecv        uint64
 	Dropped        uint64 // malformed or unexpected control packets and foreign datagrams
+	DropReqSent    uint64 // message drop requests sent (TTL expiries; repeats included)
+	DropReqRecv    uint64 // message drop requests received
 }
 
 func (a Counters) sub(b Counters) Counters {
@@ -57,7 +61,8 @@ func (a Counters) sub(b Counters) Counters {
 		PktSndLoss:     a.PktSndLoss - b.PktSndLoss, PktRcvLoss: a.PktRcvLoss - b.PktRcvLoss,
 		ACKSent: a.ACKSent - b.ACKSent, ACKRecv: a.ACKRecv - b.ACKRecv,
 		NAKSent: a.NAKSent - b.NAKSent, NAKRecv: a.NAKRecv - b.NAKRecv,
-		Dropped: a.Dropped - b.Dropped,
+		Dropped:     a.Dropped - b.Dropped,
+		DropReqSent: a.DropReqSent - b.DropReqSent, DropReqRecv: a.DropReqRecv - b.DropReqRecv,
 	}
 }
 
@@ -95,7 +100,7 @@ func (c *Conn) Stats() Stats {
 		PktRecv: st.pktRecv, BytesRecv: st.bytesRecv, PktRecvDropped: st.pktRecvDropped,
 		PktSndLoss: st.pktSndLoss, PktRcvLoss: st.pktRcvLoss,
 		ACKSent: st.ackSent, ACKRecv: st.ackRecv, NAKSent: st.nakSent, NAKRecv: st.nakRecv,
-		Dropped: st.dropped,
+		Dropped: st.dropped, DropReqSent: st.dropSent, DropReqRecv: st.dropRecv,
 	}
 	if st.lastTime.IsZero() {
 		st.lastTime = st.start
@@ -125,7 +130,7 @@ func (c *Conn) Stats() Stats {
 			s.SendBufferBytes += len(*c.sndBuf.At(i).buf)
 		}
 		for i := range seq.Off(c.rcvReadSeq, c.rcvContig()) {
-			if b := c.rcvBuf.At(i); b != nil {
+			if b := c.rcvBuf.At(i).buf; b != nil {
 				s.RecvBufferBytes += len(*b)
 			}
 		}

@@ -132,6 +132,48 @@ type Config struct {
 	// MaxBandwidth caps the sending rate in bytes per second (UDT_MAXBW).
 	// If zero or negative, no cap.
 	MaxBandwidth int64
+
+	// Type is the socket type: TypeStream (the zero value; the C++
+	// library's SOCK_STREAM), a byte stream, or TypeMessage
+	// (SOCK_DGRAM), which keeps message boundaries. Both peers must use
+	// the same; a listener refuses a dial of the other type.
+	Type SocketType
+
+	// MessageTTL is the time to live of the messages Write sends on a
+	// message connection: one not delivered within it is dropped whole.
+	// If zero, messages never expire. [Conn.WriteMessage] takes its own.
+	// The C++ library has no such option (UDT_MSGTTL exists in its header
+	// but is refused); its sendmsg takes the TTL per call.
+	MessageTTL time.Duration
+}
+
+// SocketType is the kind of data a connection carries.
+type SocketType int
+
+const (
+	// TypeStream is a reliable, ordered byte stream, like TCP.
+	TypeStream SocketType = iota
+	// TypeMessage carries whole messages, each optionally with a time to
+	// live and delivered in order or as soon as complete.
+	TypeMessage
+)
+
+func (t SocketType) String() string {
+	switch t {
+	case TypeStream:
+		return "stream"
+	case TypeMessage:
+		return "message"
+	}
+	return fmt.Sprintf("SocketType(%d)", int(t))
+}
+
+// wire returns the handshake's socket-type word.
+func (t SocketType) wire() uint32 {
+	if t == TypeMessage {
+		return sockDgram
+	}
+	return sockStream
 }
 
 // CongestionControl names a built-in congestion controller.
@@ -229,6 +271,12 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("udt: Config.Congestion %d is not a known controller", int(c.Congestion))
 	}
+	if c.Type != TypeStream && c.Type != TypeMessage {
+		return c, fmt.Errorf("udt: Config.Type %d is neither TypeStream nor TypeMessage", int(c.Type))
+	}
+	if c.MessageTTL < 0 {
+		return c, fmt.Errorf("udt: Config.MessageTTL %v is negative", c.MessageTTL)
+	}
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog
 	}
@@ -254,6 +302,9 @@ var (
 	// down while packets it sent were still missing (its linger time ran
 	// out): the stream is incomplete.
 	ErrPeerAborted = errors.New("udt: peer shut down before all its data arrived")
+	// ErrNotMessageMode is returned by WriteMessage and ReadMessage on a
+	// stream connection (the C++ library's ESTREAMILL).
+	ErrNotMessageMode = errors.New("udt: message call on a stream connection")
 	// ErrHandshakeRejected reports a handshake answer the client cannot accept
 	// (the server's echo of the ISN does not match).
 	ErrHandshakeRejected = errors.New("udt: handshake response rejected")

@@ -1,0 +1,499 @@
+package udt
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/udt-go/udt/internal/pktbuf"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// Message mode (Config.Type = TypeMessage; §14 of the protocol notes).
+//
+// The sender numbers each message and marks its packets first, middle,
+// last or solo; the receive window keeps those marks per slot. A message
+// is read when all its packets are in: in order (its in-order flag set)
+// once everything before it has arrived, otherwise at once. A message
+// whose time to live runs out before it is acknowledged is dropped by the
+// sender with a drop request naming its number and sequence range; the
+// receiver marks its slots dropped and never delivers any of it.
+
+// rcvPkt is one slot of the receive window.
+type rcvPkt struct {
+	buf     *[]byte // payload, while state is slotData
+	msg     seq.Msg
+	pos     msgPos
+	inOrder bool
+	state   slotState
+}
+
+// slotState is what a receive-window slot holds.
+type slotState uint8
+
+const (
+	slotEmpty   slotState = iota // not received
+	slotData                     // received, not yet read
+	slotRead                     // message mode: read ahead of order
+	slotDropped                  // message mode: of a message the sender dropped
+)
+
+// dropExact marks, in a drop request's additional-info word, a range that
+// ends at the message's last packet. 4.11 names one packet past it (§7.3)
+// and reads only the low 29 bits, the message number, so it ignores the
+// mark; a request without it is read as 4.11 means it.
+const dropExact = 1 << 31
+
+// MessageSizeError is returned by ReadMessage (and Read, on a message
+// connection) when the buffer is shorter than the next message. The
+// message stays queued: a call with a buffer of at least Size bytes reads
+// it. It matches [io.ErrShortBuffer] with errors.Is.
+type MessageSizeError struct {
+	Size int // bytes in the message
+	Buf  int // bytes in the buffer given
+}
+
+func (e *MessageSizeError) Error() string {
+	return fmt.Sprintf("udt: message of %d bytes does not fit a %d-byte buffer", e.Size, e.Buf)
+}
+
+// Unwrap returns io.ErrShortBuffer.
+func (e *MessageSizeError) Unwrap() error { return io.ErrShortBuffer }
+
+// MessageTooLargeError is returned by WriteMessage (and Write, on a
+// message connection) for a message that cannot fit the send buffer or
+// the peer's receive buffer (the C++ library's ELARGEMSG).
+type MessageTooLargeError struct {
+	Size int // bytes in the message
+	Max  int // the largest message the connection carries, bytes
+}
+
+func (e *MessageTooLargeError) Error() string {
+	return fmt.Sprintf("udt: message of %d bytes exceeds the %d-byte limit of the send and peer's receive buffers", e.Size, e.Max)
+}
+
+// MaxMessageSize returns the largest message the connection can send: the
+// send buffer (Config.SendBuffer packets) and the peer's receive buffer,
+// as it announced in the handshake, each less one packet. It is 0 before
+// the connection is established.
+func (c *Conn) MaxMessageSize() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxMessageLocked()
+}
+
+func (c *Conn) maxMessageLocked() int {
+	if c.sndBuf == nil {
+		return 0
+	}
+	return max(min(c.cfg.SendBuffer, c.peerWindow-1), 1) * c.payload
+}
+
+// WriteMessage sends b as one message. ttl > 0 is its time to live: if
+// it is not delivered within ttl of this call, the sender drops it whole
+// and the peer never reads any of it; ttl ≤ 0 means it never expires.
+// With inOrder, the peer reads it after every in-order message sent
+// before it; otherwise as soon as it has arrived complete.
+//
+// WriteMessage blocks until the whole message fits in the send buffer. An
+// empty b sends nothing. Only a message connection (Config.Type =
+// TypeMessage) takes messages; a stream connection returns an error
+// wrapping [ErrNotMessageMode].
+func (c *Conn) WriteMessage(b []byte, ttl time.Duration, inOrder bool) (int, error) {
+	c.mu.Lock()
+	message := c.message
+	c.mu.Unlock()
+	if !message {
+		return 0, c.opError("write", ErrNotMessageMode)
+	}
+	return c.writeMessage(b, ttl, inOrder)
+}
+
+func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, error) {
+	for {
+		c.mu.Lock()
+		if err := c.writeErrLocked(); err != nil {
+			c.mu.Unlock()
+			return 0, err
+		}
+		if len(b) == 0 {
+			c.mu.Unlock()
+			return 0, nil
+		}
+		if limit := c.maxMessageLocked(); len(b) > limit {
+			c.mu.Unlock()
+			return 0, c.opError("write", &MessageTooLargeError{Size: len(b), Max: limit})
+		}
+		n := (len(b) + c.payload - 1) / c.payload
+		if c.sndBuf.Limit()-c.sndBuf.Len() >= n {
+			now := time.Now()
+			if c.sndBuf.Len() == 0 {
+				c.lastHeard = now // the send path was idle: the EXP clock restarts
+			}
+			var expire int64
+			if ttl > 0 {
+				expire = now.Add(ttl).Sub(c.start).Nanoseconds()
+			}
+			pool := pktbuf.PoolFor(c.payload)
+			total, rest := len(b), b
+			for len(rest) > 0 {
+				buf := pool.Get()
+				k := copy(*buf, rest)
+				*buf = (*buf)[:k]
+				rest = rest[k:]
+				c.sndBuf.Push(sndPkt{buf: buf, msg: c.msgNo, pos: c.msgPos(total, len(rest), k), inOrder: inOrder, expire: expire})
+			}
+			c.msgNo = c.msgNo.Next()
+			c.kickLocked(now)
+			c.mu.Unlock()
+			return total, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.writeReady:
+		case <-c.wdl.Wait():
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		case <-c.closed:
+		}
+	}
+}
+
+// ReadMessage reads the next message into b and returns its length. If b
+// is shorter than the message, it returns a [*MessageSizeError] and the
+// message stays queued. It returns io.EOF once the peer has shut the
+// connection down and every message it sent has been read or dropped.
+// A stream connection returns an error wrapping [ErrNotMessageMode].
+func (c *Conn) ReadMessage(b []byte) (int, error) {
+	c.mu.Lock()
+	message := c.message
+	c.mu.Unlock()
+	if !message {
+		return 0, c.opError("read", ErrNotMessageMode)
+	}
+	return c.readMessage(b)
+}
+
+func (c *Conn) readMessage(b []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return 0, c.opError("read", net.ErrClosed)
+		}
+		if c.rcvBuf != nil {
+			if off, slots, size, ok := c.nextMessageLocked(); ok {
+				if len(b) < size {
+					c.mu.Unlock()
+					return 0, c.opError("read", &MessageSizeError{Size: size, Buf: len(b)})
+				}
+				c.takeMessageLocked(b, off, slots)
+				ob := c.windowUpdateLocked()
+				c.mu.Unlock()
+				c.flush(ob)
+				c.signalRead() // for other readers, if more is queued
+				return size, nil
+			}
+		}
+		switch {
+		case c.err != nil:
+			err := c.err
+			c.mu.Unlock()
+			return 0, c.opError("read", err)
+		case c.peerClosed:
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.readReady:
+		case <-c.rdl.Wait():
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		case <-c.closed:
+		}
+	}
+}
+
+// onMessageData wakes a reader when the packet stored at off completed a
+// message that can be read, or moved the in-order point from oldContig.
+// Receive worker.
+func (c *Conn) onMessageData(off int, oldContig seq.Num) {
+	if c.rcvContig() != oldContig {
+		c.signalRead()
+		return
+	}
+	slot := c.rcvBuf.At(off)
+	if slot.inOrder {
+		return // read when the in-order point passes it
+	}
+	// Out of order: readable if this packet completed its message.
+	first := off
+	for first > 0 && slot.pos != posFirst && slot.pos != posSolo {
+		first--
+		slot = c.rcvBuf.At(first)
+		if slot.state != slotData || slot.msg != c.rcvBuf.At(off).msg {
+			return
+		}
+	}
+	if _, _, ok := c.messageAt(first); ok {
+		c.signalRead()
+	}
+}
+
+// messageAt checks the message whose first packet is at offset off: it
+// returns its packet count and byte size, and whether it is all present.
+func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
+	head := c.rcvBuf.At(off)
+	for i := off; i < c.rcvBuf.Len(); i++ {
+		s := c.rcvBuf.At(i)
+		if s.state != slotData || s.msg != head.msg || (i > off && (s.pos == posFirst || s.pos == posSolo)) {
+			return 0, 0, false
+		}
+		size += len(*s.buf)
+		if s.pos == posLast || s.pos == posSolo {
+			return i - off + 1, size, true
+		}
+	}
+	return 0, 0, false
+}
+
+// nextMessageLocked finds the next message to read: the first complete
+// one that is out of order or lies wholly before the in-order point. It
+// first discards, at the front, slots already read or dropped and the
+// packets of messages that can no longer complete (a slot of theirs was
+// dropped).
+func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
+	contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+	contig -= c.popSettledLocked(contig)
+	end := contig
+	if c.rcvUnordered > 0 {
+		end = c.rcvBuf.Len()
+	}
+	for i := 0; i < end; {
+		s := c.rcvBuf.At(i)
+		if s.state != slotData {
+			i++
+			continue
+		}
+		if s.pos != posFirst && s.pos != posSolo {
+			// Not a message's head: the rest of an incomplete message
+			// (skipped below), or a tail whose head is gone, dropped or
+			// read, which can never be read.
+			if i < contig && c.orphanAt(i) {
+				c.discardMessageLocked(i)
+			}
+			i++
+			continue
+		}
+		n, sz, complete := c.messageAt(i)
+		if complete {
+			if !s.inOrder || i+n <= contig {
+				return i, n, sz, true
+			}
+			i += n
+			continue
+		}
+		if c.brokenAt(i) {
+			c.discardMessageLocked(i)
+		}
+		i++
+	}
+	return 0, 0, 0, false
+}
+
+// orphanAt reports whether the packet at off, not a message's head, has
+// lost its head: the slot before it is settled or of another message.
+func (c *Conn) orphanAt(off int) bool {
+	if off == 0 {
+		return true // the slots before were read or dropped
+	}
+	prev, s := c.rcvBuf.At(off-1), c.rcvBuf.At(off)
+	switch prev.state {
+	case slotEmpty:
+		return false
+	case slotData:
+		return prev.msg != s.msg || prev.pos == posLast || prev.pos == posSolo
+	}
+	return true
+}
+
+// brokenAt reports whether the incomplete message starting at off can no
+// longer complete: before its last packet comes a slot that is not of it
+// and will not be filled.
+func (c *Conn) brokenAt(off int) bool {
+	head := c.rcvBuf.At(off)
+	for i := off + 1; i < c.rcvBuf.Len(); i++ {
+		s := c.rcvBuf.At(i)
+		switch {
+		case s.state == slotEmpty:
+			return false // may still arrive
+		case s.state != slotData || s.msg != head.msg || s.pos == posFirst || s.pos == posSolo:
+			return true
+		case s.pos == posLast:
+			return false
+		}
+	}
+	return false
+}
+
+// discardMessageLocked drops the received packets of the message whose
+// packet is at off, from there on.
+func (c *Conn) discardMessageLocked(off int) {
+	msg := c.rcvBuf.At(off).msg
+	for i := off; i < c.rcvBuf.Len(); i++ {
+		s := c.rcvBuf.At(i)
+		if s.state != slotData || s.msg != msg {
+			return
+		}
+		c.settleSlotLocked(i, slotDropped)
+		if s.pos == posLast || s.pos == posSolo {
+			return
+		}
+	}
+}
+
+// settleSlotLocked frees the payload of the data slot at off and marks it
+// read or dropped.
+func (c *Conn) settleSlotLocked(off int, state slotState) {
+	s := c.rcvBuf.At(off)
+	if s.buf != nil {
+		pktbuf.PoolFor(c.payload).Put(s.buf)
+	}
+	if s.state == slotData && !s.inOrder {
+		c.rcvUnordered--
+	}
+	c.rcvBuf.Set(off, rcvPkt{state: state})
+}
+
+// popSettledLocked moves the read point past the slots at the front, up
+// to contig, that were read or dropped, and returns how many it passed.
+func (c *Conn) popSettledLocked(contig int) int {
+	n := 0
+	for n < contig && c.rcvBuf.Len() > 0 {
+		st := c.rcvBuf.At(0).state
+		if st != slotRead && st != slotDropped {
+			break
+		}
+		c.rcvBuf.PopFront()
+		c.rcvReadSeq = c.rcvReadSeq.Inc()
+		n++
+	}
+	if c.rcvBuf.Len() == 0 {
+		c.rcvBuf.Release()
+	}
+	return n
+}
+
+// takeMessageLocked copies the message of slots packets at off into b and
+// frees them.
+func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
+	n := 0
+	for i := off; i < off+slots; i++ {
+		n += copy(b[n:], *c.rcvBuf.At(i).buf)
+		c.settleSlotLocked(i, slotRead)
+	}
+	c.popSettledLocked(seq.Off(c.rcvReadSeq, c.rcvContig()))
+}
+
+// onDropRequest skips a message the sender gave up on (its TTL ran out):
+// the request names the message and a sequence range, first to last.
+// Received packets of the message are dropped, and missing ones in the
+// range are recorded as dropped and leave the loss list. From 4.11, the
+// range ends one packet past the message (§7.3), at the next message's
+// first packet: that one is left alone, to be asked for and delivered. A
+// stream connection ignores drop requests.
+func (c *Conn) onDropRequest(p *packet, now time.Time) {
+	d, err := parseDrop(p.body)
+	if err != nil || !c.message || seq.Cmp(d.first, d.last) > 0 ||
+		seq.Cmp(d.last, c.rcvLastSeq.Add(c.rcvBuf.Limit())) > 0 {
+		c.stats.dropped++
+		return
+	}
+	c.stats.dropRecv++
+	msg := seq.Msg(p.info) & seq.MsgMax
+	last := d.last
+	if p.info&dropExact == 0 {
+		if d.first == d.last {
+			return // 4.11 names no packet of the message then
+		}
+		last = last.Dec()
+	}
+	// Received packets of the message before the range (4.11's range
+	// starts at the packet it was retransmitting) are dropped as well.
+	for i := range min(seq.Off(c.rcvReadSeq, d.first), c.rcvBuf.Len()) {
+		if s := c.rcvBuf.At(i); s.state == slotData && s.msg == msg {
+			c.settleSlotLocked(i, slotDropped)
+		}
+	}
+	first := d.first
+	if seq.Cmp(first, c.rcvReadSeq) < 0 {
+		first = c.rcvReadSeq
+	}
+	// The range is clipped to the receive window: a sender cannot have
+	// sent beyond it.
+	if limit := c.rcvReadSeq.Add(c.rcvBuf.Limit() - 2); seq.Cmp(last, limit) > 0 {
+		last = limit
+	}
+	if seq.Cmp(first, last) > 0 {
+		return
+	}
+	for s := first; seq.Cmp(s, last) <= 0; s = s.Inc() {
+		off := seq.Off(c.rcvReadSeq, s)
+		switch slot := c.rcvBuf.At(off); {
+		case slot.state == slotData && slot.msg == msg:
+			c.settleSlotLocked(off, slotDropped)
+		case slot.state == slotEmpty:
+			c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
+			c.rcvLoss.Remove(s)
+		}
+	}
+	// Move the highest-received point past the range so that no gap
+	// reports its packets lost. Those between that point and the range,
+	// sent before it and not here, are lost (4.11 leaves the point where
+	// it is then, and reports the dropped packets lost when the next one
+	// arrives).
+	if seq.Cmp(last, c.rcvLastSeq) > 0 {
+		if next := c.rcvLastSeq.Inc(); seq.Cmp(first, next) > 0 {
+			if c.rcvLoss.Len() == 0 {
+				c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), first.Dec()
+			}
+			c.stats.pktRcvLoss += uint64(c.rcvLoss.Insert(next, first.Dec()))
+		}
+		c.rcvLastSeq = last
+	}
+	c.signalRead()
+}
+
+// dropMessageLocked gives up the message of the packet at offset off of
+// the send buffer, whose TTL ran out: it appends to b a drop request for
+// the message's packets still buffered (the exact range, marked so; 4.11
+// names one more), takes them off the loss list and skips those never
+// sent. Asked again for a packet of it (the request was lost), it sends
+// the request again.
+func (c *Conn) dropMessageLocked(b []byte, off int) []byte {
+	pk := c.sndBuf.At(off)
+	a, z := off, off
+	for a > 0 && pk.pos != posFirst && pk.pos != posSolo {
+		prev := c.sndBuf.At(a - 1)
+		if prev.msg != pk.msg {
+			break
+		}
+		a--
+		pk = prev
+	}
+	for z+1 < c.sndBuf.Len() {
+		if p := c.sndBuf.At(z); p.pos == posLast || p.pos == posSolo {
+			break
+		}
+		z++
+	}
+	first, last := c.sndLastAck.Add(a), c.sndLastAck.Add(z)
+	c.sndLoss.RemoveRange(first, last)
+	if seq.Cmp(c.sndCurrSeq, last) < 0 {
+		c.sndCurrSeq = last
+	}
+	c.stats.dropSent++
+	d := dropBody{first: first, last: last}
+	return appendControl(b, ctrlDropReq, uint32(pk.msg)|dropExact, c.peerID, d.append(c.scratch[:0]))
+}
