@@ -243,10 +243,14 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 // onShutdown ends the connection at the peer's request: what was received
 // stays readable, then Read returns io.EOF. If packets the peer sent are
 // known to be missing, the stream is incomplete and Read fails with
-// ErrPeerAborted instead.
+// ErrPeerAborted instead. On a message connection the messages those
+// packets belong to are lost, like expired ones, and the rest are read.
 func (c *Conn) onShutdown() {
 	c.peerClosed = true
-	if c.rcvLoss.Len() > 0 && c.err == nil {
+	switch {
+	case c.message:
+		c.abandonLossesLocked()
+	case c.rcvLoss.Len() > 0 && c.err == nil:
 		c.err = ErrPeerAborted
 	}
 	if c.timer != nil {

@@ -465,6 +465,26 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	c.signalRead()
 }
 
+// abandonLossesLocked gives up the packets still missing when the peer
+// has shut down (4.11 also shuts down with the two sequence numbers it
+// skips when it drops a message it had not sent all of still owed): their
+// slots are marked dropped, so that the messages after them can be read.
+func (c *Conn) abandonLossesLocked() {
+	limit := c.rcvBuf.Limit() - 1
+	for _, r := range c.rcvLoss.Ranges() {
+		for s := r.First; seq.Cmp(s, r.Last) <= 0; s = s.Inc() {
+			off := seq.Off(c.rcvReadSeq, s)
+			if off >= limit {
+				break
+			}
+			if off >= 0 && c.rcvBuf.At(off).state == slotEmpty {
+				c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
+			}
+		}
+	}
+	c.rcvLoss.Clear()
+}
+
 // dropMessageLocked gives up the message of the packet at offset off of
 // the send buffer, whose TTL ran out: it appends to b a drop request for
 // the message's packets still buffered (the exact range, marked so; 4.11

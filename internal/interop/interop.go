@@ -444,3 +444,50 @@ func CppThroughput(tb testing.TB, bytes int64) (mbps float64) {
 	}
 	return rs[0].Mbps
 }
+
+// TestMessage returns test message i for seed, as cpeer's msgsend mode
+// sends it with -maxmsg maxmsg: s = splitmix64(seed + (i+1)·φ64); 1 + s mod
+// maxmsg bytes of the pattern stream seeded with s|1, the first 4 of them
+// (if there are 4) replaced by i in little-endian order.
+func TestMessage(seed uint64, i, maxmsg int) []byte {
+	z := seed + uint64(i+1)*0x9E3779B97F4A7C15
+	z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+	z = (z ^ z>>27) * 0x94D049BB133111EB
+	z ^= z >> 31
+	b := make([]byte, 1+int(z%uint64(maxmsg)))
+	if _, err := io.ReadFull(PatternReader(z|1, int64(len(b))), b); err != nil {
+		panic(err) // the pattern has as many bytes as asked
+	}
+	if len(b) >= 4 {
+		binary.LittleEndian.PutUint32(b, uint32(i))
+	}
+	return b
+}
+
+// MessageIndex returns the index a test message carries, or -1 if b is
+// too short to carry one.
+func MessageIndex(b []byte) int {
+	if len(b) < 4 {
+		return -1
+	}
+	return int(binary.LittleEndian.Uint32(b))
+}
+
+// Fields parses the key=value words after a line's first word, as in
+// cpeer's MSGS and MSGSENT lines, into integers.
+func Fields(line string) (map[string]int64, error) {
+	words := strings.Fields(line)
+	m := make(map[string]int64, len(words))
+	for _, w := range words[min(1, len(words)):] {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			return nil, fmt.Errorf("interop: bad field %q in %q", w, line)
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("interop: bad field %q in %q: %w", w, line, err)
+		}
+		m[k] = n
+	}
+	return m, nil
+}

@@ -9,6 +9,9 @@
 //                [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N] [-nohash]
 //   cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S]
 //                [-mss N] [-count K] [-dgram] [-msgsize N] [-nohash]
+//   cpeer server|client ... -mode msgsend|msgrecv -count K [-seed S] [-maxmsg N]
+//                [-ttl MS] [-unordered] [-gap US]
+//                                     message mode (SOCK_DGRAM): K test messages
 //   cpeer pattern -bytes N [-seed S]   print PATTERN bytes=<n> sha256=<hex>
 //   cpeer selftest                     check SHA-256 against FIPS 180-2 vectors
 //
@@ -31,6 +34,19 @@
 // takes the repeat for a new connection, so one C++ client connection may be
 // ACCEPTED twice, from the same peer address. Failures print "ERROR <op>: <UDT message>"
 // on stderr and exit 1; bad arguments exit 2.
+//
+// Modes msgsend and msgrecv move test messages on a SOCK_DGRAM connection:
+// msgsend sends K of them (with -ttl MS each has that time to live, and
+// with -unordered the in-order flag is off; -gap US sleeps between two) and
+// prints "MSGSENT count=<k> bytes=<n> retrans=<r> sndloss=<l>" from its
+// counters; msgrecv reads messages until the connection ends and prints
+// "MSGS count=<k> bytes=<n> bad=<b> inversions=<i> maxidx=<m>
+// rcvloss=<l>", where bad counts messages that are not test message i
+// whole, inversions those read after a later one, and rcvloss is the
+// library's count of packets found missing. Message i's seed is
+// splitmix64(seed + (i+1)·0x9E3779B97F4A7C15); its size is 1 + seed mod
+// maxmsg (default 65536) bytes of the pattern stream seeded with seed|1,
+// its first 4 bytes (if it has 4) replaced by i, little-endian.
 //
 // Test data is an xorshift64 stream: state = seed (nonzero); for every 8
 // bytes, x ^= x << 13; x ^= x >> 7; x ^= x << 17; emit x little-endian; the
@@ -197,6 +213,10 @@ struct Options {
     int msgsize;
     bool hash;
     bool perfmon;
+    int maxmsg;
+    int ttl; // ms, -1 for none
+    bool unordered;
+    int gap; // us between messages
 };
 
 static Options opt;
@@ -273,6 +293,10 @@ static void parseArgs(int argc, char** argv) {
     opt.msgsize = 65536;
     opt.hash = true;
     opt.perfmon = false;
+    opt.maxmsg = 65536;
+    opt.ttl = -1;
+    opt.unordered = false;
+    opt.gap = 0;
     for (int i = 2; i < argc; i++) {
         std::string f = argv[i];
         if (f.size() > 2 && f[0] == '-' && f[1] == '-')
@@ -287,6 +311,10 @@ static void parseArgs(int argc, char** argv) {
         }
         if (f == "-perfmon") {
             opt.perfmon = true;
+            continue;
+        }
+        if (f == "-unordered") {
+            opt.unordered = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -310,6 +338,12 @@ static void parseArgs(int argc, char** argv) {
             opt.count = int(parseInt("-count", v, 1));
         else if (f == "-msgsize")
             opt.msgsize = int(parseInt("-msgsize", v, 1));
+        else if (f == "-maxmsg")
+            opt.maxmsg = int(parseInt("-maxmsg", v, 1));
+        else if (f == "-ttl")
+            opt.ttl = int(parseInt("-ttl", v, 0));
+        else if (f == "-gap")
+            opt.gap = int(parseInt("-gap", v, 0));
         else
             usage(("unknown flag " + f).c_str());
     }
@@ -538,6 +572,87 @@ static void doEchoClient(UDTSOCKET s, int idx) {
     result(idx, total, sum, secs);
 }
 
+// ---------------------------------------------------------------- messages
+
+// testMessage fills buf (room for opt.maxmsg bytes) with test message i
+// and returns its size.
+static int testMessage(uint64_t i, char* buf) {
+    uint64_t z = opt.seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    int n = 1 + int(z % uint64_t(opt.maxmsg));
+    Pattern pat(z | 1);
+    pat.fill(reinterpret_cast<uint8_t*>(buf), n);
+    if (n >= 4)
+        for (int k = 0; k < 4; k++)
+            buf[k] = char(i >> (8 * k));
+    return n;
+}
+
+static void doMsgSend(UDTSOCKET s) {
+    char* buf = new char[opt.maxmsg];
+    int64_t total = 0;
+    for (int i = 0; i < opt.count; i++) {
+        int n = testMessage(i, buf);
+        if (UDT::sendmsg(s, buf, n, opt.ttl, !opt.unordered) == UDT::ERROR)
+            dieUDT("sendmsg");
+        total += n;
+        if (opt.gap > 0)
+            usleep(opt.gap);
+    }
+    UDT::TRACEINFO t;
+    if (UDT::perfmon(s, &t) == UDT::ERROR)
+        dieUDT("perfmon");
+    closeSocket(s);
+    delete[] buf;
+    say("MSGSENT count=%d bytes=%lld retrans=%d sndloss=%d", opt.count, (long long)total, t.pktRetransTotal,
+        t.pktSndLossTotal);
+}
+
+static void doMsgRecv(UDTSOCKET s) {
+    char* buf = new char[opt.maxmsg + 1];
+    char* want = new char[opt.maxmsg];
+    int count = 0, bad = 0, inversions = 0;
+    int64_t total = 0, maxidx = -1;
+    UDT::TRACEINFO t;
+    memset(&t, 0, sizeof(t));
+    for (;;) {
+        int k = recvSome(s, buf, opt.maxmsg + 1);
+        if (k == 0)
+            break;
+        // The counters of a socket that is still open: once the peer's
+        // shutdown is read, libudt may have released it.
+        UDT::perfmon(s, &t, false);
+        int64_t idx = count; // a message under 4 bytes carries no index
+        if (k >= 4)
+            idx = int64_t(uint8_t(buf[0])) | int64_t(uint8_t(buf[1])) << 8 | int64_t(uint8_t(buf[2])) << 16 |
+                  int64_t(uint8_t(buf[3])) << 24;
+        if (idx >= opt.count || testMessage(idx, want) != k || memcmp(want, buf, k) != 0)
+            bad++;
+        if (idx < maxidx)
+            inversions++;
+        else
+            maxidx = idx;
+        count++;
+        total += k;
+    }
+    delete[] buf;
+    delete[] want;
+    closeSocket(s);
+    say("MSGS count=%d bytes=%lld bad=%d inversions=%d maxidx=%lld rcvloss=%d", count, (long long)total, bad,
+        inversions, (long long)maxidx, t.pktRcvLossTotal);
+}
+
+static bool isMsgMode() { return opt.mode == "msgsend" || opt.mode == "msgrecv"; }
+
+static void doMsg(UDTSOCKET s) {
+    if (opt.mode == "msgsend")
+        doMsgSend(s);
+    else
+        doMsgRecv(s);
+}
+
 // ---------------------------------------------------------------- server
 
 struct Server {
@@ -568,7 +683,9 @@ static std::string formatAddr(const sockaddr_storage& ss, int len) {
 static void* serve(void* arg) {
     Accepted a = *static_cast<Accepted*>(arg);
     delete static_cast<Accepted*>(arg);
-    if (opt.mode == "recv")
+    if (isMsgMode())
+        doMsg(a.s);
+    else if (opt.mode == "recv")
         doRecv(a.s, a.idx);
     else if (opt.mode == "send")
         doSend(a.s, a.idx);
@@ -590,8 +707,10 @@ static int runServer() {
         usage("server needs -port (0 picks one)");
     if (opt.mode.empty())
         opt.mode = "recv";
-    if (opt.mode != "recv" && opt.mode != "send" && opt.mode != "echo" && opt.mode != "close")
+    if (opt.mode != "recv" && opt.mode != "send" && opt.mode != "echo" && opt.mode != "close" && !isMsgMode())
         usage(("bad server mode " + opt.mode).c_str());
+    if (isMsgMode())
+        opt.dgram = true;
     if (opt.host.empty())
         opt.host = "127.0.0.1";
 
@@ -641,8 +760,10 @@ static int runClient() {
         usage("client needs -host and -port");
     if (opt.mode.empty())
         opt.mode = "send";
-    if (opt.mode != "send" && opt.mode != "recv" && opt.mode != "echo")
+    if (opt.mode != "send" && opt.mode != "recv" && opt.mode != "echo" && !isMsgMode())
         usage(("bad client mode " + opt.mode).c_str());
+    if (isMsgMode())
+        opt.dgram = true;
 
     int len;
     sockaddr_storage addr = resolve(opt.host, opt.port, &len);
@@ -652,6 +773,10 @@ static int runClient() {
         if (UDT::connect(s, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
             dieUDT("connect");
         say("CONNECTED %d %.3f", i, (now() - start) * 1000);
+        if (isMsgMode()) {
+            doMsg(s);
+            return 0;
+        }
         if (opt.mode == "send")
             doSend(s, i);
         else if (opt.mode == "recv")
