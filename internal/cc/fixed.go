@@ -20,9 +20,9 @@ type FixedRate struct {
 
 var _ Controller = (*FixedRate)(nil)
 
-// NewFixedRate returns a controller sending bytesPerSecond, counting whole
-// packets of MSS bytes (IP and UDP headers included), as UDT_MAXBW does.
-// bytesPerSecond must be positive.
+// NewFixedRate returns a controller sending bytesPerSecond on average,
+// counting whole packets of MSS bytes (IP and UDP headers included), as
+// UDT_MAXBW does. bytesPerSecond must be positive.
 func NewFixedRate(bytesPerSecond int64) *FixedRate {
 	if bytesPerSecond <= 0 {
 		panic("cc: non-positive rate for NewFixedRate")
@@ -30,9 +30,15 @@ func NewFixedRate(bytesPerSecond int64) *FixedRate {
 	return &FixedRate{rate: bytesPerSecond, period: time.Second, window: 16}
 }
 
-// Init sets the period to MSS/rate and the window to the flow window.
+// probeSpacing makes up for the sender's packet pairs: after each new
+// packet whose sequence number is a multiple of 16 the next goes at once
+// (../shared/docs/udt4-protocol.md §10.5), so 16 packets take 15 periods.
+const probeSpacing = 16.0 / 15
+
+// Init sets the period to MSS/rate, stretched by 16/15 for the packet
+// pairs, and the window to the flow window.
 func (f *FixedRate) Init(now time.Time, in Inputs) {
-	f.period = max(time.Duration(float64(time.Second)*float64(in.MSS)/float64(f.rate)), 1)
+	f.period = max(time.Duration(probeSpacing*float64(time.Second)*float64(in.MSS)/float64(f.rate)), 1)
 	f.window = in.MaxWindow
 }
 
@@ -45,7 +51,7 @@ func (f *FixedRate) OnLoss(now time.Time, firstLost seq.Num, in Inputs) {}
 // OnTimeout ignores the timeout.
 func (f *FixedRate) OnTimeout(now time.Time, in Inputs) {}
 
-// PacketPeriod returns MSS/rate.
+// PacketPeriod returns 16/15·MSS/rate.
 func (f *FixedRate) PacketPeriod() time.Duration { return f.period }
 
 // Window returns the flow window last reported.

@@ -63,7 +63,7 @@ func TestTCPLikeCappedAtFlowWindow(t *testing.T) {
 }
 
 func TestFixedRate(t *testing.T) {
-	f := NewFixedRate(1_500_000) // 1000 packets/s of 1500 bytes
+	f := NewFixedRate(1_600_000) // 16 packets of 1500 bytes in 15 ms: 15 periods
 	in := inputs()
 	f.Init(t0, in)
 	require.Equal(t, time.Millisecond, f.PacketPeriod())
