@@ -27,6 +27,13 @@
 // defaults. Invalid values are reported by Dial and Listen with an error
 // naming the option.
 //
+// Congestion control is pluggable: [Config.Congestion] picks a built-in
+// controller, [Config.NewController] supplies one per connection that
+// implements [CongestionController], like the C++ library's CCC. Besides
+// the native [NewDAIMD] and [NewModelBased], the package ships
+// [NewFixedRate] (a constant rate, as the C++ example CUDPBlast) and
+// [NewTCPLike] (a TCP-like window, as the example CTCP).
+//
 // # Errors
 //
 // Methods of [Conn] and [Listener] return [*net.OpError] values. A passed
@@ -129,8 +136,10 @@ type Config struct {
 	// controller (UDT_CC): a Dialer calls it once per connection it
 	// dials, a Listener once per connection it accepts, when the
 	// connection is established. Each call must return a new controller.
-	// If it returns nil, the connection uses the default. Setting both
-	// NewController and Congestion is an error.
+	// It runs like the controller's Init (see [CongestionController]):
+	// on the multiplexer's receive worker, with the connection's lock
+	// held, so it must not block. If it returns nil, the connection uses
+	// the default. Setting both NewController and Congestion is an error.
 	NewController func() CongestionController
 
 	// isn, when set by the package's tests, replaces the random initial
