@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/udt-go/udt/internal/cc"
 	"github.com/udt-go/udt/internal/deadline"
 	"github.com/udt-go/udt/internal/lossl"
 	"github.com/udt-go/udt/internal/pktbuf"
@@ -72,7 +71,7 @@ type Conn struct {
 	sndCurrSeq  seq.Num              // highest sent
 	sndLoss     *lossl.List
 	flowWindow  int
-	cc          cc.Controller
+	cc          CongestionController
 	period      time.Duration
 	sndTarget   time.Time // pacing: when the packet being sent was due
 	probeNext   bool      // a probe start went last: its partner goes next
@@ -91,6 +90,14 @@ type Conn struct {
 	nakScratch  []lossl.Range
 	scratch     [64]byte // control bodies being built
 	nakBody     []byte   // periodic NAK body
+
+	// Congestion control, guarded by mu: what ccUpdateLocked read from
+	// the controller after its last call (the packet period is period).
+	ccWindow  int           // packets; ≤ 0: none
+	ackEvery  int           // full ACK every so many packets received; 0: none
+	ackPeriod time.Duration // full-ACK timer
+	ccLoss    []LossRange   // OnLoss argument, reused
+	sndISN    seq.Num       // first sequence number sent, for CongestionInfo
 
 	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
 	// packet ACKs released since the last full ACK (0 if none), and the
@@ -206,14 +213,10 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.rcvAdvertised = c.cfg.ReceiveBuffer
 	c.arrivals = window.NewArrivals()
 	c.msgNo = 1
-	switch c.cfg.Congestion {
-	case CongestionModel:
-		c.cc = cc.NewModel()
-	default:
-		c.cc = cc.NewDAIMD(uint64(c.id))
-	}
+	c.sndISN = sndISN
+	c.cc = c.newController()
 	c.cc.Init(now, c.ccInputs())
-	c.period = c.ccPeriod()
+	c.ccUpdateLocked()
 	c.sndTarget = now
 	c.lastHeard = now
 	c.lastPacket = now
@@ -231,27 +234,6 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 
 // flowWindowCap bounds the sender's loss list: twice the largest window.
 func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWindow, 32) }
-
-func (c *Conn) ccInputs() cc.Inputs {
-	return cc.Inputs{
-		MSS:        c.mss,
-		MaxWindow:  c.flowWindow,
-		SndCurrSeq: c.sndCurrSeq,
-		RTT:        c.rtt.RTT,
-		RecvRate:   c.rate,
-		Bandwidth:  c.bandwidth,
-		RTTSample:  c.rttSample,
-		RateSample: c.rateSample,
-		Delivered:  c.delivered,
-		AckRTT:     c.ackRTT,
-		Lost:       c.stats.pktSndLoss,
-		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
-	}
-}
-
-func (c *Conn) ccPeriod() time.Duration {
-	return cc.FloorPeriod(c.cc.PacketPeriod(), c.mss, c.cfg.MaxBandwidth)
-}
 
 // Read reads stream data. It returns io.EOF once the peer has shut the
 // connection down and all it sent has been read. On a message connection

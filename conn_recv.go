@@ -88,6 +88,8 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 	c.arrivals.OnData(at, s)
 	c.stats.pktRecv++
+	c.cc.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
+	c.ccUpdateLocked()
 	off := seq.Off(c.rcvReadSeq, s)
 	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.payload || len(p.body) == 0 {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
@@ -141,6 +143,10 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		return
 	}
 	c.pktsSinceAck++
+	if c.ackEvery > 0 && c.pktsSinceAck >= c.ackEvery {
+		c.sendACKLocked(now, ob) // the controller's ACK interval
+		return
+	}
 	if c.pktsSinceAck >= lightACKEvery*(c.lightAcks+1) {
 		ack := c.rcvContig()
 		if ack != c.rcvLastAck2 {
@@ -163,7 +169,7 @@ func (c *Conn) availLocked() int {
 // repeats it after RTT+4·RTTVar (§7.1).
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 	c.pktsSinceAck, c.lightAcks = 0, 0
-	c.nextACK = now.Add(synInterval)
+	c.nextACK = now.Add(c.ackPeriod)
 	ack := c.rcvContig()
 	if ack == c.rcvLastAck2 && seq.Cmp(ack, c.rcvLastAck) <= 0 {
 		return // everything confirmed already
@@ -352,7 +358,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 			c.stats.pktSndLoss += uint64(c.sndLoss.Insert(c.sndLastAck, c.sndCurrSeq))
 		}
 		c.cc.OnTimeout(now, c.ccInputs())
-		c.period = c.ccPeriod()
+		c.ccUpdateLocked()
 		c.kickLocked(now)
 	case c.sndBuf.Len() > 0:
 		c.kickLocked(now)

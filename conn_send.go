@@ -96,6 +96,8 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.stats.pktRetrans++
 		c.stats.bytesRetrans += uint64(len(*pk.buf))
 	}
+	c.cc.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
+	c.ccUpdateLocked()
 
 	// Pacing: the next packet is due one period after this one was; a
 	// connection running late catches up in a burst of bounded length.
@@ -115,7 +117,10 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 // congestion windows allow one.
 func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok bool) {
 	inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
-	window := min(c.flowWindow, c.cc.Window())
+	window := c.flowWindow
+	if c.ccWindow > 0 {
+		window = min(window, c.ccWindow)
+	}
 	if inflight >= window || inflight >= c.sndBuf.Len() {
 		return 0, sndPkt{}, 0, false
 	}
@@ -182,8 +187,8 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
 	}
 	c.ackedSentAt = 0
-	c.cc.OnACK(now, a.ack, c.ccInputs())
-	c.period = c.ccPeriod()
+	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
+	c.ccUpdateLocked()
 	c.kickLocked(now)
 }
 
@@ -260,8 +265,8 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	if len(c.nakScratch) == 0 {
 		return
 	}
-	c.cc.OnLoss(now, c.nakScratch[0].First, c.ccInputs())
-	c.period = c.ccPeriod()
+	c.cc.OnLoss(now, c.ccLossRanges(c.nakScratch), c.ccInputs())
+	c.ccUpdateLocked()
 	for _, r := range c.nakScratch {
 		c.stats.pktSndLoss += uint64(c.sndLoss.Insert(r.First, r.Last))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"sync/atomic"
 	"time"
 
 	"github.com/udt-go/udt"
@@ -99,5 +100,62 @@ func ExampleConn_Stats() {
 	}
 	st := c.Stats()
 	fmt.Println(st.Total.PktSent >= 721, st.Total.ACKRecv > 0)
+	// Output: true true
+}
+
+// windowCap wraps a controller: it caps the congestion window and counts
+// the data packets sent.
+type windowCap struct {
+	udt.CongestionController
+	max  int
+	sent atomic.Int64 // read by other goroutines
+}
+
+func (w *windowCap) OnPktSent(now time.Time, p udt.CongestionPacket) {
+	w.sent.Add(1)
+	w.CongestionController.OnPktSent(now, p)
+}
+
+func (w *windowCap) Params() udt.CongestionParams {
+	p := w.CongestionController.Params()
+	if p.Window <= 0 || p.Window > w.max {
+		p.Window = w.max
+	}
+	return p
+}
+
+// A custom congestion controller, here the native one with its window
+// capped at 64 packets, is made per connection by Config.NewController.
+func ExampleCongestionController() {
+	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, c)
+			_ = c.Close()
+		}
+	}()
+
+	var ctl *windowCap
+	d := udt.Dialer{Config: udt.Config{NewController: func() udt.CongestionController {
+		ctl = &windowCap{CongestionController: udt.NewDAIMD(), max: 64}
+		return ctl
+	}}}
+	c, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, 1<<20)); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	st := c.Stats()
+	fmt.Println(st.CongestionWindow <= 64, ctl.sent.Load() == int64(st.Total.PktSent))
 	// Output: true true
 }

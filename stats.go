@@ -123,7 +123,7 @@ func (c *Conn) Stats() Stats {
 	if c.state == stateConnected && c.sndBuf != nil {
 		s.Bandwidth = float64(c.bandwidth) * float64(c.payload) * 8 / 1e6
 		s.PktSndPeriod = c.period
-		s.CongestionWindow = c.cc.Window()
+		s.CongestionWindow = c.ccWindow
 		s.FlowWindow = c.flowWindow
 		s.PktInFlight = seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
 		for i := range c.sndBuf.Len() {

@@ -27,6 +27,13 @@
 // defaults. Invalid values are reported by Dial and Listen with an error
 // naming the option.
 //
+// Congestion control is pluggable: [Config.Congestion] picks a built-in
+// controller, [Config.NewController] supplies one per connection that
+// implements [CongestionController], like the C++ library's CCC. Besides
+// the native [NewDAIMD] and [NewModelBased], the package ships
+// [NewFixedRate] (a constant rate, as the C++ example CUDPBlast) and
+// [NewTCPLike] (a TCP-like window, as the example CTCP).
+//
 // # Errors
 //
 // Methods of [Conn] and [Listener] return [*net.OpError] values. A passed
@@ -120,10 +127,20 @@ type Config struct {
 	// library's rule: the 17th consecutive EXP expiry, about 46 s.
 	PeerIdleTimeout time.Duration
 
-	// Congestion selects the congestion controller. If zero,
-	// CongestionDAIMD, the C++ library's native controller (UDT_CC's
-	// default, CUDTCC).
+	// Congestion selects a built-in congestion controller. If zero (and
+	// NewController is nil), CongestionDAIMD, the C++ library's native
+	// controller (UDT_CC's default, CUDTCC).
 	Congestion CongestionControl
+
+	// NewController, if not nil, makes each connection's congestion
+	// controller (UDT_CC): a Dialer calls it once per connection it
+	// dials, a Listener once per connection it accepts, when the
+	// connection is established. Each call must return a new controller.
+	// It runs like the controller's Init (see [CongestionController]):
+	// on the multiplexer's receive worker, with the connection's lock
+	// held, so it must not block. If it returns nil, the connection uses
+	// the default. Setting both NewController and Congestion is an error.
+	NewController func() CongestionController
 
 	// isn, when set by the package's tests, replaces the random initial
 	// sequence number of a dial (1 + the wanted value, so zero means random).
@@ -264,9 +281,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PeerIdleTimeout < 0 {
 		return c, fmt.Errorf("udt: Config.PeerIdleTimeout %v is negative", c.PeerIdleTimeout)
 	}
+	if c.NewController != nil && c.Congestion != CongestionDefault {
+		return c, fmt.Errorf("udt: Config.NewController and Config.Congestion %v are both set", c.Congestion)
+	}
 	switch c.Congestion {
 	case CongestionDefault:
-		c.Congestion = CongestionDAIMD
+		if c.NewController == nil {
+			c.Congestion = CongestionDAIMD
+		}
 	case CongestionDAIMD, CongestionModel:
 	default:
 		return c, fmt.Errorf("udt: Config.Congestion %d is not a known controller", int(c.Congestion))
