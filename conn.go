@@ -131,6 +131,9 @@ type Conn struct {
 	lastHeard    time.Time // last packet from the peer or EXP expiry
 	lastPacket   time.Time // last packet from the peer
 	lastProgress time.Time // last ACK advance or NAK (the peer gets our data), or when data was first outstanding
+	ackAdvanced  time.Time // last ACK advance, or when data was first outstanding
+	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDue
+	stallResends int       // such resends since the last progress
 	peerClosed   bool      // SHUTDOWN received
 	closing      bool      // Close called
 	lastShutdown time.Time // last shutdown sent by a closed connection

@@ -335,12 +335,40 @@ func (c *Conn) onTimer() {
 		c.failLocked(ErrConnLost)
 	} else if now.Sub(c.lastHeard) >= c.expInterval() {
 		c.onExpiryLocked(now, &ob)
+	} else if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !now.Before(c.stallDue()) {
+		c.resendStalledLocked(now)
 	}
 	if c.err == nil {
 		c.armTimerLocked(now)
 	}
 	c.mu.Unlock()
 	c.flush(&ob)
+}
+
+// stallDue is when, while data is unacknowledged, a peer that does not
+// move its ACK has the oldest packet resent: one EXP interval after the
+// last ACK advance or such resend, doubling with each resend up to 64
+// intervals. It answers a lost retransmission when the peer never reports
+// a loss twice, as 4.11 does (it has no periodic NAK): its repeated ACKs,
+// and NAKs of later losses, keep the EXP timer from ever expiring, and the
+// stream would stall for good.
+func (c *Conn) stallDue() time.Time {
+	from := c.ackAdvanced
+	if c.stallResent.After(from) {
+		from = c.stallResent
+	}
+	return from.Add(c.expInterval() << min(c.stallResends, 6))
+}
+
+// resendStalledLocked queues the oldest unacknowledged packet again. It is
+// not reported to the congestion controller: nothing says it was lost
+// to congestion.
+func (c *Conn) resendStalledLocked(now time.Time) {
+	c.stallResent = now
+	c.stallResends++
+	if c.sndLoss.Insert(c.sndLastAck, c.sndLastAck) > 0 {
+		c.kickLocked(now)
+	}
 }
 
 // onExpiryLocked handles an EXP expiry: retransmit what is unacknowledged,
@@ -405,6 +433,7 @@ func (c *Conn) armTimerLocked(now time.Time) {
 			bound = defaultStallTimeout
 		}
 		at = minTime(at, c.lastProgress.Add(bound))
+		at = minTime(at, c.stallDue())
 	}
 	if c.rcvContig() != c.rcvLastAck2 {
 		at = minTime(at, c.nextACK)

@@ -125,7 +125,7 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 		return 0, sndPkt{}, 0, false
 	}
 	if inflight == 0 {
-		c.lastProgress = now // data outstanding from now on
+		c.lastProgress, c.ackAdvanced = now, now // data outstanding from now on
 	}
 	c.sndCurrSeq = c.sndCurrSeq.Inc()
 	return c.sndCurrSeq, c.sndBuf.At(inflight), inflight, true
@@ -223,6 +223,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	}
 	c.sndLastAck = ack
 	c.lastProgress = time.Now() // the peer is receiving our data
+	c.ackAdvanced, c.stallResends = c.lastProgress, 0
 	c.delivered += uint64(max(n, 0))
 	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
 		c.sndCurrSeq = ack.Dec()

@@ -142,11 +142,12 @@ func TestInteropMessageTTL(t *testing.T) {
 	t.Run("go sends", func(t *testing.T) {
 		srv := interop.Start(t, append([]string{"server", "-port", "0", "-mode", "msgrecv"}, args...)...)
 		r := link(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: srv.ListenPort(10 * time.Second)})
-		// The loss-tolerant controller: the native one, once a loss has
-		// made it pace at the rate it received (here the rate the messages
-		// are written at), falls behind the writer for good, and messages
-		// expire before they are sent.
-		d := udt.Dialer{Config: udt.Config{Type: udt.TypeMessage, Congestion: udt.CongestionModel}}
+		// A fixed 4 MB/s, above the ~0.6 MB/s written: the native
+		// controller, once a loss has made it pace at the rate it
+		// received (the rate the messages are written at), falls behind
+		// the writer, and messages would expire before they are sent.
+		d := udt.Dialer{Config: udt.Config{Type: udt.TypeMessage,
+			NewController: func() udt.CongestionController { return udt.NewFixedRate(4e6) }}}
 		c, err := d.DialUDT(t.Context(), "udp", r.Addr().String())
 		require.NoError(t, err)
 		// Longer than a round trip and a message's pacing; the forced
