@@ -89,7 +89,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	c.arrivals.OnData(at, s)
 	c.stats.pktRecv++
 	off := seq.Off(c.rcvReadSeq, s)
-	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.payload || len(p.body) == 0 {
+	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.rcvPayload || len(p.body) == 0 {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
 		return
 	}
@@ -101,7 +101,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++ // already delivered
 		return
 	}
-	buf := pktbuf.PoolFor(c.payload).Get()
+	buf := pktbuf.PoolFor(c.rcvPayload).Get()
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcvBuf.Set(off, buf)
 	c.stats.bytesRecv += uint64(len(p.body))
@@ -268,6 +268,10 @@ func (c *Conn) onDropRequest(p *packet) {
 // so here only a stray handshake to our ID arrives: answer with the
 // response we sent.
 func (c *Conn) onHandshakeWhileConnected(p *packet, ob *outbox) {
+	if c.rendezvous {
+		c.answerRendezvousLocked(p, ob)
+		return
+	}
 	if c.isDial {
 		return
 	}
