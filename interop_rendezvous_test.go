@@ -2,11 +2,15 @@ package udt_test
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +157,94 @@ func TestInteropRendezvousMSS(t *testing.T) {
 			require.NoError(t, p.Wait(10*time.Second))
 		})
 	}
+}
+
+// forwarder relays datagrams between a Go side (which sends to goFacing)
+// and a C++ side (which sends to cppFacing), letting drop see and discard
+// the Go side's datagrams. It stops when the test ends.
+type forwarder struct {
+	goFacing, cppFacing *net.UDPConn
+}
+
+func newForwarder(t *testing.T, cppAddr *net.UDPAddr, drop func([]byte) bool) *forwarder {
+	t.Helper()
+	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	g, err := net.ListenUDP("udp4", lo)
+	require.NoError(t, err)
+	c, err := net.ListenUDP("udp4", lo)
+	require.NoError(t, err)
+	f := &forwarder{goFacing: g, cppFacing: c}
+	var goAddr atomic.Pointer[net.UDPAddr]
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		g.Close()
+		c.Close()
+		wg.Wait()
+	})
+	wg.Go(func() { // Go side to C++ side
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := g.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			goAddr.Store(from)
+			if !drop(buf[:n]) {
+				_, _ = c.WriteToUDP(buf[:n], cppAddr)
+			}
+		}
+	})
+	wg.Go(func() { // C++ side to Go side
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if to := goAddr.Load(); to != nil {
+				_, _ = g.WriteToUDP(buf[:n], to)
+			}
+		}
+	})
+	return f
+}
+
+// TestInteropRendezvousMinus2: we connect first and our keep-alives are
+// lost, so the C++ peer, still waiting, repeats its −1 request; it must
+// complete on our −2 reply and then send its data.
+func TestInteropRendezvousMinus2(t *testing.T) {
+	interop.BuildPeer(t)
+	const n = 4 << 20
+	var sawMinus2 atomic.Bool
+	drop := func(b []byte) bool {
+		if len(b) < 16 || b[0]&0x80 == 0 {
+			return false // data
+		}
+		typ := binary.BigEndian.Uint16(b[0:2]) & 0x7FFF
+		if typ == 0 && len(b) >= 64 && int32(binary.BigEndian.Uint32(b[36:40])) == -2 {
+			sawMinus2.Store(true)
+		}
+		return typ == 1 && !sawMinus2.Load() // keep-alives until our −2 has gone
+	}
+	goPort := freePort(t)
+	cppListenPort := freePort(t)
+	f := newForwarder(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: cppListenPort}, drop)
+	cppFacing := f.cppFacing.LocalAddr().(*net.UDPAddr).Port
+	p := interop.Start(t, "rendezvous", "-host", "127.0.0.1", "-port", strconv.Itoa(cppListenPort),
+		"-peerport", strconv.Itoa(cppFacing), "-mode", "send", "-bytes", strconv.Itoa(n), "-seed", "11", "-wait", "300")
+	_, err := p.WaitLine("BOUND ", 10*time.Second)
+	require.NoError(t, err)
+	goFacing := f.goFacing.LocalAddr().(*net.UDPAddr).Port
+	c, err := udt.DialRendezvous(t.Context(), "udp", local(goPort), local(goFacing))
+	require.NoError(t, err)
+	require.NoError(t, c.SetDeadline(time.Now().Add(transferBound)))
+	got, sum := recvAll(t, c)
+	require.NoError(t, c.Close())
+	require.Equal(t, int64(n), got)
+	require.Equal(t, interop.SHA256Pattern(11, n), sum)
+	require.True(t, sawMinus2.Load(), "we never sent a −2 reply")
+	rs, err := p.Results(1, 60*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, sum, rs[0].SHA256)
+	require.NoError(t, p.Wait(10*time.Second))
 }

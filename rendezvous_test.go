@@ -155,3 +155,29 @@ func TestRendezvousBadArguments(t *testing.T) {
 	_, err = udt.DialRendezvous(ctx, "udp", ln.Addr().String(), "127.0.0.1:9")
 	require.ErrorContains(t, err, "listener")
 }
+
+// TestRendezvousWildcardLaddr: a laddr with no host binds every address;
+// the peer's packets, which reach it as IPv4-mapped addresses on a
+// dual-stack socket, still find the rendezvous.
+func TestRendezvousWildcardLaddr(t *testing.T) {
+	pa, pb := freePort(t), freePort(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 1)
+	go func() {
+		c, err := udt.DialRendezvous(ctx, "udp", ":"+strconv.Itoa(pb), local(pa))
+		if err == nil {
+			_, err = c.Write([]byte("wildcard"))
+			c.Close()
+		}
+		errs <- err
+	}()
+	c, err := udt.DialRendezvous(ctx, "udp", local(pa), local(pb))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "wildcard", string(got))
+	require.NoError(t, <-errs)
+}
