@@ -49,11 +49,11 @@
 //
 // UDT has no checksum of its own: payload integrity rests on the UDP
 // checksum. There is no half-close: Close sends a shutdown that ends both
-// directions.
+// directions. A port with a [Listener] cannot rendezvous (see Multiplexing).
 //
 // # Compatibility
 //
-// The wire format, handshake (including the SYN-cookie exchange), ACK, ACK2,
+// The wire format, handshake (the SYN-cookie exchange and rendezvous), ACK, ACK2,
 // NAK, keep-alive and shutdown follow the C++ 4.11 library byte for byte.
 // Deliberate differences, all interoperable: SYN cookies are an HMAC with a
 // rotating secret instead of an unkeyed MD5; lost NAKs are re-reported
@@ -62,7 +62,8 @@
 // clean [io.EOF]; in rendezvous both sides use the smaller of the two MSS
 // values (4.11 adopts the peer's, so each direction uses the packet size its
 // receiver announced), and we accept packets up to our own MSS from a 4.11
-// peer that took ours.
+// peer that took ours; the data packet that completes a waiting rendezvous
+// is delivered (4.11 consumes it and waits for the retransmission).
 package udt
 
 import (
