@@ -43,6 +43,10 @@ type Conn struct {
 	lnKey  hsKey     // the listener's key for duplicate handshakes
 	isDial bool
 
+	// rendezvous marks a rendezvous connection (DialRendezvous); fixed
+	// before it is registered.
+	rendezvous bool
+
 	// Send-queue position, guarded by m.sndq.mu.
 	sqIndex int
 	sqAt    time.Time
@@ -63,6 +67,11 @@ type Conn struct {
 	payload int
 	hs      handshake // our last handshake: request (dial) or response (accept)
 	hsPeer  handshake // the peer's handshake we completed with
+
+	// rcvPayload is the largest data payload accepted: payload, or in
+	// rendezvous the one our own MSS allows, since a C++ 4.11 peer sends
+	// with the MSS we announced.
+	rcvPayload int
 
 	// Sender, guarded by mu.
 	sndBuf      *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
@@ -199,6 +208,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.peerID = peerID
 	c.mss = mss
 	c.payload = payloadSize(mss)
+	c.rcvPayload = c.payload
 	c.flowWindow = peerWindow
 	c.peerWindow = peerWindow
 	c.message = c.cfg.Type == TypeMessage
@@ -297,7 +307,7 @@ func (c *Conn) readLocked(b []byte) int {
 		c.rcvReadOff += k
 		if c.rcvReadOff == len(*slot) {
 			c.rcvBuf.PopFront()
-			pktbuf.PoolFor(c.payload).Put(slot)
+			pktbuf.PoolFor(c.rcvPayload).Put(slot)
 			c.rcvReadSeq = c.rcvReadSeq.Inc()
 			c.rcvReadOff = 0
 			contig--
@@ -535,6 +545,9 @@ func (c *Conn) doUnregister() {
 		if m.connectors[id] == c {
 			delete(m.connectors, id)
 		}
+		if m.rendezvous[c.peer] == c {
+			delete(m.rendezvous, c.peer)
+		}
 		if ln != nil {
 			ln.retire(key, time.Now())
 		}
@@ -551,7 +564,7 @@ func (c *Conn) releaseBuffersLocked() {
 		}
 	}
 	if c.rcvBuf != nil {
-		pool := pktbuf.PoolFor(c.payload)
+		pool := pktbuf.PoolFor(c.rcvPayload)
 		for c.rcvBuf.Len() > 0 {
 			if b := c.rcvBuf.PopFront().buf; b != nil {
 				pool.Put(b)

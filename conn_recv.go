@@ -91,7 +91,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	c.cc.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
 	c.ccUpdateLocked()
 	off := seq.Off(c.rcvReadSeq, s)
-	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.payload || len(p.body) == 0 {
+	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.rcvPayload || len(p.body) == 0 {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
 		return
 	}
@@ -103,7 +103,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++ // already delivered
 		return
 	}
-	buf := pktbuf.PoolFor(c.payload).Get()
+	buf := pktbuf.PoolFor(c.rcvPayload).Get()
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
@@ -271,6 +271,10 @@ func (c *Conn) onShutdown() {
 // so here only a stray handshake to our ID arrives: answer with the
 // response we sent.
 func (c *Conn) onHandshakeWhileConnected(p *packet, ob *outbox) {
+	if c.rendezvous {
+		c.answerRendezvousLocked(p, ob)
+		return
+	}
 	if c.isDial {
 		return
 	}

@@ -83,15 +83,20 @@ func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort
 	m.apply(func() { m.connectors[c.id] = c })
 
 	if err := c.handshake(ctx); err != nil {
-		c.mu.Lock()
-		c.state = stateClosed
-		c.closing = true
-		c.mu.Unlock()
-		close(c.closed)
-		c.unregister()
+		c.abandon()
 		return nil, err
 	}
 	return c, nil
+}
+
+// abandon closes and unregisters a dial whose handshake failed.
+func (c *Conn) abandon() {
+	c.mu.Lock()
+	c.state = stateClosed
+	c.closing = true
+	c.mu.Unlock()
+	close(c.closed)
+	c.unregister()
 }
 
 // routeSource returns the local address the system would send from to
@@ -118,7 +123,11 @@ func (c *Conn) handshake(ctx context.Context) error {
 	var buf []byte
 	for {
 		c.mu.Lock()
-		if c.hs.reqType == reqConclusion {
+		dst := uint32(0)
+		if c.rendezvous {
+			// Addressed to the peer once we have its socket ID (§8).
+			dst = c.hsPeer.socketID
+		} else if c.hs.reqType == reqConclusion {
 			conclusions++
 			if conclusions > conclusionRetries {
 				c.hs.reqType, c.hs.cookie = reqInduction, 0
@@ -127,7 +136,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 		} else {
 			conclusions = 0
 		}
-		buf = appendHandshakePacket(buf[:0], 0, &c.hs)
+		buf = appendHandshakePacket(buf[:0], dst, &c.hs)
 		c.mu.Unlock()
 		c.m.writeTo(buf, c.peer)
 		select {
@@ -151,6 +160,9 @@ func (c *Conn) handshake(ctx context.Context) error {
 // handleConnecting processes a datagram for a dial in progress; receive
 // worker only. It reports whether the connection is now established.
 func (c *Conn) handleConnecting(p *packet) bool {
+	if c.rendezvous {
+		return c.handleRendezvous(p)
+	}
 	if !p.control || p.typ != ctrlHandshake {
 		return false
 	}

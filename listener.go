@@ -63,11 +63,16 @@ func (lc *ListenConfig) ListenUDT(ctx context.Context, network, address string) 
 // listenOn makes a listener on m, taking over the caller's reference.
 func listenOn(m *multiplexer, cfg Config) (*Listener, error) {
 	registry.mu.Lock()
-	taken := m.hasListener
-	m.hasListener = true
+	taken, rdv := m.hasListener, len(m.rdvPeers) > 0
+	if !taken && !rdv {
+		m.hasListener = true
+	}
 	registry.mu.Unlock()
 	if taken {
 		return nil, errListenerExists
+	}
+	if rdv {
+		return nil, errRendezvousPending
 	}
 	l := &Listener{
 		m:        m,

@@ -358,7 +358,7 @@ func (c *Conn) discardMessageLocked(off int) {
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcvBuf.At(off)
 	if s.buf != nil {
-		pktbuf.PoolFor(c.payload).Put(s.buf)
+		pktbuf.PoolFor(c.rcvPayload).Put(s.buf)
 	}
 	if s.state == slotData && !s.inOrder {
 		c.rcvUnordered--

@@ -28,6 +28,10 @@ type multiplexer struct {
 	listener   *Listener
 	rcvOut     outbox // control replies built while dispatching
 
+	// rendezvous holds rendezvous dials in progress by peer address, for
+	// their peer's requests to destination 0; owned by the receive worker.
+	rendezvous map[netip.AddrPort]*Conn
+
 	pendingMu  sync.Mutex
 	pending    []func() // guarded by pendingMu
 	hasPending atomic.Bool
@@ -39,6 +43,10 @@ type multiplexer struct {
 	hasListener bool // guarded by registry.mu
 	closed      chan struct{}
 	wg          sync.WaitGroup
+
+	// rdvPeers are the peers of rendezvous dials in progress; guarded by
+	// registry.mu. A port has a listener or rendezvous dials, never both.
+	rdvPeers map[netip.AddrPort]struct{}
 
 	dropped atomic.Uint64 // malformed or unroutable datagrams
 }
@@ -92,6 +100,7 @@ func newMultiplexer(pc packetConn) *multiplexer {
 		laddr:      pc.LocalAddrPort(),
 		socks:      make(map[uint32]*Conn),
 		connectors: make(map[uint32]*Conn),
+		rendezvous: make(map[netip.AddrPort]*Conn),
 		ids:        make(map[uint32]struct{}),
 		refs:       1,
 		closed:     make(chan struct{}),

@@ -63,6 +63,10 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			m.listener.handle(&p, from)
 			return
 		}
+		if c := m.rendezvous[from]; c != nil {
+			m.connecting(c, &p)
+			return
+		}
 		m.dropped.Add(1)
 	case p.dst&0x80000000 != 0:
 		m.dropped.Add(1)
@@ -76,14 +80,28 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			return
 		}
 		if c := m.connectors[p.dst]; c != nil && c.peer == from {
-			if c.handleConnecting(&p) {
-				// Established: move it to the socket table before the next
-				// datagram, so the peer's first data packet finds it.
-				delete(m.connectors, p.dst)
-				m.socks[p.dst] = c
-			}
+			m.connecting(c, &p)
 			return
 		}
 		m.dropped.Add(1)
+	}
+}
+
+// connecting hands p to a dial in progress; receive worker only.
+func (m *multiplexer) connecting(c *Conn, p *packet) {
+	if !c.handleConnecting(p) {
+		return
+	}
+	// Established: move it to the socket table before the next datagram,
+	// so the peer's first data packet finds it.
+	delete(m.connectors, c.id)
+	if m.rendezvous[c.peer] == c {
+		delete(m.rendezvous, c.peer)
+	}
+	m.socks[c.id] = c
+	if !p.control || p.typ == ctrlKeepAlive {
+		// A rendezvous completed by the peer's data or keep-alive: that
+		// packet is the connection's first.
+		c.handlePacket(p)
 	}
 }

@@ -14,12 +14,21 @@
 // A [Dialer] carries a [Config] and dials with a context; [DialContext] is the
 // shorthand for the zero Dialer.
 //
+// Two peers that cannot listen for each other (each behind a NAT, say) meet
+// in rendezvous mode: each dials the other from a bound port.
+//
+//	c, err := udt.DialRendezvous(ctx, "udp", ":9000", "203.0.113.7:9000") // on one host
+//	c, err := udt.DialRendezvous(ctx, "udp", ":9000", "198.51.100.4:9000") // on the other
+//
 // # Multiplexing
 //
 // Every UDP port is owned by one multiplexer: a listener and any number of
 // connections share it. Connections accepted by a listener use the
 // listener's port; dials from [Dialer.LocalAddr] share that port too, and
-// dials without a local address get a fresh ephemeral port each.
+// dials without a local address get a fresh ephemeral port each. A
+// rendezvous dial shares its port with other dials, but not with a
+// listener: as in the C++ library, a listening port hands every connection
+// request to the listener, so [DialRendezvous] refuses such a port.
 //
 // # Configuration
 //
@@ -47,17 +56,21 @@
 //
 // UDT has no checksum of its own: payload integrity rests on the UDP
 // checksum. There is no half-close: Close sends a shutdown that ends both
-// directions.
+// directions. A port with a [Listener] cannot rendezvous (see Multiplexing).
 //
 // # Compatibility
 //
-// The wire format, handshake (including the SYN-cookie exchange), ACK, ACK2,
+// The wire format, handshake (the SYN-cookie exchange and rendezvous), ACK, ACK2,
 // NAK, keep-alive and shutdown follow the C++ 4.11 library byte for byte.
 // Deliberate differences, all interoperable: SYN cookies are an HMAC with a
 // rotating secret instead of an unkeyed MD5; lost NAKs are re-reported
 // periodically; the receiver ignores ACKs and NAKs for packets never sent
 // instead of breaking the connection; a shutdown read after all data is a
-// clean [io.EOF].
+// clean [io.EOF]; in rendezvous both sides use the smaller of the two MSS
+// values (4.11 adopts the peer's, so each direction uses the packet size its
+// receiver announced), and we accept packets up to our own MSS from a 4.11
+// peer that took ours; the data packet that completes a waiting rendezvous
+// is delivered (4.11 consumes it and waits for the retransmission).
 package udt
 
 import (
@@ -115,7 +128,9 @@ type Config struct {
 	Linger time.Duration
 
 	// ConnectTimeout bounds the handshake of a Dial (the C++ library's
-	// fixed 3 s). If zero, 3 s. A context deadline that comes sooner wins.
+	// fixed 3 s). If zero, 3 s, and 30 s for DialRendezvous (the C++
+	// library's fixed rendezvous timeout, [DefaultRendezvousTimeout]). A
+	// context deadline that comes sooner wins.
 	ConnectTimeout time.Duration
 
 	// Backlog is the number of handshaken connections a Listener queues

@@ -4,8 +4,9 @@
 //
 // [BuildPeer] compiles cpeer/cpeer.cpp with g++ once per test binary;
 // [Start] runs it and reads its output lines (LISTEN, ACCEPTED, CONNECTED,
-// RESULT; see the top of cpeer.cpp). Without libudt-dev and g++ the tests
-// that need cpeer are skipped, unless UDT_INTEROP=require, which CI sets.
+// BOUND, MSS, RESULT; see the top of cpeer.cpp). Without libudt-dev and g++
+// the tests that need cpeer are skipped, unless UDT_INTEROP=require, which
+// CI sets.
 //
 // Test data is the xorshift64 stream of [PatternReader]; both sides report
 // a SHA-256 of what they sent or received, to compare with [SHA256Pattern].

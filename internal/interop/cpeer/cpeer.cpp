@@ -12,6 +12,8 @@
 //   cpeer server|client ... -mode msgsend|msgrecv -count K [-seed S] [-maxmsg N]
 //                [-ttl MS] [-unordered] [-gap US]
 //                                     message mode (SOCK_DGRAM): K test messages
+//   cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo]
+//                [-bytes N] [-seed S] [-mss N] [-wait MS] [-nohash]
 //   cpeer pattern -bytes N [-seed S]   print PATTERN bytes=<n> sha256=<hex>
 //   cpeer selftest                     check SHA-256 against FIPS 180-2 vectors
 //
@@ -20,12 +22,18 @@
 //   LISTEN <port>
 //   ACCEPTED <i> <peer host:port>      (server, mode close; IPv6 as [addr]:port)
 //   CONNECTED <i> <ms>                 (client, connect time in milliseconds)
+//   BOUND <port>                       (rendezvous, before it connects)
+//   MSS <n>                            (rendezvous, the MSS it settled on)
 //   RESULT <i> bytes=<n> sha256=<hex> secs=<float> mbps=<float>
 //
 // Connection indexes count from 0. With -nohash the transfers skip SHA-256
 // (which, unaccelerated, is slower than libudt over loopback) and RESULT says
 // sha256=-. With -dgram the sockets are SOCK_DGRAM and data moves as in-order
 // messages of -msgsize bytes (default 65536).
+//
+// Rendezvous sets UDT_RENDEZVOUS, binds H:LOCAL (0 picks a port, printed
+// as BOUND), waits -wait milliseconds and connects to H:P, which dials back.
+// Then it sends (the default), receives, or echoes until the peer closes.
 //
 // Mode close meets a libudt 4.11 race: a connecting socket can send its
 // handshake request twice (the connecting thread and the receive queue's
@@ -217,6 +225,8 @@ struct Options {
     int ttl; // ms, -1 for none
     bool unordered;
     int gap; // us between messages
+    int peerport;
+    int wait; // ms before a rendezvous connect
 };
 
 static Options opt;
@@ -250,6 +260,7 @@ static void usage(const char* why) {
     fprintf(stderr, "cpeer: %s\n"
             "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N]\n"
             "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram] [-msgsize N]\n"
+            "       cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-wait MS]\n"
             "       (both also take -nohash, and -perfmon: a PERF line of the sender's figures each second)\n"
             "       cpeer pattern -bytes N [-seed S]\n"
             "       cpeer selftest\n", why);
@@ -297,6 +308,8 @@ static void parseArgs(int argc, char** argv) {
     opt.ttl = -1;
     opt.unordered = false;
     opt.gap = 0;
+    opt.peerport = -1;
+    opt.wait = 0;
     for (int i = 2; i < argc; i++) {
         std::string f = argv[i];
         if (f.size() > 2 && f[0] == '-' && f[1] == '-')
@@ -336,6 +349,10 @@ static void parseArgs(int argc, char** argv) {
             opt.mss = int(parseInt("-mss", v, 1));
         else if (f == "-count")
             opt.count = int(parseInt("-count", v, 1));
+        else if (f == "-peerport")
+            opt.peerport = int(parseInt("-peerport", v, 1));
+        else if (f == "-wait")
+            opt.wait = int(parseInt("-wait", v, 0));
         else if (f == "-msgsize")
             opt.msgsize = int(parseInt("-msgsize", v, 1));
         else if (f == "-maxmsg")
@@ -349,6 +366,8 @@ static void parseArgs(int argc, char** argv) {
     }
     if (opt.port > 65535)
         usage("bad value for -port");
+    if (opt.peerport > 65535)
+        usage("bad value for -peerport");
 }
 
 static double now() {
@@ -787,6 +806,56 @@ static int runClient() {
     return 0;
 }
 
+// ---------------------------------------------------------------- rendezvous
+
+static int portOf(const sockaddr_storage& ss) {
+    return ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port)
+                                    : ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+}
+
+static int runRendezvous() {
+    if (opt.host.empty() || opt.peerport <= 0)
+        usage("rendezvous needs -host and -peerport");
+    if (opt.port < 0)
+        opt.port = 0;
+    if (opt.mode.empty())
+        opt.mode = "send";
+    if (opt.mode != "send" && opt.mode != "recv" && opt.mode != "echo")
+        usage(("bad rendezvous mode " + opt.mode).c_str());
+
+    int len, peerLen;
+    sockaddr_storage local = resolve(opt.host, opt.port, &len);
+    sockaddr_storage peer = resolve(opt.host, opt.peerport, &peerLen);
+    UDTSOCKET s = newSocket(local.ss_family);
+    bool on = true;
+    if (UDT::setsockopt(s, 0, UDT_RENDEZVOUS, &on, sizeof(on)) == UDT::ERROR)
+        dieUDT("setsockopt UDT_RENDEZVOUS");
+    if (UDT::bind(s, reinterpret_cast<sockaddr*>(&local), len) == UDT::ERROR)
+        dieUDT("bind");
+    sockaddr_storage bound;
+    int boundLen = sizeof(bound);
+    if (UDT::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &boundLen) == UDT::ERROR)
+        dieUDT("getsockname");
+    say("BOUND %d", portOf(bound));
+    if (opt.wait > 0)
+        usleep(useconds_t(opt.wait) * 1000);
+    double start = now();
+    if (UDT::connect(s, reinterpret_cast<sockaddr*>(&peer), peerLen) == UDT::ERROR)
+        dieUDT("connect");
+    say("CONNECTED 0 %.3f", (now() - start) * 1000);
+    int mss = 0, mssLen = sizeof(mss);
+    if (UDT::getsockopt(s, 0, UDT_MSS, &mss, &mssLen) == UDT::ERROR)
+        dieUDT("getsockopt UDT_MSS");
+    say("MSS %d", mss);
+    if (opt.mode == "send")
+        doSend(s, 0);
+    else if (opt.mode == "recv")
+        doRecv(s, 0);
+    else
+        doEcho(s, 0);
+    return 0;
+}
+
 // ---------------------------------------------------------------- offline checks
 
 static int runPattern() {
@@ -845,12 +914,12 @@ int main(int argc, char** argv) {
         return runPattern();
     if (opt.role == "selftest")
         return runSelftest();
-    if (opt.role != "server" && opt.role != "client")
+    if (opt.role != "server" && opt.role != "client" && opt.role != "rendezvous")
         usage(("unknown role " + opt.role).c_str());
 
     if (UDT::startup() == UDT::ERROR)
         dieUDT("startup");
-    int rc = opt.role == "server" ? runServer() : runClient();
+    int rc = opt.role == "server" ? runServer() : opt.role == "client" ? runClient() : runRendezvous();
     UDT::cleanup();
     return rc;
 }
