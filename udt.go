@@ -70,7 +70,19 @@
 // values (4.11 adopts the peer's, so each direction uses the packet size its
 // receiver announced), and we accept packets up to our own MSS from a 4.11
 // peer that took ours; the data packet that completes a waiting rendezvous
-// is delivered (4.11 consumes it and waits for the retransmission).
+// is delivered (4.11 consumes it and waits for the retransmission); message
+// drop requests name the exact range, marked in bit 31 of the info word
+// (4.11 names one packet more, which we keep), and also drop messages whose
+// TTL ran out before they were sent; a stalled ACK point has the oldest
+// packet resent, since a 4.11 receiver reports a loss only once.
+//
+// # Message mode
+//
+// With Config.Type set to [TypeMessage] on both peers, a connection keeps
+// message boundaries: [Conn.WriteMessage] sends one message with a time to
+// live and an in-order flag, [Conn.ReadMessage] reads one whole message,
+// and Read and Write do the same. A message that outlives its TTL is
+// dropped whole and never partly delivered.
 package udt
 
 import (
