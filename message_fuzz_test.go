@@ -1,0 +1,104 @@
+package udt
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/udt-go/udt/internal/netsim"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// fuzzReceiver returns an established message-mode connection whose
+// receive side the fuzzer drives directly; its multiplexer is not started,
+// and what it would send goes nowhere.
+func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
+	a, b := netsim.NewPacketPipe(netsim.LinkConfig{}, netsim.LinkConfig{}, 1)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	m := newMultiplexer(netPacketConn{a})
+	cfg, err := Config{Type: TypeMessage, ReceiveBuffer: 64, FlowWindow: 64}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(m, cfg, netip.MustParseAddrPort("127.0.0.1:9"))
+	const isn = seq.Num(seq.Max - 20) // the window crosses the wrap
+	c.mu.Lock()
+	c.establishLocked(time.Now(), 7, DefaultMSS, 64, 100, isn)
+	c.timer.Stop()
+	c.mu.Unlock()
+	return c, isn
+}
+
+// FuzzMessageReceiver feeds a message-mode receiver arbitrary data packets
+// (any sequence number near the window, message number, position and
+// order flag) and drop requests (any range, either form), reading what it
+// can after each. It checks that nothing panics, that every slot before the
+// ACK point is filled or settled (a hole there would stall the connection
+// for good), that the out-of-order count stays true, and that every
+// message read is made of packets the fuzzer sent, in sequence order.
+func FuzzMessageReceiver(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 3, 1, 5, 0, 1, 1, 2, 1, 3, 0, 2, 1, 1, 1, 3})
+	f.Add([]byte{0, 0, 1, 2, 1, 4, 0, 2, 1, 1, 1, 4, 1, 1, 1, 3, 0, 0, 0, 3, 2, 0, 1, 1})
+	f.Add([]byte{0, 0, 1, 2, 0, 4, 1, 0, 1, 2, 0x80, 0, 0, 3, 2, 3, 0, 9})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		c, isn := fuzzReceiver(t)
+		sent := make(map[seq.Num][]byte)
+		buf := make([]byte, 64*DefaultMSS)
+		for len(ops) >= 6 {
+			op := ops[:6]
+			ops = ops[6:]
+			s := isn.Add(int(op[1]%80) - 8)
+			c.mu.Lock()
+			var ob outbox
+			if op[0]&1 == 0 {
+				body := bytes.Repeat([]byte{op[5]}, 1+int(op[5])%40)
+				p := &packet{seq: s, msg: seq.Msg(op[2] % 8), pos: msgPos(op[3] & 3), inOrder: op[4]&1 == 1, body: body}
+				if _, dup := sent[s]; !dup {
+					sent[s] = body
+				}
+				c.onData(p, time.Now(), &ob)
+			} else {
+				info := uint32(op[2] % 8)
+				if op[4]&0x80 != 0 {
+					info |= dropExact
+				}
+				d := dropBody{first: s, last: s.Add(int(op[3] % 12))}
+				c.onDropRequest(&packet{control: true, typ: ctrlDropReq, info: info, body: d.append(nil)}, time.Now())
+			}
+			for {
+				off, slots, size, ok := c.nextMessageLocked()
+				if !ok {
+					break
+				}
+				first := c.rcvReadSeq.Add(off)
+				var want []byte
+				for i := range slots {
+					want = append(want, *c.rcvBuf.At(off + i).buf...)
+					if !bytes.Equal(*c.rcvBuf.At(off + i).buf, sent[first.Add(i)]) {
+						t.Fatalf("slot %d holds bytes that were not sent as packet %d", off+i, first.Add(i))
+					}
+				}
+				c.takeMessageLocked(buf, off, slots)
+				if !bytes.Equal(buf[:size], want) {
+					t.Fatalf("message read as %q, its packets hold %q", buf[:size], want)
+				}
+			}
+			contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+			unordered := 0
+			for i := range c.rcvBuf.Len() {
+				sl := c.rcvBuf.At(i)
+				if i < contig && sl.state == slotEmpty {
+					t.Fatalf("slot %d, before the ACK point %d, is empty", i, contig)
+				}
+				if sl.state == slotData && !sl.inOrder {
+					unordered++
+				}
+			}
+			if unordered != c.rcvUnordered {
+				t.Fatalf("%d out-of-order packets held, counted %d", unordered, c.rcvUnordered)
+			}
+			c.mu.Unlock()
+		}
+	})
+}
