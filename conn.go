@@ -255,21 +255,35 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if c.cfg.Type == TypeMessage {
 		return c.readMessage(b)
 	}
+	return c.readLoop(func() (int, error, bool) {
+		n := c.readLocked(b)
+		return n, nil, n > 0 || len(b) == 0
+	})
+}
+
+// readLoop runs a read: take, called with mu held, returns done with the
+// result once it has one. Until then readLoop returns the connection's end
+// (its error, or io.EOF after the peer's shutdown), or waits for more data
+// or the read deadline. A read that took data announces the space it freed
+// to the peer if it was short, and wakes the next reader.
+func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) {
 	for {
 		c.mu.Lock()
 		if c.closing {
 			c.mu.Unlock()
 			return 0, c.opError("read", net.ErrClosed)
 		}
-		n := c.readLocked(b)
-		if n > 0 || len(b) == 0 {
-			ob := c.windowUpdateLocked()
+		if n, err, done := take(); done {
+			var ob *outbox
+			if err == nil {
+				ob = c.windowUpdateLocked()
+			}
 			c.mu.Unlock()
 			c.flush(ob)
 			if n > 0 {
 				c.signalRead() // for other readers, if data is left
 			}
-			return n, nil
+			return n, err
 		}
 		switch {
 		case c.err != nil:

@@ -159,3 +159,43 @@ func ExampleCongestionController() {
 	fmt.Println(st.CongestionWindow <= 64, ctl.sent.Load() == int64(st.Total.PktSent))
 	// Output: true true
 }
+
+// A message connection keeps message boundaries; each message may have a
+// time to live and be delivered in order or as soon as it is complete.
+func ExampleConn_WriteMessage() {
+	lc := udt.ListenConfig{Config: udt.Config{Type: udt.TypeMessage}}
+	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	d := udt.Dialer{Config: udt.Config{Type: udt.TypeMessage}}
+	c, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.AcceptUDT()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	for _, m := range []string{"first", "second message", "3"} {
+		if _, err := c.WriteMessage([]byte(m), time.Second, true); err != nil {
+			log.Fatal(err)
+		}
+	}
+	buf := make([]byte, 100)
+	for range 3 {
+		n, err := s.ReadMessage(buf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%q\n", buf[:n])
+	}
+	// Output:
+	// "first"
+	// "second message"
+	// "3"
+}

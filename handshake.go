@@ -62,24 +62,8 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 // dialOn runs a caller handshake to peer on m, taking over the caller's
 // reference to m (released on failure).
 func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort) (*Conn, error) {
-	c := newConn(m, cfg, peer)
+	c := newDialingConn(m, cfg, peer, reqInduction)
 	c.isDial = true
-	if m.laddr.Addr().IsUnspecified() {
-		c.laddr = routeSource(net.UDPAddrFromAddrPort(peer), m.laddr.Port())
-	}
-	c.hs = handshake{
-		version:  udtVersion,
-		sockType: cfg.Type.wire(),
-		isn:      uint32(randomISN()),
-		mss:      uint32(cfg.MSS),
-		window:   uint32(min(cfg.ReceiveBuffer, cfg.FlowWindow)),
-		reqType:  reqInduction,
-		socketID: c.id,
-	}
-	if cfg.isn != 0 {
-		c.hs.isn = (cfg.isn - 1) & uint32(seq.Max)
-	}
-	putPeerIP(&c.hs.peerIP, peer.Addr())
 	m.apply(func() { m.connectors[c.id] = c })
 
 	if err := c.handshake(ctx); err != nil {
@@ -97,6 +81,29 @@ func (c *Conn) abandon() {
 	c.mu.Unlock()
 	close(c.closed)
 	c.unregister()
+}
+
+// newDialingConn makes a connection on m that dials peer, with its first
+// handshake request, of type reqType, in c.hs.
+func newDialingConn(m *multiplexer, cfg Config, peer netip.AddrPort, reqType int32) *Conn {
+	c := newConn(m, cfg, peer)
+	if m.laddr.Addr().IsUnspecified() {
+		c.laddr = routeSource(net.UDPAddrFromAddrPort(peer), m.laddr.Port())
+	}
+	c.hs = handshake{
+		version:  udtVersion,
+		sockType: cfg.Type.wire(),
+		isn:      uint32(randomISN()),
+		mss:      uint32(cfg.MSS),
+		window:   uint32(min(cfg.ReceiveBuffer, cfg.FlowWindow)),
+		reqType:  reqType,
+		socketID: c.id,
+	}
+	if cfg.isn != 0 {
+		c.hs.isn = (cfg.isn - 1) & uint32(seq.Max)
+	}
+	putPeerIP(&c.hs.peerIP, peer.Addr())
+	return c
 }
 
 // routeSource returns the local address the system would send from to

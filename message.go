@@ -3,7 +3,6 @@ package udt
 import (
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"time"
 
@@ -176,43 +175,20 @@ func (c *Conn) ReadMessage(b []byte) (int, error) {
 }
 
 func (c *Conn) readMessage(b []byte) (int, error) {
-	for {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
-			return 0, c.opError("read", net.ErrClosed)
+	return c.readLoop(func() (int, error, bool) {
+		if c.rcvBuf == nil {
+			return 0, nil, false
 		}
-		if c.rcvBuf != nil {
-			if off, slots, size, ok := c.nextMessageLocked(); ok {
-				if len(b) < size {
-					c.mu.Unlock()
-					return 0, c.opError("read", &MessageSizeError{Size: size, Buf: len(b)})
-				}
-				c.takeMessageLocked(b, off, slots)
-				ob := c.windowUpdateLocked()
-				c.mu.Unlock()
-				c.flush(ob)
-				c.signalRead() // for other readers, if more is queued
-				return size, nil
-			}
-		}
+		off, slots, size, ok := c.nextMessageLocked()
 		switch {
-		case c.err != nil:
-			err := c.err
-			c.mu.Unlock()
-			return 0, c.opError("read", err)
-		case c.peerClosed:
-			c.mu.Unlock()
-			return 0, io.EOF
+		case !ok:
+			return 0, nil, false
+		case len(b) < size:
+			return 0, c.opError("read", &MessageSizeError{Size: size, Buf: len(b)}), true
 		}
-		c.mu.Unlock()
-		select {
-		case <-c.readReady:
-		case <-c.rdl.Wait():
-			return 0, c.opError("read", os.ErrDeadlineExceeded)
-		case <-c.closed:
-		}
-	}
+		c.takeMessageLocked(b, off, slots)
+		return size, nil, true
+	})
 }
 
 // onMessageData wakes a reader when the packet stored at off completed a

@@ -125,24 +125,8 @@ func dialRendezvousOn(ctx context.Context, m *multiplexer, cfg Config, peer neti
 		registry.mu.Unlock()
 	}()
 
-	c := newConn(m, cfg, peer)
+	c := newDialingConn(m, cfg, peer, reqRendezvous)
 	c.rendezvous = true
-	if m.laddr.Addr().IsUnspecified() {
-		c.laddr = routeSource(net.UDPAddrFromAddrPort(peer), m.laddr.Port())
-	}
-	c.hs = handshake{
-		version:  udtVersion,
-		sockType: cfg.Type.wire(),
-		isn:      uint32(randomISN()),
-		mss:      uint32(cfg.MSS),
-		window:   uint32(min(cfg.ReceiveBuffer, cfg.FlowWindow)),
-		reqType:  reqRendezvous,
-		socketID: c.id,
-	}
-	if cfg.isn != 0 {
-		c.hs.isn = (cfg.isn - 1) & uint32(seq.Max)
-	}
-	putPeerIP(&c.hs.peerIP, peer.Addr())
 	m.apply(func() {
 		m.connectors[c.id] = c
 		m.rendezvous[peer] = c
