@@ -2,6 +2,7 @@ package udt
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -146,6 +147,7 @@ type Conn struct {
 	peerClosed   bool      // SHUTDOWN received
 	closing      bool      // Close called
 	lastShutdown time.Time // last shutdown sent by a closed connection
+	lastBurstLog time.Time // last retransmission burst logged (see logRetransmission)
 	unregOnce    sync.Once
 	timer        *time.Timer
 	timerAt      time.Time
@@ -243,6 +245,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 		c.holdUntil = now.Add(firstDataHold)
 	}
 	c.armTimerLocked(now)
+	c.logConnected()
 }
 
 // flowWindowCap bounds the sender's loss list: twice the largest window.
@@ -477,6 +480,9 @@ func (c *Conn) Close() error {
 		sentShutdown = true
 	}
 	wasConnecting := c.state == stateConnecting
+	if c.state == stateConnected && !c.peerClosed && c.err == nil {
+		c.logClosed(slog.LevelInfo, "local", nil)
+	}
 	repeatAfter := max(c.rtt.RTT, synInterval)
 	c.state = stateClosed
 	if c.timer != nil {
@@ -652,6 +658,7 @@ func (c *Conn) signalWrite() {
 func (c *Conn) failLocked(err error) {
 	if c.err == nil {
 		c.err = err
+		c.logClosed(slog.LevelWarn, "error", err)
 	}
 	if c.timer != nil {
 		c.timer.Stop()

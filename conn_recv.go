@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/udt-go/udt/internal/lossl"
@@ -252,7 +253,11 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 // ErrPeerAborted instead. On a message connection the messages those
 // packets belong to are lost, like expired ones, and the rest are read.
 func (c *Conn) onShutdown() {
+	if c.peerClosed {
+		return // the repeat of a shutdown
+	}
 	c.peerClosed = true
+	c.logClosed(slog.LevelInfo, "peer", nil)
 	switch {
 	case c.message:
 		c.abandonLossesLocked()
@@ -389,6 +394,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 		if c.sndLoss.Len() == 0 {
 			c.stats.pktSndLoss += uint64(c.sndLoss.Insert(c.sndLastAck, c.sndCurrSeq))
 		}
+		c.logRetransmission(now, "timeout", c.sndLoss.Len())
 		c.cc.OnTimeout(now, c.ccInputs())
 		c.ccUpdateLocked()
 		c.kickLocked(now)

@@ -268,8 +268,16 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	}
 	c.cc.OnLoss(now, c.ccLossRanges(c.nakScratch), c.ccInputs())
 	c.ccUpdateLocked()
+	reported := 0
 	for _, r := range c.nakScratch {
 		c.stats.pktSndLoss += uint64(c.sndLoss.Insert(r.First, r.Last))
+		reported += seq.Len(r.First, r.Last)
+	}
+	if reported >= burstLog {
+		c.logRetransmission(now, "loss report", reported)
 	}
 	c.kickLocked(now)
 }
+
+// burstLog is the size of a loss report logged as a retransmission burst.
+const burstLog = 64

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -212,6 +213,7 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		return true
 	case reqRefused:
 		c.err = ErrConnRefused
+		c.logf(slog.LevelInfo, "udt: dial refused")
 		close(c.connected)
 	}
 	return false

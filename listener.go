@@ -2,6 +2,8 @@ package udt
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -200,6 +202,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	if !l.cookies.check(from, h.cookie, now) {
 		l.m.dropped.Add(1)
+		l.logRefused(slog.LevelDebug, from, "bad or expired cookie")
 		return
 	}
 	if h.socketID == 0 || h.socketID&0x80000000 != 0 {
@@ -208,6 +211,8 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	if h.version != udtVersion || h.sockType != l.cfg.Type.wire() {
 		l.refuse(ob, &h)
+		l.logRefused(slog.LevelInfo, from, fmt.Sprintf("version %d, socket type %d; this listener: version %d, type %d (%v)",
+			h.version, h.sockType, udtVersion, l.cfg.Type.wire(), l.cfg.Type))
 		return
 	}
 	key := hsKey{from, h.socketID, h.isn}
@@ -228,6 +233,11 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	if l.closing || len(l.accept) >= cap(l.accept) {
 		l.refused++
 		l.refuse(ob, &h)
+		reason := "backlog full"
+		if l.closing {
+			reason = "listener closing"
+		}
+		l.logRefused(slog.LevelInfo, from, reason)
 		return
 	}
 	registry.mu.Lock()

@@ -89,6 +89,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -182,6 +183,12 @@ type Config struct {
 	// (SOCK_DGRAM), which keeps message boundaries. Both peers must use
 	// the same; a listener refuses a dial of the other type.
 	Type SocketType
+
+	// Logger, if set, receives the connection's events: established and
+	// closed, refused dials, retransmission bursts, lost peers (see the
+	// package documentation, Logging). If nil, nothing is logged and no
+	// event is built.
+	Logger *slog.Logger
 
 	// MessageTTL is the time to live of the messages Write sends on a
 	// message connection: one not delivered within it is dropped whole.

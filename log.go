@@ -1,0 +1,115 @@
+package udt
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Events go to Config.Logger, a [*slog.Logger], when it is set; with none,
+// nothing is built or formatted. Every record's message starts with "udt:".
+// What is logged, and at which level:
+//
+//   - Info: a connection established ("udt: connected") and ended
+//     ("udt: closed", with who ended it, its duration and its packet
+//     counts); a dial refused ("udt: dial refused") and, on the listener,
+//     the request it refused and why ("udt: handshake refused": backlog
+//     full, closing, version or socket type).
+//   - Warn: a connection lost ("udt: connection lost", with the error).
+//   - Info: a retransmission timeout, and a loss report naming 64 packets
+//     or more ("udt: retransmission burst"), at most one per second for
+//     each connection.
+//   - Debug: a handshake request dropped for a bad or expired cookie
+//     ("udt: handshake dropped"; a SYN flood shows here).
+//
+// The handler is called on the multiplexer's goroutines and the
+// connection's timer, with the connection's lock held: it must not block
+// or call back into the connection.
+
+// logf emits one record for c if its logger is enabled for level.
+func (c *Conn) logf(level slog.Level, msg string, attrs ...slog.Attr) {
+	l := c.cfg.Logger
+	if l == nil || !l.Enabled(context.Background(), level) {
+		return
+	}
+	base := []slog.Attr{
+		slog.Uint64("id", uint64(c.id)),
+		slog.String("local", c.laddr.String()),
+		slog.String("remote", c.peer.String()),
+	}
+	l.LogAttrs(context.Background(), level, msg, append(base, attrs...)...)
+}
+
+// logging reports whether records at level would be kept, so callers can
+// skip building their attributes.
+func (c *Conn) logging(level slog.Level) bool {
+	l := c.cfg.Logger
+	return l != nil && l.Enabled(context.Background(), level)
+}
+
+// logConnected records an established connection.
+func (c *Conn) logConnected() {
+	if !c.logging(slog.LevelInfo) {
+		return
+	}
+	role := "accepted"
+	switch {
+	case c.rendezvous:
+		role = "rendezvous"
+	case c.isDial:
+		role = "dialed"
+	}
+	c.logf(slog.LevelInfo, "udt: connected", slog.String("role", role),
+		slog.Uint64("peer_id", uint64(c.peerID)), slog.Int("mss", c.mss),
+		slog.String("type", c.cfg.Type.String()), slog.Int("flow_window", c.flowWindow))
+}
+
+// logClosed records the end of an established connection: by whom
+// ("local", "peer") or the error that ended it.
+func (c *Conn) logClosed(level slog.Level, by string, err error) {
+	if !c.logging(level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("by", by),
+		slog.Duration("duration", time.Since(c.stats.start).Round(time.Millisecond)),
+		slog.Uint64("pkt_sent", c.stats.pktSent),
+		slog.Uint64("pkt_retrans", c.stats.pktRetrans),
+		slog.Uint64("pkt_recv", c.stats.pktRecv),
+		slog.Uint64("pkt_rcv_loss", c.stats.pktRcvLoss),
+	}
+	msg := "udt: closed"
+	if err != nil {
+		msg = "udt: connection lost"
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	c.logf(level, msg, attrs...)
+}
+
+// logRetransmission records a retransmission timeout (n unacknowledged
+// packets queued again) or a loss report of n packets, at most once a
+// second.
+func (c *Conn) logRetransmission(now time.Time, cause string, n int) {
+	if !c.logging(slog.LevelInfo) || now.Sub(c.lastBurstLog) < time.Second {
+		return
+	}
+	c.lastBurstLog = now
+	c.logf(slog.LevelInfo, "udt: retransmission burst", slog.String("cause", cause),
+		slog.Int("packets", n), slog.Duration("rtt", c.rtt.RTT), slog.Duration("period", c.period))
+}
+
+// logRefused records a handshake request the listener refused (Info) or
+// dropped (Debug).
+func (l *Listener) logRefused(level slog.Level, from netip.AddrPort, reason string) {
+	lg := l.cfg.Logger
+	if lg == nil || !lg.Enabled(context.Background(), level) {
+		return
+	}
+	msg := "udt: handshake refused"
+	if level < slog.LevelInfo {
+		msg = "udt: handshake dropped"
+	}
+	lg.LogAttrs(context.Background(), level, msg,
+		slog.String("listener", l.addr.String()), slog.String("remote", from.String()), slog.String("reason", reason))
+}

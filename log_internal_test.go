@@ -1,0 +1,165 @@
+package udt
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt/internal/netsim"
+)
+
+// recorder is a slog.Handler that keeps every record, attributes flattened
+// to strings.
+type recorder struct {
+	mu      sync.Mutex
+	records []logged
+}
+
+type logged struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler        { return r }
+func (r *recorder) WithGroup(string) slog.Handler             { return r }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	l := logged{level: rec.Level, msg: rec.Message, attrs: map[string]string{}}
+	rec.Attrs(func(a slog.Attr) bool {
+		l.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	r.mu.Lock()
+	r.records = append(r.records, l)
+	r.mu.Unlock()
+	return nil
+}
+
+// find returns the records with message msg.
+func (r *recorder) find(msg string) []logged {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []logged
+	for _, l := range r.records {
+		if l.msg == msg {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestLoggerConnectionLife(t *testing.T) {
+	var cl, sl recorder
+	ln := listenRaw(t, Config{Logger: slog.New(&sl)})
+	d := Dialer{Config: Config{Logger: slog.New(&cl)}}
+	c, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	require.NoError(t, err)
+	s, err := ln.AcceptUDT()
+	require.NoError(t, err)
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	_, err = io.ReadAll(s)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	up := cl.find("udt: connected")
+	require.Len(t, up, 1)
+	require.Equal(t, "dialed", up[0].attrs["role"])
+	require.Equal(t, "1500", up[0].attrs["mss"])
+	require.Equal(t, c.RemoteAddr().String(), up[0].attrs["remote"])
+	up = sl.find("udt: connected")
+	require.Len(t, up, 1)
+	require.Equal(t, "accepted", up[0].attrs["role"])
+
+	down := cl.find("udt: closed")
+	require.Len(t, down, 1)
+	require.Equal(t, "local", down[0].attrs["by"])
+	require.Equal(t, "1", down[0].attrs["pkt_sent"])
+	down = sl.find("udt: closed")
+	require.Len(t, down, 1, "the server's record of the peer's shutdown")
+	require.Equal(t, "peer", down[0].attrs["by"])
+}
+
+func TestLoggerRefusedDial(t *testing.T) {
+	var cl, sl recorder
+	ln := listenRaw(t, Config{Type: TypeMessage, Logger: slog.New(&sl)})
+	d := Dialer{Config: Config{Logger: slog.New(&cl)}}
+	_, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
+	require.ErrorIs(t, err, ErrConnRefused)
+	require.Len(t, cl.find("udt: dial refused"), 1)
+	refused := sl.find("udt: handshake refused")
+	require.NotEmpty(t, refused)
+	require.Contains(t, refused[0].attrs["reason"], "socket type 1")
+	require.Equal(t, slog.LevelInfo, refused[0].level)
+}
+
+func TestLoggerLostPeer(t *testing.T) {
+	var rec recorder
+	c, s := internalPair(t, Config{PeerIdleTimeout: 500 * time.Millisecond, Linger: -1, Logger: slog.New(&rec)})
+	_ = s
+	require.NoError(t, s.m.conn.Close()) // the peer falls silent
+	buf := make([]byte, 1)
+	_, err := c.Read(buf)
+	require.ErrorIs(t, err, ErrConnLost)
+	var lost []logged
+	for _, l := range rec.find("udt: connection lost") {
+		if l.attrs["remote"] == c.RemoteAddr().String() {
+			lost = append(lost, l)
+		}
+	}
+	require.Len(t, lost, 1)
+	require.Equal(t, slog.LevelWarn, lost[0].level)
+	require.True(t, strings.Contains(lost[0].attrs["error"], "connection lost"), lost[0].attrs["error"])
+}
+
+// TestLoggerRetransmissionBursts cuts the link for 3 s: the sender's
+// timeouts are logged, at most one a second.
+func TestLoggerRetransmissionBursts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		l := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond}
+		c, s, pa, _ := simPair(t, l, l, Config{Logger: slog.New(&rec)}, 5)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			bh := l
+			bh.Blackhole = true
+			pa.Link().SetConfig(bh)
+			time.Sleep(3 * time.Second)
+			pa.Link().SetConfig(l)
+		}()
+		transfer(t, c, s, 8<<20)
+		var bursts []time.Duration
+		for _, r := range rec.find("udt: retransmission burst") {
+			if r.attrs["cause"] == "timeout" {
+				bursts = append(bursts, 0)
+			}
+		}
+		require.NotEmpty(t, bursts, "no timeout logged")
+		require.LessOrEqual(t, len(bursts), 4, "timeouts over 3 s are logged at most once a second")
+	})
+}
+
+// TestLoggerFreeWhenUnset: with no Logger the event paths allocate nothing.
+func TestLoggerFreeWhenUnset(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	allocs := testing.AllocsPerRun(100, func() {
+		c.logConnected()
+		c.logClosed(slog.LevelInfo, "local", nil)
+		c.logRetransmission(now, "timeout", 100)
+		c.logf(slog.LevelInfo, "udt: dial refused")
+	})
+	require.Zero(t, allocs)
+}
