@@ -139,7 +139,7 @@ type CongestionInfo struct {
 
 // LossRange is a run of lost packets, First to Last inclusive.
 type LossRange struct {
-	First, Last uint32
+	First, Last uint32 // sequence numbers, 31 bits
 }
 
 // CongestionPacket describes one data packet sent or received.

@@ -7,25 +7,7 @@ import (
 	"time"
 )
 
-// Events go to Config.Logger, a [*slog.Logger], when it is set; with none,
-// nothing is built or formatted. Every record's message starts with "udt:".
-// What is logged, and at which level:
-//
-//   - Info: a connection established ("udt: connected") and ended
-//     ("udt: closed", with who ended it, its duration and its packet
-//     counts); a dial refused ("udt: dial refused") and, on the listener,
-//     the request it refused and why ("udt: handshake refused": backlog
-//     full, closing, version or socket type).
-//   - Warn: a connection lost ("udt: connection lost", with the error).
-//   - Info: a retransmission timeout, and a loss report naming 64 packets
-//     or more ("udt: retransmission burst"), at most one per second for
-//     each connection.
-//   - Debug: a handshake request dropped for a bad or expired cookie
-//     ("udt: handshake dropped"; a SYN flood shows here).
-//
-// The handler is called on the multiplexer's goroutines and the
-// connection's timer, with the connection's lock held: it must not block
-// or call back into the connection.
+// Connection events for Config.Logger (its documentation lists them).
 
 // logf emits one record for c if its logger is enabled for level.
 func (c *Conn) logf(level slog.Level, msg string, attrs ...slog.Attr) {

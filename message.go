@@ -54,6 +54,7 @@ type MessageSizeError struct {
 	Buf  int // bytes in the buffer given
 }
 
+// Error names the message's size and the buffer's.
 func (e *MessageSizeError) Error() string {
 	return fmt.Sprintf("udt: message of %d bytes does not fit a %d-byte buffer", e.Size, e.Buf)
 }
@@ -69,6 +70,7 @@ type MessageTooLargeError struct {
 	Max  int // the largest message the connection carries, bytes
 }
 
+// Error names the message's size and the limit.
 func (e *MessageTooLargeError) Error() string {
 	return fmt.Sprintf("udt: message of %d bytes exceeds the %d-byte limit of the send and peer's receive buffers", e.Size, e.Max)
 }

@@ -37,16 +37,16 @@ type Counters struct {
 	PktSent        uint64 // data packets sent, retransmissions included
 	BytesSent      uint64 // payload bytes sent, retransmissions included
 	PktRetrans     uint64 // data packets retransmitted
-	BytesRetrans   uint64
+	BytesRetrans   uint64 // payload bytes retransmitted
 	PktRecv        uint64 // data packets received, duplicates included
 	BytesRecv      uint64 // payload bytes accepted into the receive buffer
 	PktRecvDropped uint64 // data packets discarded: duplicate, outside the window
 	PktSndLoss     uint64 // packets the peer reported lost, or timed out
 	PktRcvLoss     uint64 // packets found missing by the receiver
-	ACKSent        uint64
-	ACKRecv        uint64
-	NAKSent        uint64
-	NAKRecv        uint64
+	ACKSent        uint64 // ACKs sent: light, short and full
+	ACKRecv        uint64 // ACKs received
+	NAKSent        uint64 // loss reports sent, the periodic ones included
+	NAKRecv        uint64 // loss reports received
 	Dropped        uint64 // malformed or unexpected control packets and foreign datagrams
 	DropReqSent    uint64 // message drop requests sent (TTL expiries; repeats included)
 	DropReqRecv    uint64 // message drop requests received
@@ -77,7 +77,7 @@ type Stats struct {
 	SendRate         float64       // Mbit/s of payload sent over the interval
 	RecvRate         float64       // Mbit/s of payload received over the interval
 	RTT              time.Duration // smoothed round-trip time
-	RTTVar           time.Duration
+	RTTVar           time.Duration // variation of the round-trip time
 	Bandwidth        float64       // estimated link capacity, Mbit/s
 	PktSndPeriod     time.Duration // inter-packet interval set by congestion control
 	CongestionWindow int           // packets

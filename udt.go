@@ -43,6 +43,24 @@
 // [NewFixedRate] (a constant rate, as the C++ example CUDPBlast) and
 // [NewTCPLike] (a TCP-like window, as the example CTCP).
 //
+// # Message mode
+//
+// With Config.Type set to [TypeMessage] on both peers, a connection keeps
+// message boundaries: [Conn.WriteMessage] sends one message with a time to
+// live and an in-order flag, [Conn.ReadMessage] reads one whole message,
+// and Read and Write do the same. A message that outlives its TTL is
+// dropped whole and never partly delivered.
+//
+// # Statistics and logging
+//
+// [Conn.Stats] returns the C++ library's performance-monitor figures:
+// packet, byte, loss, retransmission, ACK and NAK counts (totals and since
+// the previous call), rates, RTT, bandwidth estimate, windows and buffer
+// occupancy. Config.Logger, a [*slog.Logger], receives connection events:
+// established and closed, refused dials and why, retransmission bursts,
+// lost peers (Config.Logger lists them with their levels). With no
+// logger, nothing is built.
+//
 // # Errors
 //
 // Methods of [Conn] and [Listener] return [*net.OpError] values. A passed
@@ -75,14 +93,6 @@
 // (4.11 names one packet more, which we keep), and also drop messages whose
 // TTL ran out before they were sent; a stalled ACK point has the oldest
 // packet resent, since a 4.11 receiver reports a loss only once.
-//
-// # Message mode
-//
-// With Config.Type set to [TypeMessage] on both peers, a connection keeps
-// message boundaries: [Conn.WriteMessage] sends one message with a time to
-// live and an in-order flag, [Conn.ReadMessage] reads one whole message,
-// and Read and Write do the same. A message that outlives its TTL is
-// dropped whole and never partly delivered.
 package udt
 
 import (
@@ -184,10 +194,24 @@ type Config struct {
 	// the same; a listener refuses a dial of the other type.
 	Type SocketType
 
-	// Logger, if set, receives the connection's events: established and
-	// closed, refused dials, retransmission bursts, lost peers (see the
-	// package documentation, Logging). If nil, nothing is logged and no
-	// event is built.
+	// Logger, if set, receives the connection's events; if nil, nothing
+	// is logged and no event is built. Each record's message starts with
+	// "udt:"; a connection's records carry its socket ID and both
+	// addresses:
+	//
+	//   - Info "udt: connected" (role, peer ID, MSS, type, flow window) and
+	//     "udt: closed" (by local or peer, duration, packet counts).
+	//   - Info "udt: dial refused"; on a listener, "udt: handshake refused"
+	//     with the reason (backlog full, closing, version or socket type).
+	//   - Warn "udt: connection lost", with the error.
+	//   - Info "udt: retransmission burst": a timeout, or a loss report of
+	//     64 packets or more; at most one a second per connection.
+	//   - Debug "udt: handshake dropped": a bad or expired cookie (a SYN
+	//     flood shows here).
+	//
+	// The handler runs on the multiplexer's goroutines and the
+	// connection's timer with the connection's lock held: it must not
+	// block or call back into the connection.
 	Logger *slog.Logger
 
 	// MessageTTL is the time to live of the messages Write sends on a
@@ -209,6 +233,7 @@ const (
 	TypeMessage
 )
 
+// String returns "stream" or "message".
 func (t SocketType) String() string {
 	switch t {
 	case TypeStream:
@@ -244,6 +269,7 @@ const (
 	CongestionModel
 )
 
+// String returns the controller's name.
 func (cc CongestionControl) String() string {
 	switch cc {
 	case CongestionDefault:
