@@ -3,11 +3,14 @@
 //
 //	app ──TCP──▶ udtproxy client ══UDT══▶ udtproxy server ──TCP──▶ service
 //
-//	udtproxy server [-addr :9000] TARGET_TCP   accept UDT, forward each connection to TARGET_TCP
-//	udtproxy client [-addr :8080] [-drain 5s] REMOTE_UDT   accept TCP, forward each connection over a new UDT connection
+//	udtproxy server [-addr :9000] TARGET_TCP
+//	udtproxy client [-addr :8080] [-drain 5s] REMOTE_UDT
 //
-// Each side prints "listening on PROTO ADDR" once it listens, and a line
-// with the bytes carried each way when a connection ends.
+// The server side accepts UDT connections and forwards each to the TCP
+// address TARGET_TCP; the client side accepts TCP connections and forwards
+// each over a new UDT connection to the server side at REMOTE_UDT. Each
+// prints "listening on udt|tcp ADDR" once it listens, and logs the bytes
+// carried each way when a connection ends.
 //
 // # Half-close
 //
@@ -21,7 +24,9 @@
 //     the reply (send a request, shut down writing, read to EOF). The reply
 //     keeps flowing until the server side closes, or until nothing has
 //     arrived for the drain time (-drain); then both are closed and the app
-//     reads EOF after everything sent to it.
+//     reads EOF after everything sent to it. An app that closes outright
+//     looks the same to the proxy, so its tunnel too stays open for the
+//     drain time after the last reply bytes.
 //   - On the server side, a service that closes has said everything; the
 //     proxy closes the UDT connection at once (Close still delivers all it
 //     was given), so the app sees EOF without waiting.
@@ -29,8 +34,8 @@
 // When the UDT side ends (the other proxy closed), everything it sent has
 // been written to TCP; the proxy then closes the TCP connection for writing
 // and closes it. A service that waits for the app's EOF before it answers
-// cannot work through a proxy without half-close: the app's half-close
-// never reaches it.
+// cannot be reached through this proxy: the app's half-close never
+// reaches it.
 package main
 
 import (
@@ -57,12 +62,13 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	var addr string
-	drain := fs.Duration("drain", 5*time.Second, "client: how long a reply may stay silent after the app stops sending")
+	var drain time.Duration
 	switch os.Args[1] {
 	case "server":
 		fs.StringVar(&addr, "addr", ":9000", "UDP address to listen on")
 	case "client":
 		fs.StringVar(&addr, "addr", ":8080", "TCP address to listen on")
+		fs.DurationVar(&drain, "drain", 5*time.Second, "how long a reply may stay silent after the app stops sending")
 	default:
 		usage()
 	}
@@ -91,14 +97,16 @@ func main() {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sig
-		_ = ln.Close()
+		_ = ln.Close() // stop accepting; wait for open tunnels
+		<-sig
+		os.Exit(1)
 	}()
 
 	p := &proxy{logf: log.Printf}
 	if server {
 		err = p.serveUDT(ln, fs.Arg(0))
 	} else {
-		err = p.serveTCP(ln, fs.Arg(0), *drain)
+		err = p.serveTCP(ln, fs.Arg(0), drain)
 	}
 	if err != nil {
 		log.Fatalf("udtproxy: %v", err)
