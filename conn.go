@@ -454,7 +454,12 @@ func (c *Conn) Close() error {
 	wait:
 		for {
 			c.mu.Lock()
-			done := c.state != stateConnected || c.peerClosed || c.err != nil || c.sndBuf.Len() == 0
+			// Drained means acknowledged by a full or short ACK: a 4.11
+			// receiver lets the application read only what those
+			// covered, and takes a shutdown that follows a light ACK of
+			// the last packets as the end, with them unread.
+			drained := c.sndBuf.Len() == 0 && c.sndDataAck == c.sndLastAck
+			done := c.state != stateConnected || c.peerClosed || c.err != nil || drained
 			c.mu.Unlock()
 			if done {
 				break

@@ -166,6 +166,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		return
 	}
 	c.sndDataAck = a.ack
+	c.signalWrite() // a lingering Close waits for this (see Close)
 	if a.words >= 4 && a.rtt > 0 {
 		c.rttSample = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
 		c.rtt.Update(c.rttSample)

@@ -34,7 +34,9 @@ func dialMessages(t *testing.T, addr string) *udt.Conn {
 }
 
 // sendMessages writes test messages 0 … n−1 on c, each with ttl, then
-// closes c.
+// the end mark (4 bytes, n), waits for cpeer's answer and closes c. The
+// answer matters: libudt 4.11 closes a message socket whose peer has shut
+// down without waiting for the application to read what it holds.
 func sendMessages(t *testing.T, c *udt.Conn, seed uint64, n, maxmsg int, ttl, gap time.Duration) {
 	t.Helper()
 	for i := range n {
@@ -44,6 +46,13 @@ func sendMessages(t *testing.T, c *udt.Conn, seed uint64, n, maxmsg int, ttl, ga
 			time.Sleep(gap)
 		}
 	}
+	_, err := c.WriteMessage(binary.LittleEndian.AppendUint32(nil, uint32(n)), 0, true)
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(60*time.Second)))
+	b := make([]byte, 16)
+	k, err := c.ReadMessage(b)
+	require.NoError(t, err, "the C++ side's answer to the end mark")
+	require.Equal(t, "K", string(b[:k]))
 	require.NoError(t, c.Close())
 }
 

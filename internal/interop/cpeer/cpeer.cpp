@@ -51,7 +51,9 @@
 // "MSGS count=<k> bytes=<n> bad=<b> inversions=<i> maxidx=<m>
 // rcvloss=<l>", where bad counts messages that are not test message i
 // whole, inversions those read after a later one, and rcvloss is the
-// library's count of packets found missing. Message i's seed is
+// library's count of packets found missing. A 4-byte message carrying K
+// is the sender's end mark: msgrecv answers it with the 1-byte message
+// "K" and does not count it. Message i's seed is
 // splitmix64(seed + (i+1)·0x9E3779B97F4A7C15); its size is 1 + seed mod
 // maxmsg (default 65536) bytes of the pattern stream seeded with seed|1,
 // its first 4 bytes (if it has 4) replaced by i, little-endian.
@@ -647,6 +649,14 @@ static void doMsgRecv(UDTSOCKET s) {
         if (k >= 4)
             idx = int64_t(uint8_t(buf[0])) | int64_t(uint8_t(buf[1])) << 8 | int64_t(uint8_t(buf[2])) << 16 |
                   int64_t(uint8_t(buf[3])) << 24;
+        if (k == 4 && idx == opt.count) {
+            // The sender's end mark: answer it, so that the sender closes
+            // only once everything before it has been read (libudt drops
+            // unread messages soon after a shutdown).
+            if (UDT::sendmsg(s, "K", 1, -1, true) == UDT::ERROR)
+                dieUDT("sendmsg");
+            continue;
+        }
         if (idx >= opt.count || testMessage(idx, want) != k || memcmp(want, buf, k) != 0)
             bad++;
         if (idx < maxidx)
