@@ -53,7 +53,7 @@ type Conn struct {
 
 	readReady  chan struct{} // data, EOF or error for Read; capacity 1
 	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
-	closed     chan struct{} // closed by Close
+	closed     chan struct{} // closed when Close begins, waking blocked calls
 	connected  chan struct{} // closed when the handshake completes or fails (dials)
 	rdl, wdl   *deadline.Deadline
 
@@ -273,6 +273,12 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 			c.mu.Unlock()
 			return 0, c.opError("read", net.ErrClosed)
 		}
+		if c.rdl.Passed() {
+			// A passed deadline fails the read even with data buffered,
+			// as for a net.TCPConn (nettest's PastTimeout).
+			c.mu.Unlock()
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		if n, err, done := take(); done {
 			var ob *outbox
 			if err == nil {
@@ -289,9 +295,11 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 		case c.err != nil:
 			err := c.err
 			c.mu.Unlock()
+			c.signalRead() // the end is for every blocked reader, not one
 			return 0, c.opError("read", err)
 		case c.peerClosed:
 			c.mu.Unlock()
+			c.signalRead()
 			return 0, io.EOF
 		}
 		c.mu.Unlock()
@@ -360,13 +368,23 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if err := c.writeErr(); err != nil {
 			return 0, err
 		}
+		if c.wdl.Passed() {
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		}
 		return 0, nil
 	}
 	for len(b) > 0 {
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
 			c.mu.Unlock()
+			c.signalWrite() // the end is for every blocked writer, not one
 			return total - len(b), err
+		}
+		if c.wdl.Passed() {
+			// A passed deadline fails the write before it queues
+			// anything, as for a net.TCPConn (nettest's PastTimeout).
+			c.mu.Unlock()
+			return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
 		}
 		if c.sndBuf.Full() {
 			c.mu.Unlock()
@@ -390,7 +408,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.msgNo = c.msgNo.Next()
 		}
 		c.kickLocked(time.Now())
+		room := !c.sndBuf.Full()
 		c.mu.Unlock()
+		if len(b) == 0 && room {
+			// An ACK wakes one writer; pass the space it left on to the
+			// next, or a writer could wait on an idle connection.
+			c.signalWrite()
+		}
 	}
 	return total, nil
 }
@@ -442,7 +466,8 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	c.mu.Unlock()
-	c.signalRead()
+	// Blocked Read and Write calls return now, not after the linger.
+	close(c.closed)
 
 	// Linger: wait for the send buffer to drain.
 	if c.cfg.Linger > 0 {
@@ -485,7 +510,6 @@ func (c *Conn) Close() error {
 	c.releaseBuffersLocked()
 	c.mu.Unlock()
 	c.flush(&ob)
-	close(c.closed)
 	switch {
 	case wasConnecting:
 	case sentShutdown:
