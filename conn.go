@@ -619,7 +619,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.closedErr("set deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.rdl.Set(t)
@@ -629,7 +629,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Read calls, pending ones included.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if err := c.closedErr("set read deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.rdl.Set(t)
@@ -638,7 +638,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for Write calls, pending ones included.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if err := c.closedErr("set write deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.wdl.Set(t)
@@ -649,7 +649,8 @@ func (c *Conn) closedErr(op string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
-		return c.opError(op, net.ErrClosed)
+		// Shaped as *net.TCPConn's: the local address, and no source.
+		return &net.OpError{Op: op, Net: "udt", Addr: c.laddr, Err: net.ErrClosed}
 	}
 	return nil
 }
