@@ -335,4 +335,3 @@ func configPair(t *testing.T, cfg udt.Config) (*udt.Conn, *udt.Conn) {
 	t.Cleanup(func() { s.Close() })
 	return c, s
 }
-
