@@ -457,7 +457,8 @@ func (c *Conn) writeErrLocked() error {
 
 // Close flushes what was written, waiting up to Config.Linger for the peer
 // to acknowledge it, then shuts the connection down. Blocked Read and Write
-// calls return an error wrapping [net.ErrClosed].
+// calls return at once, before the linger, with an error wrapping
+// [net.ErrClosed].
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closing {
