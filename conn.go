@@ -54,7 +54,7 @@ type Conn struct {
 
 	readReady  chan struct{} // data, EOF or error for Read; capacity 1
 	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
-	closed     chan struct{} // closed by Close
+	closed     chan struct{} // closed when Close begins, waking blocked calls
 	connected  chan struct{} // closed when the handshake completes or fails (dials)
 	rdl, wdl   *deadline.Deadline
 
@@ -276,6 +276,12 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 			c.mu.Unlock()
 			return 0, c.opError("read", net.ErrClosed)
 		}
+		if c.rdl.Passed() {
+			// A passed deadline fails the read even with data buffered,
+			// as for a net.TCPConn (nettest's PastTimeout).
+			c.mu.Unlock()
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		if n, err, done := take(); done {
 			var ob *outbox
 			if err == nil {
@@ -292,9 +298,11 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 		case c.err != nil:
 			err := c.err
 			c.mu.Unlock()
+			c.signalRead() // the end is for every blocked reader, not one
 			return 0, c.opError("read", err)
 		case c.peerClosed:
 			c.mu.Unlock()
+			c.signalRead()
 			return 0, io.EOF
 		}
 		c.mu.Unlock()
@@ -363,13 +371,23 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if err := c.writeErr(); err != nil {
 			return 0, err
 		}
+		if c.wdl.Passed() {
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		}
 		return 0, nil
 	}
 	for len(b) > 0 {
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
 			c.mu.Unlock()
+			c.signalWrite() // the end is for every blocked writer, not one
 			return total - len(b), err
+		}
+		if c.wdl.Passed() {
+			// A passed deadline fails the write before it queues
+			// anything, as for a net.TCPConn (nettest's PastTimeout).
+			c.mu.Unlock()
+			return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
 		}
 		if c.sndBuf.Full() {
 			c.mu.Unlock()
@@ -393,7 +411,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.msgNo = c.msgNo.Next()
 		}
 		c.kickLocked(time.Now())
+		room := !c.sndBuf.Full()
 		c.mu.Unlock()
+		if len(b) == 0 && room {
+			// An ACK wakes one writer; pass the space it left on to the
+			// next, or a writer could wait on an idle connection.
+			c.signalWrite()
+		}
 	}
 	return total, nil
 }
@@ -436,7 +460,8 @@ func (c *Conn) writeErrLocked() error {
 
 // Close flushes what was written, waiting up to Config.Linger for the peer
 // to acknowledge it, then shuts the connection down. Blocked Read and Write
-// calls return an error wrapping [net.ErrClosed].
+// calls return at once, before the linger, with an error wrapping
+// [net.ErrClosed].
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closing {
@@ -445,7 +470,8 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	c.mu.Unlock()
-	c.signalRead()
+	// Blocked Read and Write calls return now, not after the linger.
+	close(c.closed)
 
 	// Linger: wait for the send buffer to drain.
 	if c.cfg.Linger > 0 {
@@ -496,7 +522,6 @@ func (c *Conn) Close() error {
 	c.releaseBuffersLocked()
 	c.mu.Unlock()
 	c.flush(&ob)
-	close(c.closed)
 	switch {
 	case wasConnecting:
 	case sentShutdown:
@@ -606,7 +631,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.closedErr("set deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.rdl.Set(t)
@@ -616,7 +641,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Read calls, pending ones included.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if err := c.closedErr("set read deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.rdl.Set(t)
@@ -625,7 +650,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for Write calls, pending ones included.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if err := c.closedErr("set write deadline"); err != nil {
+	if err := c.closedErr("set"); err != nil {
 		return err
 	}
 	c.wdl.Set(t)
@@ -636,7 +661,8 @@ func (c *Conn) closedErr(op string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
-		return c.opError(op, net.ErrClosed)
+		// Shaped as *net.TCPConn's: the local address, and no source.
+		return &net.OpError{Op: op, Net: "udt", Addr: c.laddr, Err: net.ErrClosed}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -46,6 +47,15 @@ func TestSilentPeerIsLost(t *testing.T) {
 		require.ErrorIs(t, err, ErrConnLost)
 		var ne net.Error
 		require.True(t, errors.As(err, &ne) && ne.Timeout())
+		// Its own error: not a passed deadline, nor the peer's shutdown.
+		require.NotErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.NotErrorIs(t, err, io.EOF)
+		var op *net.OpError
+		require.ErrorAs(t, err, &op)
+		require.Equal(t, "read", op.Op)
+		require.Equal(t, "udt", op.Net)
+		require.Equal(t, c.LocalAddr().String(), op.Source.String())
+		require.Equal(t, c.RemoteAddr().String(), op.Addr.String())
 	case <-time.After(10 * time.Second):
 		t.Fatal("Read did not fail after the peer went silent")
 	}

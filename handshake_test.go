@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -216,4 +217,67 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 	}
 	_, err := Listen("tcp", "127.0.0.1:0")
 	require.Error(t, err)
+}
+
+// TestDialContextCancelIsPrompt cancels a dial to a port that never
+// answers 100 ms in: the dial returns at once (well before its next
+// handshake resend, 150 ms later) with an error wrapping context.Canceled,
+// its socket ID is out of the multiplexer, and no goroutine is left.
+func TestDialContextCancelIsPrompt(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer silent.Close()
+	// A listener keeps the dial's multiplexer open afterwards, to look into.
+	ln := listenRaw(t, Config{})
+	m := ln.m
+	goroutines := runtime.NumGoroutine()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	canceled := make(chan time.Time, 1)
+	time.AfterFunc(100*time.Millisecond, func() {
+		canceled <- time.Now()
+		cancel()
+	})
+	d := Dialer{LocalAddr: ln.Addr().(*net.UDPAddr)}
+	_, err = d.DialUDT(ctx, "udp", silent.LocalAddr().String())
+	returned := time.Now()
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, ErrHandshakeTimeout)
+	var op *net.OpError
+	require.ErrorAs(t, err, &op)
+	require.Equal(t, "dial", op.Op)
+	late := returned.Sub(<-canceled)
+	t.Logf("returned %v after the cancel", late)
+	require.Less(t, late, 100*time.Millisecond, "the dial waited for its next resend")
+
+	m.idMu.Lock()
+	ids := len(m.ids)
+	m.idMu.Unlock()
+	require.Zero(t, ids, "the dial's socket ID is still in use")
+	// The tables change on the receive worker before its next datagram.
+	tables := make(chan int, 1)
+	m.apply(func() { tables <- len(m.connectors) + len(m.socks) })
+	_, err = silent.WriteToUDP([]byte{0}, ln.Addr().(*net.UDPAddr))
+	require.NoError(t, err)
+	select {
+	case n := <-tables:
+		require.Zero(t, n, "the dial is still registered")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the receive worker did not run")
+	}
+
+	// A dial from no local address has a multiplexer of its own, whose
+	// workers end with it.
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err = DialContext(ctx, "udp", silent.LocalAddr().String())
+	require.ErrorIs(t, err, context.Canceled)
+
+	settle := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(settle) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines, "goroutines left by the canceled dials")
 }

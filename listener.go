@@ -103,16 +103,16 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptUDT() (*Conn, error) {
 	select {
 	case <-l.closed:
-		return nil, l.opError(net.ErrClosed)
+		return nil, l.opError("accept", net.ErrClosed)
 	default:
 	}
 	select {
 	case c := <-l.accept:
 		return c, nil
 	case <-l.closed:
-		return nil, l.opError(net.ErrClosed)
+		return nil, l.opError("accept", net.ErrClosed)
 	case <-l.deadline.Wait():
-		return nil, l.opError(os.ErrDeadlineExceeded)
+		return nil, l.opError("accept", os.ErrDeadlineExceeded)
 	}
 }
 
@@ -120,7 +120,7 @@ func (l *Listener) AcceptUDT() (*Conn, error) {
 func (l *Listener) SetDeadline(t time.Time) error {
 	select {
 	case <-l.closed:
-		return l.opError(net.ErrClosed)
+		return l.opError("set", net.ErrClosed)
 	default:
 	}
 	l.deadline.Set(t)
@@ -133,7 +133,7 @@ func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
-		return l.opError(net.ErrClosed)
+		return l.opError("close", net.ErrClosed)
 	}
 	l.closing = true
 	close(l.closed)
@@ -161,8 +161,10 @@ func (l *Listener) Close() error {
 // Addr returns the listener's UDP address.
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-func (l *Listener) opError(err error) error {
-	return &net.OpError{Op: "accept", Net: "udt", Addr: l.addr, Err: err}
+// opError wraps err as *net.TCPListener does: Op is "accept", "set" or
+// "close", Addr the listening address, no Source.
+func (l *Listener) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "udt", Addr: l.addr, Err: err}
 }
 
 // handle answers a connection request (destination ID 0); receive worker only.

@@ -117,7 +117,13 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
 			c.mu.Unlock()
+			c.signalWrite() // the end is for every blocked writer, not one
 			return 0, err
+		}
+		if c.wdl.Passed() {
+			// As Write: a passed deadline fails before anything is queued.
+			c.mu.Unlock()
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		if len(b) == 0 {
 			c.mu.Unlock()
@@ -148,7 +154,11 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			}
 			c.msgNo = c.msgNo.Next()
 			c.kickLocked(now)
+			room := !c.sndBuf.Full()
 			c.mu.Unlock()
+			if room {
+				c.signalWrite() // as Write: pass the space on to the next writer
+			}
 			return total, nil
 		}
 		c.mu.Unlock()

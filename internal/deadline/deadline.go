@@ -55,7 +55,10 @@ func (d *Deadline) Wait() <-chan struct{} {
 	return d.cancel
 }
 
-func isClosed(c chan struct{}) bool {
+// Passed reports whether the deadline has passed.
+func (d *Deadline) Passed() bool { return isClosed(d.Wait()) }
+
+func isClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
 		return true

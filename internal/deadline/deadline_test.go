@@ -31,8 +31,10 @@ func TestDeadline(t *testing.T) {
 
 		d.Set(time.Time{})
 		require.False(t, passed(d), "cleared")
+		require.False(t, d.Passed())
 		d.Set(time.Now().Add(-time.Second))
 		require.True(t, passed(d), "in the past")
+		require.True(t, d.Passed())
 
 		// Re-armed while a waiter holds the old channel: extending works.
 		d.Set(time.Now().Add(time.Second))

@@ -1,0 +1,51 @@
+package udt_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/udt-go/udt"
+)
+
+// TestNettestLoopback runs x/net's net.Conn conformance suite on stream
+// connections over loopback UDP.
+func TestNettestLoopback(t *testing.T) {
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		ln, err := udt.Listen("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			accepted <- c
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c1, err = udt.DialContext(ctx, "udp", ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			<-accepted
+			return nil, nil, nil, err
+		}
+		c2 = <-accepted
+		return c1, c2, closeAll(c1, c2, ln), nil
+	})
+}
+
+// closeAll closes the two ends at once (each one's Close may linger until
+// the other stops), then the listener.
+func closeAll(c1, c2 net.Conn, ln net.Listener) func() {
+	return func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { c1.Close() })
+		wg.Go(func() { c2.Close() })
+		wg.Wait()
+		ln.Close()
+	}
+}
