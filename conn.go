@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -461,7 +462,8 @@ func (c *Conn) writeErrLocked() error {
 // Close flushes what was written, waiting up to Config.Linger for the peer
 // to acknowledge it, then shuts the connection down. Blocked Read and Write
 // calls return at once, before the linger, with an error wrapping
-// [net.ErrClosed].
+// [net.ErrClosed]. If written data was still unacknowledged at the
+// shutdown, Close returns an [*UnacknowledgedError] saying how much.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closing {
@@ -501,6 +503,14 @@ func (c *Conn) Close() error {
 	c.mu.Lock()
 	var ob outbox
 	sentShutdown := false
+	// Written bytes the peer has not acknowledged (the linger ran out, or
+	// is negative): lost with the connection, which Close reports.
+	var unacked int
+	if c.state == stateConnected && !c.peerClosed && c.err == nil && c.sndBuf != nil {
+		for i := range c.sndBuf.Len() {
+			unacked += len(*c.sndBuf.At(i).buf)
+		}
+	}
 	if c.state == stateConnected && !c.peerClosed && c.err == nil {
 		// A second copy guards against a single loss (the peer ignores
 		// the repeat); the closed socket answers later packets from the
@@ -530,8 +540,27 @@ func (c *Conn) Close() error {
 	default:
 		c.unregister()
 	}
+	if unacked > 0 {
+		return c.opError("close", &UnacknowledgedError{Bytes: unacked})
+	}
 	return nil
 }
+
+// UnacknowledgedError is returned by Close when written data was still
+// unacknowledged as the connection shut down: Config.Linger ran out, or is
+// negative. The peer may not have received those bytes, and it cannot
+// tell: its Read sees the shutdown as the end of the stream. It matches
+// [ErrUnacknowledged] with errors.Is.
+type UnacknowledgedError struct {
+	Bytes int // written, not acknowledged
+}
+
+func (e *UnacknowledgedError) Error() string {
+	return fmt.Sprintf("udt: %d bytes written were not acknowledged before the shutdown", e.Bytes)
+}
+
+// Is reports whether target is ErrUnacknowledged.
+func (e *UnacknowledgedError) Is(target error) bool { return target == ErrUnacknowledged }
 
 // closeWait is how long a closed connection stays registered after sending
 // its shutdown, answering the peer's packets with another shutdown, so a

@@ -404,3 +404,24 @@ func TestForgedRateWordsBounded(t *testing.T) {
 		require.Less(t, c.bandwidth, 2*bw, "capacity average")
 	})
 }
+
+// TestCloseReportsUnacknowledged: a Close whose linger runs out with data
+// unacknowledged says how much, since the peer cannot tell.
+func TestCloseReportsUnacknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+		c, _, pa, _ := simPair(t, l, l, Config{Linger: 500 * time.Millisecond}, 3)
+		bh := l
+		bh.Blackhole = true
+		pa.Link().SetConfig(bh)
+		_, err := c.Write(make([]byte, 100_000))
+		require.NoError(t, err)
+		start := time.Now()
+		err = c.Close()
+		require.ErrorIs(t, err, ErrUnacknowledged)
+		var ue *UnacknowledgedError
+		require.ErrorAs(t, err, &ue)
+		require.Equal(t, 100_000, ue.Bytes)
+		require.InDelta(t, 500*time.Millisecond, time.Since(start), float64(20*time.Millisecond), "Close waited out the linger")
+	})
+}

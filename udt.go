@@ -68,7 +68,8 @@
 // [net.ErrClosed]; Read returns [io.EOF] once the peer has shut the
 // connection down and everything it sent has been read. [ErrConnLost],
 // [ErrConnRefused], [ErrHandshakeTimeout] and [ErrPeerClosed] name the
-// UDT-specific failures and match with [errors.Is].
+// UDT-specific failures and match with [errors.Is]. Close reports written
+// data left unacknowledged at the shutdown with [ErrUnacknowledged].
 //
 // # Limitations
 //
@@ -384,6 +385,9 @@ var (
 	// down while packets it sent were still missing (its linger time ran
 	// out): the stream is incomplete.
 	ErrPeerAborted = errors.New("udt: peer shut down before all its data arrived")
+	// ErrUnacknowledged matches the error Close returns when written data
+	// was not acknowledged before the shutdown (see [UnacknowledgedError]).
+	ErrUnacknowledged = errors.New("udt: written data not acknowledged before the shutdown")
 	// ErrNotMessageMode is returned by WriteMessage and ReadMessage on a
 	// stream connection (the C++ library's ESTREAMILL).
 	ErrNotMessageMode = errors.New("udt: message call on a stream connection")
