@@ -105,7 +105,8 @@ func TestHTTPKeepAlive(t *testing.T) {
 }
 
 // TestHTTPConcurrent sends 100 requests at once, then 100 more: all
-// succeed, and the second round reuses the connections of the first.
+// succeed, and the second round reuses the connections of the first: no
+// more than 100 are ever opened.
 func TestHTTPConcurrent(t *testing.T) {
 	base, conns := testServer(t, echoHandler())
 	c := testClient(t)
@@ -132,7 +133,10 @@ func TestHTTPConcurrent(t *testing.T) {
 	require.LessOrEqual(t, first, int64(n))
 	round()
 	t.Logf("%d requests on %d UDT connections (%d after the first round)", 2*n, conns.Load(), first)
-	require.Equal(t, first, conns.Load(), "the second round opened connections")
+	// The first round may have served some requests on connections that
+	// others had finished with; the second needs n at once and opens only
+	// what the first left it short of, reusing every idle one.
+	require.LessOrEqual(t, conns.Load(), int64(n), "the second round opened connections it could have reused")
 }
 
 // TestHTTPLargeBody fetches a 100 MiB response and checks its SHA-256.
