@@ -555,6 +555,7 @@ type UnacknowledgedError struct {
 	Bytes int // written, not acknowledged
 }
 
+// Error says how many bytes were left unacknowledged.
 func (e *UnacknowledgedError) Error() string {
 	return fmt.Sprintf("udt: %d bytes written were not acknowledged before the shutdown", e.Bytes)
 }
