@@ -21,25 +21,39 @@ const historySize = 1024
 type sentACK struct {
 	ackNo seq.Ack
 	ack   seq.Num
-	sent  time.Time
+	sent  time.Duration // since ACKHistory.base
 }
 
 // ACKHistory remembers the send time of the last 1024 full/short ACKs, keyed by
 // ACK sequence number, so that the ACK2 answering one yields an RTT sample.
 // Storing a 1025th ACK overwrites the oldest. The zero value is an empty
-// history ready to use.
+// history ready to use; it holds no memory until the first Store, and
+// grows its ring as ACKs outstanding at once require, so an idle or
+// short-RTT connection keeps a small one.
 type ACKHistory struct {
-	ring [historySize]sentACK
-	head int // index the next Store writes
-	n    int // live entries, the newest at head-1
+	ring []sentACK
+	base time.Time // the first Store's time: entries hold offsets from it
+	head int       // index the next Store writes
+	n    int       // live entries, the newest at head-1
 }
 
 // Store records that the full/short ACK with sequence number ackNo, carrying
 // data ACK number ack, was sent at now.
 func (h *ACKHistory) Store(ackNo seq.Ack, ack seq.Num, now time.Time) {
-	h.ring[h.head] = sentACK{ackNo: ackNo, ack: ack, sent: now}
-	h.head = (h.head + 1) % historySize
-	if h.n < historySize {
+	if h.ring == nil {
+		h.ring, h.base = make([]sentACK, 16), now
+	}
+	if h.n == len(h.ring) && len(h.ring) < historySize {
+		// Full: double, oldest first, rather than overwrite.
+		grown := make([]sentACK, 2*len(h.ring))
+		for i := range h.n {
+			grown[i] = h.ring[(h.head+i)%len(h.ring)]
+		}
+		h.ring, h.head = grown, h.n
+	}
+	h.ring[h.head] = sentACK{ackNo: ackNo, ack: ack, sent: now.Sub(h.base)}
+	h.head = (h.head + 1) % len(h.ring)
+	if h.n < len(h.ring) {
 		h.n++
 	}
 }
@@ -54,13 +68,14 @@ func (h *ACKHistory) Store(ackNo seq.Ack, ack seq.Num, now time.Time) {
 // caller's.
 func (h *ACKHistory) Acknowledge(ackNo seq.Ack, now time.Time) (ack seq.Num, rtt time.Duration, ok bool) {
 	// Newest first: the ACK2 usually answers the latest ACK.
+	size := len(h.ring)
 	for i := 1; i <= h.n; i++ {
-		e := &h.ring[(h.head-i+historySize)%historySize]
+		e := &h.ring[(h.head-i+size)%size]
 		if e.ackNo != ackNo {
 			continue
 		}
 		h.n = i - 1 // drop the match and everything older
-		return e.ack, now.Sub(e.sent), true
+		return e.ack, now.Sub(h.base) - e.sent, true
 	}
 	return 0, 0, false
 }

@@ -329,3 +329,24 @@ func TestSpanRateSkipsIdle(t *testing.T) {
 	// 39 gaps: 38 of 1 ms and one of 91 ms, left out.
 	require.InEpsilon(t, 38/38e-3, float64(a.SpanRate()), 0.001)
 }
+
+// TestACKHistoryGrows: the ring starts small and grows, oldest entries
+// kept in order, while ACKs go unanswered; answered ones keep it small.
+func TestACKHistoryGrows(t *testing.T) {
+	var h ACKHistory
+	require.Nil(t, h.ring, "no memory before the first ACK")
+	for i := 1; i <= 100; i++ {
+		h.Store(seq.Ack(i), seq.Num(i), at(i))
+		_, _, ok := h.Acknowledge(seq.Ack(i), at(i+5))
+		require.True(t, ok)
+	}
+	require.Len(t, h.ring, 16, "answered ACKs need no room")
+	for i := 1; i <= 300; i++ {
+		h.Store(seq.Ack(1000+i), seq.Num(i), at(1000+i))
+	}
+	require.Len(t, h.ring, 512)
+	ack, rtt, ok := h.Acknowledge(1001, at(2000))
+	require.True(t, ok, "the oldest unanswered ACK survives the growth")
+	require.Equal(t, seq.Num(1), ack)
+	require.Equal(t, 999*time.Microsecond, rtt)
+}
