@@ -1,0 +1,155 @@
+package udt
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt/internal/lossl"
+	"github.com/udt-go/udt/internal/netsim"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// TestHostilePeerPackets sends, from the peer's own address and to the
+// right socket IDs, packets a broken or hostile peer might, while 16 MiB
+// cross the connection: each must be dropped and counted, and the
+// transfer must finish intact (4.11 would break the connection on some
+// of them: an ACK or NAK beyond what was sent).
+func TestHostilePeerPackets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+		c, s, pa, pb := simPair(t, l, l, Config{}, 9)
+		toSender := func(b []byte) { // as if from s
+			_, err := pb.WriteTo(b, pa.LocalAddr())
+			require.NoError(t, err)
+		}
+		toReceiver := func(b []byte) { // as if from c
+			_, err := pa.WriteTo(b, pb.LocalAddr())
+			require.NoError(t, err)
+		}
+		c.mu.Lock()
+		cid, sid := c.id, s.id
+		c.mu.Unlock()
+
+		done := make(chan float64, 1)
+		go func() { done <- transfer(t, c, s, 16<<20) }()
+		time.Sleep(200 * time.Millisecond) // mid-transfer
+
+		c.mu.Lock()
+		sent := c.sndCurrSeq
+		c.mu.Unlock()
+		s.mu.Lock()
+		last := s.rcvLastSeq
+		s.mu.Unlock()
+		droppedC, droppedS := c.Stats().Total.Dropped, s.Stats().Total.Dropped
+
+		nak := func(rs ...lossl.Range) []byte {
+			return appendControl(nil, ctrlNAK, 0, cid, lossl.AppendNAK(nil, rs))
+		}
+		var long []lossl.Range
+		for i := range 3000 {
+			f := sent.Add(-6000 + 2*i)
+			long = append(long, lossl.Range{First: f, Last: f})
+		}
+		inverted := binary.BigEndian.AppendUint32(nil, uint32(sent)|1<<31)
+		inverted = binary.BigEndian.AppendUint32(inverted, uint32(sent.Add(-50)))
+		toSenderBad := [][]byte{
+			appendControl(nil, ctrlACK, 7, cid, (&ackBody{ack: sent.Add(1000), words: 1}).append(nil)), // beyond what was sent
+			appendControl(nil, ctrlACK, 8, cid, (&ackBody{ack: sent.Add(1 << 29), words: 6, rtt: 1, rate: 1, bandwidth: 1}).append(nil)),
+			nak(lossl.Range{First: sent.Add(10), Last: sent.Add(20)}),       // never sent
+			nak(lossl.Range{First: sent.Add(-10), Last: sent.Add(1 << 30)}), // huge
+			appendControl(nil, ctrlNAK, 0, cid, inverted),                   // first > last
+			appendControl(nil, ctrlNAK, 0, cid, []byte{1, 2, 3}),            // truncated
+			appendControl(nil, 0x1234, 0, cid, nil),                         // unknown type
+			make([]byte, 10),                                                // truncated datagrams
+			make([]byte, 15),
+		}
+		for _, b := range toSenderBad {
+			toSender(b)
+		}
+		toSender(nak(long...)) // thousands of entries: may be taken, bounded
+
+		far := packet{seq: last.Add(100_000), msg: 1, pos: posSolo, dst: sid, body: []byte("far")}
+		big := packet{seq: last.Inc(), msg: 1, pos: posSolo, dst: sid, body: make([]byte, 4000)}
+		toReceiverBad := [][]byte{
+			appendControl(nil, ctrlACK2, 123456, sid, nil),                                                            // answers no ACK
+			appendControl(nil, ctrlDropReq, 1, sid, (&dropBody{first: last.Add(10), last: last.Add(20)}).append(nil)), // stream: ignored
+			appendControl(nil, ctrlHandshake, 0, sid, make([]byte, 10)),                                               // truncated handshake
+		}
+		for _, b := range toReceiverBad {
+			toReceiver(b)
+		}
+		toReceiver(append(far.appendHeader(nil), far.body...)) // far outside the window
+		toReceiver(append(big.appendHeader(nil), big.body...)) // larger than the MSS allows
+
+		mbps := <-done
+		cs, ss := c.Stats().Total, s.Stats().Total
+		t.Logf("transfer at %.1f Mbit/s intact; sender dropped %d bad packets, receiver %d control and %d data",
+			mbps, cs.Dropped-droppedC, ss.Dropped-droppedS, ss.PktRecvDropped)
+		require.GreaterOrEqual(t, cs.Dropped-droppedC, uint64(len(toSenderBad)-2), "sender's count of dropped packets")
+		require.GreaterOrEqual(t, ss.Dropped-droppedS, uint64(len(toReceiverBad)-1), "receiver's count of dropped packets")
+		require.GreaterOrEqual(t, ss.PktRecvDropped, uint64(2), "far and oversized data packets")
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		require.LessOrEqual(t, c.sndLoss.NumRanges(), 2*c.flowWindowCap(), "sender's loss list bounded")
+	})
+}
+
+// TestWrongAddressIgnored sends a connected socket, over real UDP, a
+// shutdown, an ACK and data from an address that is not its peer's: each
+// is dropped and counted, and the connection carries on.
+func TestWrongAddressIgnored(t *testing.T) {
+	c, s := internalPair(t, Config{})
+	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer attacker.Close()
+	s.mu.Lock()
+	sid, next := s.id, s.rcvLastSeq.Inc()
+	s.mu.Unlock()
+	to := s.LocalAddr().(*net.UDPAddr)
+	data := packet{seq: next, msg: 1, pos: posSolo, dst: sid, body: []byte("forged")}
+	for _, b := range [][]byte{
+		appendControl(nil, ctrlShutdown, 0, sid, nil),
+		appendControl(nil, ctrlACK, 1, sid, (&ackBody{ack: seq.Num(5), words: 1}).append(nil)),
+		append(data.appendHeader(nil), data.body...),
+	} {
+		_, err := attacker.WriteToUDP(b, to)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return s.Stats().Total.Dropped >= 3 }, 5*time.Second, 10*time.Millisecond,
+		"the foreign packets are counted")
+
+	_, err = c.Write([]byte("genuine"))
+	require.NoError(t, err)
+	buf := make([]byte, 16)
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, err := s.Read(buf)
+	require.NoError(t, err, "the connection survives a foreign shutdown")
+	require.Equal(t, "genuine", string(buf[:n]), "forged data was delivered")
+
+	// A cookie issued to the attacker's address does not admit a dial
+	// from another.
+	ln := listenRaw(t, Config{})
+	r := newRawClient(t, ln.Addr())
+	req := r.request(99)
+	r.send(&req)
+	_, reply, ok := r.recv(2 * time.Second)
+	require.True(t, ok)
+	replay := req
+	replay.reqType, replay.cookie = reqConclusion, reply.cookie
+	other := newRawClient(t, ln.Addr())
+	other.send(&replay)
+	_, _, answered := other.recv(300 * time.Millisecond)
+	require.False(t, answered, "a cookie replayed from another address was accepted")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := Dialer{}
+	gc, err := d.DialUDT(ctx, "udp", ln.Addr().String())
+	require.NoError(t, err, "the listener still takes genuine dials")
+	gc.Close()
+}
