@@ -1,0 +1,159 @@
+package udt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/udt-go/udt/internal/netsim"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// receivePath is a multiplexer with a listener and an established
+// connection whose receive worker is the fuzzer: it is not started, and
+// the fuzzer calls dispatch itself. What the library sends goes into a
+// pipe nobody reads.
+type receivePath struct {
+	m     *multiplexer
+	ln    *Listener
+	c     *Conn
+	peer  netip.AddrPort
+	other netip.AddrPort
+	sent  map[seq.Num][][]byte // every body the fuzzer sent the connection, by sequence number
+	runs  int
+}
+
+var (
+	fuzzPathOnce sync.Once
+	fuzzPath     *receivePath
+)
+
+func newReceivePath() *receivePath {
+	a, _ := netsim.NewPacketPipe(netsim.LinkConfig{}, netsim.LinkConfig{}, 1)
+	m := newMultiplexer(netPacketConn{a})
+	cfg, err := Config{ReceiveBuffer: 256, FlowWindow: 256, Backlog: 4}.withDefaults()
+	if err != nil {
+		panic(err)
+	}
+	ln, err := listenOn(m, cfg)
+	if err != nil {
+		panic(err)
+	}
+	r := &receivePath{
+		m: m, ln: ln,
+		peer:  netip.MustParseAddrPort("127.0.0.1:7000"),
+		other: netip.MustParseAddrPort("127.0.0.1:7001"),
+		sent:  make(map[seq.Num][][]byte),
+	}
+	r.c = newConn(m, cfg, r.peer)
+	r.c.mu.Lock()
+	r.c.establishLocked(time.Now(), 77, DefaultMSS, 256, 1000, seq.Max-50)
+	r.c.mu.Unlock()
+	m.socks[r.c.id] = r.c
+	return r
+}
+
+// FuzzReceivePath feeds arbitrary datagrams to a multiplexer as its
+// receive worker would: each input is a run of datagrams, each a
+// selector byte (bit 0: from the connection's peer or a stranger; bits
+// 1-2: destination rewritten to the connection, to 0 for the listener, or
+// left as fuzzed), a length byte and the bytes. After each it checks
+// that every packet the connection holds is one the fuzzer sent it at
+// that sequence number, that what it delivers is made of those, and that
+// its windows and lists and the listener's tables stay within bounds.
+func FuzzReceivePath(f *testing.F) {
+	for _, vf := range loadVectors(f) {
+		for _, vp := range vf.Packets {
+			b, err := hex.DecodeString(vp.Hex)
+			if err != nil {
+				f.Fatal(err)
+			}
+			if len(b) < 256 {
+				f.Add(append([]byte{0x03, byte(len(b))}, b...))
+				f.Add(append([]byte{0x04, byte(len(b))}, b...))
+			}
+		}
+	}
+	data := packet{seq: seq.Max - 50, msg: 1, pos: posSolo, body: []byte("hello")}
+	f.Add(append([]byte{0x03, byte(headerSize + 5)}, append(data.appendHeader(nil), data.body...)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fuzzPathOnce.Do(func() { fuzzPath = newReceivePath() })
+		r := fuzzPath
+		for len(in) >= 2 {
+			sel, n := in[0], int(in[1])
+			in = in[2:]
+			n = min(n, len(in))
+			b := bytes.Clone(in[:n])
+			in = in[n:]
+			from := r.other
+			if sel&1 == 1 {
+				from = r.peer
+			}
+			if len(b) >= headerSize {
+				switch sel >> 1 & 3 {
+				case 1:
+					binary.BigEndian.PutUint32(b[12:], r.c.id)
+				case 2:
+					binary.BigEndian.PutUint32(b[12:], 0)
+				}
+			}
+			if p, err := parsePacket(b); err == nil && !p.control && p.dst == r.c.id && from == r.peer {
+				r.sent[p.seq] = append(r.sent[p.seq], bytes.Clone(p.body))
+			}
+			r.m.dispatch(b, from, time.Time{})
+			r.check(t)
+		}
+	})
+}
+
+func (r *receivePath) check(t *testing.T) {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateConnected || c.rcvBuf == nil {
+		return // a fuzzed shutdown ended it; nothing more to check
+	}
+	if c.rcvBuf.Len() > c.rcvBuf.Limit() {
+		t.Fatalf("receive window holds %d slots, limit %d", c.rcvBuf.Len(), c.rcvBuf.Limit())
+	}
+	if c.rcvLoss.Len() > c.cfg.FlowWindow {
+		t.Fatalf("loss list of %d packets, window %d", c.rcvLoss.Len(), c.cfg.FlowWindow)
+	}
+	for i := range c.rcvBuf.Len() {
+		sl := c.rcvBuf.At(i)
+		if sl.buf == nil {
+			continue
+		}
+		s := c.rcvReadSeq.Add(i)
+		found := false
+		for _, body := range r.sent[s] {
+			if bytes.Equal(body, *sl.buf) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("packet %d holds %q, never sent as that packet", s, *sl.buf)
+		}
+	}
+	// Deliver what is readable, as the application would.
+	buf := make([]byte, 1<<16)
+	for c.readLocked(buf) > 0 {
+	}
+	if len(r.ln.known) > 64 {
+		t.Fatalf("listener remembers %d handshakes", len(r.ln.known))
+	}
+	// Forget what can no longer be stored: behind the read point, or
+	// beyond the window.
+	if r.runs++; r.runs%1024 == 0 {
+		for s := range r.sent {
+			if off := seq.Off(c.rcvReadSeq, s); off < 0 || off >= c.rcvBuf.Limit() {
+				delete(r.sent, s)
+			}
+		}
+	}
+}
