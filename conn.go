@@ -86,7 +86,6 @@ type Conn struct {
 	period      time.Duration
 	sndTarget   time.Time // pacing: when the packet being sent was due
 	probeNext   bool      // a probe start went last: its partner goes next
-	message     bool      // Config.Type is TypeMessage
 	peerWindow  int       // the peer's receive buffer, packets, from the handshake
 	scheduled   bool      // in the send queue, or being served by it
 	holdUntil   time.Time // accepted conns: no data before this (see establishLocked)
@@ -109,6 +108,7 @@ type Conn struct {
 	ackPeriod time.Duration // full-ACK timer
 	ccLoss    []LossRange   // OnLoss argument, reused
 	sndISN    seq.Num       // first sequence number sent, for CongestionInfo
+	ccPerPkt  bool          // call OnPktSent/OnPktReceived: a user's controller (the built-ins ignore them)
 
 	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
 	// packet ACKs released since the last full ACK (0 if none), and the
@@ -214,7 +214,6 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.rcvPayload = c.payload
 	c.flowWindow = peerWindow
 	c.peerWindow = peerWindow
-	c.message = c.cfg.Type == TypeMessage
 	c.sndBuf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
 	c.sndLastAck = sndISN
 	c.sndDataAck = sndISN
@@ -231,6 +230,8 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.msgNo = 1
 	c.sndISN = sndISN
 	c.cc = c.newController()
+	_, builtin := c.cc.(*builtinCC)
+	c.ccPerPkt = !builtin
 	c.cc.Init(now, c.ccInputs())
 	c.ccUpdateLocked()
 	c.sndTarget = now
@@ -256,7 +257,7 @@ func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWind
 // connection down and all it sent has been read. On a message connection
 // it reads one whole message, like [Conn.ReadMessage].
 func (c *Conn) Read(b []byte) (int, error) {
-	if c.cfg.Type == TypeMessage {
+	if c.isMessage() {
 		return c.readMessage(b)
 	}
 	return c.readLoop(func() (int, error, bool) {
@@ -356,7 +357,7 @@ func (c *Conn) readableLocked() bool {
 // sends b as one in-order message with Config.MessageTTL, like
 // [Conn.WriteMessage].
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.cfg.Type == TypeMessage {
+	if c.isMessage() {
 		return c.writeMessage(b, c.cfg.MessageTTL, true)
 	}
 	c.mu.Lock()

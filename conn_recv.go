@@ -89,8 +89,10 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 	c.arrivals.OnData(at, s)
 	c.stats.pktRecv++
-	c.cc.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
-	c.ccUpdateLocked()
+	if c.ccPerPkt {
+		c.cc.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
+		c.ccUpdateLocked()
+	}
 	off := seq.Off(c.rcvReadSeq, s)
 	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.rcvPayload || len(p.body) == 0 {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
@@ -108,7 +110,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
-	if c.message && !p.inOrder {
+	if c.isMessage() && !p.inOrder {
 		c.rcvUnordered++
 	}
 
@@ -132,7 +134,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	} else {
 		c.rcvLoss.Remove(s)
 	}
-	if c.message {
+	if c.isMessage() {
 		c.onMessageData(off, oldContig)
 	} else if !wasReadable && c.readableLocked() {
 		c.signalRead()
@@ -259,7 +261,7 @@ func (c *Conn) onShutdown() {
 	c.peerClosed = true
 	c.logClosed(slog.LevelInfo, "peer", nil)
 	switch {
-	case c.message:
+	case c.isMessage():
 		c.abandonLossesLocked()
 	case c.rcvLoss.Len() > 0 && c.err == nil:
 		c.err = ErrPeerAborted

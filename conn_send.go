@@ -96,8 +96,10 @@ func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.stats.pktRetrans++
 		c.stats.bytesRetrans += uint64(len(*pk.buf))
 	}
-	c.cc.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
-	c.ccUpdateLocked()
+	if c.ccPerPkt {
+		c.cc.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
+		c.ccUpdateLocked()
+	}
 
 	// Pacing: the next packet is due one period after this one was; a
 	// connection running late catches up in a burst of bounded length.

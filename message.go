@@ -45,6 +45,10 @@ const (
 // mark; a request without it is read as 4.11 means it.
 const dropExact = 1 << 31
 
+// isMessage reports whether c carries messages (Config.Type, fixed for its
+// life).
+func (c *Conn) isMessage() bool { return c.cfg.Type == TypeMessage }
+
 // MessageSizeError is returned by ReadMessage (and Read, on a message
 // connection) when the buffer is shorter than the next message. The
 // message stays queued: a call with a buffer of at least Size bytes reads
@@ -103,10 +107,7 @@ func (c *Conn) maxMessageLocked() int {
 // TypeMessage) takes messages; a stream connection returns an error
 // wrapping [ErrNotMessageMode].
 func (c *Conn) WriteMessage(b []byte, ttl time.Duration, inOrder bool) (int, error) {
-	c.mu.Lock()
-	message := c.message
-	c.mu.Unlock()
-	if !message {
+	if !c.isMessage() {
 		return 0, c.opError("write", ErrNotMessageMode)
 	}
 	return c.writeMessage(b, ttl, inOrder)
@@ -177,10 +178,7 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 // connection down and every message it sent has been read or dropped.
 // A stream connection returns an error wrapping [ErrNotMessageMode].
 func (c *Conn) ReadMessage(b []byte) (int, error) {
-	c.mu.Lock()
-	message := c.message
-	c.mu.Unlock()
-	if !message {
+	if !c.isMessage() {
 		return 0, c.opError("read", ErrNotMessageMode)
 	}
 	return c.readMessage(b)
@@ -393,7 +391,7 @@ func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
 // stream connection ignores drop requests.
 func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	d, err := parseDrop(p.body)
-	if err != nil || !c.message || seq.Cmp(d.first, d.last) > 0 ||
+	if err != nil || !c.isMessage() || seq.Cmp(d.first, d.last) > 0 ||
 		seq.Cmp(d.last, c.rcvLastSeq.Add(c.rcvBuf.Limit())) > 0 {
 		c.stats.dropped++
 		return
