@@ -84,6 +84,16 @@ func (c *Conn) abandon() {
 	c.unregister()
 }
 
+// abortDial ends c's handshake in progress with err.
+func (c *Conn) abortDial(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !isClosed(c.connected) {
+		c.err = err
+		close(c.connected)
+	}
+}
+
 // newDialingConn makes a connection on m that dials peer, with its first
 // handshake request, of type reqType, in c.hs.
 func newDialingConn(m *multiplexer, cfg Config, peer netip.AddrPort, reqType int32) *Conn {
@@ -154,6 +164,8 @@ func (c *Conn) handshake(ctx context.Context) error {
 			c.mu.Unlock()
 			return err
 		case <-resend.C:
+		case <-c.m.failed:
+			return c.m.failErr
 		case <-timeout.C:
 			return ErrHandshakeTimeout
 		case <-ctx.Done():

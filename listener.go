@@ -113,6 +113,8 @@ func (l *Listener) AcceptUDT() (*Conn, error) {
 		return nil, l.opError("accept", net.ErrClosed)
 	case <-l.deadline.Wait():
 		return nil, l.opError("accept", os.ErrDeadlineExceeded)
+	case <-l.m.failed:
+		return nil, l.opError("accept", l.m.failErr)
 	}
 }
 

@@ -39,6 +39,11 @@ type multiplexer struct {
 	idMu sync.Mutex
 	ids  map[uint32]struct{} // socket IDs in use, guarded by idMu
 
+	// failed closes when the socket fails for good (see receiveLoop);
+	// failErr, set before, says why.
+	failed  chan struct{}
+	failErr error
+
 	refs        int  // users; guarded by registry.mu
 	hasListener bool // guarded by registry.mu
 	closed      chan struct{}
@@ -104,6 +109,7 @@ func newMultiplexer(pc packetConn) *multiplexer {
 		ids:        make(map[uint32]struct{}),
 		refs:       1,
 		closed:     make(chan struct{}),
+		failed:     make(chan struct{}),
 	}
 	m.sndq = newSendQueue(m)
 	return m
@@ -154,6 +160,43 @@ func (m *multiplexer) runPending() {
 		f()
 	}
 }
+
+// fail ends every connection, dial and the listener on m with err, the
+// socket's failure, and takes m out of the registry, so that later dials
+// and listens on its address get a new socket; receive worker only. The
+// users still hold their references and release them as they close.
+func (m *multiplexer) fail(err error) {
+	m.failErr = &SocketError{Err: err}
+	registry.mu.Lock()
+	if m.key != "" && registry.muxes[m.key] == m {
+		delete(registry.muxes, m.key)
+	}
+	m.key = ""
+	registry.mu.Unlock()
+	m.runPending()
+	close(m.failed)
+	for _, c := range m.socks {
+		c.mu.Lock()
+		if c.state == stateConnected {
+			c.failLocked(m.failErr)
+		}
+		c.mu.Unlock()
+	}
+	for _, c := range m.connectors { // rendezvous dials included
+		c.abortDial(m.failErr)
+	}
+}
+
+// SocketError reports that the UDP socket under a connection or listener
+// failed for good: it was closed from outside, or reading from it kept
+// failing. Every connection sharing the socket ends with it.
+type SocketError struct {
+	Err error // the socket's error
+}
+
+func (e *SocketError) Error() string { return "udt: UDP socket failed: " + e.Err.Error() }
+
+func (e *SocketError) Unwrap() error { return e.Err }
 
 // newSocketID returns a random positive 31-bit ID unused on this multiplexer.
 func (m *multiplexer) newSocketID() uint32 {

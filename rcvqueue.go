@@ -4,11 +4,31 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
 // maxDatagram is the largest UDP payload the receive worker reads.
 const maxDatagram = 65536
+
+// failAfter is how long reads may keep failing, with errors not known to
+// pass, before the socket is taken for dead.
+const failAfter = time.Second
+
+// transientReadError reports whether a read error is one a UDP socket
+// recovers from: ICMP reports of an earlier send, a full buffer or
+// memory shortage, an interrupted call.
+func transientReadError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH,
+		syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EAGAIN, syscall.EINTR, syscall.EMSGSIZE, syscall.ETIMEDOUT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // receiveLoop is the multiplexer's receive worker: it reads each datagram,
 // decodes its header and routes it by destination socket ID.
@@ -18,6 +38,7 @@ func (m *multiplexer) receiveLoop() {
 	u, stamped := m.conn.(udpConn)
 	stamped = stamped && u.stamped
 	oob := make([]byte, stampOOB)
+	var failing time.Time // the first of the read errors since the last datagram
 	for {
 		var (
 			n       int
@@ -31,19 +52,30 @@ func (m *multiplexer) receiveLoop() {
 			n, from, err = m.conn.ReadFrom(buf)
 		}
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if isClosed(m.closed) {
 				m.runPending()
 				return
 			}
-			// A transient error (an ICMP report, a full buffer): go on,
+			if failing.IsZero() {
+				failing = time.Now()
+			}
+			// Closed under us, or failing on and on with an error that is
+			// not a passing one: nothing more will arrive.
+			if errors.Is(err, net.ErrClosed) || !transientReadError(err) && time.Since(failing) >= failAfter {
+				m.fail(err)
+				return
+			}
+			// A passing error (an ICMP report, a full buffer): go on,
 			// without spinning if it repeats.
 			select {
 			case <-m.closed:
+				m.runPending()
 				return
 			case <-time.After(time.Millisecond):
 			}
 			continue
 		}
+		failing = time.Time{}
 		m.runPending()
 		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
 	}
