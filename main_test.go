@@ -10,8 +10,13 @@ import (
 )
 
 // TestMain fails the run when goroutines of this package or multiplexers
-// outlive the tests.
+// outlive the tests. Started with UDT_TEST_PEER set, the test binary is
+// instead a peer process for the fault tests (see peerProcess).
 func TestMain(m *testing.M) {
+	if role := os.Getenv("UDT_TEST_PEER"); role != "" {
+		peerProcess(role, os.Getenv("UDT_TEST_PEER_ADDR"))
+		return
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := checkLeaks(); err != nil {
