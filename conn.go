@@ -473,6 +473,7 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	c.mu.Unlock()
+	c.m.releaseConn()
 	// Blocked Read and Write calls return now, not after the linger.
 	close(c.closed)
 

@@ -63,6 +63,10 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 // dialOn runs a caller handshake to peer on m, taking over the caller's
 // reference to m (released on failure).
 func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort) (*Conn, error) {
+	if !m.reserveConn(cfg.MaxConns) {
+		m.release()
+		return nil, ErrTooManyConns
+	}
 	c := newDialingConn(m, cfg, peer, reqInduction)
 	c.isDial = true
 	m.apply(func() { m.connectors[c.id] = c })
@@ -76,6 +80,7 @@ func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort
 
 // abandon closes and unregisters a dial whose handshake failed.
 func (c *Conn) abandon() {
+	c.m.releaseConn()
 	c.mu.Lock()
 	c.state = stateClosed
 	c.closing = true

@@ -208,6 +208,11 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{Config{UDPSendBuffer: 10}, "Config.UDPSendBuffer"},
 		{Config{ConnectTimeout: -1}, "Config.ConnectTimeout"},
 		{Config{Backlog: -1}, "Config.Backlog"},
+		{Config{Backlog: 1 << 17}, "Config.Backlog"},
+		{Config{MaxConns: -1}, "Config.MaxConns"},
+		{Config{FlowWindow: 1<<20 + 1}, "Config.FlowWindow"},
+		{Config{SendBuffer: 1 << 30}, "Config.SendBuffer"},
+		{Config{ReceiveBuffer: 1 << 21}, "Config.ReceiveBuffer"},
 		{Config{PeerIdleTimeout: -1}, "Config.PeerIdleTimeout"},
 	} {
 		_, err := (&Dialer{Config: tc.cfg}).DialUDT(context.Background(), "udp", "127.0.0.1:1")

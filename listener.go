@@ -234,13 +234,18 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing || len(l.accept) >= cap(l.accept) {
+	var reason string
+	switch {
+	case l.closing:
+		reason = "listener closing"
+	case len(l.accept) >= cap(l.accept):
+		reason = "backlog full"
+	case !l.m.reserveConn(l.cfg.MaxConns):
+		reason = fmt.Sprintf("connection limit (MaxConns %d)", l.cfg.MaxConns)
+	}
+	if reason != "" {
 		l.refused++
 		l.refuse(ob, &h)
-		reason := "backlog full"
-		if l.closing {
-			reason = "listener closing"
-		}
 		l.logRefused(slog.LevelInfo, from, reason)
 		return
 	}

@@ -54,6 +54,8 @@ type multiplexer struct {
 	rdvPeers map[netip.AddrPort]struct{}
 
 	dropped atomic.Uint64 // malformed or unroutable datagrams
+
+	open atomic.Int64 // connections counted against Config.MaxConns
 }
 
 // registry maps local addresses to shared multiplexers.
@@ -69,7 +71,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	defer registry.mu.Unlock()
 	key := ""
 	if laddr != nil && laddr.Port != 0 {
-		key = network + "|" + laddr.String()
+		key = muxKey(network, laddr)
 		if m := registry.muxes[key]; m != nil {
 			m.refs++
 			return m, nil
@@ -85,7 +87,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	if key == "" {
 		// Register under the bound address so later dials and listens
 		// naming it share this socket.
-		key = network + "|" + uc.LocalAddr().String()
+		key = muxKey(network, uc.LocalAddr().(*net.UDPAddr))
 	}
 	if registry.muxes == nil {
 		registry.muxes = make(map[string]*multiplexer)
@@ -96,6 +98,17 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	}
 	m.start()
 	return m, nil
+}
+
+// muxKey names a local address in the registry. A specific IP names one
+// socket whatever the network ("udp" or "udp4" for 127.0.0.1); an
+// unspecified one needs the network too: "udp" binds both families,
+// "udp4" and "udp6" one.
+func muxKey(network string, laddr *net.UDPAddr) string {
+	if laddr.IP != nil && !laddr.IP.IsUnspecified() {
+		return laddr.String()
+	}
+	return network + "|" + laddr.String()
 }
 
 // newMultiplexer makes a multiplexer on pc; start runs its workers.
@@ -197,6 +210,23 @@ type SocketError struct {
 func (e *SocketError) Error() string { return "udt: UDP socket failed: " + e.Err.Error() }
 
 func (e *SocketError) Unwrap() error { return e.Err }
+
+// reserveConn counts a new connection on m unless limit (Config.MaxConns;
+// zero for none) is reached. Close, or the dial's failure, gives it back
+// (releaseConn).
+func (m *multiplexer) reserveConn(limit int) bool {
+	for {
+		n := m.open.Load()
+		if limit > 0 && n >= int64(limit) {
+			return false
+		}
+		if m.open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (m *multiplexer) releaseConn() { m.open.Add(-1) }
 
 // newSocketID returns a random positive 31-bit ID unused on this multiplexer.
 func (m *multiplexer) newSocketID() uint32 {

@@ -125,6 +125,10 @@ func dialRendezvousOn(ctx context.Context, m *multiplexer, cfg Config, peer neti
 		registry.mu.Unlock()
 	}()
 
+	if !m.reserveConn(cfg.MaxConns) {
+		m.release()
+		return nil, ErrTooManyConns
+	}
 	c := newDialingConn(m, cfg, peer, reqRendezvous)
 	c.rendezvous = true
 	m.apply(func() {

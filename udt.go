@@ -117,6 +117,11 @@ const (
 	DefaultBacklog        = 1024
 	minMSS                = 76
 	maxMSS                = 65536
+
+	// maxWindow caps the flow window and the buffers, in packets: 1.5 GB
+	// of 1500-byte packets, a second at 12 Gbit/s.
+	maxWindow  = 1 << 20
+	maxBacklog = 1 << 16
 )
 
 // Config holds the options of a connection or a listener. The zero value
@@ -129,15 +134,15 @@ type Config struct {
 	MSS int
 
 	// FlowWindow is the largest number of unacknowledged packets in flight
-	// (UDT_FC). If zero, 25600. Values up to 32 become 32.
+	// (UDT_FC). If zero, 25600. Values up to 32 become 32; at most 2^20.
 	FlowWindow int
 
 	// SendBuffer is the send buffer size in packets (UDT_SNDBUF). If zero,
-	// 8192. Write blocks while it is full.
+	// 8192; at most 2^20. Write blocks while it is full.
 	SendBuffer int
 
 	// ReceiveBuffer is the receive buffer size in packets (UDT_RCVBUF). If
-	// zero, 8192. At least 32; capped at FlowWindow.
+	// zero, 8192. At least 32, at most 2^20; capped at FlowWindow.
 	ReceiveBuffer int
 
 	// UDPSendBuffer and UDPReceiveBuffer size the UDP socket's kernel
@@ -158,8 +163,17 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// Backlog is the number of handshaken connections a Listener queues
-	// for Accept; requests beyond it are refused. If zero, 1024.
+	// for Accept; requests beyond it are refused. If zero, 1024; at most
+	// 65536.
 	Backlog int
+
+	// MaxConns caps the connections open at once on the UDP socket:
+	// dialed, accepted, and queued for Accept, each counted until it is
+	// closed (or its dial fails). A Listener refuses handshakes beyond it
+	// (the dialer gets [ErrConnRefused]); a Dial from a shared local
+	// address fails with [ErrTooManyConns]. The count covers every
+	// connection on the socket, whatever Config made it. If zero, no cap.
+	MaxConns int
 
 	// PeerIdleTimeout is how long the peer may stay silent before the
 	// connection is declared lost ([ErrConnLost]). If zero, the C++
@@ -294,8 +308,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FlowWindow == 0 {
 		c.FlowWindow = DefaultFlowWindow
 	}
-	if c.FlowWindow < 0 {
-		return c, fmt.Errorf("udt: Config.FlowWindow %d is negative", c.FlowWindow)
+	if c.FlowWindow < 0 || c.FlowWindow > maxWindow {
+		return c, fmt.Errorf("udt: Config.FlowWindow %d is outside 0…%d", c.FlowWindow, maxWindow)
 	}
 	if c.FlowWindow < 32 {
 		c.FlowWindow = 32
@@ -303,14 +317,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SendBuffer == 0 {
 		c.SendBuffer = DefaultSendBuffer
 	}
-	if c.SendBuffer < 2 {
-		return c, fmt.Errorf("udt: Config.SendBuffer %d is below the minimum 2", c.SendBuffer)
+	if c.SendBuffer < 2 || c.SendBuffer > maxWindow {
+		return c, fmt.Errorf("udt: Config.SendBuffer %d is outside 2…%d", c.SendBuffer, maxWindow)
 	}
 	if c.ReceiveBuffer == 0 {
 		c.ReceiveBuffer = DefaultReceiveBuffer
 	}
-	if c.ReceiveBuffer < 0 {
-		return c, fmt.Errorf("udt: Config.ReceiveBuffer %d is negative", c.ReceiveBuffer)
+	if c.ReceiveBuffer < 0 || c.ReceiveBuffer > maxWindow {
+		return c, fmt.Errorf("udt: Config.ReceiveBuffer %d is outside 0…%d", c.ReceiveBuffer, maxWindow)
 	}
 	if c.ReceiveBuffer < 32 {
 		c.ReceiveBuffer = 32
@@ -363,8 +377,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog
 	}
-	if c.Backlog < 0 {
-		return c, fmt.Errorf("udt: Config.Backlog %d is negative", c.Backlog)
+	if c.Backlog < 0 || c.Backlog > maxBacklog {
+		return c, fmt.Errorf("udt: Config.Backlog %d is outside 1…%d", c.Backlog, maxBacklog)
+	}
+	if c.MaxConns < 0 {
+		return c, fmt.Errorf("udt: Config.MaxConns %d is negative", c.MaxConns)
 	}
 	return c, nil
 }
@@ -387,6 +404,9 @@ var (
 	ErrPeerAborted = errors.New("udt: peer shut down before all its data arrived")
 	// ErrUnacknowledged matches the error Close returns when written data
 	// was not acknowledged before the shutdown (see [UnacknowledgedError]).
+	// ErrTooManyConns is returned by a Dial from a local address whose
+	// socket already carries Config.MaxConns connections.
+	ErrTooManyConns   = errors.New("udt: too many connections on the UDP socket (Config.MaxConns)")
 	ErrUnacknowledged = errors.New("udt: written data not acknowledged before the shutdown")
 	// ErrNotMessageMode is returned by WriteMessage and ReadMessage on a
 	// stream connection (the C++ library's ESTREAMILL).
