@@ -156,6 +156,9 @@ type Conn struct {
 	stats connStats // guarded by mu
 
 	unregistered bool // out of the multiplexer; guarded by mu
+	// After a shutdown: the closeWait timer and the next repeat's, both
+	// stopped by unregister so that they let go of the connection at once.
+	waitTimer, repeatTimer *time.Timer // guarded by mu
 }
 
 // sndPkt is one packet's payload in the send buffer.
@@ -476,6 +479,8 @@ func (c *Conn) Close() error {
 	c.m.releaseConn()
 	// Blocked Read and Write calls return now, not after the linger.
 	close(c.closed)
+	c.rdl.Stop()
+	c.wdl.Stop()
 
 	// Linger: wait for the send buffer to drain.
 	if c.cfg.Linger > 0 {
@@ -513,7 +518,9 @@ func (c *Conn) Close() error {
 			unacked += len(*c.sndBuf.At(i).buf)
 		}
 	}
-	if c.state == stateConnected && !c.peerClosed && c.err == nil {
+	switch {
+	case c.state != stateConnected || c.err != nil:
+	case !c.peerClosed:
 		// A second copy guards against a single loss (the peer ignores
 		// the repeat); the closed socket answers later packets from the
 		// peer with more (see closeWait).
@@ -521,6 +528,11 @@ func (c *Conn) Close() error {
 			ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 		}
 		sentShutdown = true
+	default:
+		// The peer shut down first and waits out closeWait for our
+		// shutdown: this answer lets it go at once (4.11 sends none
+		// here; its socket ignores one after its own).
+		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 	}
 	wasConnecting := c.state == stateConnecting
 	if c.state == stateConnected && !c.peerClosed && c.err == nil {
@@ -537,8 +549,12 @@ func (c *Conn) Close() error {
 	switch {
 	case wasConnecting:
 	case sentShutdown:
+		c.mu.Lock()
+		if !c.unregistered { // the peer's shutdown may have come already
+			c.waitTimer = time.AfterFunc(closeWait, c.unregister)
+		}
+		c.mu.Unlock()
 		c.repeatShutdown(repeatAfter, shutdownRepeats)
-		time.AfterFunc(closeWait, c.unregister)
 	default:
 		c.unregister()
 	}
@@ -584,7 +600,12 @@ func (c *Conn) repeatShutdown(d time.Duration, n int) {
 	if n <= 0 || d >= closeWait {
 		return
 	}
-	time.AfterFunc(d, func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unregistered {
+		return
+	}
+	c.repeatTimer = time.AfterFunc(d, func() {
 		c.mu.Lock()
 		done := c.unregistered
 		c.mu.Unlock()
@@ -617,6 +638,11 @@ func (c *Conn) unregister() { c.unregOnce.Do(c.doUnregister) }
 func (c *Conn) doUnregister() {
 	c.mu.Lock()
 	c.unregistered = true
+	for _, t := range []*time.Timer{c.waitTimer, c.repeatTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
 	c.mu.Unlock()
 	c.m.sndq.remove(c)
 	m, id, ln, key := c.m, c.id, c.ln, c.lnKey

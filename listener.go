@@ -139,6 +139,7 @@ func (l *Listener) Close() error {
 	}
 	l.closing = true
 	close(l.closed)
+	l.deadline.Stop()
 	var pending []*Conn
 	for len(l.accept) > 0 {
 		pending = append(pending, <-l.accept)

@@ -11,9 +11,10 @@ import (
 // Deadline is safe for concurrent use. Use [New]; the zero value is not
 // usable.
 type Deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer   // guarded by mu
-	cancel chan struct{} // guarded by mu; closed when the deadline passes
+	mu      sync.Mutex
+	timer   *time.Timer   // guarded by mu
+	cancel  chan struct{} // guarded by mu; closed when the deadline passes
+	stopped bool          // guarded by mu; Stop was called
 }
 
 // New returns a deadline that is not set.
@@ -24,6 +25,9 @@ func New() *Deadline { return &Deadline{cancel: make(chan struct{})} }
 func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel // the callback is closing it
 	}
@@ -45,6 +49,20 @@ func (d *Deadline) Set(t time.Time) {
 	}
 	if !closed {
 		close(d.cancel)
+	}
+}
+
+// Stop disarms the deadline for good, releasing its timer: a closed
+// connection's deadline, far off, would otherwise keep the timer, and what
+// it refers to, until then. Later Sets do nothing; Wait's channel stays as
+// it was.
+func (d *Deadline) Stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
 	}
 }
 

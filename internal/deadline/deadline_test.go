@@ -45,3 +45,21 @@ func TestDeadline(t *testing.T) {
 		require.True(t, passed(d))
 	})
 }
+
+func TestDeadlineStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := New()
+		d.Set(time.Now().Add(time.Second))
+		d.Stop()
+		time.Sleep(2 * time.Second)
+		require.False(t, passed(d), "a stopped deadline passed")
+		d.Set(time.Now().Add(-time.Second))
+		require.False(t, passed(d), "Set after Stop took effect")
+
+		// A deadline that had passed stays passed.
+		d = New()
+		d.Set(time.Now().Add(-time.Second))
+		d.Stop()
+		require.True(t, passed(d))
+	})
+}
