@@ -286,3 +286,73 @@ func TestDialContextCancelIsPrompt(t *testing.T) {
 	}
 	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines, "goroutines left by the canceled dials")
 }
+
+// Conclusions with a good cookie but fields out of range: each is dropped
+// (no answer, no connection, counted) or refused (version, socket type),
+// and the listener takes a well-formed request from the same client
+// afterwards. A huge flow window is accepted and capped.
+func TestHostileHandshakes(t *testing.T) {
+	ln := listenRaw(t, Config{})
+	r := newRawClient(t, ln.Addr())
+	id := uint32(100)
+	// conclude sends the cookie request and a conclusion patched by f.
+	conclude := func(f func(*handshake)) (handshake, bool) {
+		id++
+		req := r.request(id)
+		r.send(&req)
+		_, reply, ok := r.recv(2 * time.Second)
+		require.True(t, ok, "no cookie")
+		req.reqType, req.cookie = reqConclusion, reply.cookie
+		f(&req)
+		r.send(&req)
+		_, h, ok := r.recv(300 * time.Millisecond)
+		return h, ok
+	}
+	for _, tc := range []struct {
+		name  string
+		patch func(*handshake)
+	}{
+		{"MSS 0", func(h *handshake) { h.mss = 0 }},
+		{"MSS 75", func(h *handshake) { h.mss = 75 }},
+		{"MSS 65537", func(h *handshake) { h.mss = 65537 }},
+		{"MSS 2^32-1", func(h *handshake) { h.mss = 1<<32 - 1 }},
+		{"flow window 0", func(h *handshake) { h.window = 0 }},
+		{"ISN 2^31", func(h *handshake) { h.isn = 1 << 31 }},
+		{"ISN 2^32-1", func(h *handshake) { h.isn = 1<<32 - 1 }},
+		{"socket ID 0", func(h *handshake) { h.socketID = 0 }},
+		{"socket ID top bit", func(h *handshake) { h.socketID |= 1 << 31 }},
+		{"request type 5", func(h *handshake) { h.reqType = 5 }},
+		{"request type -3", func(h *handshake) { h.reqType = -3 }},
+		{"request type 1002", func(h *handshake) { h.reqType = reqRefused }},
+	} {
+		dropped := ln.m.dropped.Load()
+		_, answered := conclude(tc.patch)
+		require.False(t, answered, "%s: answered", tc.name)
+		require.Greater(t, ln.m.dropped.Load(), dropped, "%s: not counted", tc.name)
+	}
+	for _, tc := range []struct {
+		name  string
+		patch func(*handshake)
+	}{
+		{"version 0", func(h *handshake) { h.version = 0 }},
+		{"version 5", func(h *handshake) { h.version = 5 }},
+		{"socket type 7", func(h *handshake) { h.sockType = 7 }},
+	} {
+		h, answered := conclude(tc.patch)
+		require.True(t, answered, tc.name)
+		require.Equal(t, int32(reqRefused), h.reqType, tc.name)
+	}
+	require.Empty(t, ln.accept, "a bad handshake made a connection")
+
+	// A huge flow window is taken, capped.
+	h, ok := conclude(func(h *handshake) { h.window = 1<<32 - 1 })
+	require.True(t, ok)
+	require.Equal(t, int32(reqConclusion), h.reqType)
+	s, err := ln.AcceptUDT()
+	require.NoError(t, err)
+	defer s.Close()
+	s.mu.Lock()
+	window := s.flowWindow
+	s.mu.Unlock()
+	require.LessOrEqual(t, window, 1<<30)
+}

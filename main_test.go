@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
-// TestMain fails the run when goroutines of this package or multiplexers
-// outlive the tests. Started with UDT_TEST_PEER set, the test binary is
+// TestMain fails the run when multiplexers or goroutines outlive the
+// tests. Started with UDT_TEST_PEER set, the test binary is
 // instead a peer process for the fault tests (see peerProcess).
 func TestMain(m *testing.M) {
 	if role := os.Getenv("UDT_TEST_PEER"); role != "" {
@@ -49,7 +51,9 @@ func checkLeaks() error {
 		registry.mu.Unlock()
 		ours := ourGoroutines()
 		if muxes == 0 && len(ours) == 0 {
-			return nil
+			// Then any goroutine at all, the standard library's and the
+			// dependencies' included (goleak waits a while for them).
+			return goleak.Find()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("leak: %d multiplexers still registered, %d goroutines:\n%s",
