@@ -165,8 +165,14 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 // as announced in ACKs: never below 2, so a stalled sender can probe.
 func (c *Conn) availLocked() int {
 	used := seq.Off(c.rcvReadSeq, c.rcvContig())
-	return max(c.rcvBuf.Limit()-used-1, 2)
+	return max(c.rcvBuf.Limit()-used-1, minAdvertisedWindow)
 }
+
+// minAdvertisedWindow is the least window an ACK offers, even with the
+// buffer full (4.11's floor): the sender keeps probing with that many
+// packets, and learns from the ACKs they draw when the reader has made
+// room.
+const minAdvertisedWindow = 2
 
 // sendACKLocked sends a full or short ACK if the ACK point moved, or
 // repeats it after RTT+4·RTTVar (§7.1).
@@ -377,6 +383,7 @@ func (c *Conn) stallDue() time.Time {
 func (c *Conn) resendStalledLocked(now time.Time) {
 	c.stallResent = now
 	c.stallResends++
+	c.stats.stallResent++
 	if c.sndLoss.Insert(c.sndLastAck, c.sndLastAck) > 0 {
 		c.kickLocked(now)
 	}
@@ -397,8 +404,10 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 			c.stats.pktSndLoss += uint64(c.sndLoss.Insert(c.sndLastAck, c.sndCurrSeq))
 		}
 		c.logRetransmission(now, "timeout", c.sndLoss.Len())
-		c.cc.OnTimeout(now, c.ccInputs())
-		c.ccUpdateLocked()
+		if !c.peerBufferFullLocked() {
+			c.cc.OnTimeout(now, c.ccInputs())
+			c.ccUpdateLocked()
+		}
 		c.kickLocked(now)
 	case c.sndBuf.Len() > 0:
 		c.kickLocked(now)
@@ -419,13 +428,22 @@ func (c *Conn) peerLostLocked(now time.Time) bool {
 	if bound == 0 {
 		bound = defaultStallTimeout
 	}
-	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && now.Sub(c.lastProgress) >= bound {
+	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.lastProgress) >= bound {
 		return true
 	}
 	if c.cfg.PeerIdleTimeout > 0 {
 		return now.Sub(c.lastPacket) >= c.cfg.PeerIdleTimeout
 	}
 	return c.expCount > 16 && now.Sub(c.lastHeard) > 5*time.Second
+}
+
+// peerBufferFullLocked reports whether the peer's receive buffer is full
+// as far as its ACKs say: they offer the floor window of 2 packets, which
+// we have sent. The peer then drops those probes and its ACK cannot move
+// until its application reads: a slow reader, not a lost peer, and not
+// congestion.
+func (c *Conn) peerBufferFullLocked() bool {
+	return c.flowWindow <= minAdvertisedWindow && seq.Off(c.sndLastAck, c.sndCurrSeq)+1 >= c.flowWindow
 }
 
 // defaultStallTimeout is how long outstanding data may go unacknowledged
@@ -444,7 +462,9 @@ func (c *Conn) armTimerLocked(now time.Time) {
 		if bound == 0 {
 			bound = defaultStallTimeout
 		}
-		at = minTime(at, c.lastProgress.Add(bound))
+		if !c.peerBufferFullLocked() {
+			at = minTime(at, c.lastProgress.Add(bound))
+		}
 		at = minTime(at, c.stallDue())
 	}
 	if c.rcvContig() != c.rcvLastAck2 {

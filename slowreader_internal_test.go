@@ -20,8 +20,9 @@ import (
 // 46 s broken-connection timeout. Flow control alone must hold the sender:
 // the buffer full, the sender's window closed, the connection alive through
 // the pause, since the peer is heard all along. Every byte arrives in
-// order, neither side sees an error, Close returns nil, and the receiver
-// neither misses a packet nor drops one for want of room.
+// order, neither side sees an error, Close returns nil, the reader is never
+// kept waiting (the transfer takes the reader's own time), and the only
+// packets dropped are the sender's window probes.
 func TestSlowReaderFullBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const (
@@ -110,8 +111,19 @@ func TestSlowReaderFullBuffer(t *testing.T) {
 		rs, ss := s.Stats().Total, c.Stats().Total
 		t.Logf("sender: %d data packets sent, %d retransmitted, %d reported lost or timed out; receiver: %d received, %d dropped, %d found missing",
 			ss.PktSent, ss.PktRetrans, ss.PktSndLoss, rs.PktRecv, rs.PktRecvDropped, rs.PktRcvLoss)
-		assert.Zero(t, rs.PktRcvLoss, "packets the receiver found missing")
-		assert.Zero(t, rs.PktRecvDropped, "packets the receiver dropped: no room, or duplicates")
+		// A full buffer still offers a window of 2 packets (4.11's floor),
+		// so the sender keeps 2 out as probes; the receiver drops them
+		// until its reader has made room, and they are sent again at the
+		// next timeout or stall resend, or reported missing once later packets
+		// pass them.
+		// Those are the only packets lost or dropped, and no timeout
+		// slows the sender (the controller is not told of them).
+		c.mu.Lock()
+		expiries, stalls, period := c.stats.expiries, c.stats.stallResent, c.period
+		c.mu.Unlock()
+		t.Logf("sender: %d timeouts, %d stall resends; sending period at the end %v", expiries, stalls, period)
+		assert.LessOrEqual(t, rs.PktRecvDropped, 2*expiries+stalls+rs.PktRcvLoss, "dropped beyond the probes")
+		assert.LessOrEqual(t, rs.PktRcvLoss, uint64(32), "found missing")
 		require.Equal(t, size, got, "bytes read")
 		require.Less(t, took, bound, "virtual time")
 	})

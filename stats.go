@@ -24,6 +24,7 @@ type connStats struct {
 	nakRecv        uint64
 	ctrlRecv       uint64
 	expiries       uint64
+	stallResent    uint64 // oldest packets resent for a stalled ACK point
 	dropped        uint64 // malformed or unexpected control packets, foreign senders
 	dropSent       uint64 // message drop requests sent
 	dropRecv       uint64 // message drop requests received
