@@ -55,6 +55,7 @@ type Conn struct {
 
 	readReady  chan struct{} // data, EOF or error for Read; capacity 1
 	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
+	writeSem   chan struct{} // held by the stream Write in progress; capacity 1
 	closed     chan struct{} // closed when Close begins, waking blocked calls
 	connected  chan struct{} // closed when the handshake completes or fails (dials)
 	rdl, wdl   *deadline.Deadline
@@ -194,6 +195,7 @@ func newConn(m *multiplexer, cfg Config, peer netip.AddrPort) *Conn {
 		sqIndex:    -1,
 		readReady:  make(chan struct{}, 1),
 		writeReady: make(chan struct{}, 1),
+		writeSem:   make(chan struct{}, 1),
 		closed:     make(chan struct{}),
 		connected:  make(chan struct{}),
 		rtt:        window.NewRTT(),
@@ -381,6 +383,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 		}
 		return 0, nil
 	}
+	// One Write at a time, as on a *net.TCPConn: concurrent Writes each
+	// stay whole in the stream, never interleaved.
+	select {
+	case c.writeSem <- struct{}{}:
+	case <-c.wdl.Wait():
+		return 0, c.opError("write", os.ErrDeadlineExceeded)
+	case <-c.closed:
+		return 0, c.opError("write", net.ErrClosed)
+	}
+	defer func() { <-c.writeSem }()
 	for len(b) > 0 {
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
