@@ -129,6 +129,10 @@ type CongestionInfo struct {
 	// RateSample is the arrival rate in the latest full ACK, packets/s; 0
 	// if it carried none.
 	RateSample int
+	// AppLimited reports that RateSample measured, at least in part,
+	// packets sent while the application gave the sender nothing more to
+	// send: a lower bound of the path's rate, not an estimate.
+	AppLimited bool
 	// Bandwidth is the average of the peer's link-capacity estimates,
 	// packets/s (1/8 weight per ACK; 1 before the first).
 	Bandwidth int
@@ -234,6 +238,7 @@ func (info *CongestionInfo) inputs() cc.Inputs {
 		Bandwidth:  info.Bandwidth,
 		RTTSample:  info.RTTSample,
 		RateSample: info.RateSample,
+		AppLimited: info.AppLimited,
 		Delivered:  info.Delivered,
 		AckRTT:     info.SenderRTT,
 		Lost:       info.Lost,
@@ -270,6 +275,7 @@ func (c *Conn) ccInputs() CongestionInfo {
 		SenderRTT:  c.ackRTT,
 		RecvRate:   c.rate,
 		RateSample: c.rateSample,
+		AppLimited: c.appLimited,
 		Bandwidth:  c.bandwidth,
 		Delivered:  c.delivered,
 		Lost:       c.stats.pktSndLoss,

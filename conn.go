@@ -77,30 +77,34 @@ type Conn struct {
 	rcvPayload int
 
 	// Sender, guarded by mu.
-	sndBuf      *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
-	sndLastAck  seq.Num              // oldest unacknowledged
-	sndDataAck  seq.Num              // last full/short ACK processed
-	sndCurrSeq  seq.Num              // highest sent
-	sndLoss     *lossl.List
-	flowWindow  int
-	cc          CongestionController
-	period      time.Duration
-	sndTarget   time.Time // pacing: when the packet being sent was due
-	probeNext   bool      // a probe start went last: its partner goes next
-	peerWindow  int       // the peer's receive buffer, packets, from the handshake
-	scheduled   bool      // in the send queue, or being served by it
-	holdUntil   time.Time // accepted conns: no data before this (see establishLocked)
-	msgNo       seq.Msg
-	rtt         window.RTT
-	delivered   uint64        // packets acknowledged, cumulative (for cc)
-	rttSample   time.Duration // RTT in the peer's latest ACK
-	rateSample  int           // arrival rate in the peer's latest full ACK, bounded by plausibleRate
-	rateSamples int           // full ACKs with rate words received
-	rate        int           // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth   int           // EWMA of the peer's reported link capacity, packets/s
-	nakScratch  []lossl.Range
-	scratch     [64]byte // control bodies being built
-	nakBody     []byte   // periodic NAK body
+	sndBuf     *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
+	sndLastAck seq.Num              // oldest unacknowledged
+	sndDataAck seq.Num              // last full/short ACK processed
+	sndCurrSeq seq.Num              // highest sent
+	sndLoss    *lossl.List
+	flowWindow int
+	// appLimited: the application left the sender idle with the windows
+	// open, last when appLimitedTo was the newest packet sent.
+	appLimited   bool
+	appLimitedTo seq.Num
+	cc           CongestionController
+	period       time.Duration
+	sndTarget    time.Time // pacing: when the packet being sent was due
+	probeNext    bool      // a probe start went last: its partner goes next
+	peerWindow   int       // the peer's receive buffer, packets, from the handshake
+	scheduled    bool      // in the send queue, or being served by it
+	holdUntil    time.Time // accepted conns: no data before this (see establishLocked)
+	msgNo        seq.Msg
+	rtt          window.RTT
+	delivered    uint64        // packets acknowledged, cumulative (for cc)
+	rttSample    time.Duration // RTT in the peer's latest ACK
+	rateSample   int           // arrival rate in the peer's latest full ACK, bounded by plausibleRate
+	rateSamples  int           // full ACKs with rate words received
+	rate         int           // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth    int           // EWMA of the peer's reported link capacity, packets/s
+	nakScratch   []lossl.Range
+	scratch      [64]byte // control bodies being built
+	nakBody      []byte   // periodic NAK body
 
 	// Congestion control, guarded by mu: what ccUpdateLocked read from
 	// the controller after its last call (the packet period is period).

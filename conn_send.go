@@ -123,7 +123,14 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 	if c.ccWindow > 0 {
 		window = min(window, c.ccWindow)
 	}
-	if inflight >= window || inflight >= c.sndBuf.Len() {
+	if inflight >= window {
+		return 0, sndPkt{}, 0, false
+	}
+	if inflight >= c.sndBuf.Len() {
+		// Nothing left to send though the windows allow more: the
+		// application holds the rate down, and the arrival rates the
+		// peer reports for these packets say so, not the path's.
+		c.appLimitedTo, c.appLimited = c.sndCurrSeq, true
 		return 0, sndPkt{}, 0, false
 	}
 	if inflight == 0 {
@@ -132,6 +139,9 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 	c.sndCurrSeq = c.sndCurrSeq.Inc()
 	return c.sndCurrSeq, c.sndBuf.At(inflight), inflight, true
 }
+
+// appLimitedSpan is how many arrivals the peer's rate reports span.
+const appLimitedSpan = 16
 
 // onACK handles an ACK from the peer (§7.1 of the protocol notes).
 func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
@@ -174,6 +184,12 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		c.rtt.Update(c.rttSample)
 	}
 	c.rateSample = 0
+	// The peer's arrival rate is a median over its last 16 arrivals: it
+	// is the application's while any of them was sent with nothing more
+	// to send behind it.
+	if c.appLimited && seq.Cmp(a.ack, c.appLimitedTo.Add(appLimitedSpan)) > 0 {
+		c.appLimited = false
+	}
 	if a.words >= 6 {
 		c.rateSamples++
 		warm := c.rateSamples > rateWarmup

@@ -201,7 +201,10 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// packet arrivals (ACK word 5). Unlike the rate at which the ACK point
 	// moves, it does not leap when a hole is repaired; when we send faster
 	// than the bottleneck it measures the bottleneck.
-	if in.RateSample > 1 {
+	// A sample the application held down counts only where it raises the
+	// estimate (as BBR's): an idle spell must not teach the filter that
+	// the path is slow.
+	if in.RateSample > 1 && (!in.AppLimited || float64(in.RateSample) > m.filteredBw()) {
 		m.roundRate = max(m.roundRate, float64(in.RateSample))
 		m.addBwSample(float64(in.RateSample))
 		m.capSamples++
