@@ -17,12 +17,10 @@ func TestListenerMaxConns(t *testing.T) {
 	ln, err := (&ListenConfig{Config: Config{MaxConns: limit, Linger: -1}}).ListenUDT(t.Context(), "udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	var clients []*Conn
 	for range limit {
 		c, err := (&Dialer{}).DialUDT(t.Context(), "udp", ln.Addr().String())
 		require.NoError(t, err)
 		defer c.Close()
-		clients = append(clients, c)
 	}
 	// Two accepted, three queued: all five count.
 	var servers []*Conn
