@@ -352,7 +352,16 @@ func (m *Model) update(in Inputs) {
 		m.period = time.Microsecond
 		return
 	}
-	m.period = time.Duration(float64(time.Second) / (bw * m.pacingGain))
+	// The pacing rate sends at least the least window, minCwnd, per
+	// window span, which the window allows anyway. Below that an
+	// estimate can trap itself: packets paced a few a second come back as
+	// arrival rates of a few packets a second, which the receiver reports
+	// in whole packets, so a probe's gain of a quarter never shows.
+	rate := bw * m.pacingGain
+	if m.minRTT > 0 {
+		rate = max(rate, minCwnd/m.windowSpan().Seconds())
+	}
+	m.period = time.Duration(float64(time.Second) / rate)
 	span := m.windowSpan()
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round
