@@ -529,14 +529,17 @@ func (c *Conn) Close() error {
 	// Written bytes the peer has not acknowledged (the linger ran out, or
 	// is negative): lost with the connection, which Close reports.
 	var unacked int
-	if c.state == stateConnected && !c.peerClosed && c.err == nil && c.sndBuf != nil {
+	// live: the connection ends here, by this Close, not by the peer or
+	// an error.
+	live := c.state == stateConnected && !c.peerClosed && c.err == nil
+	if live && c.sndBuf != nil {
 		for i := range c.sndBuf.Len() {
 			unacked += len(*c.sndBuf.At(i).buf)
 		}
 	}
 	switch {
 	case c.state != stateConnected || c.err != nil:
-	case !c.peerClosed:
+	case live:
 		// A second copy guards against a single loss (the peer ignores
 		// the repeat); the closed socket answers later packets from the
 		// peer with more (see closeWait).
@@ -551,7 +554,7 @@ func (c *Conn) Close() error {
 		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 	}
 	wasConnecting := c.state == stateConnecting
-	if c.state == stateConnected && !c.peerClosed && c.err == nil {
+	if live {
 		c.logClosed(slog.LevelInfo, "local", nil)
 	}
 	repeatAfter := max(c.rtt.RTT, synInterval)

@@ -424,11 +424,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 // but neither advances its ACK nor sends a NAK for as long while our data
 // is outstanding (a path dead in one direction) is lost too.
 func (c *Conn) peerLostLocked(now time.Time) bool {
-	bound := c.cfg.PeerIdleTimeout
-	if bound == 0 {
-		bound = defaultStallTimeout
-	}
-	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.lastProgress) >= bound {
+	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.lastProgress) >= c.progressBound() {
 		return true
 	}
 	if c.cfg.PeerIdleTimeout > 0 {
@@ -446,6 +442,15 @@ func (c *Conn) peerBufferFullLocked() bool {
 	return c.flowWindow <= minAdvertisedWindow && seq.Off(c.sndLastAck, c.sndCurrSeq)+1 >= c.flowWindow
 }
 
+// progressBound is how long outstanding data may go without the peer's
+// ACK advancing or a NAK before the peer is lost.
+func (c *Conn) progressBound() time.Duration {
+	if c.cfg.PeerIdleTimeout > 0 {
+		return c.cfg.PeerIdleTimeout
+	}
+	return defaultStallTimeout
+}
+
 // defaultStallTimeout is how long outstanding data may go unacknowledged
 // before the connection is lost, when PeerIdleTimeout is not set: the C++
 // library's broken-connection bound at its 300 ms EXP floor.
@@ -458,12 +463,8 @@ func (c *Conn) armTimerLocked(now time.Time) {
 		at = minTime(at, c.lastPacket.Add(c.cfg.PeerIdleTimeout))
 	}
 	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 {
-		bound := c.cfg.PeerIdleTimeout
-		if bound == 0 {
-			bound = defaultStallTimeout
-		}
 		if !c.peerBufferFullLocked() {
-			at = minTime(at, c.lastProgress.Add(bound))
+			at = minTime(at, c.lastProgress.Add(c.progressBound()))
 		}
 		at = minTime(at, c.stallDue())
 	}

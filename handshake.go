@@ -94,9 +94,14 @@ func (c *Conn) abortDial(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !isClosed(c.connected) {
-		c.err = err
-		close(c.connected)
+		c.failDialLocked(err)
 	}
+}
+
+// failDialLocked ends the handshake, which is still in progress, with err.
+func (c *Conn) failDialLocked(err error) {
+	c.err = err
+	close(c.connected)
 }
 
 // newDialingConn makes a connection on m that dials peer, with its first
@@ -215,8 +220,7 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		return false
 	case reqConclusion:
 		if h.isn != c.hs.isn {
-			c.err = ErrHandshakeRejected
-			close(c.connected)
+			c.failDialLocked(ErrHandshakeRejected)
 			return false
 		}
 		if h.socketID == 0 || h.socketID&0x80000000 != 0 || h.mss < minMSS || h.window == 0 {
@@ -229,9 +233,8 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		close(c.connected)
 		return true
 	case reqRefused:
-		c.err = ErrConnRefused
 		c.logf(slog.LevelInfo, "udt: dial refused")
-		close(c.connected)
+		c.failDialLocked(ErrConnRefused)
 	}
 	return false
 }

@@ -15,13 +15,15 @@ const maxDatagram = 65536
 // pass, before the socket is taken for dead.
 const failAfter = time.Second
 
+var passingErrnos = [...]syscall.Errno{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH,
+	syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN, syscall.ENOBUFS, syscall.ENOMEM,
+	syscall.EAGAIN, syscall.EINTR, syscall.EMSGSIZE, syscall.ETIMEDOUT}
+
 // transientReadError reports whether a read error is one a UDP socket
 // recovers from: ICMP reports of an earlier send, a full buffer or
 // memory shortage, an interrupted call.
 func transientReadError(err error) bool {
-	for _, e := range []syscall.Errno{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH,
-		syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.EAGAIN, syscall.EINTR, syscall.EMSGSIZE, syscall.ETIMEDOUT} {
+	for _, e := range passingErrnos {
 		if errors.Is(err, e) {
 			return true
 		}

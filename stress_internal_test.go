@@ -608,6 +608,17 @@ func startDeadlineConn(all *sync.WaitGroup, f *stressFailures, ends [2]*Conn) *d
 	return dc
 }
 
+// clearDeadlines clears both ends' deadlines, reporting whether it could.
+func (dc *deadlineConn) clearDeadlines(f *stressFailures) bool {
+	for _, c := range dc.ends {
+		if err := c.SetDeadline(time.Time{}); err != nil {
+			f.add("deadline conn: SetDeadline: %v", err)
+			return false
+		}
+	}
+	return true
+}
+
 // finish stops the churn, the writers and the readers, then sends a
 // marker each way with no deadline set: each must arrive whole after what
 // junk was still on its way, and the connection closes cleanly.
@@ -617,11 +628,8 @@ func (dc *deadlineConn) finish(all *sync.WaitGroup, f *stressFailures) {
 		f.add("deadline conn: the churner did not stop")
 		return
 	}
-	for _, c := range dc.ends {
-		if err := c.SetDeadline(time.Time{}); err != nil {
-			f.add("deadline conn: SetDeadline: %v", err)
-			return
-		}
+	if !dc.clearDeadlines(f) {
+		return
 	}
 	if !waitGroup(&dc.writers, 10*time.Second) {
 		f.add("deadline conn: the writers did not stop")
@@ -635,11 +643,8 @@ func (dc *deadlineConn) finish(all *sync.WaitGroup, f *stressFailures) {
 		f.add("deadline conn: the readers did not stop")
 		return
 	}
-	for _, c := range dc.ends {
-		if err := c.SetDeadline(time.Time{}); err != nil {
-			f.add("deadline conn: SetDeadline: %v", err)
-			return
-		}
+	if !dc.clearDeadlines(f) {
+		return
 	}
 
 	marker := make([]byte, 64<<10)
