@@ -173,7 +173,11 @@ func TestInteropMessageTTL(t *testing.T) {
 		// two more expire in the queue.
 		require.LessOrEqual(t, f["count"], int64(n-lost), "messages read")
 		require.GreaterOrEqual(t, f["count"], int64(n-lost-3), "messages read")
-		require.GreaterOrEqual(t, f["rcvloss"], int64(lost), "packets the C++ side found missing")
+		// 4.11 counts a packet missing only when a later one arrives
+		// before the drop request that covers it; for the last destroyed
+		// message, at the end of the stream, the drop request can win
+		// (CI saw 40 once).
+		require.GreaterOrEqual(t, f["rcvloss"], int64(lost-1), "packets the C++ side found missing")
 		require.GreaterOrEqual(t, st.Total.DropReqSent, uint64(lost))
 		require.NoError(t, srv.Wait(10*time.Second))
 	})
