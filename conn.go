@@ -76,6 +76,10 @@ type Conn struct {
 	// with the MSS we announced.
 	rcvPayload int
 
+	// Payload buffers at hand, of payload and rcvPayload bytes; guarded
+	// by mu. Each goes back to the shared pool when its buffer empties.
+	sndBufs, rcvBufs pktbuf.Cache
+
 	// Sender, guarded by mu.
 	sndBuf     *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
 	sndLastAck seq.Num              // oldest unacknowledged
@@ -221,6 +225,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.mss = mss
 	c.payload = payloadSize(mss)
 	c.rcvPayload = c.payload
+	c.sndBufs, c.rcvBufs = pktbuf.NewCache(c.payload), pktbuf.NewCache(c.rcvPayload)
 	c.flowWindow = peerWindow
 	c.peerWindow = peerWindow
 	c.sndBuf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
@@ -300,6 +305,7 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 			}
 			c.mu.Unlock()
 			c.flush(ob)
+			putOutbox(ob)
 			if n > 0 {
 				c.signalRead() // for other readers, if data is left
 			}
@@ -343,14 +349,11 @@ func (c *Conn) readLocked(b []byte) int {
 		c.rcvReadOff += k
 		if c.rcvReadOff == len(*slot) {
 			c.rcvBuf.PopFront()
-			pktbuf.PoolFor(c.rcvPayload).Put(slot)
+			c.rcvBufs.Put(slot)
 			c.rcvReadSeq = c.rcvReadSeq.Inc()
 			c.rcvReadOff = 0
 			contig--
 		}
-	}
-	if c.rcvBuf.Len() == 0 {
-		c.rcvBuf.Release()
 	}
 	return n
 }
@@ -420,9 +423,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 			}
 			continue
 		}
-		pool := pktbuf.PoolFor(c.payload)
 		for len(b) > 0 && !c.sndBuf.Full() {
-			buf := pool.Get()
+			buf := c.sndBufs.Get()
 			k := copy(*buf, b)
 			*buf = (*buf)[:k]
 			b = b[k:]
@@ -685,18 +687,16 @@ func (c *Conn) doUnregister() {
 
 func (c *Conn) releaseBuffersLocked() {
 	if c.sndBuf != nil {
-		pool := pktbuf.PoolFor(c.payload)
 		for c.sndBuf.Len() > 0 {
-			pool.Put(c.sndBuf.PopFront().buf)
+			c.sndBufs.Put(c.sndBuf.PopFront().buf)
 		}
+		c.sndBufs.Flush()
 	}
 	if c.rcvBuf != nil {
-		pool := pktbuf.PoolFor(c.rcvPayload)
 		for c.rcvBuf.Len() > 0 {
-			if b := c.rcvBuf.PopFront().buf; b != nil {
-				pool.Put(b)
-			}
+			c.rcvBufs.Put(c.rcvBuf.PopFront().buf)
 		}
+		c.rcvBufs.Flush()
 	}
 }
 
@@ -804,6 +804,20 @@ func (o *outbox) next() []byte {
 func (o *outbox) add(b []byte) {
 	o.b = b
 	o.ends = append(o.ends, len(b))
+}
+
+// outboxes serve the goroutines other than the receive worker (which has
+// its own) that build control packets: timers and Read.
+var outboxes = sync.Pool{New: func() any { return new(outbox) }}
+
+func getOutbox() *outbox { return outboxes.Get().(*outbox) }
+
+// putOutbox returns o, flushed, to the pool; o may be nil.
+func putOutbox(o *outbox) {
+	if o != nil {
+		o.reset()
+		outboxes.Put(o)
+	}
 }
 
 func (o *outbox) reset() {

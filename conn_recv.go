@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/udt-go/udt/internal/lossl"
-	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -63,6 +62,29 @@ func (c *Conn) handlePacket(p *packet) {
 	c.flush(ob)
 }
 
+// handleData handles a run of data packets, read together, under one
+// lock: handlePacket for each, sharing its per-call work.
+func (c *Conn) handleData(ps []packet) {
+	ob := &c.m.rcvOut
+	c.mu.Lock()
+	if c.state != stateConnected {
+		c.mu.Unlock()
+		for i := range ps {
+			c.handlePacket(&ps[i])
+		}
+		return
+	}
+	now := time.Now()
+	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
+	c.holdUntil = time.Time{}
+	for i := range ps {
+		c.onData(&ps[i], now, ob)
+	}
+	c.armTimerLocked(now)
+	c.mu.Unlock()
+	c.flush(ob)
+}
+
 // countForeign counts a packet for this socket from the wrong address.
 func (c *Conn) countForeign() {
 	c.mu.Lock()
@@ -106,7 +128,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++ // already delivered
 		return
 	}
-	buf := pktbuf.PoolFor(c.rcvPayload).Get()
+	buf := c.rcvBufs.Get()
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
@@ -235,7 +257,7 @@ func (c *Conn) windowUpdateLocked() *outbox {
 	if c.availLocked() < c.rcvBuf.Limit()/2 {
 		return nil
 	}
-	ob := &outbox{}
+	ob := getOutbox()
 	c.sendACKNowLocked(time.Now(), c.rcvContig(), ob)
 	return ob
 }
@@ -334,24 +356,25 @@ func (c *Conn) expInterval() time.Duration {
 
 // onTimer runs the ACK, NAK and EXP timers.
 func (c *Conn) onTimer() {
-	var ob outbox
 	c.mu.Lock()
 	if c.state != stateConnected || c.err != nil || c.peerClosed {
 		c.mu.Unlock()
 		return
 	}
+	ob := getOutbox()
+	defer putOutbox(ob)
 	now := time.Now()
 	c.timerAt = time.Time{}
 	if !now.Before(c.nextACK) {
-		c.sendACKLocked(now, &ob)
+		c.sendACKLocked(now, ob)
 	}
 	if c.rcvLoss.Len() > 0 && !now.Before(c.nextNAK) {
-		c.reportLossLocked(now, &ob)
+		c.reportLossLocked(now, ob)
 	}
 	if c.peerLostLocked(now) {
 		c.failLocked(ErrConnLost)
 	} else if now.Sub(c.lastHeard) >= c.expInterval() {
-		c.onExpiryLocked(now, &ob)
+		c.onExpiryLocked(now, ob)
 	} else if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !now.Before(c.stallDue()) {
 		c.resendStalledLocked(now)
 	}
@@ -359,7 +382,7 @@ func (c *Conn) onTimer() {
 		c.armTimerLocked(now)
 	}
 	c.mu.Unlock()
-	c.flush(&ob)
+	c.flush(ob)
 }
 
 // stallDue is when, while data is unacknowledged, a peer that does not
@@ -413,9 +436,25 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 		c.kickLocked(now)
 	default:
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, c.peerID, nil))
+		c.releaseIdleLocked()
 	}
 	c.expCount++
 	c.lastHeard = now
+}
+
+// releaseIdleLocked hands the storage of empty buffers back: the rings'
+// slots and the payload buffers kept at hand. A busy connection keeps them,
+// since its buffers empty and fill again many times a second; this runs
+// once it has been idle for an EXP interval.
+func (c *Conn) releaseIdleLocked() {
+	if c.sndBuf.Len() == 0 {
+		c.sndBuf.Release()
+		c.sndBufs.Flush()
+	}
+	if c.rcvBuf.Len() == 0 {
+		c.rcvBuf.Release()
+		c.rcvBufs.Flush()
+	}
 }
 
 // peerLostLocked reports whether the peer has been silent past the bound:

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/udt-go/udt/internal/lossl"
-	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -27,12 +26,31 @@ func (c *Conn) kickLocked(now time.Time) {
 	c.m.sndq.schedule(c, c.sndTarget)
 }
 
-// packData appends the next data packet due (a retransmission first, else a
-// new packet the windows allow) to b. It returns when the connection wants
-// to send again, and false when it has nothing to send.
-func (c *Conn) packData(b []byte, now time.Time) ([]byte, time.Time, bool) {
+// packBatch appends to t the data packets due by horizon, under one lock,
+// as long as t has room. It returns when the connection wants to send
+// again, and false when it has nothing to send.
+func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for range t.room() {
+		n := len(t.buf)
+		b, next, ok := c.packLocked(t.buf, now)
+		t.buf = b
+		if len(b) > n {
+			t.ends = append(t.ends, len(b))
+			t.to = append(t.to, c.peer)
+		}
+		if !ok || next.After(horizon) || t.full() {
+			return next, ok
+		}
+	}
+	return c.sndTarget, true
+}
+
+// packLocked appends the next data packet due (a retransmission first, else
+// a new packet the windows allow) to b. It returns when the connection
+// wants to send again, and false when it has nothing to send.
+func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	if c.state != stateConnected || c.err != nil || c.peerClosed {
 		c.scheduled = false
 		return b, time.Time{}, false
@@ -232,10 +250,9 @@ func plausibleRate(sample uint32, avg int, warm bool) int {
 // releaseAckedLocked frees the send buffer up to ack (exclusive).
 func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	n := min(seq.Off(c.sndLastAck, ack), c.sndBuf.Len())
-	pool := pktbuf.PoolFor(c.payload)
 	for i := range n {
 		pk := c.sndBuf.PopFront()
-		pool.Put(pk.buf)
+		c.sndBufs.Put(pk.buf)
 		if i == n-1 {
 			c.ackedSentAt = pk.sentAt
 		}
@@ -250,9 +267,6 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	c.sndLoss.RemoveBefore(ack)
 	if n > 0 {
 		c.signalWrite()
-	}
-	if c.sndBuf.Len() == 0 {
-		c.sndBuf.Release()
 	}
 }
 

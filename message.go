@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -144,10 +143,9 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			if ttl > 0 {
 				expire = now.Add(ttl).Sub(c.start).Nanoseconds()
 			}
-			pool := pktbuf.PoolFor(c.payload)
 			total, rest := len(b), b
 			for len(rest) > 0 {
-				buf := pool.Get()
+				buf := c.sndBufs.Get()
 				k := copy(*buf, rest)
 				*buf = (*buf)[:k]
 				rest = rest[k:]
@@ -344,7 +342,7 @@ func (c *Conn) discardMessageLocked(off int) {
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcvBuf.At(off)
 	if s.buf != nil {
-		pktbuf.PoolFor(c.rcvPayload).Put(s.buf)
+		c.rcvBufs.Put(s.buf)
 	}
 	if s.state == slotData && !s.inOrder {
 		c.rcvUnordered--
@@ -364,9 +362,6 @@ func (c *Conn) popSettledLocked(contig int) int {
 		c.rcvBuf.PopFront()
 		c.rcvReadSeq = c.rcvReadSeq.Inc()
 		n++
-	}
-	if c.rcvBuf.Len() == 0 {
-		c.rcvBuf.Release()
 	}
 	return n
 }

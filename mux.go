@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -27,6 +28,12 @@ type multiplexer struct {
 	connectors map[uint32]*Conn // dials in progress by ID
 	listener   *Listener
 	rcvOut     outbox // control replies built while dispatching
+
+	// Data packets for one connection, read in one batch, are handed
+	// over together (see queueData); receive worker only.
+	batching bool
+	run      []packet
+	runConn  *Conn
 
 	// rendezvous holds rendezvous dials in progress by peer address, for
 	// their peer's requests to destination 0; owned by the receive worker.
@@ -83,7 +90,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	}
 	_ = uc.SetReadBuffer(cfg.UDPReceiveBuffer)
 	_ = uc.SetWriteBuffer(cfg.UDPSendBuffer)
-	m := newMultiplexer(udpConn{c: uc, stamped: enableStamps(uc)})
+	m := newMultiplexer(udpConn{c: uc, stamped: enableStamps(uc), io: newSocketIO(uc)})
 	if key == "" {
 		// Register under the bound address so later dials and listens
 		// naming it share this socket.
@@ -249,6 +256,20 @@ func (m *multiplexer) freeSocketID(id uint32) {
 	m.idMu.Unlock()
 }
 
+// writeBatch sends the data packets the send queue gathered: in batches
+// where the socket allows it, else one by one; send queue worker only.
+func (m *multiplexer) writeBatch(t *txBatch) {
+	if u, ok := m.conn.(udpConn); ok && u.io != nil {
+		u.io.writeBatch(t, m.writeTo)
+		return
+	}
+	start := 0
+	for i, end := range t.ends {
+		m.writeTo(t.buf[start:end], t.to[i])
+		start = end
+	}
+}
+
 // writeTo sends one datagram. Errors are transient for UDP (a full kernel
 // buffer, an unreachable peer) and are left to retransmission.
 func (m *multiplexer) writeTo(b []byte, to netip.AddrPort) {
@@ -267,7 +288,24 @@ type packetConn interface {
 // udpConn is a packetConn on a real UDP socket.
 type udpConn struct {
 	c       *net.UDPConn
-	stamped bool // the kernel timestamps arriving datagrams (see stamp_linux.go)
+	stamped bool     // the kernel timestamps arriving datagrams (see stamp_linux.go)
+	io      *batchIO // batch reads and writes, or nil (see batchio_linux.go)
+}
+
+// socketIO says how multiplexers do their I/O: "batch" (the default: batch
+// system calls, with GSO and GRO where the kernel has them), "nooffload"
+// (batches without GSO and GRO) or "plain" (a system call per datagram).
+// Tests set it to cover each path; UDT_SOCKET_IO sets it for a process.
+var socketIO = os.Getenv("UDT_SOCKET_IO")
+
+func newSocketIO(uc *net.UDPConn) *batchIO {
+	switch socketIO {
+	case "plain":
+		return nil
+	case "nooffload":
+		return newBatchIO(uc, true)
+	}
+	return newBatchIO(uc, false)
 }
 
 func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {

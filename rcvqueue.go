@@ -35,6 +35,10 @@ func transientReadError(err error) bool {
 // receiveLoop is the multiplexer's receive worker: it reads each datagram,
 // decodes its header and routes it by destination socket ID.
 func (m *multiplexer) receiveLoop() {
+	if u, ok := m.conn.(udpConn); ok && u.io != nil {
+		m.receiveBatches(u.io)
+		return
+	}
 	buf := make([]byte, maxDatagram)
 	// A real socket with kernel timestamps reports arrival times.
 	u, stamped := m.conn.(udpConn)
@@ -54,26 +58,8 @@ func (m *multiplexer) receiveLoop() {
 			n, from, err = m.conn.ReadFrom(buf)
 		}
 		if err != nil {
-			if isClosed(m.closed) {
-				m.runPending()
+			if m.readFailed(err, &failing) {
 				return
-			}
-			if failing.IsZero() {
-				failing = time.Now()
-			}
-			// Closed under us, or failing on and on with an error that is
-			// not a passing one: nothing more will arrive.
-			if errors.Is(err, net.ErrClosed) || !transientReadError(err) && time.Since(failing) >= failAfter {
-				m.fail(err)
-				return
-			}
-			// A passing error (an ICMP report, a full buffer): go on,
-			// without spinning if it repeats.
-			select {
-			case <-m.closed:
-				m.runPending()
-				return
-			case <-time.After(time.Millisecond):
 			}
 			continue
 		}
@@ -81,6 +67,77 @@ func (m *multiplexer) receiveLoop() {
 		m.runPending()
 		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
 	}
+}
+
+// receiveBatches is receiveLoop on a socket with batch reads.
+func (m *multiplexer) receiveBatches(b *batchIO) {
+	dispatch := m.dispatch
+	m.batching = true
+	var failing time.Time
+	for {
+		if err := b.read(); err != nil {
+			if m.readFailed(err, &failing) {
+				return
+			}
+			continue
+		}
+		failing = time.Time{}
+		m.runPending()
+		b.each(dispatch)
+		m.flushRun() // before the buffers the run points into go back
+		b.release()
+	}
+}
+
+// runMax bounds a run of data packets handed to a connection at once.
+const runMax = 64
+
+// queueData adds a data packet for c to the run the receive worker hands
+// over in one call (under one lock), after handing over the run before if
+// it is another connection's; receive worker only. The packet's body stays
+// in the read buffer until flushRun.
+func (m *multiplexer) queueData(c *Conn, p *packet) {
+	if m.runConn != c || len(m.run) == runMax {
+		m.flushRun()
+		m.runConn = c
+	}
+	m.run = append(m.run, *p)
+}
+
+// flushRun hands the queued data packets to their connection.
+func (m *multiplexer) flushRun() {
+	if len(m.run) == 0 {
+		return
+	}
+	m.runConn.handleData(m.run)
+	clear(m.run) // drop the references to the read buffer
+	m.run, m.runConn = m.run[:0], nil
+}
+
+// readFailed handles a read error and reports whether the receive worker
+// must stop: the multiplexer is closing, or the socket is dead (closed
+// from outside, or failing with errors not known to pass since failing).
+// A passing error (an ICMP report, a full buffer) waits a millisecond, so
+// that a repeating one does not spin.
+func (m *multiplexer) readFailed(err error, failing *time.Time) bool {
+	if isClosed(m.closed) {
+		m.runPending()
+		return true
+	}
+	if failing.IsZero() {
+		*failing = time.Now()
+	}
+	if errors.Is(err, net.ErrClosed) || !transientReadError(err) && time.Since(*failing) >= failAfter {
+		m.fail(err)
+		return true
+	}
+	select {
+	case <-m.closed:
+		m.runPending()
+		return true
+	case <-time.After(time.Millisecond):
+	}
+	return false
 }
 
 // dispatch routes one datagram; receive worker only.
@@ -91,6 +148,9 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 		return
 	}
 	p.arrival = arrival
+	if p.dst == 0 || p.control {
+		m.flushRun() // in order with the data before it
+	}
 	switch {
 	case p.dst == 0:
 		if m.listener != nil {
@@ -110,6 +170,11 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 				c.countForeign()
 				return
 			}
+			if !p.control && m.batching {
+				m.queueData(c, &p)
+				return
+			}
+			m.flushRun()
 			c.handlePacket(&p)
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -215,6 +216,7 @@ func (c *Conn) establishRendezvousLocked(keepAlive bool, ob *outbox) {
 	c.hs.mss = uint32(mss)
 	c.establishLocked(time.Now(), h.socketID, mss, int(min(h.window, 1<<30)), seq.Num(c.hs.isn), seq.Num(h.isn))
 	c.rcvPayload = payloadSize(c.cfg.MSS)
+	c.rcvBufs = pktbuf.NewCache(c.rcvPayload)
 	if keepAlive {
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, h.socketID, nil))
 	}

@@ -2,6 +2,7 @@ package udt
 
 import (
 	"container/heap"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -54,18 +55,67 @@ func (q *sendQueue) remove(c *Conn) {
 	q.mu.Unlock()
 }
 
-// spinWindow is how close to its due time a packet is sent without
-// sleeping: timers are not precise below it.
-const spinWindow = 50 * time.Microsecond
+// batchWindow is how close to its due time a packet is sent without
+// sleeping: the queue gathers the packets due within it, of every
+// connection, and writes them together, in one system call where the
+// socket allows it. A connection's packets leave in bursts of at most this
+// long (its rate times 200 µs: under 2 packets at 100 Mbit/s, 17 at
+// 1 Gbit/s); longer gaps are slept, and timers are not precise below it.
+const batchWindow = 200 * time.Microsecond
+
+// txBatch is the data packets the send queue gathered for one write.
+type txBatch struct {
+	buf  []byte           // the packets, one after another
+	ends []int            // where each packet ends in buf
+	to   []netip.AddrPort // each packet's destination
+}
+
+// txBatchMax is the most packets the send queue gathers before it writes
+// them.
+const txBatchMax = 128
+
+// txBatchBytes bounds a batch's bytes: one more packet may go over it.
+const txBatchBytes = 256 << 10
+
+func (t *txBatch) full() bool { return len(t.ends) >= txBatchMax || len(t.buf) >= txBatchBytes }
+
+func (t *txBatch) reset() {
+	t.buf, t.ends, t.to = t.buf[:0], t.ends[:0], t.to[:0]
+}
+
+// room is how many more packets the batch takes.
+func (t *txBatch) room() int { return txBatchMax - len(t.ends) }
+
+var txBatchPool = sync.Pool{New: func() any {
+	return &txBatch{buf: make([]byte, 0, txBatchBytes+maxDatagram), ends: make([]int, 0, txBatchMax), to: make([]netip.AddrPort, 0, txBatchMax)}
+}}
 
 func (q *sendQueue) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	buf := make([]byte, 0, maxDatagram)
+	// The batch is taken from the pool while packets flow and handed
+	// back when the queue goes idle.
+	var tx *txBatch
+	flush := func() {
+		if tx != nil && len(tx.ends) > 0 {
+			q.m.writeBatch(tx)
+			tx.reset()
+		}
+	}
+	defer func() {
+		if tx != nil {
+			txBatchPool.Put(tx)
+		}
+	}()
 	for {
 		q.mu.Lock()
 		if len(q.h) == 0 {
 			q.mu.Unlock()
+			flush()
+			if tx != nil {
+				txBatchPool.Put(tx)
+				tx = nil
+			}
 			select {
 			case <-q.wake:
 				continue
@@ -75,8 +125,12 @@ func (q *sendQueue) loop() {
 		}
 		c := q.h[0]
 		now := time.Now()
-		if wait := c.sqAt.Sub(now); wait > spinWindow {
+		if wait := c.sqAt.Sub(now); wait > batchWindow {
 			q.mu.Unlock()
+			flush()
+			if time.Until(c.sqAt) <= batchWindow {
+				continue // the write took that long
+			}
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -90,14 +144,15 @@ func (q *sendQueue) loop() {
 		heap.Pop(&q.h)
 		q.mu.Unlock()
 
-		var next time.Time
-		var ok bool
-		buf, next, ok = c.packData(buf[:0], now)
-		if len(buf) > 0 {
-			q.m.writeTo(buf, c.peer)
+		if tx == nil {
+			tx = txBatchPool.Get().(*txBatch)
 		}
+		next, ok := c.packBatch(tx, now, now.Add(batchWindow))
 		if ok {
 			q.schedule(c, next)
+		}
+		if tx.full() {
+			flush()
 		}
 	}
 }

@@ -4,7 +4,10 @@
 // of payload buffers.
 package pktbuf
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Ring is a window of slots addressed by offset from the oldest slot. It
 // grows by powers of two up to the limit given to New, so an idle
@@ -97,11 +100,26 @@ func (r *Ring[T]) grow(need int) {
 	r.buf, r.head = nb, 0
 }
 
-// Pool hands out payload buffers of one size.
+// Pool hands out payload buffers of one size, shared by every connection.
+//
+// Unlike a sync.Pool, which the garbage collector empties, it keeps its
+// free buffers until they have gone unused for a whole trim interval: a
+// steady flow reuses the same buffers, allocating nothing, and a process
+// gone idle gives them back within two intervals. Its methods are safe for
+// concurrent use; the batch forms (GetN, PutN, and Cache on top of them)
+// take its lock once for many buffers.
 type Pool struct {
 	size int
-	p    sync.Pool
+
+	mu    sync.Mutex
+	free  []*[]byte // guarded by mu
+	low   int       // the fewest free buffers since the last trim; guarded by mu
+	armed bool      // a trim is due; guarded by mu
 }
+
+// TrimInterval is how long a free buffer may go unused before the pool
+// lets the garbage collector have it.
+const TrimInterval = time.Second
 
 var pools sync.Map // size → *Pool
 
@@ -116,20 +134,164 @@ func PoolFor(size int) *Pool {
 
 // Get returns a buffer of length Size.
 func (p *Pool) Get() *[]byte {
-	if b, ok := p.p.Get().(*[]byte); ok {
-		*b = (*b)[:p.size]
-		return b
+	p.mu.Lock()
+	var b *[]byte
+	if n := len(p.free); n > 0 {
+		b = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.low = min(p.low, n-1)
 	}
+	p.mu.Unlock()
+	if b == nil {
+		return p.alloc()
+	}
+	*b = (*b)[:p.size]
+	return b
+}
+
+func (p *Pool) alloc() *[]byte {
 	b := make([]byte, p.size)
 	return &b
 }
 
+// GetN appends n buffers of length Size to dst.
+func (p *Pool) GetN(dst []*[]byte, n int) []*[]byte {
+	p.mu.Lock()
+	k := min(n, len(p.free))
+	from := len(p.free) - k
+	for _, b := range p.free[from:] {
+		*b = (*b)[:p.size]
+		dst = append(dst, b)
+	}
+	clear(p.free[from:])
+	p.free = p.free[:from]
+	p.low = min(p.low, from)
+	p.mu.Unlock()
+	for range n - k {
+		dst = append(dst, p.alloc())
+	}
+	return dst
+}
+
 // Put returns b to the pool.
 func (p *Pool) Put(b *[]byte) {
-	if b != nil && cap(*b) >= p.size {
-		p.p.Put(b)
+	if b == nil || cap(*b) < p.size {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.armLocked()
+	p.mu.Unlock()
+}
+
+// PutN returns every buffer in bs to the pool.
+func (p *Pool) PutN(bs []*[]byte) {
+	if len(bs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, b := range bs {
+		if b != nil && cap(*b) >= p.size {
+			p.free = append(p.free, b)
+		}
+	}
+	p.armLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) armLocked() {
+	if !p.armed {
+		p.armed = true
+		p.low = len(p.free)
+		time.AfterFunc(TrimInterval, p.trim)
 	}
 }
+
+// trim releases the free buffers no Get needed since the last trim: the
+// oldest ones, at the bottom of the stack.
+func (p *Pool) trim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	drop := min(p.low, len(p.free))
+	n := copy(p.free, p.free[drop:])
+	clear(p.free[n:])
+	p.free = p.free[:n]
+	if cap(p.free) > 2*n+64 {
+		p.free = append([]*[]byte(nil), p.free...) // let a shrunk stack go too
+	}
+	p.low = n
+	if n == 0 {
+		p.armed = false
+		return
+	}
+	time.AfterFunc(TrimInterval, p.trim)
+}
+
+// Free reports how many free buffers the pool holds.
+func (p *Pool) Free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}
+
+// Cache is a few of a Pool's buffers kept at hand for one owner that
+// serializes its calls (a connection, under its lock): Get and Put touch
+// the pool only once per CacheBatch buffers. Flush hands everything back.
+// The zero Cache has no pool and must be made with NewCache.
+type Cache struct {
+	pool   *Pool
+	bufs   []*[]byte
+	refill int // how many the next refill takes: doubles up to CacheBatch
+}
+
+// CacheBatch is the most buffers a Cache moves to or from its pool at once;
+// it holds at most twice as many. Its first refills take fewer (1, 2,
+// 4, ...), so that a connection that sends a little holds a little.
+const CacheBatch = 32
+
+// NewCache returns an empty cache of buffers of the given size.
+func NewCache(size int) Cache { return Cache{pool: PoolFor(size)} }
+
+// Get returns a buffer of the cache's size.
+func (c *Cache) Get() *[]byte {
+	if len(c.bufs) == 0 {
+		c.refill = min(max(2*c.refill, 1), CacheBatch)
+		c.bufs = c.pool.GetN(c.bufs, c.refill)
+	}
+	n := len(c.bufs) - 1
+	b := c.bufs[n]
+	c.bufs[n] = nil
+	c.bufs = c.bufs[:n]
+	*b = (*b)[:c.pool.size]
+	return b
+}
+
+// Put keeps b for a later Get, or returns it to the pool.
+func (c *Cache) Put(b *[]byte) {
+	if b == nil || cap(*b) < c.pool.size {
+		return
+	}
+	c.bufs = append(c.bufs, b)
+	if len(c.bufs) >= 2*CacheBatch {
+		c.pool.PutN(c.bufs[CacheBatch:])
+		clear(c.bufs[CacheBatch:])
+		c.bufs = c.bufs[:CacheBatch]
+	}
+}
+
+// Flush returns every buffer the cache holds to its pool.
+func (c *Cache) Flush() {
+	if len(c.bufs) == 0 {
+		return
+	}
+	c.pool.PutN(c.bufs)
+	clear(c.bufs)
+	c.bufs, c.refill = c.bufs[:0], 0
+}
+
+// Size returns the length of the cache's buffers.
+func (c *Cache) Size() int { return c.pool.size }
 
 // Size returns the length of the pool's buffers.
 func (p *Pool) Size() int { return p.size }

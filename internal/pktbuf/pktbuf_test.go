@@ -2,6 +2,7 @@ package pktbuf
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -50,4 +51,40 @@ func TestPool(t *testing.T) {
 	*b = (*b)[:10]
 	p.Put(b)
 	require.Len(t, *p.Get(), 1456)
+}
+
+// A cached buffer comes back at full length whatever length it went in
+// with, and the pool lets go of buffers left unused for a trim interval.
+func TestCache(t *testing.T) {
+	c := NewCache(100)
+	b := c.Get()
+	require.Len(t, *b, 100)
+	*b = (*b)[:5]
+	c.Put(b)
+	b2 := c.Get()
+	require.Same(t, b, b2)
+	require.Len(t, *b2, 100)
+
+	// Refills double: a little use holds a little.
+	c2 := NewCache(101)
+	c2.Get()
+	require.Empty(t, c2.bufs)
+	c2.Get() // refills 2
+	require.Len(t, c2.bufs, 1)
+
+	// Put past twice the batch hands the excess to the pool.
+	p := PoolFor(102)
+	c3 := NewCache(102)
+	var held []*[]byte
+	for range 3 * CacheBatch {
+		held = append(held, p.Get())
+	}
+	for _, h := range held {
+		c3.Put(h)
+	}
+	require.Less(t, len(c3.bufs), 2*CacheBatch)
+	require.Equal(t, 3*CacheBatch-len(c3.bufs), p.Free())
+	c3.Flush()
+	require.Equal(t, 3*CacheBatch, p.Free())
+	require.Eventually(t, func() bool { return p.Free() == 0 }, 5*TrimInterval, 50*time.Millisecond)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package udt
+
+const raceEnabled = false
