@@ -48,6 +48,7 @@ func ioMux(t *testing.T, network, addr, mode string, edit func(*batchIO)) *multi
 }
 
 // ioPair connects a dialer on one multiplexer to a listener on another.
+// The listener and the connection take over the multiplexers' references.
 func ioPair(t *testing.T, cfg Config, srv, cli *multiplexer, dialTo netip.AddrPort) (c, s *Conn) {
 	t.Helper()
 	cfg, err := cfg.withDefaults()
@@ -112,9 +113,7 @@ func TestSocketIOModes(t *testing.T) {
 						t.Skip("no IPv6 loopback here")
 					}
 					srv := ioMux(t, fam.network, fam.addr, sm, nil)
-					defer srv.release()
 					cli := ioMux(t, fam.network, fam.addr, cm, nil)
-					defer cli.release()
 					c, s := ioPair(t, Config{}, srv, cli, fam.dial(srv.laddr.Port()))
 					moveStream(t, c, s, data)
 					moveStream(t, s, c, data[:1<<20])
@@ -126,9 +125,7 @@ func TestSocketIOModes(t *testing.T) {
 		for _, mode := range modes {
 			t.Run(mode, func(t *testing.T) {
 				srv := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
-				defer srv.release()
 				cli := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
-				defer cli.release()
 				c, s := ioPair(t, Config{Type: TypeMessage}, srv, cli, srv.laddr)
 				payload := c.payload
 				sizes := []int{1, 100, payload, payload + 1, 2 * payload, 3*payload - 7, 1000, payload, 40 * payload}
@@ -199,9 +196,7 @@ func TestGSORefusedFallsBack(t *testing.T) {
 				}
 			}
 			srv := ioMux(t, "udp4", "127.0.0.1:0", "batch", nil)
-			defer srv.release()
 			cli := ioMux(t, "udp4", "127.0.0.1:0", "batch", refuse)
-			defer cli.release()
 			c, s := ioPair(t, Config{}, srv, cli, srv.laddr)
 			moveStream(t, c, s, pattern(2<<20))
 			require.Equal(t, int64(1), refused.Load(), "GSO was tried after the kernel refused it")
@@ -217,31 +212,28 @@ func TestGSORefusedFallsBack(t *testing.T) {
 // A transient send error loses only the datagram it names; the batch goes
 // on and retransmission covers the loss.
 func TestBatchSendErrorSkipsOne(t *testing.T) {
-	var calls atomic.Int64
+	var calls, failed atomic.Int64
 	flaky := func(b *batchIO) {
 		b.sendmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, unix.Errno) {
-			if calls.Add(1)%7 == 0 {
+			if calls.Add(1)%10 == 0 {
+				failed.Add(1)
 				return 0, unix.ENOBUFS
 			}
 			return sendmmsg(fd, hs)
 		}
 	}
 	srv := ioMux(t, "udp4", "127.0.0.1:0", "batch", nil)
-	defer srv.release()
 	cli := ioMux(t, "udp4", "127.0.0.1:0", "batch", flaky)
-	defer cli.release()
 	c, s := ioPair(t, Config{}, srv, cli, srv.laddr)
-	moveStream(t, c, s, pattern(4<<20))
-	require.Greater(t, calls.Load(), int64(7))
+	moveStream(t, c, s, pattern(1<<20))
+	require.Greater(t, failed.Load(), int64(2), "too few sends failed")
 }
 
 // A batch-reading multiplexer whose socket is closed from outside ends its
 // connections with a SocketError, as the plain one does.
 func TestBatchSocketClosedUnderneath(t *testing.T) {
 	srv := ioMux(t, "udp4", "127.0.0.1:0", "batch", nil)
-	defer srv.release()
 	cli := ioMux(t, "udp4", "127.0.0.1:0", "batch", nil)
-	defer cli.release()
 	_, s := ioPair(t, Config{Linger: -1}, srv, cli, srv.laddr)
 	readErr, _ := blockedCalls(s)
 	time.Sleep(100 * time.Millisecond)
@@ -303,9 +295,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 	for _, mode := range []string{"batch", "nooffload"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
-			defer srv.release()
 			cli := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
-			defer cli.release()
 			c, s := ioPair(t, Config{}, srv, cli, srv.laddr)
 			block := make([]byte, 1<<20)
 			done := make(chan int64, 1)
