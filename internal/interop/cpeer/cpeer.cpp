@@ -949,6 +949,8 @@ static void sendHello(UDTSOCKET s) {
 // are not bound, as 4.11 dials by default: each gets a UDP socket (and
 // its two worker threads) of its own.
 static int runConnRate() {
+    if (!opt.mode.empty() && opt.mode != "shared" && opt.mode != "unbound")
+        usage(("bad connrate mode " + opt.mode).c_str());
     if (opt.host.empty())
         opt.host = "127.0.0.1";
     int len;
