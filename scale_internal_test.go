@@ -881,14 +881,14 @@ func TestReceiveCostWithIdleConns(t *testing.T) {
 // BenchmarkReceiveWithIdleConns measures the receive worker's step for a
 // data packet (dispatch: header, table look-up, the connection's receive
 // path) to a connection that shares its multiplexer with 0, 1,000 or
-// 10,000 idle connections.
+// 10,000 idle connections, as CPU time per packet; an operation is 1,024
+// packets and the reader's draining of them.
 func BenchmarkReceiveWithIdleConns(b *testing.B) {
 	for _, idle := range []int{0, 1000, 10000} {
 		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
 			r := newDispatchRig(b, idle)
 			r.feed(b, 4096)
-			b.SetBytes(int64(len(r.pkt)))
-			b.ReportAllocs()
+			b.ReportAllocs() // the process's: the idle connections' timers too
 			var took time.Duration
 			for b.Loop() {
 				took += r.feed(b, 1024)
