@@ -22,7 +22,10 @@ type Listener struct {
 	addr    *net.UDPAddr
 	cookies *cookieJar
 	known   map[hsKey]*hsEntry // receive worker only: answers by handshake
-	retired []retiredKey       // receive worker only: closed entries, oldest first
+	retired []retiredKey       // receive worker only: closed entries, oldest first from retiredHead
+	// retiredHead is the first entry of retired not yet expired; receive
+	// worker only.
+	retiredHead int
 
 	mu       sync.Mutex
 	closing  bool       // guarded by mu
@@ -302,16 +305,24 @@ func (l *Listener) retire(key hsKey, now time.Time) {
 }
 
 // expireRetired forgets handshakes of connections closed long enough ago.
+// The entries left move to the front only once the expired ones are half
+// of them, so each handshake costs O(1) however many connections closed
+// in the last retireAfter.
 func (l *Listener) expireRetired(now time.Time) {
-	i := 0
+	i := l.retiredHead
 	for ; i < len(l.retired) && now.After(l.retired[i].expires); i++ {
 		r := l.retired[i]
 		if l.known[r.key] == r.entry {
 			delete(l.known, r.key)
 		}
+		l.retired[i] = retiredKey{}
 	}
-	if i > 0 {
-		l.retired = append(l.retired[:0], l.retired[i:]...)
+	l.retiredHead = i
+	if i > 0 && i >= len(l.retired)/2 {
+		n := copy(l.retired, l.retired[i:])
+		clear(l.retired[n:])
+		l.retired = l.retired[:n]
+		l.retiredHead = 0
 	}
 }
 

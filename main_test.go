@@ -13,9 +13,13 @@ import (
 
 // TestMain fails the run when multiplexers or goroutines outlive the
 // tests. Started with UDT_TEST_PEER set, the test binary is
-// instead a peer process for the fault tests (see peerProcess).
+// instead a peer process for the fault tests (see peerProcess) or the
+// idle memory tests (see idleProcess).
 func TestMain(m *testing.M) {
 	if role := os.Getenv("UDT_TEST_PEER"); role != "" {
+		if strings.HasPrefix(role, "idle") {
+			idleProcess(role)
+		}
 		peerProcess(role, os.Getenv("UDT_TEST_PEER_ADDR"))
 		return
 	}

@@ -14,6 +14,13 @@
 //                                     message mode (SOCK_DGRAM): K test messages
 //   cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo]
 //                [-bytes N] [-seed S] [-mss N] [-wait MS] [-nohash]
+//   cpeer connrate -count N [-host 127.0.0.1|::1] [-mode shared|unbound]
+//                                     N sequential connect+accept pairs in one
+//                                     process: CONNRATE count=<n> us=<elapsed> extra=<k>
+//   cpeer idle -mode server [-port P] | -mode client -port P  [-host H] -count N
+//                [-bytes B] [-wait MS]
+//                                     hold N idle connections: WARM rss_kb=<n>,
+//                                     IDLE count=<n> rss_kb=<n> (see runIdle)
 //   cpeer pattern -bytes N [-seed S]   print PATTERN bytes=<n> sha256=<hex>
 //   cpeer selftest                     check SHA-256 against FIPS 180-2 vectors
 //
@@ -77,6 +84,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 // ---------------------------------------------------------------- SHA-256
 
@@ -264,6 +272,8 @@ static void usage(const char* why) {
             "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram] [-msgsize N]\n"
             "       cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-wait MS]\n"
             "       (both also take -nohash, and -perfmon: a PERF line of the sender's figures each second)\n"
+            "       cpeer connrate -count N [-host H] [-mode shared|unbound]\n"
+            "       cpeer idle -mode server|client [-host H] [-port P] -count N [-bytes B] [-wait MS]\n"
             "       cpeer pattern -bytes N [-seed S]\n"
             "       cpeer selftest\n", why);
     exit(2);
@@ -866,6 +876,203 @@ static int runRendezvous() {
     return 0;
 }
 
+// ---------------------------------------------------------------- scale: connrate, idle
+
+// The roles connrate and idle measure what the scale tests compare with
+// the Go library: handshakes a second, and the memory an idle connection
+// holds.
+
+// bindShared binds s, with UDT_REUSEADDR on, to host:port, so that every
+// socket bound to one port shares one multiplexer (one UDP socket).
+static void bindShared(UDTSOCKET s, const std::string& host, int port) {
+    bool on = true;
+    if (UDT::setsockopt(s, 0, UDT_REUSEADDR, &on, sizeof(on)) == UDT::ERROR)
+        dieUDT("setsockopt UDT_REUSEADDR");
+    int len;
+    sockaddr_storage addr = resolve(host, port, &len);
+    if (UDT::bind(s, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
+        dieUDT("bind");
+}
+
+static int boundPort(UDTSOCKET s) {
+    sockaddr_storage bound;
+    int len = sizeof(bound);
+    if (UDT::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &len) == UDT::ERROR)
+        dieUDT("getsockname");
+    return portOf(bound);
+}
+
+// rssKB returns the process's resident set (VmRSS in /proc/self/status) in KiB.
+static long rssKB() {
+    FILE* f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        die("fopen /proc/self/status", strerror(errno));
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    if (kb < 0)
+        die("rss", "no VmRSS line in /proc/self/status");
+    return kb;
+}
+
+// recvExactly reads n bytes of s.
+static void recvExactly(UDTSOCKET s, int n) {
+    char buf[4096];
+    while (n > 0) {
+        int k = recvSome(s, buf, n < int(sizeof(buf)) ? n : int(sizeof(buf)));
+        if (k == 0)
+            die("recv", "connection ended early");
+        n -= k;
+    }
+}
+
+// sendHello sends opt.bytes bytes of the pattern on s.
+static void sendHello(UDTSOCKET s) {
+    if (opt.bytes <= 0)
+        return;
+    std::string buf(size_t(opt.bytes), '\0');
+    Pattern pat(opt.seed);
+    pat.fill(reinterpret_cast<uint8_t*>(&buf[0]), buf.size());
+    sendAll(s, buf.data(), int(buf.size()));
+}
+
+// runConnRate listens on host:0 and, in the same process and thread, makes
+// -count sequential connect+accept pairs, the connectors all bound to one
+// local port (UDT_REUSEADDR) held by a socket of its own, each pair closed
+// before the next connect. It prints "CONNRATE count=<n> us=<elapsed>
+// extra=<k>", where extra counts connections accepted that no connect
+// asked for (the repeated request noted at the top of this file), taken
+// from the backlog after the last pair. With -mode unbound the connectors
+// are not bound, as 4.11 dials by default: each gets a UDP socket (and
+// its two worker threads) of its own.
+static int runConnRate() {
+    if (!opt.mode.empty() && opt.mode != "shared" && opt.mode != "unbound")
+        usage(("bad connrate mode " + opt.mode).c_str());
+    if (opt.host.empty())
+        opt.host = "127.0.0.1";
+    int len;
+    sockaddr_storage addr = resolve(opt.host, 0, &len);
+    UDTSOCKET ln = newSocket(addr.ss_family);
+    if (UDT::bind(ln, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
+        dieUDT("bind");
+    if (UDT::listen(ln, 1024) == UDT::ERROR)
+        dieUDT("listen");
+    sockaddr_storage target = resolve(opt.host, boundPort(ln), &len);
+
+    UDTSOCKET hold = newSocket(addr.ss_family);
+    bindShared(hold, opt.host, 0);
+    int cport = boundPort(hold);
+
+    double start = now();
+    for (int i = 0; i < opt.count; i++) {
+        UDTSOCKET c = newSocket(addr.ss_family);
+        if (opt.mode != "unbound")
+            bindShared(c, opt.host, cport);
+        if (UDT::connect(c, reinterpret_cast<sockaddr*>(&target), len) == UDT::ERROR)
+            dieUDT("connect");
+        UDTSOCKET a = UDT::accept(ln, NULL, NULL);
+        if (a == UDT::INVALID_SOCK)
+            dieUDT("accept");
+        closeSocket(c);
+        closeSocket(a);
+    }
+    double secs = now() - start;
+
+    usleep(50000);
+    bool off = false;
+    if (UDT::setsockopt(ln, 0, UDT_RCVSYN, &off, sizeof(off)) == UDT::ERROR)
+        dieUDT("setsockopt UDT_RCVSYN");
+    int extra = 0;
+    for (UDTSOCKET a; (a = UDT::accept(ln, NULL, NULL)) != UDT::INVALID_SOCK; extra++)
+        closeSocket(a);
+    say("CONNRATE count=%d us=%lld extra=%d", opt.count, (long long)(secs * 1e6), extra);
+    closeSocket(hold);
+    closeSocket(ln);
+    return 0;
+}
+
+// waitStdin reads stdin up to a newline, if line, or else to its end.
+static void waitStdin(bool line) {
+    for (int ch; (ch = getchar()) != EOF;)
+        if (line && ch == '\n')
+            return;
+}
+
+// runIdle holds -count idle connections and prints the process's resident
+// set before and after them. Server (-mode server): listens on
+// host:port, prints LISTEN, accepts a first connection, reading -bytes
+// from it, prints "WARM rss_kb=<n>", then accepts -count more, reading
+// -bytes from each. Client (-mode client): binds one local port
+// (UDT_REUSEADDR) that all its sockets share, connects once and sends
+// -bytes, prints "WARM rss_kb=<n>", waits for a line on stdin, then makes
+// -count more connections, sending -bytes on each. Both then wait -wait
+// milliseconds (default 1000), print "IDLE count=<n> rss_kb=<n>", and
+// exit when stdin ends, without closing the connections.
+static int runIdle() {
+    if (opt.host.empty())
+        opt.host = "127.0.0.1";
+    if (opt.wait == 0)
+        opt.wait = 1000;
+    std::vector<UDTSOCKET> conns;
+    conns.reserve(size_t(opt.count) + 1);
+    if (opt.mode == "server") {
+        if (opt.port < 0)
+            opt.port = 0;
+        int len;
+        sockaddr_storage addr = resolve(opt.host, opt.port, &len);
+        UDTSOCKET ln = newSocket(addr.ss_family);
+        if (UDT::bind(ln, reinterpret_cast<sockaddr*>(&addr), len) == UDT::ERROR)
+            dieUDT("bind");
+        // Room for every connection: the client dials faster than this
+        // thread accepts.
+        if (UDT::listen(ln, opt.count + 1) == UDT::ERROR)
+            dieUDT("listen");
+        say("LISTEN %d", boundPort(ln));
+        for (int i = 0; i <= opt.count; i++) {
+            UDTSOCKET a = UDT::accept(ln, NULL, NULL);
+            if (a == UDT::INVALID_SOCK)
+                dieUDT("accept");
+            recvExactly(a, int(opt.bytes));
+            conns.push_back(a);
+            if (i == 0)
+                say("WARM rss_kb=%ld", rssKB());
+        }
+    } else if (opt.mode == "client") {
+        if (opt.port <= 0)
+            usage("idle -mode client needs -port");
+        int len;
+        sockaddr_storage target = resolve(opt.host, opt.port, &len);
+        UDTSOCKET hold = newSocket(target.ss_family);
+        bindShared(hold, opt.host, 0);
+        int cport = boundPort(hold);
+        conns.push_back(hold);
+        for (int i = 0; i <= opt.count; i++) {
+            UDTSOCKET c = newSocket(target.ss_family);
+            bindShared(c, opt.host, cport);
+            if (UDT::connect(c, reinterpret_cast<sockaddr*>(&target), len) == UDT::ERROR)
+                dieUDT("connect");
+            sendHello(c);
+            conns.push_back(c);
+            if (i == 0) {
+                say("WARM rss_kb=%ld", rssKB());
+                waitStdin(true);
+            }
+        }
+    } else {
+        usage("idle needs -mode server or -mode client");
+    }
+    usleep(useconds_t(opt.wait) * 1000);
+    say("IDLE count=%d rss_kb=%ld", opt.count, rssKB());
+    waitStdin(false);
+    // Closing thousands of sockets one by one takes long and measures
+    // nothing: leave them to the exit.
+    fflush(stdout);
+    _exit(0);
+}
+
 // ---------------------------------------------------------------- offline checks
 
 static int runPattern() {
@@ -924,11 +1131,14 @@ int main(int argc, char** argv) {
         return runPattern();
     if (opt.role == "selftest")
         return runSelftest();
-    if (opt.role != "server" && opt.role != "client" && opt.role != "rendezvous")
+    if (opt.role != "server" && opt.role != "client" && opt.role != "rendezvous" && opt.role != "connrate" &&
+        opt.role != "idle")
         usage(("unknown role " + opt.role).c_str());
 
     if (UDT::startup() == UDT::ERROR)
         dieUDT("startup");
+    if (opt.role == "connrate" || opt.role == "idle")
+        return opt.role == "connrate" ? runConnRate() : runIdle();
     int rc = opt.role == "server" ? runServer() : opt.role == "client" ? runClient() : runRendezvous();
     UDT::cleanup();
     return rc;
