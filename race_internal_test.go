@@ -1,5 +1,0 @@
-//go:build race
-
-package udt
-
-const raceEnabled = true
