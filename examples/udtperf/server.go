@@ -298,6 +298,13 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 	if err != nil {
 		return rep, err
 	}
+	// The client takes its last figures from its streams, then hangs up:
+	// closing them before would end its connections under it.
+	for until := time.Now().Add(ctlTimeout); ; {
+		if _, err := ct.read(until); err != nil {
+			break
+		}
+	}
 	rep.GoodputMbps = mbps(rep.Bytes, rep.Duration)
 	if rep.Duration > 0 {
 		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
