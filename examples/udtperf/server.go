@@ -56,15 +56,18 @@ func serve(ctx context.Context, ln net.Listener, out *output) error {
 		select {
 		case busy <- struct{}{}:
 			wg.Go(func() {
-				defer func() { <-busy }()
+				release := sync.OnceFunc(func() { <-busy })
+				defer release()
 				defer c.Close()
-				rep, err := runTest(ctx, c, udtAddr)
+				// The next test may start once this one has sent its result.
+				err := runTest(ctx, c, udtAddr, func(rep serverTestReport) {
+					rep.Peer = peer
+					out.serverTest(rep)
+					release()
+				})
 				if err != nil {
 					out.serverError(peer, err)
-					return
 				}
-				rep.Peer = peer
-				out.serverTest(rep)
 			})
 		default:
 			wg.Go(func() {
@@ -170,8 +173,10 @@ func parseParams(m message) (params, error) {
 	return p, nil
 }
 
-// runTest serves one test on the control connection ctlConn.
-func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestReport, error) {
+// runTest serves one test on the control connection ctlConn. Once it has
+// sent the result it calls done with its report, then waits for the
+// client to hang up.
+func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(serverTestReport)) error {
 	var rep serverTestReport
 	// Ending ctx ends the test: control reads fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
@@ -179,12 +184,12 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 	ct := newControl(ctlConn)
 	m, err := ct.expect("UDTPERF", time.Now().Add(ctlTimeout))
 	if err != nil {
-		return rep, err
+		return err
 	}
 	p, err := parseParams(m)
 	if err != nil {
 		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return rep, err
+		return err
 	}
 	rep.Client, rep.Mode, rep.Streams = p.impl, modeName(p.msg), p.streams
 
@@ -196,7 +201,7 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 	ln, err := lc.ListenUDT(ctx, "udp", udtAddr)
 	if err != nil {
 		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return rep, err
+		return err
 	}
 	defer ln.Close()
 	stopLn := context.AfterFunc(ctx, func() { _ = ln.Close() })
@@ -205,12 +210,12 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 	id := rand.Uint32()
 	cpu0 := cpuSeconds()
 	if err := ct.write(fmt.Sprintf("READY id=%d impl=%s\n", id, impl)); err != nil {
-		return rep, err
+		return err
 	}
 	streams, err := acceptStreams(ln, id, p, time.Now().Add(acceptTimeout))
 	if err != nil {
 		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return rep, err
+		return err
 	}
 	defer closeStreams(streams)
 	_ = ln.Close() // every stream is in: no more connections for this test
@@ -230,13 +235,13 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 		readers.Wait()
 		close(readDone)
 	}()
-	abort := func(err error) (serverTestReport, error) {
+	abort := func(err error) error {
 		closeStreams(streams)
 		<-readDone
-		return rep, err
+		return err
 	}
 
-	for done := false; !done; {
+	for finished := false; !finished; {
 		m, err := ct.read(doneBy)
 		if err != nil {
 			return abort(fmt.Errorf("waiting for the client's counts: %w", err))
@@ -254,7 +259,7 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 			streams[idx].expected.Store(n)
 			streams[idx].wake()
 		case "DONE":
-			done = true
+			finished = true
 		default:
 			return abort(fmt.Errorf("control: got %s, want SENT or DONE", m.verb))
 		}
@@ -296,8 +301,14 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 		err = ct.write("END\n")
 	}
 	if err != nil {
-		return rep, err
+		return err
 	}
+	rep.GoodputMbps = mbps(rep.Bytes, rep.Duration)
+	if rep.Duration > 0 {
+		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
+	}
+	rep.CPU, rep.CPUPerGB = cpu, perGB(cpu, rep.Bytes)
+	done(rep)
 	// The client takes its last figures from its streams, then hangs up:
 	// closing them before would end its connections under it.
 	for until := time.Now().Add(ctlTimeout); ; {
@@ -305,12 +316,7 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string) (serverTestR
 			break
 		}
 	}
-	rep.GoodputMbps = mbps(rep.Bytes, rep.Duration)
-	if rep.Duration > 0 {
-		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
-	}
-	rep.CPU, rep.CPUPerGB = cpu, perGB(cpu, rep.Bytes)
-	return rep, nil
+	return nil
 }
 
 // acceptStreams accepts the test's p.streams connections by deadline,

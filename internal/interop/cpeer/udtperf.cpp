@@ -39,6 +39,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -583,10 +584,10 @@ static void closeAll(ServerTest* t) {
         }
 }
 
-// listenUDT makes the test's UDT listener on port, retrying for a few
-// seconds: the previous test's sockets may still hold the port.
+// listenUDT makes a UDT listener on port, retrying for a few seconds: a
+// closed listener holds the port for 3 to 4 s (see testListener).
 static UDTSOCKET listenUDT(int port, int mss, bool message, std::string* err) {
-    double until = now() + kCtlTimeout;
+    double until = now() + kAcceptTimeout - 2; // within the client's wait for READY
     for (;;) {
         UDTSOCKET ln = UDT::socket(AF_INET, message ? SOCK_DGRAM : SOCK_STREAM, 0);
         if (ln == UDT::INVALID_SOCK) {
@@ -611,6 +612,40 @@ static UDTSOCKET listenUDT(int port, int mss, bool message, std::string* err) {
             return UDT::INVALID_SOCK;
         usleep(100000);
     }
+}
+
+// The UDT listener stays open from one test to the next while they ask for
+// the same socket type and MSS: 4.11 holds a closed listener's port for
+// 3 to 4 seconds (its garbage collector keeps listening sockets 3 s more,
+// in case a client is connecting), and a new listener must wait that out.
+static std::mutex keptMu;
+static UDTSOCKET keptLn = UDT::INVALID_SOCK; // guarded by keptMu
+static int keptMSS = 0;                      // guarded by keptMu
+static bool keptMessage = false;             // guarded by keptMu
+
+// testListener returns a UDT listener for a test, the kept one if it fits,
+// with no connection queued: those came before the test's READY.
+static UDTSOCKET testListener(int port, int mss, bool message, std::string* err) {
+    std::lock_guard<std::mutex> lock(keptMu);
+    if (keptLn != UDT::INVALID_SOCK && (keptMSS != mss || keptMessage != message)) {
+        UDT::close(keptLn);
+        keptLn = UDT::INVALID_SOCK;
+    }
+    if (keptLn == UDT::INVALID_SOCK) {
+        keptLn = listenUDT(port, mss, message, err);
+        keptMSS = mss;
+        keptMessage = message;
+        return keptLn;
+    }
+    for (;;) {
+        sockaddr_storage peer;
+        int len = sizeof(peer);
+        UDTSOCKET s = UDT::accept(keptLn, reinterpret_cast<sockaddr*>(&peer), &len);
+        if (s == UDT::INVALID_SOCK)
+            break;
+        UDT::close(s);
+    }
+    return keptLn;
 }
 
 // acceptStreams accepts the test's streams by deadline, each with a hello
@@ -709,7 +744,10 @@ static void printServerError(const Options& o, const std::string& peer, const st
 }
 
 // runTest serves one test on ctl; it returns false with err on a failure.
-static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err) {
+// Once it has sent the result it calls done with its report, then waits for
+// the client to hang up.
+static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err,
+                    const std::function<void(const ServerReport&)>& done) {
     Message m;
     if (!ctl.expect("UDTPERF", now() + kCtlTimeout, &m, err))
         return false;
@@ -738,7 +776,7 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err)
     rep->streams = streams;
     bool message = msg > 0;
 
-    UDTSOCKET ln = listenUDT(port, mss, message, err);
+    UDTSOCKET ln = testListener(port, mss, message, err);
     if (ln == UDT::INVALID_SOCK) {
         ctl.write("ERROR reason=" + *err + "\n");
         return false;
@@ -746,13 +784,11 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err)
     uint32_t id = uint32_t(random()) ^ uint32_t(now() * 1e6);
     double cpu0 = cpuSeconds();
     if (!ctl.write(format("READY id=%u impl=%s\n", id, kImpl))) {
-        UDT::close(ln);
         *err = "control connection: write failed";
         return false;
     }
     ServerTest t;
     bool ok = acceptStreams(ln, id, streams, message, now() + kAcceptTimeout, &t, err);
-    UDT::close(ln); // every stream is in: no more connections for this test
     if (!ok) {
         closeAll(&t);
         ctl.write("ERROR reason=" + *err + "\n");
@@ -827,6 +863,8 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err)
                               (long long)s->msgs, s->last - s->first));
     }
     ok = ok && ctl.write("END\n");
+    if (ok)
+        done(*rep); // the next test may start now
     // The client takes its last figures from its streams, then hangs up:
     // closing them before would end its sockets under it.
     if (ok) {
@@ -842,18 +880,27 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err)
 }
 
 static void serveOne(Options o, int fd, std::string peer, int port) {
+    bool released = false;
+    auto release = [&released]() {
+        if (!released) {
+            released = true;
+            serverBusy = false;
+        }
+    };
     {
         Control ctl(fd);
         ServerReport rep;
         std::string err;
-        if (runTest(ctl, port, &rep, &err)) {
-            rep.peer = peer;
-            printServerTest(o, rep);
-        } else {
+        auto done = [&](const ServerReport& r) {
+            ServerReport withPeer = r;
+            withPeer.peer = peer;
+            printServerTest(o, withPeer);
+            release();
+        };
+        if (!runTest(ctl, port, &rep, &err, done))
             printServerError(o, peer, err);
-        }
     }
-    serverBusy = false;
+    release();
 }
 
 static int runServer(const Options& o) {
