@@ -171,7 +171,7 @@ func report(w io.Writer, all map[string]*results) error {
 		head += fmt.Sprintf("  %-28s", "msgs/s med (min-max)")
 	}
 	head += fmt.Sprintf("  %-22s  %-22s  %-22s", "client CPU-s/GB", "server CPU-s/GB", "retrans (pkts)")
-	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, strings.TrimRight(head, " "))
 	med := map[string]struct{ good, cpu, msgs float64 }{}
 	for _, p := range pairs {
 		r := all[p]
@@ -198,15 +198,15 @@ func report(w io.Writer, all map[string]*results) error {
 		if len(r.failed) > 0 {
 			line += fmt.Sprintf("  (%d failed: %s)", len(r.failed), strings.Join(r.failed, " "))
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 		med[p] = struct{ good, cpu, msgs float64 }{good.med, both.med, msgs.med}
 	}
 
-	fmt.Fprintf(w, "\nratios Go / C++ of the medians%31s  %-8s  %-26s", "", "goodput", "CPU-s/GB sender+receiver")
+	head = fmt.Sprintf("%-61s  %-8s  %-26s", "ratios Go / C++ of the medians", "goodput", "CPU-s/GB sender+receiver")
 	if message {
-		fmt.Fprintf(w, "  %s", "msgs/s")
+		head += "  msgs/s"
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\n%s\n", strings.TrimRight(head, " "))
 	for _, c := range []struct{ label, goPair string }{
 		{"both ends (Go -> Go / C++ -> C++)", "go-go"},
 		{"Go sender (Go -> C++ / C++ -> C++)", "go-cpp"},
@@ -221,7 +221,7 @@ func report(w io.Writer, all map[string]*results) error {
 		if message {
 			line += "  " + ratio(g.msgs, b.msgs)
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	return nil
 }
