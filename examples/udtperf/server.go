@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/udt-go/udt"
@@ -64,7 +66,7 @@ func serve(ctx context.Context, ln net.Listener, out *output) error {
 					rep.Peer = peer
 					out.serverTest(rep)
 					release()
-				})
+				}, release)
 				if err != nil {
 					out.serverError(peer, err)
 				}
@@ -175,21 +177,40 @@ func parseParams(m message) (params, error) {
 
 // runTest serves one test on the control connection ctlConn. Once it has
 // sent the result it calls done with its report, then waits for the
-// client to hang up.
-func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(serverTestReport)) error {
+// client to hang up. A test that fails calls release, with its sockets
+// closed, before it tells the client why: the server takes the next test
+// from then on.
+func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(serverTestReport), release func()) error {
 	var rep serverTestReport
 	// Ending ctx ends the test: control reads fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
 	defer stop()
 	ct := newControl(ctlConn)
+	var (
+		ln       *udt.Listener
+		streams  []*serverStream
+		readDone chan struct{} // closed when the readers have returned
+	)
+	fail := func(err error) error {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		closeStreams(streams)
+		if readDone != nil {
+			<-readDone
+		}
+		release()
+		_ = ct.write("ERROR reason=" + strings.ReplaceAll(err.Error(), "\n", " ") + "\n")
+		return err
+	}
+
 	m, err := ct.expect("UDTPERF", time.Now().Add(ctlTimeout))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	p, err := parseParams(m)
 	if err != nil {
-		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return err
+		return fail(err)
 	}
 	rep.Client, rep.Mode, rep.Streams = p.impl, modeName(p.msg), p.streams
 
@@ -197,25 +218,19 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 	if p.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}
-	lc := udt.ListenConfig{Config: cfg}
-	ln, err := lc.ListenUDT(ctx, "udp", udtAddr)
-	if err != nil {
-		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return err
+	if ln, err = listenUDT(ctx, cfg, udtAddr); err != nil {
+		return fail(err)
 	}
-	defer ln.Close()
 	stopLn := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stopLn()
 
 	id := rand.Uint32()
 	cpu0 := cpuSeconds()
 	if err := ct.write(fmt.Sprintf("READY id=%d impl=%s\n", id, impl)); err != nil {
-		return err
+		return fail(err)
 	}
-	streams, err := acceptStreams(ln, id, p, time.Now().Add(acceptTimeout))
-	if err != nil {
-		_ = ct.write("ERROR reason=" + err.Error() + "\n")
-		return err
+	if streams, err = acceptStreams(ln, id, p, time.Now().Add(acceptTimeout)); err != nil {
+		return fail(err)
 	}
 	defer closeStreams(streams)
 	_ = ln.Close() // every stream is in: no more connections for this test
@@ -227,41 +242,36 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 	hard := doneBy.Add(drainTimeout)
 	var readers sync.WaitGroup
 	for _, s := range streams {
-		buf := make([]byte, max(p.msg+1, helloSize, 1<<20))
+		buf := make([]byte, max(p.msg, 1<<20))
 		readers.Go(func() { s.read(buf, p.msg > 0, hard) })
 	}
-	readDone := make(chan struct{})
+	readDone = make(chan struct{})
 	go func() {
 		readers.Wait()
 		close(readDone)
 	}()
-	abort := func(err error) error {
-		closeStreams(streams)
-		<-readDone
-		return err
-	}
 
 	for finished := false; !finished; {
 		m, err := ct.read(doneBy)
 		if err != nil {
-			return abort(fmt.Errorf("waiting for the client's counts: %w", err))
+			return fail(fmt.Errorf("waiting for the client's counts: %w", err))
 		}
 		switch m.verb {
 		case "SENT":
 			idx, err := m.int("index", 0, int64(p.streams-1))
 			if err != nil {
-				return abort(err)
+				return fail(err)
 			}
 			n, err := m.int("bytes", 0, 1<<62)
 			if err != nil {
-				return abort(err)
+				return fail(err)
 			}
 			streams[idx].expected.Store(n)
 			streams[idx].wake()
 		case "DONE":
 			finished = true
 		default:
-			return abort(fmt.Errorf("control: got %s, want SENT or DONE", m.verb))
+			return fail(fmt.Errorf("control: got %s, want SENT or DONE", m.verb))
 		}
 	}
 	drain := time.NewTimer(drainTimeout)
@@ -272,7 +282,7 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 		closeStreams(streams) // short: report what came
 		<-readDone
 	case <-ctx.Done():
-		return abort(ctx.Err())
+		return fail(ctx.Err())
 	}
 	cpu := cpuSeconds() - cpu0
 
@@ -297,18 +307,19 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 		rep.Bytes += s.bytes
 		rep.Messages += s.msgs
 	}
-	if err == nil {
-		err = ct.write("END\n")
-	}
-	if err != nil {
-		return err
-	}
 	rep.GoodputMbps = mbps(rep.Bytes, rep.Duration)
 	if rep.Duration > 0 {
 		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
 	}
 	rep.CPU, rep.CPUPerGB = cpu, perGB(cpu, rep.Bytes)
-	done(rep)
+	if err == nil {
+		// Before END, which lets the client go on to its next test.
+		done(rep)
+		err = ct.write("END\n")
+	}
+	if err != nil {
+		return fail(err)
+	}
 	// The client takes its last figures from its streams, then hangs up:
 	// closing them before would end its connections under it.
 	for until := time.Now().Add(ctlTimeout); ; {
@@ -353,4 +364,22 @@ func acceptStreams(ln *udt.Listener, id uint32, p params, deadline time.Time) ([
 		got++
 	}
 	return streams, nil
+}
+
+// listenUDT listens on addr, retrying for a moment while the address is in
+// use: the previous test's last connection may be closing the socket.
+func listenUDT(ctx context.Context, cfg udt.Config, addr string) (*udt.Listener, error) {
+	lc := udt.ListenConfig{Config: cfg}
+	until := time.Now().Add(2 * time.Second)
+	for {
+		ln, err := lc.ListenUDT(ctx, "udp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
+			return ln, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

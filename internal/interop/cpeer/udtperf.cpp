@@ -745,12 +745,31 @@ static void printServerError(const Options& o, const std::string& peer, const st
 
 // runTest serves one test on ctl; it returns false with err on a failure.
 // Once it has sent the result it calls done with its report, then waits for
-// the client to hang up.
+// the client to hang up. A test that fails calls release, with its sockets
+// closed, before it tells the client why: the server takes the next test
+// from then on.
 static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err,
-                    const std::function<void(const ServerReport&)>& done) {
+                    const std::function<void(const ServerReport&)>& done, const std::function<void()>& release) {
+    ServerTest t;
+    std::vector<std::thread> readers;
+    auto fail = [&]() {
+        t.abort = true;
+        for (auto& r : readers)
+            r.join();
+        readers.clear();
+        closeAll(&t);
+        release();
+        std::string why = *err;
+        for (char& c : why)
+            if (c == '\n' || c == '\r')
+                c = ' ';
+        ctl.write("ERROR reason=" + why + "\n");
+        return false;
+    };
+
     Message m;
     if (!ctl.expect("UDTPERF", now() + kCtlTimeout, &m, err))
-        return false;
+        return fail();
     int64_t version = m.integer("version", 0, 1ll << 31, err);
     if (err->empty() && version != kProtoVersion)
         *err = format("protocol version %lld, this server speaks %d", (long long)version, kProtoVersion);
@@ -767,69 +786,47 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err,
         mss = int(m.integer("mss", kMinMSS, kMaxMSS, err));
     if (err->empty())
         msg = int(m.integer("msg", 0, kMaxMessageSize, err));
-    if (!err->empty()) {
-        ctl.write("ERROR reason=" + *err + "\n");
-        return false;
-    }
+    if (!err->empty())
+        return fail();
     rep->client = m.has("impl") ? m.get("impl") : "?";
     rep->mode = modeName(msg);
     rep->streams = streams;
     bool message = msg > 0;
 
     UDTSOCKET ln = testListener(port, mss, message, err);
-    if (ln == UDT::INVALID_SOCK) {
-        ctl.write("ERROR reason=" + *err + "\n");
-        return false;
-    }
+    if (ln == UDT::INVALID_SOCK)
+        return fail();
     uint32_t id = uint32_t(random()) ^ uint32_t(now() * 1e6);
     double cpu0 = cpuSeconds();
     if (!ctl.write(format("READY id=%u impl=%s\n", id, kImpl))) {
         *err = "control connection: write failed";
-        return false;
+        return fail();
     }
-    ServerTest t;
-    bool ok = acceptStreams(ln, id, streams, message, now() + kAcceptTimeout, &t, err);
-    if (!ok) {
-        closeAll(&t);
-        ctl.write("ERROR reason=" + *err + "\n");
-        return false;
-    }
+    if (!acceptStreams(ln, id, streams, message, now() + kAcceptTimeout, &t, err))
+        return fail();
 
     double doneBy = now() + secs + kCtlTimeout + kDrainTimeout;
     double hard = doneBy + kDrainTimeout;
     int bufSize = msg + 1 > (1 << 20) ? msg + 1 : 1 << 20;
-    std::vector<std::thread> readers;
     for (auto& s : t.streams)
         readers.emplace_back(readStream, &t, s.get(), message, bufSize, hard);
-    auto finish = [&](bool closeFirst) {
-        t.abort = true;
-        if (closeFirst)
-            closeAll(&t);
-        for (auto& r : readers)
-            r.join();
-        closeAll(&t);
-    };
 
-    for (bool done = false; !done;) {
+    for (bool finished = false; !finished;) {
         if (!ctl.read(doneBy, &m, err)) {
             *err = "waiting for the client's counts: " + *err;
-            finish(false);
-            return false;
+            return fail();
         }
         if (m.verb == "SENT") {
             int64_t idx = m.integer("index", 0, streams - 1, err);
             int64_t n = err->empty() ? m.integer("bytes", 0, 1ll << 62, err) : 0;
-            if (!err->empty()) {
-                finish(false);
-                return false;
-            }
+            if (!err->empty())
+                return fail();
             t.streams[idx]->expected = n;
         } else if (m.verb == "DONE") {
-            done = true;
+            finished = true;
         } else {
             *err = "control: got " + m.verb + ", want SENT or DONE";
-            finish(false);
-            return false;
+            return fail();
         }
     }
     {
@@ -841,6 +838,7 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err,
     t.abort = true; // short: report what came
     for (auto& r : readers)
         r.join();
+    readers.clear();
     double cpu = cpuSeconds() - cpu0;
 
     double first = 0, last = 0;
@@ -856,27 +854,28 @@ static bool runTest(Control& ctl, int port, ServerReport* rep, std::string* err,
     }
     rep->duration = last - first;
     rep->cpu = cpu;
-    ok = ctl.write(format("RESULT streams=%d secs=%.6f cpu=%.6f impl=%s\n", streams, rep->duration, cpu, kImpl));
+    bool ok = ctl.write(format("RESULT streams=%d secs=%.6f cpu=%.6f impl=%s\n", streams, rep->duration, cpu, kImpl));
     for (int i = 0; ok && i < streams; i++) {
         ServerStream* s = t.streams[i].get();
         ok = ctl.write(format("STREAM index=%d bytes=%lld msgs=%lld secs=%.6f\n", i, (long long)s->bytes,
                               (long long)s->msgs, s->last - s->first));
     }
-    ok = ok && ctl.write("END\n");
-    if (ok)
-        done(*rep); // the next test may start now
+    if (ok) {
+        done(*rep); // before END, which lets the client go on to its next test
+        ok = ctl.write("END\n");
+    }
+    if (!ok) {
+        *err = "control connection: write failed";
+        return fail();
+    }
     // The client takes its last figures from its streams, then hangs up:
     // closing them before would end its sockets under it.
-    if (ok) {
-        std::string ignored;
-        double until = now() + kCtlTimeout;
-        while (ctl.read(until, &m, &ignored)) {
-        }
+    std::string ignored;
+    double until = now() + kCtlTimeout;
+    while (ctl.read(until, &m, &ignored)) {
     }
     closeAll(&t);
-    if (!ok)
-        *err = "control connection: write failed";
-    return ok;
+    return true;
 }
 
 static void serveOne(Options o, int fd, std::string peer, int port) {
@@ -897,7 +896,7 @@ static void serveOne(Options o, int fd, std::string peer, int port) {
             printServerTest(o, withPeer);
             release();
         };
-        if (!runTest(ctl, port, &rep, &err, done))
+        if (!runTest(ctl, port, &rep, &err, done, release))
             printServerError(o, peer, err);
     }
     release();
