@@ -129,6 +129,7 @@ func runCppClient(t *testing.T, bin string, port int, secs float64, args ...stri
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	require.NoError(t, err, "C++ client %q: stdout:\n%s\nstderr:\n%s", args, out, stderr.String())
+	sameKeys(t, string(out))
 	return decodeClient(t, string(out))
 }
 
@@ -207,11 +208,11 @@ func TestCppOutputMatches(t *testing.T) {
 	port, stop := cppServer(t, bin)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	for _, args := range [][]string{{"-json"}, {"-json", "-P", "2", "-msg", "2000"}} {
-		out, err := exec.CommandContext(ctx, bin, append([]string{"-c", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "0.5"}, args...)...).Output()
-		require.NoError(t, err)
-		sameKeys(t, string(out))
-	}
+	// Message mode only: 4.11 takes 3-4 s to free the port for a listener of
+	// the other type. The other tests check stream mode's JSON.
+	out, err := exec.CommandContext(ctx, bin, "-c", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "0.5", "-json", "-P", "2", "-msg", "2000").Output()
+	require.NoError(t, err)
+	sameKeys(t, string(out))
 	text, err := exec.CommandContext(ctx, bin, "-c", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "0.5", "-P", "2", "-msg", "2000").Output()
 	require.NoError(t, err)
 	sameKeys(t, stop())
