@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# compare.sh measures the Go and C++ (libudt 4.11) UDT implementations side
+# by side on this machine, over loopback, with udtperf: Go -> Go,
+# C++ -> C++, Go -> C++ and C++ -> Go, one run of each pair in turn
+# (round-robin) until each has -n runs, one test at a time. It prints per
+# pair the median, least and greatest goodput (and messages a second in
+# message mode), client and server CPU seconds per GB and retransmissions,
+# and the Go/C++ ratios of the medians (bench/summarize).
+#
+#   bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir]
+#
+#   -t secs    length of each run (default 10)
+#   -n runs    runs of each pair (default 5)
+#   -P, -msg, -mss   passed to every udtperf client (defaults 1, stream mode, 1500)
+#   -p port    the Go server's port; the C++ server takes the next (default 5201)
+#   -o dir     keep each run's output there, as PAIR.RUN.json and .err
+#              (default: a temporary directory, removed at the end)
+#
+# Needs go, g++ and libudt-dev. Run it on a quiet machine: every run shares
+# its cores with whatever else is running.
+set -euo pipefail
+
+secs=10
+runs=5
+streams=1
+msg=0
+mss=1500
+port=5201
+outdir=""
+
+usage() {
+	echo "usage: bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir]" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	[ $# -ge 2 ] || { echo "compare.sh: $1 needs a value" >&2; usage; }
+	case "$1" in
+	-t) secs=$2 ;;
+	-n) runs=$2 ;;
+	-P) streams=$2 ;;
+	-msg) msg=$2 ;;
+	-mss) mss=$2 ;;
+	-p) port=$2 ;;
+	-o) outdir=$2 ;;
+	*) echo "compare.sh: unknown flag $1" >&2; usage ;;
+	esac
+	shift 2
+done
+case "$runs" in
+'' | *[!0-9]* | 0) echo "compare.sh: -n $runs: runs must be a whole number of 1 or more" >&2; exit 2 ;;
+esac
+case "$port" in
+'' | *[!0-9]*) echo "compare.sh: -p $port: not a port" >&2; exit 2 ;;
+esac
+if [ "$port" -lt 1 ] || [ "$port" -gt 65534 ]; then
+	echo "compare.sh: -p $port: port must be 1 to 65534" >&2
+	exit 2
+fi
+# udtperf checks -t, -P, -msg and -mss itself: a bad one stops the first run.
+
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+if [ -z "$outdir" ]; then
+	outdir="$work/runs"
+fi
+mkdir -p "$outdir"
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building udtperf (Go) and udtperf-cpp (C++)..." >&2
+go build -o "$work/udtperf-go" ./examples/udtperf
+g++ -O2 -o "$work/udtperf-cpp" internal/interop/cpeer/udtperf.cpp -ludt -lpthread
+
+args=(-t "$secs" -P "$streams" -mss "$mss" -json)
+if [ "$msg" != 0 ]; then
+	args+=(-msg "$msg")
+fi
+
+# The servers run for the whole comparison.
+declare -A srvport=([go]=$port [cpp]=$((port + 1)))
+for impl in go cpp; do
+	"$work/udtperf-$impl" -s -p "${srvport[$impl]}" -json >"$work/server-$impl.json" 2>"$work/server-$impl.err" &
+	pids+=($!)
+done
+for impl in go cpp; do
+	for _ in $(seq 50); do
+		grep -q '"listening"' "$work/server-$impl.json" 2>/dev/null && break
+		sleep 0.1
+	done
+	if ! grep -q '"listening"' "$work/server-$impl.json"; then
+		echo "compare.sh: the $impl server did not start:" >&2
+		cat "$work/server-$impl.err" >&2
+		exit 1
+	fi
+done
+
+echo "$runs runs of each pair, ${secs} s each, round-robin" >&2
+files=()
+for run in $(seq "$runs"); do
+	for pair in go-go cpp-cpp go-cpp cpp-go; do
+		client=${pair%-*}
+		server=${pair#*-}
+		out="$outdir/$pair.$run.json"
+		files+=("$out")
+		# Bounded: udtperf ends within -t plus its own grace times.
+		status=0
+		"$work/udtperf-$client" -c 127.0.0.1 -p "${srvport[$server]}" "${args[@]}" >"$out" 2>"$outdir/$pair.$run.err" || status=$?
+		if [ $status = 2 ]; then
+			cat "$outdir/$pair.$run.err" >&2 # bad arguments
+			exit 2
+		fi
+		if [ $status = 0 ]; then
+			sum=$(grep '"type":"summary"' "$out")
+			good=$(echo "$sum" | sed -n 's/.*"goodput_mbps":\([0-9.]*\).*/\1/p')
+			mps=$(echo "$sum" | sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p')
+			line="$good Mbit/s"
+			[ "$msg" = 0 ] || line="$line, $mps msgs/s"
+			echo "run $run/$runs $client -> $server: $line" >&2
+		else
+			echo "run $run/$runs $client -> $server: failed: $(head -c 300 "$outdir/$pair.$run.err")" >&2
+		fi
+		sleep 1 # let the machine settle between runs
+	done
+done
+echo >&2
+go run ./bench/summarize "${files[@]}"

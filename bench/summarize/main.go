@@ -1,0 +1,242 @@
+// Command summarize reads the JSON output of udtperf clients (one file per
+// run, as bench/compare.sh writes them) and prints, for each pair of client
+// and server implementations, the median, least and greatest goodput,
+// messages a second (in message mode), CPU seconds per GB on each side and
+// retransmissions, then the Go/C++ ratios of the medians.
+//
+//	go run ./bench/summarize FILE...
+//
+// A file is named CLIENT-SERVER.RUN.json (go-cpp.3.json); one without a
+// summary line counts as a failed run of the pair its name gives.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// summary holds the fields of udtperf's final JSON object used here.
+type summary struct {
+	Type           string  `json:"type"`
+	Client         string  `json:"client"`
+	Server         string  `json:"server"`
+	Mode           string  `json:"mode"`
+	Streams        int     `json:"streams"`
+	MSS            int     `json:"mss"`
+	MsgSize        int     `json:"msg_size"`
+	Secs           float64 `json:"secs"`
+	Bytes          int64   `json:"bytes"`
+	BytesSent      int64   `json:"bytes_sent"`
+	GoodputMbps    float64 `json:"goodput_mbps"`
+	MsgsPerSec     float64 `json:"msgs_per_s"`
+	Retrans        int64   `json:"retrans"`
+	ClientCPUPerGB float64 `json:"client_cpu_s_per_gb"`
+	ServerCPUPerGB float64 `json:"server_cpu_s_per_gb"`
+	Fairness       float64 `json:"fairness"`
+}
+
+// pairs in the order they are printed.
+var pairs = []string{"go-go", "cpp-cpp", "go-cpp", "cpp-go"}
+
+var names = map[string]string{"go": "Go", "cpp": "C++"}
+
+func pairName(p string) string {
+	c, s, _ := strings.Cut(p, "-")
+	return names[c] + " -> " + names[s]
+}
+
+// results are the runs of one pair.
+type results struct {
+	runs   []summary
+	failed []string // files without a summary
+}
+
+// readRun returns the summary in a client's output, if there is one.
+func readRun(r io.Reader) (summary, bool, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var s summary
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return s, false, fmt.Errorf("bad line %q: %w", sc.Text(), err)
+		}
+		if s.Type == "summary" {
+			return s, true, nil
+		}
+	}
+	return summary{}, false, sc.Err()
+}
+
+// pairOf is the pair a file's name gives: go-cpp.3.json is "go-cpp".
+func pairOf(path string) string {
+	base, _, _ := strings.Cut(filepath.Base(path), ".")
+	return base
+}
+
+func load(files []string) (map[string]*results, error) {
+	all := map[string]*results{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		s, ok, err := readRun(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		p := pairOf(f)
+		if ok {
+			p = s.Client + "-" + s.Server
+		}
+		if !slices.Contains(pairs, p) {
+			return nil, fmt.Errorf("%s: unknown pair %q", f, p)
+		}
+		r := all[p]
+		if r == nil {
+			r = &results{}
+			all[p] = r
+		}
+		if ok && s.Bytes > 0 {
+			r.runs = append(r.runs, s)
+		} else {
+			r.failed = append(r.failed, filepath.Base(f))
+		}
+	}
+	return all, nil
+}
+
+// stat is the median, least and greatest of some values.
+type stat struct{ med, lo, hi float64 }
+
+func stats(v []float64) stat {
+	if len(v) == 0 {
+		return stat{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return stat{med, s[0], s[n-1]}
+}
+
+func of(runs []summary, f func(summary) float64) stat {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	return stats(v)
+}
+
+func (s stat) format(prec int) string {
+	return fmt.Sprintf("%.*f (%.*f-%.*f)", prec, s.med, prec, s.lo, prec, s.hi)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func report(w io.Writer, all map[string]*results) error {
+	var first *summary
+	for _, p := range pairs {
+		if r := all[p]; r != nil && len(r.runs) > 0 {
+			first = &r.runs[0]
+			break
+		}
+	}
+	if first == nil {
+		return fmt.Errorf("no run finished")
+	}
+	message := first.MsgSize > 0
+	mode := "stream"
+	if message {
+		mode = fmt.Sprintf("message mode, %d B messages", first.MsgSize)
+	}
+	fmt.Fprintf(w, "udtperf over loopback: %s, %d stream(s), MSS %d, %g s a run\n\n", mode, first.Streams, first.MSS, first.Secs)
+
+	head := fmt.Sprintf("%-12s %4s  %-28s", "pair", "runs", "goodput Mbit/s med (min-max)")
+	if message {
+		head += fmt.Sprintf("  %-28s", "msgs/s med (min-max)")
+	}
+	head += fmt.Sprintf("  %-22s  %-22s  %-22s", "client CPU-s/GB", "server CPU-s/GB", "retrans (pkts)")
+	fmt.Fprintln(w, strings.TrimRight(head, " "))
+	med := map[string]struct{ good, cpu, msgs float64 }{}
+	for _, p := range pairs {
+		r := all[p]
+		if r == nil {
+			continue
+		}
+		runs := r.runs
+		line := fmt.Sprintf("%-12s %4d", pairName(p), len(runs))
+		if len(runs) == 0 {
+			fmt.Fprintf(w, "%s  all %d failed: %s\n", line, len(r.failed), strings.Join(r.failed, " "))
+			continue
+		}
+		good := of(runs, func(s summary) float64 { return s.GoodputMbps })
+		msgs := of(runs, func(s summary) float64 { return s.MsgsPerSec })
+		ccpu := of(runs, func(s summary) float64 { return s.ClientCPUPerGB })
+		scpu := of(runs, func(s summary) float64 { return s.ServerCPUPerGB })
+		both := of(runs, func(s summary) float64 { return s.ClientCPUPerGB + s.ServerCPUPerGB })
+		retr := of(runs, func(s summary) float64 { return float64(s.Retrans) })
+		line += fmt.Sprintf("  %-28s", good.format(1))
+		if message {
+			line += fmt.Sprintf("  %-28s", msgs.format(0))
+		}
+		line += fmt.Sprintf("  %-22s  %-22s  %-22s", ccpu.format(2), scpu.format(2), retr.format(0))
+		if len(r.failed) > 0 {
+			line += fmt.Sprintf("  (%d failed: %s)", len(r.failed), strings.Join(r.failed, " "))
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		med[p] = struct{ good, cpu, msgs float64 }{good.med, both.med, msgs.med}
+	}
+
+	head = fmt.Sprintf("%-61s  %-8s  %-26s", "ratios Go / C++ of the medians", "goodput", "CPU-s/GB sender+receiver")
+	if message {
+		head += "  msgs/s"
+	}
+	fmt.Fprintf(w, "\n%s\n", strings.TrimRight(head, " "))
+	for _, c := range []struct{ label, goPair string }{
+		{"both ends (Go -> Go / C++ -> C++)", "go-go"},
+		{"Go sender (Go -> C++ / C++ -> C++)", "go-cpp"},
+		{"Go receiver (C++ -> Go / C++ -> C++)", "cpp-go"},
+	} {
+		g, okG := med[c.goPair]
+		b, okB := med["cpp-cpp"]
+		if !okG || !okB {
+			continue
+		}
+		line := fmt.Sprintf("%-61s  %-8s  %-26s", c.label, ratio(g.good, b.good), ratio(g.cpu, b.cpu))
+		if message {
+			line += "  " + ratio(g.msgs, b.msgs)
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	return nil
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: summarize FILE...")
+		os.Exit(2)
+	}
+	all, err := load(os.Args[1:])
+	if err == nil {
+		err = report(os.Stdout, all)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "summarize:", err)
+		os.Exit(1)
+	}
+}

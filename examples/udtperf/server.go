@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/udt-go/udt"
+)
+
+// serve runs tests for the clients of the control listener ln, one at a
+// time, until ctx ends; it closes ln. A client that comes during a test is
+// told the server is busy. Each test's UDT listener binds the same port
+// number on ln's address, for the test's length.
+func serve(ctx context.Context, ln net.Listener, out *output) error {
+	defer ln.Close()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	addr := ln.Addr().(*net.TCPAddr)
+	host := ""
+	if !addr.IP.IsUnspecified() {
+		host = addr.IP.String()
+	}
+	udtAddr := net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	out.listening(addr.Port)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	busy := make(chan struct{}, 1)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors, say: wait a little, as net/http does.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		peer := c.RemoteAddr().String()
+		select {
+		case busy <- struct{}{}:
+			wg.Go(func() {
+				release := sync.OnceFunc(func() { <-busy })
+				defer release()
+				defer c.Close()
+				// The next test may start once this one has sent its result.
+				err := runTest(ctx, c, udtAddr, func(rep serverTestReport) {
+					rep.Peer = peer
+					out.serverTest(rep)
+					release()
+				}, release)
+				if err != nil {
+					out.serverError(peer, err)
+				}
+			})
+		default:
+			wg.Go(func() {
+				defer c.Close()
+				ct := newControl(c)
+				_ = ct.write("ERROR reason=busy with another test\n")
+			})
+		}
+	}
+}
+
+// serverStream is one UDT connection of a test.
+type serverStream struct {
+	c        *udt.Conn
+	expected atomic.Int64 // bytes the client sent on it; -1 until its SENT line
+
+	// Owned by the stream's reader until it returns.
+	bytes, msgs int64
+	first, last time.Time // first and last data read
+	err         error
+}
+
+// read counts what arrives until the client's count is reached, the
+// stream ends, or hard passes. A deadline in the past (see wake) makes it
+// look at expected again.
+func (s *serverStream) read(buf []byte, message bool, hard time.Time) {
+	_ = s.c.SetReadDeadline(hard)
+	for {
+		n, err := s.c.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			if s.bytes == 0 {
+				s.first = now
+			}
+			s.last = now
+			s.bytes += int64(n)
+			if message {
+				s.msgs++
+			}
+		}
+		if exp := s.expected.Load(); exp >= 0 && s.bytes >= exp {
+			return
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(hard):
+			_ = s.c.SetReadDeadline(hard)
+		case errors.Is(err, io.EOF):
+			return
+		default:
+			s.err = err
+			return
+		}
+	}
+}
+
+// wake makes a blocked read look at expected.
+func (s *serverStream) wake() { _ = s.c.SetReadDeadline(time.Now()) }
+
+func closeStreams(streams []*serverStream) {
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		if s != nil {
+			wg.Go(func() { _ = s.c.Close() })
+		}
+	}
+	wg.Wait()
+}
+
+// parseParams checks a client's UDTPERF line.
+func parseParams(m message) (params, error) {
+	var p params
+	v, err := m.int("version", 0, 1<<31)
+	if err != nil {
+		return p, err
+	}
+	if v != protoVersion {
+		return p, fmt.Errorf("protocol version %d, this server speaks %d", v, protoVersion)
+	}
+	n, err := m.int("streams", 1, maxStreams)
+	if err != nil {
+		return p, err
+	}
+	p.streams = int(n)
+	if p.secs, err = m.float("secs"); err != nil {
+		return p, err
+	}
+	if p.secs <= 0 || p.secs > maxSecs {
+		return p, fmt.Errorf("secs=%g: must be more than 0 and at most %d", p.secs, maxSecs)
+	}
+	if n, err = m.int("mss", minMSS, maxMSS); err != nil {
+		return p, err
+	}
+	p.mss = int(n)
+	if n, err = m.int("msg", 0, maxMessageSize); err != nil {
+		return p, err
+	}
+	p.msg = int(n)
+	p.impl = m.fields["impl"]
+	if p.impl == "" {
+		p.impl = "?"
+	}
+	return p, nil
+}
+
+// runTest serves one test on the control connection ctlConn. Once it has
+// sent the result it calls done with its report, then waits for the
+// client to hang up. A test that fails calls release, with its sockets
+// closed, before it tells the client why: the server takes the next test
+// from then on.
+func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(serverTestReport), release func()) error {
+	var rep serverTestReport
+	// Ending ctx ends the test: control reads fail at once.
+	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
+	defer stop()
+	ct := newControl(ctlConn)
+	var (
+		ln       *udt.Listener
+		streams  []*serverStream
+		readDone chan struct{} // closed when the readers have returned
+	)
+	fail := func(err error) error {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		closeStreams(streams)
+		if readDone != nil {
+			<-readDone
+		}
+		release()
+		_ = ct.write("ERROR reason=" + strings.ReplaceAll(err.Error(), "\n", " ") + "\n")
+		return err
+	}
+
+	m, err := ct.expect("UDTPERF", time.Now().Add(ctlTimeout))
+	if err != nil {
+		return fail(err)
+	}
+	p, err := parseParams(m)
+	if err != nil {
+		return fail(err)
+	}
+	rep.Client, rep.Mode, rep.Streams = p.impl, modeName(p.msg), p.streams
+
+	cfg := udt.Config{MSS: p.mss}
+	if p.msg > 0 {
+		cfg.Type = udt.TypeMessage
+	}
+	if ln, err = listenUDT(ctx, cfg, udtAddr); err != nil {
+		return fail(err)
+	}
+	stopLn := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stopLn()
+
+	id := rand.Uint32()
+	cpu0 := cpuSeconds()
+	if err := ct.write(fmt.Sprintf("READY id=%d impl=%s\n", id, impl)); err != nil {
+		return fail(err)
+	}
+	if streams, err = acceptStreams(ln, id, p, time.Now().Add(acceptTimeout)); err != nil {
+		return fail(err)
+	}
+	defer closeStreams(streams)
+	_ = ln.Close() // every stream is in: no more connections for this test
+
+	// The client reports within its time plus a margin; the reads get
+	// the drain time on top.
+	secs := time.Duration(p.secs * float64(time.Second))
+	doneBy := time.Now().Add(secs + ctlTimeout + drainTimeout)
+	hard := doneBy.Add(drainTimeout)
+	var readers sync.WaitGroup
+	for _, s := range streams {
+		buf := make([]byte, max(p.msg, 1<<20))
+		readers.Go(func() { s.read(buf, p.msg > 0, hard) })
+	}
+	readDone = make(chan struct{})
+	go func() {
+		readers.Wait()
+		close(readDone)
+	}()
+
+	for finished := false; !finished; {
+		m, err := ct.read(doneBy)
+		if err != nil {
+			return fail(fmt.Errorf("waiting for the client's counts: %w", err))
+		}
+		switch m.verb {
+		case "SENT":
+			idx, err := m.int("index", 0, int64(p.streams-1))
+			if err != nil {
+				return fail(err)
+			}
+			n, err := m.int("bytes", 0, 1<<62)
+			if err != nil {
+				return fail(err)
+			}
+			streams[idx].expected.Store(n)
+			streams[idx].wake()
+		case "DONE":
+			finished = true
+		default:
+			return fail(fmt.Errorf("control: got %s, want SENT or DONE", m.verb))
+		}
+	}
+	drain := time.NewTimer(drainTimeout)
+	defer drain.Stop()
+	select {
+	case <-readDone:
+	case <-drain.C:
+		closeStreams(streams) // short: report what came
+		<-readDone
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	cpu := cpuSeconds() - cpu0
+
+	var first, last time.Time
+	for _, s := range streams {
+		if s.bytes == 0 {
+			continue
+		}
+		if first.IsZero() || s.first.Before(first) {
+			first = s.first
+		}
+		if s.last.After(last) {
+			last = s.last
+		}
+	}
+	rep.Duration = last.Sub(first).Seconds()
+	err = ct.write(fmt.Sprintf("RESULT streams=%d secs=%.6f cpu=%.6f impl=%s\n", p.streams, rep.Duration, cpu, impl))
+	for i, s := range streams {
+		if err == nil {
+			err = ct.write(fmt.Sprintf("STREAM index=%d bytes=%d msgs=%d secs=%.6f\n", i, s.bytes, s.msgs, s.last.Sub(s.first).Seconds()))
+		}
+		rep.Bytes += s.bytes
+		rep.Messages += s.msgs
+	}
+	rep.GoodputMbps = mbps(rep.Bytes, rep.Duration)
+	if rep.Duration > 0 {
+		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
+	}
+	rep.CPU, rep.CPUPerGB = cpu, perGB(cpu, rep.Bytes)
+	if err == nil {
+		// Before END, which lets the client go on to its next test.
+		done(rep)
+		err = ct.write("END\n")
+	}
+	if err != nil {
+		return fail(err)
+	}
+	// The client takes its last figures from its streams, then hangs up:
+	// closing them before would end its connections under it.
+	for until := time.Now().Add(ctlTimeout); ; {
+		if _, err := ct.read(until); err != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// acceptStreams accepts the test's p.streams connections by deadline,
+// each with a hello for test id; it closes connections with another.
+func acceptStreams(ln *udt.Listener, id uint32, p params, deadline time.Time) ([]*serverStream, error) {
+	streams := make([]*serverStream, p.streams)
+	_ = ln.SetDeadline(deadline)
+	b := make([]byte, helloSize)
+	for got := 0; got < p.streams; {
+		c, err := ln.AcceptUDT()
+		if err != nil {
+			closeStreams(streams)
+			return nil, fmt.Errorf("accepting stream %d of %d: %w", got+1, p.streams, err)
+		}
+		helloBy := time.Now().Add(ctlTimeout)
+		if deadline.Before(helloBy) {
+			helloBy = deadline
+		}
+		_ = c.SetReadDeadline(helloBy)
+		var n int
+		if p.msg > 0 {
+			n, err = c.Read(b) // one message
+		} else {
+			n, err = io.ReadFull(c, b)
+		}
+		gotID, idx, ok := parseHello(b[:n])
+		if err != nil || !ok || gotID != id || idx >= p.streams || streams[idx] != nil {
+			_ = c.Close()
+			continue
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		streams[idx] = &serverStream{c: c}
+		streams[idx].expected.Store(-1)
+		got++
+	}
+	return streams, nil
+}
+
+// listenUDT listens on addr, retrying for a moment while the address is in
+// use: the previous test's last connection may be closing the socket.
+func listenUDT(ctx context.Context, cfg udt.Config, addr string) (*udt.Listener, error) {
+	lc := udt.ListenConfig{Config: cfg}
+	until := time.Now().Add(2 * time.Second)
+	for {
+		ln, err := lc.ListenUDT(ctx, "udp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
+			return ln, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
