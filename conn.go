@@ -76,6 +76,11 @@ type Conn struct {
 	// with the MSS we announced.
 	rcvPayload int
 
+	// inRun is set while handleData hands over a run of packets read
+	// together; runACK records that one of them asked for an ACK at once,
+	// which goes once, after the run. Guarded by mu.
+	inRun, runACK bool
+
 	// Payload buffers at hand, of payload and rcvPayload bytes; guarded
 	// by mu. Each goes back to the shared pool when its buffer empties.
 	sndBufs, rcvBufs pktbuf.Cache

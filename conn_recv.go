@@ -77,8 +77,14 @@ func (c *Conn) handleData(ps []packet) {
 	now := time.Now()
 	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
 	c.holdUntil = time.Time{}
+	c.inRun = true
 	for i := range ps {
 		c.onData(&ps[i], now, ob)
+	}
+	c.inRun = false
+	if c.runACK {
+		c.runACK = false
+		c.sendACKLocked(now, ob)
 	}
 	c.armTimerLocked(now)
 	c.mu.Unlock()
@@ -163,8 +169,13 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 
 	if len(p.body) < c.payload {
-		// A short packet ends a message: acknowledge at once.
-		c.sendACKLocked(now, ob)
+		// A short packet ends a message: acknowledge at once, or in a
+		// run read together, once at its end.
+		if c.inRun {
+			c.runACK = true
+		} else {
+			c.sendACKLocked(now, ob)
+		}
 		return
 	}
 	c.pktsSinceAck++

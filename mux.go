@@ -149,13 +149,16 @@ func (m *multiplexer) release() {
 	if last && m.key != "" && registry.muxes[m.key] == m {
 		delete(registry.muxes, m.key)
 	}
-	registry.mu.Unlock()
-	if !last {
-		return
+	if last {
+		// Closed before the address leaves the lock, so that a Listen or
+		// Dial of it that misses this multiplexer finds the port free.
+		close(m.closed)
+		_ = m.conn.Close()
 	}
-	close(m.closed)
-	_ = m.conn.Close()
-	m.wg.Wait()
+	registry.mu.Unlock()
+	if last {
+		m.wg.Wait()
+	}
 }
 
 // apply queues f to run on the receive worker before its next dispatch.
