@@ -189,5 +189,10 @@ func TestListenerHandshakeAllocsOverUDP(t *testing.T) {
 	t.Logf("%d requests (half forged conclusions): %d allocations in the process, %.4f a request",
 		2*pairs, after.Mallocs-before.Mallocs, perRequest)
 	require.Equal(t, uint64(pairs), ln.m.dropped.Load()-dropped, "forged conclusions dropped")
+	if raceEnabled {
+		// The race detector makes sync.Pool drop a quarter of what is put
+		// in it, and the batch reads take their buffers from one.
+		return
+	}
 	require.Less(t, perRequest, 0.05, "allocations per handshake request")
 }
