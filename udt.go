@@ -181,8 +181,10 @@ type Config struct {
 	PeerIdleTimeout time.Duration
 
 	// Congestion selects a built-in congestion controller. If zero (and
-	// NewController is nil), CongestionDAIMD, the C++ library's native
-	// controller (UDT_CC's default, CUDTCC).
+	// NewController is nil), CongestionModel. CongestionDAIMD is the C++
+	// library's native controller (UDT_CC's default, CUDTCC), for a sender
+	// that must behave as 4.11's does. The choice is the sender's alone:
+	// either talks to any peer.
 	Congestion CongestionControl
 
 	// NewController, if not nil, makes each connection's congestion
@@ -362,7 +364,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch c.Congestion {
 	case CongestionDefault:
 		if c.NewController == nil {
-			c.Congestion = CongestionDAIMD
+			c.Congestion = CongestionModel
 		}
 	case CongestionDAIMD, CongestionModel:
 	default:

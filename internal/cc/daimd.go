@@ -87,10 +87,14 @@ func (d *DAIMD) OnACK(now time.Time, ack seq.Num, in Inputs) {
 		d.lastAck = ack
 		if d.cwnd > float64(in.MaxWindow) {
 			d.slowStart = false
+			// The path carried the window in a round trip without a
+			// loss: start no slower than that. 4.11 takes the receive
+			// rate alone, which reads far too low when the receiver
+			// measured a flow-controlled trickle or coalesced (GRO)
+			// arrivals, and then takes seconds to climb back.
+			d.period = float64(rttUS(in)+rcIntervalUS) / d.cwnd
 			if in.RecvRate > 0 {
-				d.period = 1e6 / float64(in.RecvRate)
-			} else {
-				d.period = float64(rttUS(in)+rcIntervalUS) / d.cwnd
+				d.period = min(d.period, 1e6/float64(in.RecvRate))
 			}
 		}
 	} else {
