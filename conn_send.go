@@ -102,11 +102,9 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	// The send time, for the sender's RTT samples (see onACK).
 	switch {
 	case !retrans:
-		pk.sentAt = now.Sub(c.start).Nanoseconds()
-		c.sndBuf.Set(off, pk)
+		c.sndBuf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
 	case pk.sentAt >= 0:
-		pk.sentAt = -1
-		c.sndBuf.Set(off, pk)
+		c.sndBuf.Ptr(off).sentAt = -1
 	}
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))

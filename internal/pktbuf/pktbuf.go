@@ -43,6 +43,12 @@ func (r *Ring[T]) At(i int) T {
 	return r.buf[(r.head+i)&(len(r.buf)-1)]
 }
 
+// Ptr returns a pointer to the slot at offset i, which must be below Len,
+// for updating it in place; it is valid until the ring next changes size.
+func (r *Ring[T]) Ptr(i int) *T {
+	return &r.buf[(r.head+i)&(len(r.buf)-1)]
+}
+
 // Set stores v at offset i, extending the ring; it reports false when i is
 // at or beyond the limit.
 func (r *Ring[T]) Set(i int, v T) bool {

@@ -88,3 +88,21 @@ func TestCache(t *testing.T) {
 	require.Equal(t, 3*CacheBatch, p.Free())
 	require.Eventually(t, func() bool { return p.Free() == 0 }, 5*TrimInterval, 50*time.Millisecond)
 }
+
+func TestRingPtr(t *testing.T) {
+	r := New[int](64)
+	for i := range 40 {
+		r.Push(i)
+	}
+	for range 30 {
+		r.PopFront() // the head moves, the slots wrap
+	}
+	for i := range 20 {
+		r.Push(100 + i)
+	}
+	*r.Ptr(25) = -1
+	require.Equal(t, -1, r.At(25))
+	// Offsets 0-9 hold 30-39, then 100-119: offset 25 was 115.
+	require.Equal(t, 100+14, r.At(24))
+	require.Equal(t, 100+16, r.At(26))
+}
