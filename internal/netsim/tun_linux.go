@@ -440,3 +440,29 @@ func SetTCPCongestion(c syscall.Conn, name string) error {
 	}
 	return nil
 }
+
+// ForceSocketBuffers sets the kernel send and receive buffers of socket c
+// to bytes each, beyond the net.core.wmem_max and rmem_max limits
+// (SO_SNDBUFFORCE and SO_RCVBUFFORCE, which need CAP_NET_ADMIN): a TCP
+// flow across a long, fast path needs more than a namespace's default
+// tcp_wmem allows. Like SO_SNDBUF, it turns off the kernel's buffer
+// autotuning for c. On a [*net.TCPListener] it sets the buffers of the
+// connections accepted later.
+func ForceSocketBuffers(c syscall.Conn, bytes int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netsim: socket buffers: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bytes),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes))
+	}); err != nil {
+		return fmt.Errorf("netsim: socket buffers: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netsim: socket buffers of %d bytes: %w", bytes, serr)
+	}
+	return nil
+}

@@ -54,3 +54,8 @@ func (p *TunPath) Close() error { return nil }
 func SetTCPCongestion(c syscall.Conn, name string) error {
 	return errors.New("netsim: TCP congestion control needs Linux")
 }
+
+// ForceSocketBuffers returns an error: it is implemented on Linux only.
+func ForceSocketBuffers(c syscall.Conn, bytes int) error {
+	return errors.New("netsim: forced socket buffers need Linux")
+}
