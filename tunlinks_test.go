@@ -432,7 +432,7 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 // what the bottleneck delivered (see tunWindows; UDT_TUN_ROUNDS rounds,
 // the order of the senders rotated each round). It reports medians: each
 // sender's share of the link, the default and model controllers over BBR
-// and over C++, and cubic's share beside UDT; the table is logged and, if
+// and over C++, and cubic's share beside UDT; the table is printed and, if
 // UDT_TUN_OUT names a file, written there (bench/tunlinks.sh prints it).
 // Select links with -bench, e.g. -bench 'TunLinks/100Mbit/rtt=100ms/loss=1%'.
 //
@@ -479,8 +479,9 @@ func BenchmarkTunLinks(b *testing.B) {
 	if len(rows) == 0 {
 		return
 	}
+	// Printed, not logged: a parent benchmark's log shows only with -v.
 	table := tunTable(rows, rounds, warm, window)
-	b.Log("\n" + table)
+	fmt.Print("\n" + table + "\n")
 	if out := os.Getenv("UDT_TUN_OUT"); out != "" {
 		require.NoError(b, os.WriteFile(out, []byte(table), 0o644))
 	}

@@ -234,6 +234,45 @@ func TestTunPathTCPCongestion(t *testing.T) {
 	require.Equal(t, "ping", string(buf))
 }
 
+// TestForceSocketBuffers: buffers past net.core.wmem_max and rmem_max, on
+// a connection and, through its listener, on the connections it accepts.
+func TestForceSocketBuffers(t *testing.T) {
+	const size = 16 << 20
+	p := newTunPath(t, LinkConfig{}, LinkConfig{})
+	var ln *net.TCPListener
+	require.NoError(t, p.Do(1, func() (err error) {
+		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(1), 0)))
+		return err
+	}))
+	defer ln.Close()
+	require.NoError(t, ForceSocketBuffers(ln, size))
+	var c *net.TCPConn
+	require.NoError(t, p.Do(0, func() error {
+		nc, err := net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		if err == nil {
+			c = nc.(*net.TCPConn)
+		}
+		return err
+	}))
+	defer c.Close()
+	require.NoError(t, ForceSocketBuffers(c, size))
+	require.NoError(t, ln.SetDeadline(time.Now().Add(5*time.Second)))
+	s, err := ln.AcceptTCP()
+	require.NoError(t, err)
+	defer s.Close()
+	for _, conn := range []*net.TCPConn{c, s} {
+		for _, opt := range []int{unix.SO_SNDBUF, unix.SO_RCVBUF} {
+			rc, err := conn.SyscallConn()
+			require.NoError(t, err)
+			var n int
+			var gerr error
+			require.NoError(t, rc.Control(func(fd uintptr) { n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt) }))
+			require.NoError(t, gerr)
+			require.GreaterOrEqual(t, n, size, "option %d of %v", opt, conn.LocalAddr())
+		}
+	}
+}
+
 func tcpCongestion(c *net.TCPConn) (string, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
