@@ -260,7 +260,7 @@ type tunSample struct {
 	link   float64 // IP bytes the bottleneck delivered (retransmissions included)
 	rcv    float64 // bytes the receiving application read; NaN when out of reach
 	minSec float64 // the least the bottleneck delivered in one second of the window
-	stalls int     // seconds of the window in which it delivered under 1 % of the link
+	stalls int     // seconds of the window in which it delivered under a tenth of its mean
 	lost   uint64  // packets the link lost at random in the window
 	queue  uint64  // packets dropped at the full bottleneck queue in the window
 }
@@ -277,7 +277,7 @@ func (s tunSample) String() string {
 // tunMeasure waits out the warm-up, then counts for the window what the
 // bottleneck of p delivered from A to B, second by second, and what rcv
 // read (if not nil).
-func tunMeasure(p *netsim.TunPath, rate int64, rcv *flow, warm, window time.Duration) tunSample {
+func tunMeasure(p *netsim.TunPath, rcv *flow, warm, window time.Duration) tunSample {
 	time.Sleep(warm)
 	st0, _ := p.Stats()
 	var r0 int64
@@ -286,6 +286,7 @@ func tunMeasure(p *netsim.TunPath, rate int64, rcv *flow, warm, window time.Dura
 	}
 	t0 := time.Now()
 	s := tunSample{minSec: math.Inf(1), rcv: math.NaN()}
+	var perSec []float64
 	prev, prevT := st0, t0
 	for end := t0.Add(window); ; {
 		next := prevT.Add(time.Second)
@@ -296,11 +297,7 @@ func tunMeasure(p *netsim.TunPath, rate int64, rcv *flow, warm, window time.Dura
 		st, _ := p.Stats()
 		now := time.Now()
 		if dt := now.Sub(prevT).Seconds(); dt >= 0.5 {
-			mbps := float64(st.Bytes-prev.Bytes) * 8 / 1e6 / dt
-			s.minSec = min(s.minSec, mbps)
-			if mbps < float64(rate)/1e6/100 {
-				s.stalls++
-			}
+			perSec = append(perSec, float64(st.Bytes-prev.Bytes)*8/1e6/dt)
 		}
 		prev, prevT = st, now
 		if !now.Before(end) {
@@ -311,6 +308,12 @@ func tunMeasure(p *netsim.TunPath, rate int64, rcv *flow, warm, window time.Dura
 	s.link = float64(prev.Bytes-st0.Bytes) * 8 / 1e6 / secs
 	s.lost = prev.Dropped - st0.Dropped
 	s.queue = prev.QueueDrops - st0.QueueDrops
+	for _, r := range perSec {
+		s.minSec = min(s.minSec, r)
+		if r < s.link/10 {
+			s.stalls++
+		}
+	}
 	if rcv != nil {
 		s.rcv = float64(rcv.n.Load()-r0) * 8 / 1e6 / secs
 	}
@@ -325,23 +328,23 @@ func tunAlone(tb testing.TB, l tunLink, seed uint64, s tunSender, warm, window t
 	defer func() { require.NoError(tb, p.Close()) }()
 	f := s.start(tb, p)
 	defer f.stop()
-	return tunMeasure(p, l.rate, f.rcv, warm, window)
+	return tunMeasure(p, f.rcv, warm, window)
 }
 
-// tunShare runs a TCP cubic flow and a UDT flow with the default
-// controller together across a fresh path of link l, and returns what
-// each receiver read over the window, in Mbit/s.
-func tunShare(tb testing.TB, l tunLink, seed uint64, warm, window time.Duration) (cubic, udtS tunSample) {
+// tunShare runs a TCP cubic flow and a UDT flow with cfg together across
+// a fresh path of link l, and returns the bottleneck's sample with, as rcv,
+// what each receiver read over the window.
+func tunShare(tb testing.TB, l tunLink, seed uint64, cfg udt.Config, warm, window time.Duration) (cubic, udtS tunSample) {
 	tb.Helper()
 	p := l.path(tb, seed)
 	defer func() { require.NoError(tb, p.Close()) }()
 	tf := tunTCP(tb, p, "cubic")
 	defer tf.stop()
-	uf := tunUDT(tb, p, udt.Config{})
+	uf := tunUDT(tb, p, cfg)
 	defer uf.stop()
 	time.Sleep(warm)
 	t0, u0, tm := tf.rcv.n.Load(), uf.rcv.n.Load(), time.Now()
-	st := tunMeasure(p, l.rate, nil, 0, window)
+	st := tunMeasure(p, nil, 0, window)
 	secs := time.Since(tm).Seconds()
 	cubic, udtS = st, st
 	cubic.rcv = float64(tf.rcv.n.Load()-t0) * 8 / 1e6 / secs
@@ -349,12 +352,19 @@ func tunShare(tb testing.TB, l tunLink, seed uint64, warm, window time.Duration)
 	return cubic, udtS
 }
 
+// tunSharers are the UDT flows of BenchmarkTunLinks's sharing runs, each
+// beside one TCP cubic flow.
+var tunSharers = []struct {
+	name string
+	cfg  udt.Config
+}{{"default", udt.Config{}}, {"model", udt.Config{Congestion: udt.CongestionModel}}}
+
 // tunRow is one link's results over all rounds.
 type tunRow struct {
 	link    tunLink
 	alone   map[string][]tunSample // by sender name, one per round
-	cubicSh []tunSample            // cubic beside UDT: rcv is cubic's
-	goSh    []tunSample            // UDT beside cubic: rcv is UDT's
+	cubicSh map[string][]tunSample // by tunSharers name, cubic beside that UDT flow: rcv is cubic's
+	udtSh   map[string][]tunSample // by tunSharers name, that UDT flow beside cubic: rcv is UDT's
 }
 
 // median returns the median of xs, NaN if there are none.
@@ -382,14 +392,28 @@ func (r *tunRow) share(ss []tunSample, f func(tunSample) float64) float64 {
 func bottleneck(s tunSample) float64 { return s.link }
 func received(s tunSample) float64   { return s.rcv }
 
+// ratios returns a's rates over b's, paired by round, taken by f.
+func ratios(a, b []tunSample, f func(tunSample) float64) []float64 {
+	var xs []float64
+	for i := range min(len(a), len(b)) {
+		xs = append(xs, f(a[i])/f(b[i]))
+	}
+	return xs
+}
+
 // ratio returns the median over rounds of a's bottleneck rate over b's,
 // paired by round.
 func (r *tunRow) ratio(a, b string) float64 {
-	var xs []float64
-	for i := range min(len(r.alone[a]), len(r.alone[b])) {
-		xs = append(xs, r.alone[a][i].link/r.alone[b][i].link)
+	return median(ratios(r.alone[a], r.alone[b], bottleneck))
+}
+
+// spread renders the median of xs, and their range if there are several.
+func spread(xs []float64) string {
+	m := fmt.Sprintf("%.2f", median(xs))
+	if len(xs) > 1 {
+		m += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(xs), slices.Max(xs))
 	}
-	return median(xs)
+	return m
 }
 
 // tunTable renders the rows as two Markdown tables: each sender alone, and
@@ -405,21 +429,25 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 			fmt.Fprintf(&b, " %.1f %% |", r.share(r.alone[s.name], bottleneck))
 		}
 		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoModel.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoModel.name, tunCpp.name}} {
-			fmt.Fprintf(&b, " %.2f |", r.ratio(p[0], p[1]))
+			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], bottleneck)))
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nTCP cubic beside one UDT flow (default controller): share of the link each receiver read, median\n\n")
-	b.WriteString("| link | cubic alone | cubic beside UDT | UDT beside cubic | cubic keeps ≥ 1/4 |\n")
-	b.WriteString("| --- | --- | --- | --- | --- |\n")
+	b.WriteString("\nTCP cubic beside one UDT-Go flow: share of the link each receiver read (payload), median; " +
+		"cubic's rate beside UDT over its rate alone, paired by round\n\n")
+	b.WriteString("| link | UDT-Go | cubic alone | cubic beside UDT | UDT beside cubic | cubic beside / alone | cubic keeps ≥ 1/4 |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
-		c := r.share(r.cubicSh, received)
-		keeps := "yes"
-		if !(c >= 25) {
-			keeps = "no"
+		for _, u := range tunSharers {
+			c := r.share(r.cubicSh[u.name], received)
+			keeps := "yes"
+			if !(c >= 25) {
+				keeps = "no"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.1f %% | %.1f %% | %.1f %% | %s | %s |\n", r.link.label(), u.name,
+				r.share(r.alone[tunCubic.name], received), c, r.share(r.udtSh[u.name], received),
+				spread(ratios(r.cubicSh[u.name], r.alone[tunCubic.name], received)), keeps)
 		}
-		fmt.Fprintf(&b, "| %s | %.1f %% | %.1f %% | %.1f %% | %s |\n", r.link.label(),
-			r.share(r.alone[tunCubic.name], received), c, r.share(r.goSh, received), keeps)
 	}
 	return b.String()
 }
@@ -427,17 +455,20 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 // BenchmarkTunLinks runs UDT-Go (the default controller and
 // CongestionModel), UDT-C++ (libudt 4.11, cpeer processes), TCP cubic and
 // TCP BBR, each alone in turn, across the same emulated links between two
-// network namespaces (see tunLinks), then TCP cubic and a default UDT-Go
-// flow together. Each measurement gets a fresh path, warms up, then counts
-// what the bottleneck delivered (see tunWindows; UDT_TUN_ROUNDS rounds,
-// the order of the senders rotated each round). It reports medians: each
-// sender's share of the link, the default and model controllers over BBR
-// and over C++, and cubic's share beside UDT; the table is printed and, if
-// UDT_TUN_OUT names a file, written there (bench/tunlinks.sh prints it).
-// Select links with -bench, e.g. -bench 'TunLinks/100Mbit/rtt=100ms/loss=1%'.
+// network namespaces (see tunLinks), then TCP cubic beside one UDT-Go flow,
+// once with the default controller and once with CongestionModel. Each
+// measurement gets a fresh path, warms up, then counts for a window (see
+// tunWindows) what the bottleneck delivered, the same way for every sender
+// alone; flows sharing the path are told apart at their receivers. It runs
+// UDT_TUN_ROUNDS rounds, the order of the senders rotated each round, and
+// reports medians: each sender's share of the link, the default and model
+// controllers over BBR and over C++ (paired by round), and cubic's share
+// beside UDT. The table is printed, or written to the file UDT_TUN_OUT
+// names (bench/tunlinks.sh prints it at the end). Select links with -bench,
+// e.g. -bench 'TunLinks/100Mbit/rtt=100ms/loss=1%'.
 //
 // It needs root (network namespaces and TUN devices), libudt-dev and g++,
-// and about 2.5 minutes per link and round with the default windows.
+// and about 3 minutes per link and round with the default windows.
 func BenchmarkTunLinks(b *testing.B) {
 	requireTun(b)
 	interop.BuildPeer(b)
@@ -445,21 +476,23 @@ func BenchmarkTunLinks(b *testing.B) {
 	var rows []*tunRow
 	for _, l := range tunLinks {
 		b.Run(l.String(), func(b *testing.B) {
-			row := &tunRow{link: l, alone: map[string][]tunSample{}}
+			row := &tunRow{link: l, alone: map[string][]tunSample{}, cubicSh: map[string][]tunSample{}, udtSh: map[string][]tunSample{}}
 			for b.Loop() {
 				for round := range rounds {
-					seed := uint64(len(row.cubicSh)+1) * 1000
+					seed := uint64(len(row.alone[tunCubic.name])+1) * 1000
 					order := append(slices.Clone(tunSenders[round%len(tunSenders):]), tunSenders[:round%len(tunSenders)]...)
 					for _, s := range order {
 						smp := tunAlone(b, l, seed, s, warm, window)
 						b.Logf("round %d, %s alone: %v", round+1, s.name, smp)
 						row.alone[s.name] = append(row.alone[s.name], smp)
 					}
-					c, g := tunShare(b, l, seed, warm, window)
-					b.Logf("round %d, cubic %.2f Mbit/s beside UDT %.2f Mbit/s (bottleneck %.2f Mbit/s, %d stalled seconds)",
-						round+1, c.rcv, g.rcv, c.link, c.stalls)
-					row.cubicSh = append(row.cubicSh, c)
-					row.goSh = append(row.goSh, g)
+					for _, u := range tunSharers {
+						c, g := tunShare(b, l, seed, u.cfg, warm, window)
+						b.Logf("round %d, cubic %.2f Mbit/s beside UDT %s %.2f Mbit/s (bottleneck %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops)",
+							round+1, c.rcv, u.name, g.rcv, c.link, c.stalls, c.lost, c.queue)
+						row.cubicSh[u.name] = append(row.cubicSh[u.name], c)
+						row.udtSh[u.name] = append(row.udtSh[u.name], g)
+					}
 				}
 			}
 			for _, s := range []struct {
@@ -472,19 +505,22 @@ func BenchmarkTunLinks(b *testing.B) {
 			b.ReportMetric(row.ratio(tunGoModel.name, tunBBR.name), "model/bbr")
 			b.ReportMetric(row.ratio(tunGoDefault.name, tunCpp.name), "default/cpp")
 			b.ReportMetric(row.ratio(tunGoModel.name, tunCpp.name), "model/cpp")
-			b.ReportMetric(row.share(row.cubicSh, received), "cubic-shared-%link")
+			for _, u := range tunSharers {
+				b.ReportMetric(row.share(row.cubicSh[u.name], received), "cubic-beside-"+u.name+"-%link")
+			}
 			rows = append(rows, row)
 		})
 	}
 	if len(rows) == 0 {
 		return
 	}
-	// Printed, not logged: a parent benchmark's log shows only with -v.
 	table := tunTable(rows, rounds, warm, window)
-	fmt.Print("\n" + table + "\n")
 	if out := os.Getenv("UDT_TUN_OUT"); out != "" {
 		require.NoError(b, os.WriteFile(out, []byte(table), 0o644))
+		return
 	}
+	// Printed, not logged: a parent benchmark's log shows only with -v.
+	fmt.Print("\n" + table + "\n")
 }
 
 // TestTunLinksShort is the CI form of BenchmarkTunLinks: one link

@@ -2,10 +2,10 @@
 # Runs BenchmarkTunLinks: UDT-Go (default controller and CongestionModel),
 # UDT-C++ (libudt 4.11), TCP cubic and TCP BBR, each alone, across the same
 # TUN-emulated links between two network namespaces, then TCP cubic beside
-# a UDT-Go flow; prints the go test output, then the table.
+# a UDT-Go flow (each controller); prints the go test output, then the table.
 #
-# Needs root, /dev/net/tun, iproute2, libudt-dev and g++. About 2.5 minutes
-# per link and round with the default windows (4 links).
+# Needs root, /dev/net/tun, iproute2, libudt-dev and g++. About 3 minutes
+# per link and round with the default windows (4 links: 12 minutes a round).
 #
 # Environment (defaults in brackets):
 #   UDT_TUN_ROUNDS  rounds, the senders' order rotated each round [1]
