@@ -2,6 +2,7 @@ package udt_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,69 +257,156 @@ func tunWindows(tb testing.TB) (warm, window time.Duration, rounds int) {
 	return warm, window, rounds
 }
 
-// tunSample is what one flow did over a measurement window, in Mbit/s.
-type tunSample struct {
-	link   float64 // IP bytes the bottleneck delivered (retransmissions included)
-	rcv    float64 // bytes the receiving application read; NaN when out of reach
-	minSec float64 // the least the bottleneck delivered in one second of the window
-	stalls int     // seconds of the window in which it delivered under a tenth of its mean
-	lost   uint64  // packets the link lost at random in the window
-	queue  uint64  // packets dropped at the full bottleneck queue in the window
+// seqMeter counts, from the IPv4 packets a TUN path delivers in one
+// direction, the payload bytes of new data: TCP bytes and UDT data packets
+// beyond the highest sequence number delivered before, so that
+// retransmissions and duplicates do not count, but data that overtook a
+// loss does. It tells TCP from UDT (over UDP) and follows one flow of each;
+// a UDT packet's sequence jump counts the packets it skipped as full ones.
+type seqMeter struct {
+	tcp, udt atomic.Uint64 // new payload bytes; any goroutine
+
+	tcpHigh, udtHigh uint32 // highest sequence numbers seen (TCP: end of the data); owned by observe
+	tcpSeen, udtSeen bool   // owned by observe
+	udtFull          int    // largest UDT payload seen; owned by observe
 }
 
-func (s tunSample) String() string {
-	rcv := "-"
-	if !math.IsNaN(s.rcv) {
-		rcv = fmt.Sprintf("%.2f", s.rcv)
+// udtHeader is the size of a UDT packet header; ipProtoTCP and ipProtoUDP
+// are the IPv4 protocol numbers.
+const (
+	udtHeader  = 16
+	ipProtoTCP = 6
+	ipProtoUDP = 17
+)
+
+// observe is the path's Observe function.
+func (m *seqMeter) observe(pkt []byte) {
+	if len(pkt) < 20 || pkt[0]>>4 != 4 {
+		return
 	}
-	return fmt.Sprintf("bottleneck %.2f Mbit/s, receiver %s Mbit/s, slowest second %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops",
-		s.link, rcv, s.minSec, s.stalls, s.lost, s.queue)
+	ihl, total := int(pkt[0]&15)*4, int(binary.BigEndian.Uint16(pkt[2:]))
+	if ihl < 20 || total < ihl || total > len(pkt) {
+		return
+	}
+	body := pkt[ihl:total]
+	switch pkt[9] {
+	case ipProtoTCP:
+		if len(body) < 20 {
+			return
+		}
+		off := int(body[12]>>4) * 4
+		n := len(body) - off
+		if off < 20 || n <= 0 {
+			return
+		}
+		end := binary.BigEndian.Uint32(body[4:]) + uint32(n)
+		switch d := int32(end - m.tcpHigh); {
+		case !m.tcpSeen:
+			m.tcpSeen, m.tcpHigh = true, end
+			m.tcp.Add(uint64(n))
+		case d > 0:
+			m.tcpHigh = end
+			m.tcp.Add(uint64(d))
+		}
+	case ipProtoUDP:
+		if len(body) < 8+udtHeader {
+			return
+		}
+		h := binary.BigEndian.Uint32(body[8:])
+		if h>>31 != 0 {
+			return // a control packet
+		}
+		n := len(body) - 8 - udtHeader
+		m.udtFull = max(m.udtFull, n)
+		switch d := (h - m.udtHigh) & (1<<31 - 1); {
+		case !m.udtSeen:
+			m.udtSeen, m.udtHigh = true, h
+			m.udt.Add(uint64(n))
+		case d != 0 && d < 1<<30:
+			m.udtHigh = h
+			m.udt.Add(uint64(d-1)*uint64(m.udtFull) + uint64(n))
+		}
+	}
+}
+
+// tunWindow is what crossed a path's bottleneck from A to B over a
+// measurement window, in Mbit/s.
+type tunWindow struct {
+	tcp, udt float64   // new payload (see seqMeter)
+	link     float64   // IP bytes delivered, retransmissions and headers included
+	rcv      []float64 // bytes each receiving application read
+	minSec   float64   // the least new payload delivered in one second
+	stalls   int       // seconds with under a tenth of the window's mean of new payload
+	lost     uint64    // packets lost at random
+	queue    uint64    // packets dropped at the full bottleneck queue
 }
 
 // tunMeasure waits out the warm-up, then counts for the window what the
-// bottleneck of p delivered from A to B, second by second, and what rcv
-// read (if not nil).
-func tunMeasure(p *netsim.TunPath, rcv *flow, warm, window time.Duration) tunSample {
+// bottleneck of p delivered from A to B as m counts it, second by second,
+// and what the receivers rcvs read.
+func tunMeasure(p *netsim.TunPath, m *seqMeter, rcvs []*flow, warm, window time.Duration) tunWindow {
 	time.Sleep(warm)
+	good := func() uint64 { return m.tcp.Load() + m.udt.Load() }
 	st0, _ := p.Stats()
-	var r0 int64
-	if rcv != nil {
-		r0 = rcv.n.Load()
+	tcp0, udt0 := m.tcp.Load(), m.udt.Load()
+	r0 := make([]int64, len(rcvs))
+	for i, f := range rcvs {
+		r0[i] = f.n.Load()
 	}
 	t0 := time.Now()
-	s := tunSample{minSec: math.Inf(1), rcv: math.NaN()}
 	var perSec []float64
-	prev, prevT := st0, t0
+	prev, prevT := good(), t0
 	for end := t0.Add(window); ; {
 		next := prevT.Add(time.Second)
 		if next.After(end) {
 			next = end
 		}
 		time.Sleep(time.Until(next))
-		st, _ := p.Stats()
-		now := time.Now()
+		g, now := good(), time.Now()
 		if dt := now.Sub(prevT).Seconds(); dt >= 0.5 {
-			perSec = append(perSec, float64(st.Bytes-prev.Bytes)*8/1e6/dt)
+			perSec = append(perSec, float64(g-prev)*8/1e6/dt)
 		}
-		prev, prevT = st, now
+		prev, prevT = g, now
 		if !now.Before(end) {
 			break
 		}
 	}
-	secs := prevT.Sub(t0).Seconds()
-	s.link = float64(prev.Bytes-st0.Bytes) * 8 / 1e6 / secs
-	s.lost = prev.Dropped - st0.Dropped
-	s.queue = prev.QueueDrops - st0.QueueDrops
+	st, _ := p.Stats()
+	mbps := func(n uint64) float64 { return float64(n) * 8 / 1e6 / prevT.Sub(t0).Seconds() }
+	w := tunWindow{
+		tcp:    mbps(m.tcp.Load() - tcp0),
+		udt:    mbps(m.udt.Load() - udt0),
+		link:   mbps(st.Bytes - st0.Bytes),
+		minSec: math.Inf(1),
+		lost:   st.Dropped - st0.Dropped,
+		queue:  st.QueueDrops - st0.QueueDrops,
+	}
+	for i, f := range rcvs {
+		w.rcv = append(w.rcv, mbps(uint64(f.n.Load()-r0[i])))
+	}
 	for _, r := range perSec {
-		s.minSec = min(s.minSec, r)
-		if r < s.link/10 {
-			s.stalls++
+		w.minSec = min(w.minSec, r)
+		if r < (w.tcp+w.udt)/10 {
+			w.stalls++
 		}
 	}
-	if rcv != nil {
-		s.rcv = float64(rcv.n.Load()-r0) * 8 / 1e6 / secs
+	return w
+}
+
+// tunSample is what one flow did over a measurement window, in Mbit/s.
+type tunSample struct {
+	tunWindow         // the whole bottleneck's
+	good      float64 // the flow's new payload at the bottleneck
+	read      float64 // what its receiver read; NaN when out of reach (C++)
+}
+
+func (s tunSample) String() string {
+	read := "-"
+	if !math.IsNaN(s.read) {
+		read = fmt.Sprintf("%.2f", s.read)
 	}
-	return s
+	return fmt.Sprintf("goodput %.2f Mbit/s (receiver read %s), bottleneck %.2f Mbit/s of IP packets, slowest second %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops",
+		s.good, read, s.link, s.minSec, s.stalls, s.lost, s.queue)
 }
 
 // tunAlone runs sender s alone across a fresh path of link l seeded with
@@ -326,30 +415,36 @@ func tunAlone(tb testing.TB, l tunLink, seed uint64, s tunSender, warm, window t
 	tb.Helper()
 	p := l.path(tb, seed)
 	defer func() { require.NoError(tb, p.Close()) }()
+	m := &seqMeter{}
+	p.Observe(0, m.observe)
 	f := s.start(tb, p)
 	defer f.stop()
-	return tunMeasure(p, f.rcv, warm, window)
+	var rcvs []*flow
+	if f.rcv != nil {
+		rcvs = append(rcvs, f.rcv)
+	}
+	w := tunMeasure(p, m, rcvs, warm, window)
+	smp := tunSample{tunWindow: w, good: w.tcp + w.udt, read: math.NaN()}
+	if f.rcv != nil {
+		smp.read = w.rcv[0]
+	}
+	return smp
 }
 
 // tunShare runs a TCP cubic flow and a UDT flow with cfg together across
-// a fresh path of link l, and returns the bottleneck's sample with, as rcv,
-// what each receiver read over the window.
+// a fresh path of link l, and returns each one's sample.
 func tunShare(tb testing.TB, l tunLink, seed uint64, cfg udt.Config, warm, window time.Duration) (cubic, udtS tunSample) {
 	tb.Helper()
 	p := l.path(tb, seed)
 	defer func() { require.NoError(tb, p.Close()) }()
+	m := &seqMeter{}
+	p.Observe(0, m.observe)
 	tf := tunTCP(tb, p, "cubic")
 	defer tf.stop()
 	uf := tunUDT(tb, p, cfg)
 	defer uf.stop()
-	time.Sleep(warm)
-	t0, u0, tm := tf.rcv.n.Load(), uf.rcv.n.Load(), time.Now()
-	st := tunMeasure(p, nil, 0, window)
-	secs := time.Since(tm).Seconds()
-	cubic, udtS = st, st
-	cubic.rcv = float64(tf.rcv.n.Load()-t0) * 8 / 1e6 / secs
-	udtS.rcv = float64(uf.rcv.n.Load()-u0) * 8 / 1e6 / secs
-	return cubic, udtS
+	w := tunMeasure(p, m, []*flow{tf.rcv, uf.rcv}, warm, window)
+	return tunSample{tunWindow: w, good: w.tcp, read: w.rcv[0]}, tunSample{tunWindow: w, good: w.udt, read: w.rcv[1]}
 }
 
 // tunSharers are the UDT flows of BenchmarkTunLinks's sharing runs, each
@@ -363,8 +458,8 @@ var tunSharers = []struct {
 type tunRow struct {
 	link    tunLink
 	alone   map[string][]tunSample // by sender name, one per round
-	cubicSh map[string][]tunSample // by tunSharers name, cubic beside that UDT flow: rcv is cubic's
-	udtSh   map[string][]tunSample // by tunSharers name, that UDT flow beside cubic: rcv is UDT's
+	cubicSh map[string][]tunSample // by tunSharers name: cubic beside that UDT flow
+	udtSh   map[string][]tunSample // by tunSharers name: that UDT flow beside cubic
 }
 
 // median returns the median of xs, NaN if there are none.
@@ -389,8 +484,7 @@ func (r *tunRow) share(ss []tunSample, f func(tunSample) float64) float64 {
 	return median(xs)
 }
 
-func bottleneck(s tunSample) float64 { return s.link }
-func received(s tunSample) float64   { return s.rcv }
+func goodput(s tunSample) float64 { return s.good }
 
 // ratios returns a's rates over b's, paired by round, taken by f.
 func ratios(a, b []tunSample, f func(tunSample) float64) []float64 {
@@ -401,10 +495,10 @@ func ratios(a, b []tunSample, f func(tunSample) float64) []float64 {
 	return xs
 }
 
-// ratio returns the median over rounds of a's bottleneck rate over b's,
+// ratio returns the median over rounds of a's goodput over b's,
 // paired by round.
 func (r *tunRow) ratio(a, b string) float64 {
-	return median(ratios(r.alone[a], r.alone[b], bottleneck))
+	return median(ratios(r.alone[a], r.alone[b], goodput))
 }
 
 // spread renders the median of xs, and their range if there are several.
@@ -420,33 +514,34 @@ func spread(xs []float64) string {
 // cubic beside UDT.
 func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Each sender alone: share of the link the bottleneck delivered (IP bytes), median of %d round(s), %v warm-up, %v window\n\n", rounds, warm, window)
+	fmt.Fprintf(&b, "Goodput (new payload bytes through the bottleneck, retransmissions and headers not counted) as a share of the link rate, "+
+		"median of %d round(s), %v warm-up, %v window. Each sender alone; ratios paired by round:\n\n", rounds, warm, window)
 	b.WriteString("| link | Go default | Go model | C++ 4.11 | TCP cubic | TCP BBR | default/BBR | model/BBR | default/C++ | model/C++ |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |", r.link.label())
 		for _, s := range tunSenders {
-			fmt.Fprintf(&b, " %.1f %% |", r.share(r.alone[s.name], bottleneck))
+			fmt.Fprintf(&b, " %.1f %% |", r.share(r.alone[s.name], goodput))
 		}
 		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoModel.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoModel.name, tunCpp.name}} {
-			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], bottleneck)))
+			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], goodput)))
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nTCP cubic beside one UDT-Go flow: share of the link each receiver read (payload), median; " +
-		"cubic's rate beside UDT over its rate alone, paired by round\n\n")
+	b.WriteString("\nTCP cubic beside one UDT-Go flow, each flow's goodput as a share of the link, median; " +
+		"cubic's goodput beside UDT over its goodput alone, paired by round:\n\n")
 	b.WriteString("| link | UDT-Go | cubic alone | cubic beside UDT | UDT beside cubic | cubic beside / alone | cubic keeps ≥ 1/4 |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		for _, u := range tunSharers {
-			c := r.share(r.cubicSh[u.name], received)
+			c := r.share(r.cubicSh[u.name], goodput)
 			keeps := "yes"
 			if !(c >= 25) {
 				keeps = "no"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %.1f %% | %.1f %% | %.1f %% | %s | %s |\n", r.link.label(), u.name,
-				r.share(r.alone[tunCubic.name], received), c, r.share(r.udtSh[u.name], received),
-				spread(ratios(r.cubicSh[u.name], r.alone[tunCubic.name], received)), keeps)
+				r.share(r.alone[tunCubic.name], goodput), c, r.share(r.udtSh[u.name], goodput),
+				spread(ratios(r.cubicSh[u.name], r.alone[tunCubic.name], goodput)), keeps)
 		}
 	}
 	return b.String()
@@ -458,13 +553,15 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 // network namespaces (see tunLinks), then TCP cubic beside one UDT-Go flow,
 // once with the default controller and once with CongestionModel. Each
 // measurement gets a fresh path, warms up, then counts for a window (see
-// tunWindows) what the bottleneck delivered, the same way for every sender
-// alone; flows sharing the path are told apart at their receivers. It runs
-// UDT_TUN_ROUNDS rounds, the order of the senders rotated each round, and
-// reports medians: each sender's share of the link, the default and model
-// controllers over BBR and over C++ (paired by round), and cubic's share
-// beside UDT. The table is printed, or written to the file UDT_TUN_OUT
-// names (bench/tunlinks.sh prints it at the end). Select links with -bench,
+// tunWindows) each flow's goodput where the bottleneck delivers it: the
+// payload bytes of data not delivered before (see seqMeter), the same way
+// for every sender. It runs UDT_TUN_ROUNDS rounds, the order of the
+// senders rotated each round, and reports medians: each sender's share of
+// the link, the default and model controllers over BBR and over C++
+// (paired by round), and cubic's share beside UDT. The table is printed,
+// or written to the file UDT_TUN_OUT names (bench/tunlinks.sh prints it
+// at the end). The log has each measurement, with what the receiver read
+// where it is in this process (all but C++). Select links with -bench,
 // e.g. -bench 'TunLinks/100Mbit/rtt=100ms/loss=1%'.
 //
 // It needs root (network namespaces and TUN devices), libudt-dev and g++,
@@ -488,8 +585,8 @@ func BenchmarkTunLinks(b *testing.B) {
 					}
 					for _, u := range tunSharers {
 						c, g := tunShare(b, l, seed, u.cfg, warm, window)
-						b.Logf("round %d, cubic %.2f Mbit/s beside UDT %s %.2f Mbit/s (bottleneck %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops)",
-							round+1, c.rcv, u.name, g.rcv, c.link, c.stalls, c.lost, c.queue)
+						b.Logf("round %d, cubic %.2f Mbit/s (read %.2f) beside UDT %s %.2f Mbit/s (read %.2f); bottleneck %.2f Mbit/s of IP packets, %d stalled seconds, %d lost, %d queue drops",
+							round+1, c.good, c.read, u.name, g.good, g.read, c.link, c.stalls, c.lost, c.queue)
 						row.cubicSh[u.name] = append(row.cubicSh[u.name], c)
 						row.udtSh[u.name] = append(row.udtSh[u.name], g)
 					}
@@ -499,14 +596,14 @@ func BenchmarkTunLinks(b *testing.B) {
 				name, unit string
 			}{{tunGoDefault.name, "default-%link"}, {tunGoModel.name, "model-%link"}, {tunCpp.name, "cpp-%link"},
 				{tunCubic.name, "cubic-%link"}, {tunBBR.name, "bbr-%link"}} {
-				b.ReportMetric(row.share(row.alone[s.name], bottleneck), s.unit)
+				b.ReportMetric(row.share(row.alone[s.name], goodput), s.unit)
 			}
 			b.ReportMetric(row.ratio(tunGoDefault.name, tunBBR.name), "default/bbr")
 			b.ReportMetric(row.ratio(tunGoModel.name, tunBBR.name), "model/bbr")
 			b.ReportMetric(row.ratio(tunGoDefault.name, tunCpp.name), "default/cpp")
 			b.ReportMetric(row.ratio(tunGoModel.name, tunCpp.name), "model/cpp")
 			for _, u := range tunSharers {
-				b.ReportMetric(row.share(row.cubicSh[u.name], received), "cubic-beside-"+u.name+"-%link")
+				b.ReportMetric(row.share(row.cubicSh[u.name], goodput), "cubic-beside-"+u.name+"-%link")
 			}
 			rows = append(rows, row)
 		})
@@ -540,10 +637,62 @@ func TestTunLinksShort(t *testing.T) {
 			}
 			smp := tunAlone(t, l, 1, s, 2*time.Second, 3*time.Second)
 			t.Logf("%s on %s: %v", s.name, l.label(), smp)
-			require.Positive(t, smp.link, "nothing crossed the bottleneck")
-			if !math.IsNaN(smp.rcv) {
-				require.Positive(t, smp.rcv, "the receiver read nothing")
+			require.Positive(t, smp.good, "no new data crossed the bottleneck")
+			if !math.IsNaN(smp.read) {
+				require.Positive(t, smp.read, "the receiver read nothing")
 			}
 		})
+	}
+}
+
+// TestSeqMeter: new data counts once, retransmissions and duplicates not,
+// data past a hole counts the hole, across sequence wrap; UDT control
+// packets and other protocols count nothing.
+func TestSeqMeter(t *testing.T) {
+	ip := func(proto byte, body []byte) []byte {
+		p := make([]byte, 20, 20+len(body)+4)
+		p[0], p[9] = 0x45, proto
+		binary.BigEndian.PutUint16(p[2:], uint16(20+len(body)))
+		return append(append(p, body...), 0, 0, 0, 0) // trailing bytes past the IP length are ignored
+	}
+	tcp := func(seq uint32, n int) []byte {
+		b := make([]byte, 32+n) // a 32-byte header: timestamps
+		binary.BigEndian.PutUint32(b[4:], seq)
+		b[12] = 8 << 4
+		return ip(ipProtoTCP, b)
+	}
+	data := func(seq uint32, n int) []byte {
+		b := make([]byte, 8+udtHeader+n)
+		binary.BigEndian.PutUint32(b[8:], seq)
+		return ip(ipProtoUDP, b)
+	}
+	ctrl := ip(ipProtoUDP, append(make([]byte, 8), 0x80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4))
+	const full = 1456
+	m := &seqMeter{}
+	for _, c := range []struct {
+		name     string
+		pkt      []byte
+		tcp, udt uint64 // counts after the packet
+	}{
+		{"tcp first", tcp(1<<32-150, 100), 100, 0},
+		{"tcp next, across the wrap", tcp(1<<32-50, 100), 200, 0},
+		{"tcp retransmission", tcp(1<<32-150, 100), 200, 0},
+		{"tcp pure ACK", tcp(50, 0), 200, 0},
+		{"tcp past a hole", tcp(150, 100), 400, 0},
+		{"tcp hole filled", tcp(50, 100), 400, 0},
+		{"tcp retransmission with new data", tcp(200, 100), 450, 0},
+		{"udt first", data(1<<31-2, full), 450, full},
+		{"udt next, across the wrap", data(1<<31-1, full), 450, 2 * full},
+		{"udt control", ctrl, 450, 2 * full},
+		{"udt duplicate", data(1<<31-1, full), 450, 2 * full},
+		{"udt past a hole of two", data(2, 1000), 450, 4*full + 1000},
+		{"udt hole filled", data(0, full), 450, 4*full + 1000},
+		{"udt old", data(1<<31-2, full), 450, 4*full + 1000},
+		{"icmp", ip(1, make([]byte, 64)), 450, 4*full + 1000},
+		{"truncated", tcp(400, 100)[:30], 450, 4*full + 1000},
+	} {
+		m.observe(c.pkt)
+		require.Equal(t, c.tcp, m.tcp.Load(), "%s: TCP bytes", c.name)
+		require.Equal(t, c.udt, m.udt.Load(), "%s: UDT bytes", c.name)
 	}
 }

@@ -59,10 +59,11 @@ var (
 // inside a namespace with [TunPath.Do], programs run in one with
 // [TunPath.Command]. A TunPath is safe for concurrent use.
 type TunPath struct {
-	ns    [2]string     // namespace names; "" once not to be deleted
-	files [2]*os.File   // TUN devices, in A and in B
-	addrs [2]netip.Addr // device addresses
-	dirs  [2]*outlet    // dirs[0] carries A→B into B's device, dirs[1] B→A
+	ns    [2]string                       // namespace names; "" once not to be deleted
+	files [2]*os.File                     // TUN devices, in A and in B
+	addrs [2]netip.Addr                   // device addresses
+	dirs  [2]*outlet                      // dirs[0] carries A→B into B's device, dirs[1] B→A
+	taps  [2]atomic.Pointer[func([]byte)] // Observe's functions, by direction
 
 	errMu sync.Mutex
 	err   error // guarded by errMu; first device failure
@@ -182,6 +183,9 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 		out := p.files[1-i]
 		p.dirs[i] = &outlet{link: New(cfg, seed+uint64(i)), wake: make(chan struct{}, 1), write: func(pk *packet) error {
 			_, err := out.Write(pk.b)
+			if fn := p.taps[i].Load(); err == nil && fn != nil {
+				(*fn)(pk.b)
+			}
 			return err
 		}}
 	}
@@ -220,6 +224,19 @@ func (p *TunPath) SetConfig(aToB, bToA LinkConfig) {
 	p.dirs[1].link.SetConfig(bToA)
 	p.dirs[0].poke()
 	p.dirs[1].poke()
+}
+
+// Observe makes the path call fn with each IP packet it delivers in
+// direction dir, 0 for A→B or 1 for B→A, once the packet is written into
+// the receiving side's device; a nil fn stops the calls. fn runs on the
+// path's goroutine for that direction, one call at a time: it must not
+// block, and must not keep pkt after it returns.
+func (p *TunPath) Observe(dir int, fn func(pkt []byte)) {
+	if fn == nil {
+		p.taps[dir].Store(nil)
+		return
+	}
+	p.taps[dir].Store(&fn)
 }
 
 // Stats returns the counters of both directions.

@@ -36,6 +36,9 @@ func (p *TunPath) Links() (aToB, bToA *Link) { return nil, nil }
 // SetConfig does nothing.
 func (p *TunPath) SetConfig(aToB, bToA LinkConfig) {}
 
+// Observe does nothing.
+func (p *TunPath) Observe(dir int, fn func(pkt []byte)) {}
+
 // Stats returns zero counters.
 func (p *TunPath) Stats() (aToB, bToA LinkStats) { return LinkStats{}, LinkStats{} }
 
