@@ -76,6 +76,8 @@ const tcpBuffers = 16 << 20
 type tunFlow struct {
 	rcv  *flow  // what the receiving application read; nil when out of reach (C++)
 	stop func() // ends the flow and waits until its goroutines or processes have
+
+	snd, dst net.Conn // sending and receiving ends; nil for C++
 }
 
 // tunSender is one kind of sender of BenchmarkTunLinks.
@@ -135,7 +137,7 @@ func tunStart(tb testing.TB, p *netsim.TunPath, listen func(addr string) (net.Li
 		send(c)
 		done <- struct{}{}
 	}()
-	return &tunFlow{rcv: f, stop: func() {
+	return &tunFlow{rcv: f, snd: c, dst: s, stop: func() {
 		for _, c := range []net.Conn{c, s} {
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // reset, do not drain megabytes into a closing path
@@ -169,6 +171,15 @@ func tunUDT(tb testing.TB, p *netsim.TunPath, cfg udt.Config) *tunFlow {
 		defer cancel()
 		return d.DialContext(ctx, "udp4", addr)
 	})
+}
+
+// udtNote sums up a UDT flow's counters since it started.
+func udtNote(f *tunFlow) string {
+	snd, rcv := f.snd.(*udt.Conn).Stats(), f.dst.(*udt.Conn).Stats()
+	t, r := snd.Total, rcv.Total
+	return fmt.Sprintf("sender: %d packets, %d retransmitted, %d reported lost, RTT %v, window %d, bandwidth %.0f Mbit/s; receiver: %d packets, %d discarded, %d found missing",
+		t.PktSent, t.PktRetrans, t.PktSndLoss, snd.RTT.Round(time.Millisecond), snd.CongestionWindow, snd.Bandwidth,
+		r.PktRecv, r.PktRecvDropped, r.PktRcvLoss)
 }
 
 // tunTCP starts a TCP flow whose sender uses the kernel's congestion
@@ -398,6 +409,7 @@ type tunSample struct {
 	tunWindow         // the whole bottleneck's
 	good      float64 // the flow's new payload at the bottleneck
 	read      float64 // what its receiver read; NaN when out of reach (C++)
+	note      string  // the flow's own counters, if it has some (UDT-Go)
 }
 
 func (s tunSample) String() string {
@@ -405,8 +417,12 @@ func (s tunSample) String() string {
 	if !math.IsNaN(s.read) {
 		read = fmt.Sprintf("%.2f", s.read)
 	}
-	return fmt.Sprintf("goodput %.2f Mbit/s (receiver read %s), bottleneck %.2f Mbit/s of IP packets, slowest second %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops",
+	str := fmt.Sprintf("goodput %.2f Mbit/s (receiver read %s), bottleneck %.2f Mbit/s of IP packets, slowest second %.2f Mbit/s, %d stalled seconds, %d lost, %d queue drops",
 		s.good, read, s.link, s.minSec, s.stalls, s.lost, s.queue)
+	if s.note != "" {
+		str += "\n\t" + s.note
+	}
+	return str
 }
 
 // tunAlone runs sender s alone across a fresh path of link l seeded with
@@ -428,6 +444,9 @@ func tunAlone(tb testing.TB, l tunLink, seed uint64, s tunSender, warm, window t
 	if f.rcv != nil {
 		smp.read = w.rcv[0]
 	}
+	if _, ok := f.snd.(*udt.Conn); ok {
+		smp.note = udtNote(f)
+	}
 	return smp
 }
 
@@ -444,7 +463,7 @@ func tunShare(tb testing.TB, l tunLink, seed uint64, cfg udt.Config, warm, windo
 	uf := tunUDT(tb, p, cfg)
 	defer uf.stop()
 	w := tunMeasure(p, m, []*flow{tf.rcv, uf.rcv}, warm, window)
-	return tunSample{tunWindow: w, good: w.tcp, read: w.rcv[0]}, tunSample{tunWindow: w, good: w.udt, read: w.rcv[1]}
+	return tunSample{tunWindow: w, good: w.tcp, read: w.rcv[0]}, tunSample{tunWindow: w, good: w.udt, read: w.rcv[1], note: udtNote(uf)}
 }
 
 // tunSharers are the UDT flows of BenchmarkTunLinks's sharing runs, each
@@ -585,8 +604,8 @@ func BenchmarkTunLinks(b *testing.B) {
 					}
 					for _, u := range tunSharers {
 						c, g := tunShare(b, l, seed, u.cfg, warm, window)
-						b.Logf("round %d, cubic %.2f Mbit/s (read %.2f) beside UDT %s %.2f Mbit/s (read %.2f); bottleneck %.2f Mbit/s of IP packets, %d stalled seconds, %d lost, %d queue drops",
-							round+1, c.good, c.read, u.name, g.good, g.read, c.link, c.stalls, c.lost, c.queue)
+						b.Logf("round %d, cubic %.2f Mbit/s (read %.2f) beside UDT %s %.2f Mbit/s (read %.2f); bottleneck %.2f Mbit/s of IP packets, %d stalled seconds, %d lost, %d queue drops\n\tUDT %s",
+							round+1, c.good, c.read, u.name, g.good, g.read, c.link, c.stalls, c.lost, c.queue, g.note)
 						row.cubicSh[u.name] = append(row.cubicSh[u.name], c)
 						row.udtSh[u.name] = append(row.udtSh[u.name], g)
 					}
