@@ -17,9 +17,10 @@ import (
 	"github.com/udt-go/udt/internal/netsim"
 )
 
-// tunPath builds an emulated path between two network namespaces, or skips
-// when this machine cannot (fails with UDT_NETNS=require, as CI sets it).
-func tunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
+// requireTun skips the test when this machine cannot build a TUN path
+// between network namespaces, or fails it with UDT_NETNS=require, as CI
+// sets it.
+func requireTun(tb testing.TB) {
 	tb.Helper()
 	if err := netsim.TunAvailable(); err != nil {
 		if os.Getenv("UDT_NETNS") == "require" {
@@ -27,6 +28,13 @@ func tunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
 		}
 		tb.Skipf("%v (set UDT_NETNS=require to make this a failure)", err)
 	}
+}
+
+// tunPath builds an emulated path between two network namespaces, or skips
+// when this machine cannot (see requireTun).
+func tunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
+	tb.Helper()
+	requireTun(tb)
 	p, err := netsim.NewTunPath(l, l, 1)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, p.Close()) })

@@ -135,9 +135,37 @@ type Peer struct {
 // failed, its output is logged then.
 func Start(tb testing.TB, args ...string) *Peer {
 	tb.Helper()
+	return start(tb, nil, args)
+}
+
+// StartWrapped is [Start] for a cpeer that another program runs: wrap
+// returns the command that runs the cpeer binary bin with args, such as
+// netsim's TunPath.Command, which runs it inside a network namespace. The
+// wrapper must become cpeer's process (ip netns exec does, by exec), so
+// that killing the command kills cpeer.
+func StartWrapped(tb testing.TB, wrap func(bin string, args ...string) *exec.Cmd, args ...string) *Peer {
+	tb.Helper()
+	return start(tb, wrap, args)
+}
+
+func start(tb testing.TB, wrap func(bin string, args ...string) *exec.Cmd, args []string) *Peer {
+	tb.Helper()
 	bin := BuildPeer(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
+	var cmd *exec.Cmd
+	if wrap == nil {
+		cmd = exec.CommandContext(ctx, bin, args...)
+	} else {
+		// The same command under ctx, so that Kill and the end of the
+		// test kill it.
+		w := wrap(bin, args...)
+		if w.Err != nil {
+			cancel()
+			tb.Fatalf("interop: starting cpeer %s: %v", strings.Join(args, " "), w.Err)
+		}
+		cmd = exec.CommandContext(ctx, w.Path, w.Args[1:]...)
+		cmd.Env, cmd.Dir = w.Env, w.Dir
+	}
 	cmd.WaitDelay = 5 * time.Second
 	p := &Peer{
 		tb:      tb,

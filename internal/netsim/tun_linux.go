@@ -59,10 +59,11 @@ var (
 // inside a namespace with [TunPath.Do], programs run in one with
 // [TunPath.Command]. A TunPath is safe for concurrent use.
 type TunPath struct {
-	ns    [2]string     // namespace names; "" once not to be deleted
-	files [2]*os.File   // TUN devices, in A and in B
-	addrs [2]netip.Addr // device addresses
-	dirs  [2]*outlet    // dirs[0] carries A→B into B's device, dirs[1] B→A
+	ns    [2]string                       // namespace names; "" once not to be deleted
+	files [2]*os.File                     // TUN devices, in A and in B
+	addrs [2]netip.Addr                   // device addresses
+	dirs  [2]*outlet                      // dirs[0] carries A→B into B's device, dirs[1] B→A
+	taps  [2]atomic.Pointer[func([]byte)] // Observe's functions, by direction
 
 	errMu sync.Mutex
 	err   error // guarded by errMu; first device failure
@@ -182,6 +183,9 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 		out := p.files[1-i]
 		p.dirs[i] = &outlet{link: New(cfg, seed+uint64(i)), wake: make(chan struct{}, 1), write: func(pk *packet) error {
 			_, err := out.Write(pk.b)
+			if fn := p.taps[i].Load(); err == nil && fn != nil {
+				(*fn)(pk.b)
+			}
 			return err
 		}}
 	}
@@ -220,6 +224,19 @@ func (p *TunPath) SetConfig(aToB, bToA LinkConfig) {
 	p.dirs[1].link.SetConfig(bToA)
 	p.dirs[0].poke()
 	p.dirs[1].poke()
+}
+
+// Observe makes the path call fn with each IP packet it delivers in
+// direction dir, 0 for A→B or 1 for B→A, once the packet is written into
+// the receiving side's device; a nil fn stops the calls. fn runs on the
+// path's goroutine for that direction, one call at a time: it must not
+// block, and must not keep pkt after it returns.
+func (p *TunPath) Observe(dir int, fn func(pkt []byte)) {
+	if fn == nil {
+		p.taps[dir].Store(nil)
+		return
+	}
+	p.taps[dir].Store(&fn)
 }
 
 // Stats returns the counters of both directions.
@@ -437,6 +454,32 @@ func SetTCPCongestion(c syscall.Conn, name string) error {
 	}
 	if serr != nil {
 		return fmt.Errorf("netsim: TCP congestion control %q: %w", name, serr)
+	}
+	return nil
+}
+
+// ForceSocketBuffers sets the kernel send and receive buffers of socket c
+// to bytes each, beyond the net.core.wmem_max and rmem_max limits
+// (SO_SNDBUFFORCE and SO_RCVBUFFORCE, which need CAP_NET_ADMIN): a TCP
+// flow across a long, fast path needs more than a namespace's default
+// tcp_wmem allows. Like SO_SNDBUF, it turns off the kernel's buffer
+// autotuning for c. On a [*net.TCPListener] it sets the buffers of the
+// connections accepted later.
+func ForceSocketBuffers(c syscall.Conn, bytes int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netsim: socket buffers: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bytes),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes))
+	}); err != nil {
+		return fmt.Errorf("netsim: socket buffers: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netsim: socket buffers of %d bytes: %w", bytes, serr)
 	}
 	return nil
 }

@@ -211,6 +211,59 @@ func TestTunPathUDPLoss(t *testing.T) {
 	require.Zero(t, back.Sent)
 }
 
+// TestTunPathObserve: the function sees every IP packet delivered in its
+// direction, whole, and none after it is removed.
+func TestTunPathObserve(t *testing.T) {
+	const n = 100
+	p := newTunPath(t, LinkConfig{Loss: 0.2}, LinkConfig{})
+	var rc, sc *net.UDPConn
+	require.NoError(t, p.Do(1, func() (err error) {
+		rc, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(1), 0)))
+		return err
+	}))
+	defer rc.Close()
+	require.NoError(t, p.Do(0, func() (err error) {
+		sc, err = net.DialUDP("udp4", nil, rc.LocalAddr().(*net.UDPAddr))
+		return err
+	}))
+	defer sc.Close()
+	var seen, seenBytes, back atomic.Int64
+	var bad atomic.Value
+	p.Observe(0, func(pkt []byte) {
+		seen.Add(1)
+		seenBytes.Add(int64(len(pkt)))
+		// IPv4, UDP, to B, with the test's 3-byte payload.
+		if len(pkt) != 20+8+3 || pkt[0]>>4 != 4 || pkt[9] != 17 || netip.AddrFrom4([4]byte(pkt[16:20])) != p.Addr(1) || pkt[28] != 'o' {
+			bad.Store(fmt.Sprintf("% x", pkt))
+		}
+	})
+	p.Observe(1, func([]byte) { back.Add(1) })
+	send := func(k int) {
+		for range k {
+			_, err := sc.Write([]byte{'o', 'b', 's'})
+			require.NoError(t, err)
+		}
+	}
+	send(n)
+	require.Eventually(t, func() bool {
+		st, _ := p.Stats()
+		return st.Delivered+st.Dropped >= n
+	}, 5*time.Second, 5*time.Millisecond)
+	st, _ := p.Stats()
+	require.EqualValues(t, st.Delivered, seen.Load())
+	require.EqualValues(t, st.Bytes, seenBytes.Load())
+	require.Nil(t, bad.Load(), "unexpected packet")
+	require.Zero(t, back.Load())
+
+	p.Observe(0, nil)
+	send(10)
+	require.Eventually(t, func() bool {
+		st, _ := p.Stats()
+		return st.Delivered+st.Dropped >= n+10
+	}, 5*time.Second, 5*time.Millisecond)
+	require.EqualValues(t, st.Delivered, seen.Load(), "observed after Observe(0, nil)")
+}
+
 func TestTunPathTCPCongestion(t *testing.T) {
 	p := newTunPath(t, LinkConfig{}, LinkConfig{})
 	c, s := tcpPair(t, p)
@@ -232,6 +285,45 @@ func TestTunPathTCPCongestion(t *testing.T) {
 	_, err = io.ReadFull(s, buf)
 	require.NoError(t, err)
 	require.Equal(t, "ping", string(buf))
+}
+
+// TestForceSocketBuffers: buffers past net.core.wmem_max and rmem_max, on
+// a connection and, through its listener, on the connections it accepts.
+func TestForceSocketBuffers(t *testing.T) {
+	const size = 16 << 20
+	p := newTunPath(t, LinkConfig{}, LinkConfig{})
+	var ln *net.TCPListener
+	require.NoError(t, p.Do(1, func() (err error) {
+		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(1), 0)))
+		return err
+	}))
+	defer ln.Close()
+	require.NoError(t, ForceSocketBuffers(ln, size))
+	var c *net.TCPConn
+	require.NoError(t, p.Do(0, func() error {
+		nc, err := net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		if err == nil {
+			c = nc.(*net.TCPConn)
+		}
+		return err
+	}))
+	defer c.Close()
+	require.NoError(t, ForceSocketBuffers(c, size))
+	require.NoError(t, ln.SetDeadline(time.Now().Add(5*time.Second)))
+	s, err := ln.AcceptTCP()
+	require.NoError(t, err)
+	defer s.Close()
+	for _, conn := range []*net.TCPConn{c, s} {
+		for _, opt := range []int{unix.SO_SNDBUF, unix.SO_RCVBUF} {
+			rc, err := conn.SyscallConn()
+			require.NoError(t, err)
+			var n int
+			var gerr error
+			require.NoError(t, rc.Control(func(fd uintptr) { n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt) }))
+			require.NoError(t, gerr)
+			require.GreaterOrEqual(t, n, size, "option %d of %v", opt, conn.LocalAddr())
+		}
+	}
 }
 
 func tcpCongestion(c *net.TCPConn) (string, error) {

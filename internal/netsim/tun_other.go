@@ -36,6 +36,9 @@ func (p *TunPath) Links() (aToB, bToA *Link) { return nil, nil }
 // SetConfig does nothing.
 func (p *TunPath) SetConfig(aToB, bToA LinkConfig) {}
 
+// Observe does nothing.
+func (p *TunPath) Observe(dir int, fn func(pkt []byte)) {}
+
 // Stats returns zero counters.
 func (p *TunPath) Stats() (aToB, bToA LinkStats) { return LinkStats{}, LinkStats{} }
 
@@ -53,4 +56,9 @@ func (p *TunPath) Close() error { return nil }
 // SetTCPCongestion returns an error: it is implemented on Linux only.
 func SetTCPCongestion(c syscall.Conn, name string) error {
 	return errors.New("netsim: TCP congestion control needs Linux")
+}
+
+// ForceSocketBuffers returns an error: it is implemented on Linux only.
+func ForceSocketBuffers(c syscall.Conn, bytes int) error {
+	return errors.New("netsim: forced socket buffers need Linux")
 }
