@@ -90,8 +90,8 @@ var (
 	tunGoDefault = tunSender{"Go default", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
 		return tunUDT(tb, p, udt.Config{})
 	}}
-	tunGoModel = tunSender{"Go model", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
-		return tunUDT(tb, p, udt.Config{Congestion: udt.CongestionModel})
+	tunGoDAIMD = tunSender{"Go DAIMD", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
+		return tunUDT(tb, p, udt.Config{Congestion: udt.CongestionDAIMD})
 	}}
 	tunCpp   = tunSender{"C++ 4.11", tunCppFlow}
 	tunCubic = tunSender{"TCP cubic", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
@@ -100,7 +100,7 @@ var (
 	tunBBR = tunSender{"TCP BBR", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
 		return tunTCP(tb, p, "bbr")
 	}}
-	tunSenders = []tunSender{tunGoDefault, tunGoModel, tunCpp, tunCubic, tunBBR}
+	tunSenders = []tunSender{tunGoDefault, tunGoDAIMD, tunCpp, tunCubic, tunBBR}
 )
 
 // tunStart starts a bulk flow from A to B: listen runs in B and dial in A,
@@ -471,7 +471,7 @@ func tunShare(tb testing.TB, l tunLink, seed uint64, cfg udt.Config, warm, windo
 var tunSharers = []struct {
 	name string
 	cfg  udt.Config
-}{{"default", udt.Config{}}, {"model", udt.Config{Congestion: udt.CongestionModel}}}
+}{{"default", udt.Config{}}, {"DAIMD", udt.Config{Congestion: udt.CongestionDAIMD}}}
 
 // tunRow is one link's results over all rounds.
 type tunRow struct {
@@ -535,14 +535,14 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Goodput (new payload bytes through the bottleneck, retransmissions and headers not counted) as a share of the link rate, "+
 		"median of %d round(s), %v warm-up, %v window. Each sender alone; ratios paired by round:\n\n", rounds, warm, window)
-	b.WriteString("| link | Go default | Go model | C++ 4.11 | TCP cubic | TCP BBR | default/BBR | model/BBR | default/C++ | model/C++ |\n")
+	b.WriteString("| link | Go default (model) | Go DAIMD | C++ 4.11 | TCP cubic | TCP BBR | default/BBR | DAIMD/BBR | default/C++ | DAIMD/C++ |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |", r.link.label())
 		for _, s := range tunSenders {
 			fmt.Fprintf(&b, " %.1f %% |", r.share(r.alone[s.name], goodput))
 		}
-		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoModel.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoModel.name, tunCpp.name}} {
+		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoDAIMD.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoDAIMD.name, tunCpp.name}} {
 			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], goodput)))
 		}
 		b.WriteString("\n")
@@ -613,14 +613,14 @@ func BenchmarkTunLinks(b *testing.B) {
 			}
 			for _, s := range []struct {
 				name, unit string
-			}{{tunGoDefault.name, "default-%link"}, {tunGoModel.name, "model-%link"}, {tunCpp.name, "cpp-%link"},
+			}{{tunGoDefault.name, "default-%link"}, {tunGoDAIMD.name, "daimd-%link"}, {tunCpp.name, "cpp-%link"},
 				{tunCubic.name, "cubic-%link"}, {tunBBR.name, "bbr-%link"}} {
 				b.ReportMetric(row.share(row.alone[s.name], goodput), s.unit)
 			}
 			b.ReportMetric(row.ratio(tunGoDefault.name, tunBBR.name), "default/bbr")
-			b.ReportMetric(row.ratio(tunGoModel.name, tunBBR.name), "model/bbr")
+			b.ReportMetric(row.ratio(tunGoDAIMD.name, tunBBR.name), "daimd/bbr")
 			b.ReportMetric(row.ratio(tunGoDefault.name, tunCpp.name), "default/cpp")
-			b.ReportMetric(row.ratio(tunGoModel.name, tunCpp.name), "model/cpp")
+			b.ReportMetric(row.ratio(tunGoDAIMD.name, tunCpp.name), "daimd/cpp")
 			for _, u := range tunSharers {
 				b.ReportMetric(row.share(row.cubicSh[u.name], goodput), "cubic-beside-"+u.name+"-%link")
 			}
@@ -649,7 +649,7 @@ func TestTunLinksShort(t *testing.T) {
 	}
 	requireTun(t)
 	l := tunLink{rate: 100e6, rtt: 100 * time.Millisecond, loss: 0.01}
-	for _, s := range []tunSender{tunGoModel, tunBBR, tunCpp} {
+	for _, s := range []tunSender{tunGoDefault, tunBBR, tunCpp} {
 		t.Run(strings.ReplaceAll(s.name, " ", "-"), func(t *testing.T) {
 			if s.name == tunCpp.name {
 				interop.BuildPeer(t)
