@@ -215,7 +215,7 @@ func TestBatchSendErrorSkipsOne(t *testing.T) {
 	var calls, failed atomic.Int64
 	flaky := func(b *batchIO) {
 		b.sendmmsg = func(fd uintptr, hs []unix.Mmsghdr) (int, unix.Errno) {
-			if calls.Add(1)%10 == 0 {
+			if calls.Add(1)%4 == 0 {
 				failed.Add(1)
 				return 0, unix.ENOBUFS
 			}

@@ -59,14 +59,14 @@ func TestHostilePeerPackets(t *testing.T) {
 		inverted := binary.BigEndian.AppendUint32(nil, uint32(sent)|1<<31)
 		inverted = binary.BigEndian.AppendUint32(inverted, uint32(sent.Add(-50)))
 		toSenderBad := [][]byte{
-			appendControl(nil, ctrlACK, 7, cid, (&ackBody{ack: sent.Add(1000), words: 1}).append(nil)), // beyond what was sent
+			appendControl(nil, ctrlACK, 7, cid, (&ackBody{ack: sent.Add(20_000), words: 1}).append(nil)), // beyond what was sent
 			appendControl(nil, ctrlACK, 8, cid, (&ackBody{ack: sent.Add(1 << 29), words: 6, rtt: 1, rate: 1, bandwidth: 1}).append(nil)),
-			nak(lossl.Range{First: sent.Add(10), Last: sent.Add(20)}),       // never sent
-			nak(lossl.Range{First: sent.Add(-10), Last: sent.Add(1 << 30)}), // huge
-			appendControl(nil, ctrlNAK, 0, cid, inverted),                   // first > last
-			appendControl(nil, ctrlNAK, 0, cid, []byte{1, 2, 3}),            // truncated
-			appendControl(nil, 0x1234, 0, cid, nil),                         // unknown type
-			make([]byte, 10),                                                // truncated datagrams
+			nak(lossl.Range{First: sent.Add(20_000), Last: sent.Add(20_010)}), // never sent (16 MiB is 11,500 packets)
+			nak(lossl.Range{First: sent.Add(-10), Last: sent.Add(1 << 30)}),   // huge
+			appendControl(nil, ctrlNAK, 0, cid, inverted),                     // first > last
+			appendControl(nil, ctrlNAK, 0, cid, []byte{1, 2, 3}),              // truncated
+			appendControl(nil, 0x1234, 0, cid, nil),                           // unknown type
+			make([]byte, 10),                                                  // truncated datagrams
 			make([]byte, 15),
 		}
 		for _, b := range toSenderBad {

@@ -62,7 +62,10 @@ func (w *wireCount) hook(p []byte, _ int) bool {
 func TestStatsMatchWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fwd, back := newWireCount(0.02, 1), newWireCount(0, 2)
-		a2b := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Drop: fwd.hook}
+		// A queue deep enough for the whole transfer: the hook's random
+		// drops are then the only losses, and the wire count says which
+		// packets the receiver got.
+		a2b := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Drop: fwd.hook, QueueBytes: 32 << 20}
 		b2a := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Drop: back.hook}
 		c, s, _, _ := simPair(t, a2b, b2a, Config{}, 21)
 		transfer(t, c, s, 8<<20)
