@@ -174,8 +174,7 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 				m.queueData(c, &p)
 				return
 			}
-			m.flushRun()
-			c.handlePacket(&p)
+			c.handlePacket(&p) // a control packet flushed the run above
 			return
 		}
 		if c := m.connectors[p.dst]; c != nil && c.peer == from {

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Arrival times come from the kernel (SO_TIMESTAMPNS), taken when each
@@ -45,24 +44,6 @@ func (u udpConn) readStamped(b, oob []byte) (int, netip.AddrPort, time.Time, err
 // parseStamp returns the SCM_TIMESTAMPNS time in a control-message buffer,
 // or the zero time. It does not allocate.
 func parseStamp(oob []byte) time.Time {
-	const hdrLen = int(unsafe.Sizeof(syscall.Cmsghdr{}))
-	tsLen := int(unsafe.Sizeof(syscall.Timespec{}))
-	for len(oob) >= hdrLen {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < hdrLen || l > len(oob) {
-			return time.Time{}
-		}
-		data := syscall.CmsgLen(0)
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && l >= data+tsLen {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[data]))
-			return time.Unix(int64(ts.Sec), int64(ts.Nsec))
-		}
-		next := syscall.CmsgSpace(l - data)
-		if next <= 0 || next > len(oob) {
-			return time.Time{}
-		}
-		oob = oob[next:]
-	}
-	return time.Time{}
+	t, _ := parseOOB(oob)
+	return t
 }
