@@ -139,6 +139,7 @@ type CongestionInfo struct {
 
 	Delivered uint64 // packets acknowledged since the start
 	Lost      uint64 // packets reported lost or timed out since the start
+	Sent      uint64 // data packets sent since the start, retransmissions included
 }
 
 // LossRange is a run of lost packets, First to Last inclusive.
@@ -242,6 +243,7 @@ func (info *CongestionInfo) inputs() cc.Inputs {
 		Delivered:  info.Delivered,
 		AckRTT:     info.SenderRTT,
 		Lost:       info.Lost,
+		Sent:       info.Sent,
 		InFlight:   info.InFlight,
 	}
 }
@@ -279,6 +281,7 @@ func (c *Conn) ccInputs() CongestionInfo {
 		Bandwidth:  c.bandwidth,
 		Delivered:  c.delivered,
 		Lost:       c.stats.pktSndLoss,
+		Sent:       c.stats.pktSent,
 	}
 }
 

@@ -33,6 +33,7 @@ type Inputs struct {
 	// SYN) and any wait for a hole's repair; its minimum is the path's.
 	AckRTT   time.Duration
 	Lost     uint64 // packets reported lost since the start, cumulative
+	Sent     uint64 // data packets sent since the start, retransmissions included
 	InFlight int    // packets sent and not yet acknowledged
 }
 

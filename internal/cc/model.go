@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"math"
 	"time"
 
 	"github.com/udt-go/udt/internal/seq"
@@ -26,6 +27,7 @@ type Model struct {
 
 	round      uint64
 	roundStart time.Time
+	roundEnded time.Time // when the previous round ended
 	drainStart time.Time
 	// The bandwidth filter spans the last bwWindow rounds that brought a
 	// rate sample, so rounds without one (the receiver's filter rejects
@@ -35,20 +37,31 @@ type Model struct {
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 
-	// Congestion, as opposed to random loss: a round that lost packets
-	// while a queue stood at the bottleneck. Each such round lowers
-	// bwCap multiplicatively; every other round raises it additively,
-	// until it no longer binds (AIMD, so flows that meet converge to
-	// fair shares and leave room for TCP). Zero means no cap.
-	bwCap       float64
-	roundMinRTT time.Duration
-	roundLost   uint64  // Lost at the round's start
-	roundRate   float64 // the highest arrival rate reported in the round
-	queued      bool    // the last round ended with a standing queue
-	// cutRound is the round at whose start bwCap was last cut. The round
+	// Sharing the bottleneck (see judgeRound and shareCap). A round is
+	// congested when it lost packets while a queue stood, or when a probe
+	// raised its loss rate above the background's; each congested round
+	// cuts share, which then grows back as a TCP CUBIC window would.
+	share       shareCap
+	baseRTT     minFilter     // the path's round trip, over minutes
+	roundMinRTT time.Duration // the least receiver RTT seen in the round
+	roundLost   uint64        // Lost at the round's start
+	roundSent   uint64        // Sent at the round's start
+	roundAcked  uint64        // Delivered at the last growth of share
+	roundRate   float64       // sum of the arrival rates reported in the round
+	roundRates  int           // how many
+	roundGain   float64       // the highest pacing gain used in the round
+	lossBase    float64       // EWMA of the loss rate of rounds not probing
+	queued      bool          // the last round ended with a standing queue
+	// cutRound is the round at whose start share was last cut. The round
 	// after it still meets the queue built before the cut and is not
 	// judged: one cut per round trip.
 	cutRound uint64
+	// unyielding is set when congestion came back within yieldRounds of
+	// a cut: the flows we share with did not give way (they do not
+	// respond to loss), and cutting further would only starve us. It
+	// clears once a round passes with no queue.
+	unyielding        bool
+	congestedSinceCut int // congested rounds among the yieldRounds after a cut
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -88,16 +101,17 @@ const (
 	// queueSlack is the least RTT rise above the minimum, besides a
 	// quarter of it, taken for a standing queue.
 	queueSlack = 5 * time.Millisecond
-	// capDecrease and capIncrease set bwCap's AIMD: the cut per round of
-	// congestion when sharing the bottleneck, and the rise per round
-	// without a standing queue as a share of the link's capacity.
-	capDecrease = 0.7
-	capIncrease = 0.01
-	// aloneShare is the share of the link's capacity from which a flow
-	// takes itself to be alone at the bottleneck; a flow alone caps its
-	// estimate at capMargin of what arrived.
-	aloneShare = 0.95
-	capMargin  = 0.95
+	// lossThresh is the rise of a probing round's loss rate above the
+	// background's taken for congestion (BBRv3's loss threshold).
+	lossThresh = 0.02
+	// yieldRounds is how many rounds after a cut the flows we share
+	// with are watched: congestion in yieldCount of them means they did
+	// not yield. The cut itself settles in the round after it.
+	yieldRounds = 8
+	yieldCount  = 3
+	// baseRTTWindow is how long the path's round trip is remembered: a
+	// TCP flow beside us may keep a queue standing for many seconds.
+	baseRTTWindow = 5 * time.Minute
 	// drainGain is the cruising gain while a queue stands.
 	drainGain = 0.85
 	// ackDelay is the receiver's ACK interval (SYN).
@@ -123,19 +137,17 @@ func (m *Model) Init(now time.Time, in Inputs) {
 		cwnd:       minCwnd,
 		period:     time.Microsecond,
 		roundStart: now,
+		roundEnded: now,
+		roundGain:  startupGain,
 	}
 }
 
 // bw returns the bandwidth estimate, packets/s.
 func (m *Model) bw() float64 {
-	best := m.filteredBw()
-	if m.bwCap > 0 {
-		best = min(best, m.bwCap)
-	}
-	return best
+	return min(m.filteredBw(), m.share.rate())
 }
 
-// filteredBw is the bandwidth filter's estimate, before bwCap.
+// filteredBw is the bandwidth filter's estimate, before the share cap.
 func (m *Model) filteredBw() float64 {
 	var best float64
 	for i, b := range m.btlBw {
@@ -205,16 +217,30 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// estimate (as BBR's): an idle spell must not teach the filter that
 	// the path is slow.
 	if in.RateSample > 1 && (!in.AppLimited || float64(in.RateSample) > m.filteredBw()) {
-		m.roundRate = max(m.roundRate, float64(in.RateSample))
+		m.roundRate += float64(in.RateSample)
+		m.roundRates++
 		m.addBwSample(float64(in.RateSample))
 		m.capSamples++
 	}
 	m.capacity = float64(in.Bandwidth)
 	// The queue is judged by the receiver's RTT (ACK to ACK2), which a
 	// hole waiting for repair does not lengthen as it does AckRTT.
-	if rtt := in.RTTSample; rtt > 0 && (m.roundMinRTT == 0 || rtt < m.roundMinRTT) {
-		m.roundMinRTT = rtt
+	if rtt := in.RTTSample; rtt > 0 {
+		if m.roundMinRTT == 0 || rtt < m.roundMinRTT {
+			m.roundMinRTT = rtt
+		}
+		// The receiver's RTT starts from a guess (100 ms in 4.11) and
+		// converges: a sample well below our own round trip (AckRTT,
+		// which an ACK's delay only lengthens) is the guess, not the
+		// path.
+		if m.minRTT > 0 && rtt >= m.minRTT-ackDelay-time.Millisecond {
+			m.baseRTT.add(now, rtt, baseRTTWindow)
+		}
 	}
+	if m.share.active() {
+		m.share.grow(now, float64(in.Delivered-m.roundAcked), m.smoothedRTT(in))
+	}
+	m.roundAcked = in.Delivered
 	// Until the first rate sample: slow start on deliveries.
 	if m.bw() == 0 {
 		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
@@ -222,55 +248,115 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.sampleDelivered = in.Delivered
 
 	if newRound {
-		m.endRound(in)
+		m.endRound(now, in)
 	}
 	m.advanceState(now, in)
 	m.update(in)
 }
 
-// endRound judges the round that just ended: did startup stop growing?
-func (m *Model) endRound(in Inputs) {
-	queued := m.roundMinRTT > m.minRTT+max(m.minRTT/4, queueSlack)
-	lost := in.Lost > m.roundLost
-	roundRate := m.roundRate
+// endRound judges the round that just ended: was it congested, did
+// startup stop growing?
+func (m *Model) endRound(now time.Time, in Inputs) {
+	congested, queued := m.judgeRound(in)
 	m.queued = queued
-	m.roundLost, m.roundRate, m.roundMinRTT = in.Lost, 0, 0
-	if m.state == modelProbeBW {
-		switch f := m.filteredBw(); {
-		case queued && lost && m.round > m.cutRound+1:
-			// Alone at the bottleneck (what arrives is about its
-			// capacity), the queue is of our own making: cut to what
-			// arrived. Sharing it, cut by a constant factor, as every
-			// flow there does, TCP's included, so that shares converge.
-			cut := capDecrease * m.bw()
-			if roundRate > 0 && m.capacity > 0 && roundRate >= aloneShare*m.capacity {
-				cut = min(m.bw(), capMargin*roundRate)
-			}
-			m.bwCap, m.cutRound = cut, m.round
-		case m.bwCap > 0 && !queued:
-			// The step is a share of the link's capacity (the receiver's
-			// packet-pair estimate), the same for every flow through it,
-			// as AIMD's additive increase must be to converge.
-			step := m.capacity
-			if step <= 0 {
-				step = f
-			}
-			m.bwCap += capIncrease * step
-			if m.bwCap >= f {
-				m.bwCap = 0
-			}
+	if congested && m.cutRound > 0 && m.round > m.cutRound+1 && m.round <= m.cutRound+1+yieldRounds {
+		// Congestion again in the rounds after a cut: once is the
+		// tail of the same episode; yieldCount times means the flows
+		// we share with did not give way. They do not respond to loss,
+		// and a flow that does would only starve beside them: compete
+		// on the model alone, as they do, until the queue empties.
+		if m.congestedSinceCut++; m.congestedSinceCut >= yieldCount && !m.unyielding {
+			m.unyielding = true
+			m.share.lift()
 		}
 	}
+	switch {
+	case !congested || m.state == modelProbeRTT:
+	case m.state == modelStartup:
+		// Startup overshoots by design: its loss ends it, and what it
+		// learnt of the path stands.
+		m.leaveStartup()
+	case !m.unyielding && (m.cutRound == 0 || m.round > m.cutRound+1+yieldRounds):
+		m.share.cut(now, m.gettingRate(now, in), m.smoothedRTT(in))
+		m.cutRound, m.congestedSinceCut = m.round, 0
+	}
+	if !queued {
+		m.unyielding = false
+	}
+	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+yieldRounds {
+		m.share.lift() // no longer binds
+	}
+	m.roundLost, m.roundSent, m.roundMinRTT = in.Lost, in.Sent, 0
+	m.roundRate, m.roundRates, m.roundGain = 0, 0, m.pacingGain
+	m.roundEnded = now
 
 	if m.state == modelStartup {
 		if bw := m.bw(); bw > m.fullBw*1.25 {
 			m.fullBw, m.fullCount = bw, 0
 		} else if m.fullCount++; m.fullCount >= 2 {
-			m.state = modelDrain
-			m.drainStart = m.roundStart
-			m.pacingGain, m.cwndGain = 1/startupGain, startupGain
+			m.leaveStartup()
 		}
 	}
+}
+
+// judgeRound tells whether the round that just ended was congested, and
+// whether a queue stood through it. Random loss with no standing queue
+// is not congestion; loss while a queue stands is, and so is a probe
+// that raised the loss rate above the background's.
+func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
+	base := m.baseRTT.get()
+	queued = base > 0 && m.roundMinRTT > base+max(base/2, queueSlack)
+	sent := in.Sent - m.roundSent
+	lost := in.Lost - m.roundLost
+	var rate float64
+	if sent > 0 {
+		rate = min(float64(lost)/float64(sent), 1)
+	}
+	probing := m.roundGain > 1
+	if !probing && !queued && sent > 0 {
+		m.lossBase += (rate - m.lossBase) / 8
+	}
+	// A probe's loss counts when it rises above the background by
+	// lossThresh and by three standard deviations of the background's
+	// binomial spread, so that few packets or heavy random loss do not
+	// read as congestion.
+	excess := float64(lost) - m.lossBase*float64(sent)
+	spread := 3 * math.Sqrt(float64(sent)*m.lossBase*(1-m.lossBase))
+	congested = lost > 0 && queued ||
+		probing && rate > m.lossBase+lossThresh && excess > spread
+	return congested, queued
+}
+
+// gettingRate is the rate, packets/s, the flow got through the round that
+// just ended: what arrived at the receiver, no more than was sent, no
+// more than the model's estimate.
+func (m *Model) gettingRate(now time.Time, in Inputs) float64 {
+	r := m.bw()
+	if d := now.Sub(m.roundEnded); d > 0 && in.Sent > m.roundSent {
+		r = min(r, float64(in.Sent-m.roundSent)/d.Seconds())
+	}
+	if m.roundRates > 0 {
+		r = min(r, m.roundRate/float64(m.roundRates))
+	}
+	return r
+}
+
+// smoothedRTT is the round trip the share cap is read through: the
+// receiver's, which a hole waiting for repair does not lengthen.
+func (m *Model) smoothedRTT(in Inputs) time.Duration {
+	if in.RTTSample > 0 {
+		return in.RTTSample
+	}
+	if in.RTT > 0 {
+		return in.RTT
+	}
+	return max(m.minRTT, sampleSpan)
+}
+
+func (m *Model) leaveStartup() {
+	m.state = modelDrain
+	m.drainStart = m.roundStart
+	m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 }
 
 // nearMinRTT reports whether the RTT sample rtt confirms the minimum: at
@@ -314,6 +400,7 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 			m.cycleIdx = (m.cycleIdx + 1) % len(cycleGains)
 			m.cycleStart = now
 			m.pacingGain = cycleGains[m.cycleIdx]
+			m.roundGain = max(m.roundGain, m.pacingGain)
 			if m.queued && m.pacingGain < 1 {
 				// A queue stands: cruise below the estimate until it
 				// drains, rather than let it grow from an estimate a
@@ -361,7 +448,8 @@ func (m *Model) update(in Inputs) {
 	if m.minRTT > 0 {
 		rate = max(rate, minCwnd/m.windowSpan().Seconds())
 	}
-	m.period = time.Duration(float64(time.Second) / rate)
+	// The sender's packet pairs send 16 packets in 15 periods.
+	m.period = time.Duration(probeSpacing * float64(time.Second) / rate)
 	span := m.windowSpan()
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round

@@ -1,0 +1,136 @@
+package cc
+
+import (
+	"math"
+	"time"
+)
+
+// shareCap is the part of [Model] that shares a bottleneck with other
+// flows: a bound on the pacing rate that behaves as TCP CUBIC's window
+// does (RFC 9438), so that a flow of ours and a TCP flow that meet at a
+// queue converge to like shares. It is held in packets per round trip (a
+// window, w) and read as a rate through the current round-trip time: a
+// queue that grows slows the flow as it slows a window-based one.
+//
+// A congestion event cuts w to β of the rate the flow was getting; w then
+// grows along CUBIC's curve, in wall time, back to where it was cut and
+// beyond, and the bound is lifted once it no longer binds. Random loss is
+// not congestion and does not cut it (the caller judges).
+type shareCap struct {
+	w       float64       // the bound, packets per round trip; 0: none
+	wMax    float64       // w where the last congestion event struck
+	wLast   float64       // wMax before fast convergence
+	wEst    float64       // the Reno-friendly estimate (RFC 9438 §4.3)
+	k       float64       // seconds from the epoch's start to wMax
+	epoch   time.Time     // the last cut
+	rtt     time.Duration // round-trip time the bound is read through
+	cuts    int           // congestion events that cut w
+	lastCut time.Time
+}
+
+const (
+	cubicC    = 0.4 // packets/s³
+	cubicBeta = 0.7
+	// renoAlpha is the Reno-friendly additive increase for cubicBeta.
+	renoAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
+)
+
+// active reports whether the bound is in force.
+func (s *shareCap) active() bool { return s.w > 0 }
+
+// rate returns the bound in packets/s, or +Inf when none is in force.
+func (s *shareCap) rate() float64 {
+	if s.w <= 0 || s.rtt <= 0 {
+		return math.Inf(1)
+	}
+	return s.w / s.rtt.Seconds()
+}
+
+// cut starts a new epoch at now: the flow was getting rate packets/s over a
+// round trip of rtt when congestion struck.
+func (s *shareCap) cut(now time.Time, rate float64, rtt time.Duration) {
+	w := rate * rtt.Seconds()
+	if s.w > 0 {
+		w = min(w, s.w)
+	}
+	w = max(w, minCwnd)
+	// Fast convergence: a flow cut below its previous peak gives up
+	// more, so that a newcomer gains.
+	if w < s.wLast {
+		s.wLast = w
+		s.wMax = w * (1 + cubicBeta) / 2
+	} else {
+		s.wLast = w
+		s.wMax = w
+	}
+	s.w = max(w*cubicBeta, minCwnd)
+	s.wEst = s.w
+	s.k = math.Cbrt(s.wMax * (1 - cubicBeta) / cubicC)
+	s.epoch, s.lastCut = now, now
+	s.rtt = rtt
+	s.cuts++
+}
+
+// grow advances the bound to now, acked packets having been acknowledged
+// since the last call, with rtt the current round-trip time.
+func (s *shareCap) grow(now time.Time, acked float64, rtt time.Duration) {
+	if s.w <= 0 {
+		return
+	}
+	if rtt > 0 {
+		s.rtt = rtt
+	}
+	t := now.Sub(s.epoch).Seconds() + s.rtt.Seconds()
+	target := cubicC*math.Pow(t-s.k, 3) + s.wMax
+	// At most half again per round trip (RFC 9438 §4.2).
+	target = min(target, 1.5*s.w)
+	if target > s.w {
+		s.w += (target - s.w) * min(acked/s.w, 1)
+	}
+	s.wEst += renoAlpha * acked / s.w
+	s.w = max(s.w, s.wEst)
+}
+
+// lift removes the bound.
+func (s *shareCap) lift() { s.w = 0 }
+
+// minFilter is a windowed minimum of durations, kept in minFilterBuckets
+// buckets of a window's share each, so that it forgets old samples
+// without holding them all.
+type minFilter struct {
+	b     [minFilterBuckets]time.Duration
+	start time.Time // the newest bucket's start
+	idx   int
+}
+
+const minFilterBuckets = 8
+
+// add records sample d at now, in a filter spanning window.
+func (f *minFilter) add(now time.Time, d time.Duration, window time.Duration) {
+	span := window / minFilterBuckets
+	if f.start.IsZero() {
+		f.start = now
+	}
+	for n := 0; now.Sub(f.start) >= span && n < minFilterBuckets; n++ {
+		f.idx = (f.idx + 1) % minFilterBuckets
+		f.b[f.idx] = 0
+		f.start = f.start.Add(span)
+	}
+	if now.Sub(f.start) >= span {
+		f.start = now // idle longer than the window
+	}
+	if f.b[f.idx] == 0 || d < f.b[f.idx] {
+		f.b[f.idx] = d
+	}
+}
+
+// get returns the minimum over the window, 0 if there is no sample.
+func (f *minFilter) get() time.Duration {
+	var m time.Duration
+	for _, d := range f.b {
+		if d > 0 && (m == 0 || d < m) {
+			m = d
+		}
+	}
+	return m
+}
