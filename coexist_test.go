@@ -140,14 +140,15 @@ func shares(tb testing.TB, cc udt.CongestionControl, tcp string, rate int64, rtt
 
 // TestModelCoexistsWithTCP: a CongestionModel flow and a TCP cubic flow
 // share a 50 Mbit/s, 40 ms bottleneck (real sockets in two network
-// namespaces, the kernel's TCP); the TCP flow is not starved. Alone on an
-// idle machine they split it about 21/26; the bound allows for a loaded
-// one (CI runs other packages' tests beside it).
+// namespaces, the kernel's TCP); the TCP flow keeps a fair part of it.
+// Alone on an idle machine they split it about 23/25 (2026-12-04); the
+// bounds allow for a loaded one (CI runs other packages' tests beside it).
 func TestModelCoexistsWithTCP(t *testing.T) {
 	u, tc := shares(t, udt.CongestionModel, "cubic", 50e6, 40*time.Millisecond, 30*time.Second)
 	t.Logf("UDT model %.1f Mbit/s, TCP cubic %.1f Mbit/s on a 50 Mbit/s link", u, tc)
-	require.Greater(t, tc, 0.1*50, "TCP starved")
-	require.Greater(t, u+tc, 0.6*50, "link idle")
+	require.Greater(t, tc, 0.25*50, "TCP starved")
+	require.Greater(t, u, 0.25*50, "UDT starved")
+	require.Greater(t, u+tc, 0.8*50, "link idle")
 }
 
 // BenchmarkTCPCoexistence reports how each UDT controller shares a

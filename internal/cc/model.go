@@ -61,7 +61,8 @@ type Model struct {
 	// respond to loss), and cutting further would only starve us. It
 	// clears once a round passes with no queue.
 	unyielding        bool
-	congestedSinceCut int // congested rounds among the yieldRounds after a cut
+	drainedSinceCut   bool // a round since the last cut found the queue empty
+	congestedSinceCut int  // congested rounds among the yieldRounds after a cut
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -109,6 +110,7 @@ const (
 	// not yield. The cut itself settles in the round after it.
 	yieldRounds = 8
 	yieldCount  = 3
+
 	// baseRTTWindow is how long the path's round trip is remembered: a
 	// TCP flow beside us may keep a queue standing for many seconds.
 	baseRTTWindow = 5 * time.Minute
@@ -282,6 +284,17 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	}
 	if !queued {
 		m.unyielding = false
+	}
+	if base := m.baseRTT.get(); m.roundMinRTT > 0 && m.roundMinRTT <= base+max(base/8, queueSlack) {
+		m.drainedSinceCut = true
+	}
+	if m.share.active() && m.round == m.cutRound+1+yieldRounds && !m.drainedSinceCut {
+		// Flows that yield to loss cut when we do, at the same
+		// overflow, and the queue empties; one that stays well above
+		// the path's round trip through the rounds after our cut is
+		// kept by flows that do not yield.
+		m.unyielding = true
+		m.share.lift()
 	}
 	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+yieldRounds {
 		m.share.lift() // no longer binds
