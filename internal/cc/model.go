@@ -50,7 +50,9 @@ type Model struct {
 	roundRate   float64       // sum of the arrival rates reported in the round
 	roundRates  int           // how many
 	roundGain   float64       // the highest pacing gain used in the round
-	lossBase    float64       // EWMA of the loss rate of rounds not probing
+	bgLost      float64       // packets lost in rounds not probing, decayed (see judgeRound)
+	bgSent      float64       // packets sent in those rounds, decayed alike
+	prevSent    uint64        // packets sent in the previous round
 	queued      bool          // the last round ended with a standing queue
 	// cutRound is the round at whose start share was last cut. The round
 	// after it still meets the queue built before the cut and is not
@@ -61,8 +63,9 @@ type Model struct {
 	// respond to loss), and cutting further would only starve us. It
 	// clears once a round passes with no queue.
 	unyielding        bool
-	drainedSinceCut   bool // a round since the last cut found the queue empty
-	congestedSinceCut int  // congested rounds among the yieldRounds after a cut
+	drainedSinceCut   bool   // a round since the last cut found the queue empty
+	settledRound      uint64 // the last round whose congestion startup caused
+	congestedSinceCut int    // congested rounds among the yieldRounds after a cut
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -105,6 +108,9 @@ const (
 	// lossThresh is the rise of a probing round's loss rate above the
 	// background's taken for congestion (BBRv3's loss threshold).
 	lossThresh = 0.02
+	// bgKnown is how many packets (decayed) the background loss rate
+	// must rest on before a probe's loss is judged against it.
+	bgKnown = 1000
 	// yieldRounds is how many rounds after a cut the flows we share
 	// with are watched: congestion in yieldCount of them means they did
 	// not yield. The cut itself settles in the round after it.
@@ -274,6 +280,8 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	}
 	switch {
 	case !congested || m.state == modelProbeRTT:
+	case m.state == modelDrain || m.round <= m.settledRound:
+		// The queue and the losses startup left behind are its own.
 	case m.state == modelStartup:
 		// Startup overshoots by design: its loss ends it, and what it
 		// learnt of the path stands.
@@ -319,37 +327,47 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 	base := m.baseRTT.get()
 	queued = base > 0 && m.roundMinRTT > base+max(base/2, queueSlack)
-	sent := in.Sent - m.roundSent
+	// A loss is reported a round trip after the packet was sent: the
+	// round's reports are mostly of the previous round's packets.
+	sent := max(in.Sent-m.roundSent, m.prevSent)
 	lost := in.Lost - m.roundLost
+	m.prevSent = in.Sent - m.roundSent
 	var rate float64
 	if sent > 0 {
 		rate = min(float64(lost)/float64(sent), 1)
 	}
 	probing := m.roundGain > 1
 	if !probing && !queued && sent > 0 {
-		m.lossBase += (rate - m.lossBase) / 8
+		// The background loss rate, packets weighted, over the last
+		// rounds that neither probed nor met a queue.
+		m.bgLost = m.bgLost*7/8 + float64(lost)
+		m.bgSent = m.bgSent*7/8 + float64(sent)
+	}
+	bg := 0.0
+	if m.bgSent > 0 {
+		bg = m.bgLost / m.bgSent
 	}
 	// A probe's loss counts when it rises above the background by
 	// lossThresh and by three standard deviations of the background's
-	// binomial spread, so that few packets or heavy random loss do not
-	// read as congestion.
-	excess := float64(lost) - m.lossBase*float64(sent)
-	spread := 3 * math.Sqrt(float64(sent)*m.lossBase*(1-m.lossBase))
+	// binomial spread, once the background is known, so that few packets
+	// or heavy random loss do not read as congestion.
+	excess := float64(lost) - bg*float64(sent)
+	spread := 3 * math.Sqrt(float64(sent)*bg*(1-bg))
 	congested = lost > 0 && queued ||
-		probing && rate > m.lossBase+lossThresh && excess > spread
+		probing && m.bgSent >= bgKnown && rate > bg+lossThresh && excess > spread
 	return congested, queued
 }
 
 // gettingRate is the rate, packets/s, the flow got through the round that
-// just ended: what arrived at the receiver, no more than was sent, no
-// more than the model's estimate.
+// just ended: what arrived at the receiver, no more than the model's
+// estimate.
 func (m *Model) gettingRate(now time.Time, in Inputs) float64 {
 	r := m.bw()
-	if d := now.Sub(m.roundEnded); d > 0 && in.Sent > m.roundSent {
-		r = min(r, float64(in.Sent-m.roundSent)/d.Seconds())
-	}
-	if m.roundRates > 0 {
+	switch d := now.Sub(m.roundEnded); {
+	case m.roundRates > 0:
 		r = min(r, m.roundRate/float64(m.roundRates))
+	case d > 0 && in.Sent > m.roundSent:
+		r = min(r, float64(in.Sent-m.roundSent)/d.Seconds())
 	}
 	return r
 }
@@ -435,6 +453,11 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 }
 
 func (m *Model) enterProbeBW(now time.Time, in Inputs) {
+	if m.state == modelDrain {
+		// Losses startup caused are reported a round trip late, and
+		// repaired one later still.
+		m.settledRound = m.round + 2
+	}
 	m.state = modelProbeBW
 	m.pacingGain, m.cwndGain = 1, 2
 	// Start cruising at a phase drawn from the (random) sequence number,
