@@ -28,7 +28,10 @@ type Model struct {
 	round      uint64
 	roundStart time.Time
 	roundEnded time.Time // when the previous round ended
-	drainStart time.Time
+	// The round before: when it started and Sent then.
+	prevRoundEnded time.Time
+	prevRoundSent  uint64
+	drainStart     time.Time
 	// The bandwidth filter spans the last bwWindow rounds that brought a
 	// rate sample, so rounds without one (the receiver's filter rejects
 	// heavily jittered arrivals) do not age the estimate out.
@@ -62,8 +65,13 @@ type Model struct {
 	// a cut: the flows we share with did not give way (they do not
 	// respond to loss), and cutting further would only starve us. It
 	// clears once a round passes with no queue.
-	unyielding        bool
-	drainedSinceCut   bool   // a round since the last cut found the queue empty
+	unyielding      bool
+	drainedSinceCut bool // a round since the last cut found the queue empty
+	// HyStart++'s delay test in startup (RFC 9406 §4.2), on our own
+	// round-trip samples: the least of the round and of the previous
+	// one, and how many samples in a row rose above the latter.
+	hsMin, hsLastMin  time.Duration
+	hsSamples         int
 	settledRound      uint64 // the last round whose congestion startup caused
 	congestedSinceCut int    // congested rounds among the yieldRounds after a cut
 
@@ -96,9 +104,15 @@ const (
 	bwWindow       = 10 // rounds the bandwidth max filter spans
 	minRTTWindow   = 10 * time.Second
 	probeRTTLength = 200 * time.Millisecond
-	startupGain    = 2.885                 // 2/ln 2
-	sampleSpan     = 10 * time.Millisecond // shortest ProbeBW phase
-	minCwnd        = 16
+	startupGain    = 2.885 // 2/ln 2: startup's window gain
+	// startupPacingGain doubles the rate each round trip, as TCP's slow
+	// start doubles its window: a flow that starts beside TCP reaches the
+	// bottleneck no sooner than it does, and neither leaves startup with
+	// the other's share (with BBR's 2.885 ours got there first, and took
+	// 70-80 % beside a cubic flow started with it).
+	startupPacingGain = 2
+	sampleSpan        = 10 * time.Millisecond // shortest ProbeBW phase
+	minCwnd           = 16
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
@@ -111,6 +125,9 @@ const (
 	// bgKnown is how many packets (decayed) the background loss rate
 	// must rest on before a probe's loss is judged against it.
 	bgKnown = 1000
+	// hystartSamples is how many risen round-trip samples in a row end
+	// startup.
+	hystartSamples = 3
 	// yieldRounds is how many rounds after a cut the flows we share
 	// with are watched: congestion in yieldCount of them means they did
 	// not yield. The cut itself settles in the round after it.
@@ -137,16 +154,17 @@ func NewModel() *Model { return &Model{} }
 // Init implements Controller.
 func (m *Model) Init(now time.Time, in Inputs) {
 	*m = Model{
-		state:      modelStartup,
-		pacingGain: startupGain,
-		cwndGain:   startupGain,
-		minRTTAt:   now,
-		maxWindow:  max(in.MaxWindow, minCwnd),
-		cwnd:       minCwnd,
-		period:     time.Microsecond,
-		roundStart: now,
-		roundEnded: now,
-		roundGain:  startupGain,
+		state:          modelStartup,
+		pacingGain:     startupPacingGain,
+		cwndGain:       startupGain,
+		minRTTAt:       now,
+		maxWindow:      max(in.MaxWindow, minCwnd),
+		cwnd:           minCwnd,
+		period:         time.Microsecond,
+		roundStart:     now,
+		roundEnded:     now,
+		prevRoundEnded: now,
+		roundGain:      startupPacingGain,
 	}
 }
 
@@ -258,6 +276,9 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	if newRound {
 		m.endRound(now, in)
 	}
+	if m.state == modelStartup && in.AckRTT > 0 {
+		m.hystart(in.AckRTT)
+	}
 	m.advanceState(now, in)
 	m.update(in)
 }
@@ -287,8 +308,8 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		// learnt of the path stands.
 		m.leaveStartup()
 	case !m.unyielding && (m.cutRound == 0 || m.round > m.cutRound+1+yieldRounds):
-		m.share.cut(now, m.gettingRate(now, in), m.smoothedRTT(in))
-		m.cutRound, m.congestedSinceCut = m.round, 0
+		m.share.cut(now, m.fairRate(m.gettingRate(now, in)), m.smoothedRTT(in))
+		m.cutRound, m.congestedSinceCut, m.drainedSinceCut = m.round, 0, false
 	}
 	if !queued {
 		m.unyielding = false
@@ -307,6 +328,8 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+yieldRounds {
 		m.share.lift() // no longer binds
 	}
+	m.hsLastMin, m.hsMin = m.hsMin, 0
+	m.prevRoundEnded, m.prevRoundSent = m.roundEnded, m.roundSent
 	m.roundLost, m.roundSent, m.roundMinRTT = in.Lost, in.Sent, 0
 	m.roundRate, m.roundRates, m.roundGain = 0, 0, m.pacingGain
 	m.roundEnded = now
@@ -359,15 +382,34 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 }
 
 // gettingRate is the rate, packets/s, the flow got through the round that
-// just ended: what arrived at the receiver, no more than the model's
-// estimate.
+// just ended: what arrived at the receiver, no more than was sent over
+// this round or the one before (a round whose window closed at a hole
+// sent little), no more than the model's estimate.
 func (m *Model) gettingRate(now time.Time, in Inputs) float64 {
 	r := m.bw()
-	switch d := now.Sub(m.roundEnded); {
-	case m.roundRates > 0:
+	if d := now.Sub(m.prevRoundEnded); d > 0 && in.Sent > m.prevRoundSent {
+		r = min(r, float64(in.Sent-m.prevRoundSent)/d.Seconds())
+	}
+	if m.roundRates > 0 {
 		r = min(r, m.roundRate/float64(m.roundRates))
-	case d > 0 && in.Sent > m.roundSent:
-		r = min(r, float64(in.Sent-m.roundSent)/d.Seconds())
+	}
+	return r
+}
+
+// fairRate bounds the rate r a cut starts from by a fair share of the
+// bottleneck: at congestion the link is full, and what the receiver's
+// packet-pair estimate of its capacity leaves beside r is the others'. A
+// flow holding more than all the others together starts its cut from
+// half the link, so that flows that started unequal (the first to fill
+// the queue takes most of it) meet within one congestion epoch rather
+// than the many CUBIC's fast convergence needs.
+func (m *Model) fairRate(r float64) float64 {
+	c := m.capacity
+	if m.capSamples < capacityWarmup || c <= 0 {
+		return r
+	}
+	if others := c - r; others > 0.05*c && r > others {
+		return c / 2
 	}
 	return r
 }
@@ -382,6 +424,29 @@ func (m *Model) smoothedRTT(in Inputs) time.Duration {
 		return in.RTT
 	}
 	return max(m.minRTT, sampleSpan)
+}
+
+// hystart takes a round-trip sample in startup and leaves startup once
+// hystartSamples samples in a row have risen clearly above the least of
+// the previous round: a queue builds at a bottleneck that is full, before
+// it overflows. (RFC 9406 compares the least of a round's first samples;
+// with one ACK every 10 ms, a round of a long path has about ten, and its
+// least is taken before the queue rose.)
+func (m *Model) hystart(rtt time.Duration) {
+	if m.hsMin == 0 || rtt < m.hsMin {
+		m.hsMin = rtt
+	}
+	if m.hsLastMin == 0 {
+		return
+	}
+	eta := min(max(m.hsLastMin/8, 4*time.Millisecond), 16*time.Millisecond)
+	if rtt < m.hsLastMin+eta {
+		m.hsSamples = 0
+		return
+	}
+	if m.hsSamples++; m.hsSamples >= hystartSamples {
+		m.leaveStartup()
+	}
 }
 
 func (m *Model) leaveStartup() {
