@@ -12,8 +12,12 @@ import (
 // over the last rounds and the propagation delay as the smallest RTT seen
 // over the last seconds, paces at the bandwidth (with periodic probing
 // above and below it) and bounds what is in flight by the time a loss
-// takes to repair. Loss does not lower the rate; a queue that builds up is
-// drained by the pacing cycle.
+// takes to repair. Random loss does not lower the rate. Congestion does: a
+// round that lost packets while a queue stood, or a probe that raised the
+// loss rate above the background's, cuts a share cap that then grows back
+// as a TCP CUBIC window would (see shareCap), so that the flow shares a
+// bottleneck with TCP and with itself. Startup doubles the rate each round
+// trip, as slow start does, and ends at HyStart's delay rise.
 type Model struct {
 	state modelState
 
@@ -57,23 +61,16 @@ type Model struct {
 	bgSent      float64       // packets sent in those rounds, decayed alike
 	prevSent    uint64        // packets sent in the previous round
 	queued      bool          // the last round ended with a standing queue
-	// cutRound is the round at whose start share was last cut. The round
-	// after it still meets the queue built before the cut and is not
-	// judged: one cut per round trip.
+	// cutRound is the round at whose start share was last cut. The
+	// settleRounds after it still meet the queue and the losses from
+	// before the cut and do not cut again.
 	cutRound uint64
-	// unyielding is set when congestion came back within yieldRounds of
-	// a cut: the flows we share with did not give way (they do not
-	// respond to loss), and cutting further would only starve us. It
-	// clears once a round passes with no queue.
-	unyielding      bool
-	drainedSinceCut bool // a round since the last cut found the queue empty
 	// HyStart++'s delay test in startup (RFC 9406 §4.2), on our own
 	// round-trip samples: the least of the round and of the previous
 	// one, and how many samples in a row rose above the latter.
-	hsMin, hsLastMin  time.Duration
-	hsSamples         int
-	settledRound      uint64 // the last round whose congestion startup caused
-	congestedSinceCut int    // congested rounds among the yieldRounds after a cut
+	hsMin, hsLastMin time.Duration
+	hsSamples        int
+	settledRound     uint64 // the last round whose congestion startup caused
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -128,11 +125,10 @@ const (
 	// hystartSamples is how many risen round-trip samples in a row end
 	// startup.
 	hystartSamples = 3
-	// yieldRounds is how many rounds after a cut the flows we share
-	// with are watched: congestion in yieldCount of them means they did
-	// not yield. The cut itself settles in the round after it.
-	yieldRounds = 8
-	yieldCount  = 3
+	// settleRounds is how many rounds after a cut no other cut follows:
+	// the queue built before it drains, and the losses it caused are
+	// reported and repaired.
+	settleRounds = 8
 
 	// baseRTTWindow is how long the path's round trip is remembered: a
 	// TCP flow beside us may keep a queue standing for many seconds.
@@ -288,17 +284,6 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 func (m *Model) endRound(now time.Time, in Inputs) {
 	congested, queued := m.judgeRound(in)
 	m.queued = queued
-	if congested && m.cutRound > 0 && m.round > m.cutRound+1 && m.round <= m.cutRound+1+yieldRounds {
-		// Congestion again in the rounds after a cut: once is the
-		// tail of the same episode; yieldCount times means the flows
-		// we share with did not give way. They do not respond to loss,
-		// and a flow that does would only starve beside them: compete
-		// on the model alone, as they do, until the queue empties.
-		if m.congestedSinceCut++; m.congestedSinceCut >= yieldCount && !m.unyielding {
-			m.unyielding = true
-			m.share.lift()
-		}
-	}
 	switch {
 	case !congested || m.state == modelProbeRTT:
 	case m.state == modelDrain || m.round <= m.settledRound:
@@ -307,25 +292,11 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		// Startup overshoots by design: its loss ends it, and what it
 		// learnt of the path stands.
 		m.leaveStartup()
-	case !m.unyielding && (m.cutRound == 0 || m.round > m.cutRound+1+yieldRounds):
+	case m.cutRound == 0 || m.round > m.cutRound+1+settleRounds:
 		m.share.cut(now, m.fairRate(m.gettingRate(now, in)), m.smoothedRTT(in))
-		m.cutRound, m.congestedSinceCut, m.drainedSinceCut = m.round, 0, false
+		m.cutRound = m.round
 	}
-	if !queued {
-		m.unyielding = false
-	}
-	if base := m.baseRTT.get(); m.roundMinRTT > 0 && m.roundMinRTT <= base+max(base/8, queueSlack) {
-		m.drainedSinceCut = true
-	}
-	if m.share.active() && m.round == m.cutRound+1+yieldRounds && !m.drainedSinceCut {
-		// Flows that yield to loss cut when we do, at the same
-		// overflow, and the queue empties; one that stays well above
-		// the path's round trip through the rounds after our cut is
-		// kept by flows that do not yield.
-		m.unyielding = true
-		m.share.lift()
-	}
-	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+yieldRounds {
+	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+settleRounds {
 		m.share.lift() // no longer binds
 	}
 	m.hsLastMin, m.hsMin = m.hsMin, 0
