@@ -215,7 +215,7 @@ func (l *Link) Stats() LinkStats {
 
 // Send offers datagram p to the link at time now. The link keeps a copy.
 func (l *Link) Send(now time.Time, p []byte) {
-	l.send(now, p, nil)
+	l.send(now, p, dest{})
 }
 
 // Next returns the release time of the earliest datagram in the link, and
@@ -251,7 +251,7 @@ func (l *Link) chance(p float64) bool {
 
 // send runs p through the link model and queues what survives for dst. It
 // reports whether a queued datagram became the earliest in the link.
-func (l *Link) send(now time.Time, p []byte, dst *session) (head bool) {
+func (l *Link) send(now time.Time, p []byte, dst dest) (head bool) {
 	l.stats.sent.Add(1)
 	l.stats.sentBytes.Add(uint64(len(p)))
 	l.mu.Lock()
@@ -370,9 +370,38 @@ func (l *Link) drain() {
 	}
 }
 
+// drainTo removes the datagrams addressed to pipe end c, counting them as
+// overflow, and returns the release time of the earliest datagram left, or
+// false when the link is empty.
+func (l *Link) drainTo(c *PipeConn) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.q[:0]
+	for _, p := range l.q {
+		if p.dst.pipe != c {
+			kept = append(kept, p)
+			continue
+		}
+		l.held -= len(p.b)
+		l.stats.overflow.Add(1)
+		putPacket(p)
+	}
+	clear(l.q[len(kept):])
+	l.q = kept
+	heap.Init(&l.q)
+	return l.nextLocked()
+}
+
 func (l *Link) delivered(n int) {
 	l.stats.delivered.Add(1)
 	l.stats.bytes.Add(uint64(n))
+}
+
+// dest is where a link delivers a datagram: to a relay's client, to a pipe
+// end, or (zero) wherever its front-end sends everything.
+type dest struct {
+	session *session  // relay client it belongs to
+	pipe    *PipeConn // pipe end it is addressed to
 }
 
 // packet is one datagram held by a link.
@@ -380,7 +409,7 @@ type packet struct {
 	b   []byte    // payload; capacity from its pool class
 	due time.Time // release time
 	seq uint64    // order of entry, for equal due times
-	dst *session  // relay client it belongs to; nil in a pipe
+	dst dest      // where it goes
 	bad bool      // corrupted, and to be dropped on arrival (ChecksumCovered)
 }
 
@@ -406,7 +435,7 @@ func getPacket(n int) *packet {
 }
 
 func putPacket(p *packet) {
-	p.dst, p.bad = nil, false
+	p.dst, p.bad = dest{}, false
 	switch cap(p.b) {
 	case smallPacket:
 		smallPool.Put(p)

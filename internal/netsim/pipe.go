@@ -1,6 +1,7 @@
 package netsim
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -29,6 +30,7 @@ const maxDatagram = 65507
 // writes to b's address goes through a link configured by a2b and is read
 // from b, and the other way through b2a. a is at [PipeAddrA] and b at
 // [PipeAddrB]. The links draw from generators seeded with seed and seed+1.
+// [SharePipe] adds more pairs of ends across the same links.
 //
 // Both ends are [*PipeConn]; use [PipeConn.Link] to reconfigure a direction
 // or read its counters. The pipe uses only channels and timers, so when it
@@ -37,9 +39,51 @@ func NewPacketPipe(a2b, b2a LinkConfig, seed uint64) (a, b net.PacketConn) {
 	ca := newPipeConn(PipeAddrA)
 	cb := newPipeConn(PipeAddrB)
 	ca.peer, cb.peer = cb, ca
-	ca.out = &pipeDir{link: New(a2b, seed), dst: cb}
-	cb.out = &pipeDir{link: New(b2a, seed+1), dst: ca}
+	ca.out = &pipeLink{link: New(a2b, seed)}
+	cb.out = &pipeLink{link: New(b2a, seed+1)}
+	ca.ports = &pipePorts{used: map[netip.AddrPort]bool{PipeAddrA: true, PipeAddrB: true}}
+	cb.ports = ca.ports
 	return ca, cb
+}
+
+// SharePipe returns two more connected ends of the path between a and b:
+// a2 at a's IP address and port portA, b2 at b's address and portB. What
+// a2 writes to b2 goes through the same link as what a writes to b, and
+// the other way through the same link as from b to a, so the two pairs
+// (and any others shared from them) queue at one bottleneck, share its
+// drop-tail limit, draw from one generator and count in one [LinkStats].
+// Each datagram still reaches only the end it was written to; a datagram
+// to an end that has closed is counted as Overflow, and closing one pair
+// leaves the others' traffic alone.
+//
+// a and b must be open peers, and neither port may be zero or taken by an
+// open end on its side.
+func SharePipe(a, b *PipeConn, portA, portB uint16) (a2, b2 *PipeConn, err error) {
+	if a.peer != b || b.peer != a {
+		return nil, nil, fmt.Errorf("netsim: share pipe: %v and %v are not peers", a.local, b.local)
+	}
+	if a.isClosed() || b.isClosed() {
+		return nil, nil, fmt.Errorf("netsim: share pipe %v–%v: %w", a.local, b.local, net.ErrClosed)
+	}
+	apA := netip.AddrPortFrom(a.ap.Addr(), portA)
+	apB := netip.AddrPortFrom(b.ap.Addr(), portB)
+	ports := a.ports
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	for _, ap := range []netip.AddrPort{apA, apB} {
+		if ap.Port() == 0 || ports.used[ap] {
+			return nil, nil, fmt.Errorf("netsim: share pipe: address %v: %w", ap, syscall.EADDRINUSE)
+		}
+	}
+	if apA == apB {
+		return nil, nil, fmt.Errorf("netsim: share pipe: address %v: %w", apA, syscall.EADDRINUSE)
+	}
+	ports.used[apA], ports.used[apB] = true, true
+	a2, b2 = newPipeConn(apA), newPipeConn(apB)
+	a2.peer, b2.peer = b2, a2
+	a2.out, b2.out = a.out, b.out
+	a2.ports, b2.ports = ports, ports
+	return a2, b2, nil
 }
 
 // PipeConn is one end of a pipe from [NewPacketPipe]. It behaves like an
@@ -50,7 +94,8 @@ type PipeConn struct {
 	local *net.UDPAddr
 	ap    netip.AddrPort // local as a value
 	peer  *PipeConn
-	out   *pipeDir // to peer
+	out   *pipeLink  // to peer; shared by the ends of SharePipe
+	ports *pipePorts // addresses in use on the path
 
 	inMu    sync.Mutex
 	inbox   []*packet     // guarded by inMu; from inHead on
@@ -77,7 +122,8 @@ func newPipeConn(addr netip.AddrPort) *PipeConn {
 	}
 }
 
-// Link returns the link carrying datagrams from c to its peer.
+// Link returns the link carrying datagrams from c to its peer, shared with
+// the ends on c's side from [SharePipe].
 func (c *PipeConn) Link() *Link { return c.out.link }
 
 // LocalAddr returns c's address, a [*net.UDPAddr].
@@ -199,13 +245,15 @@ func (c *PipeConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if ap := ua.AddrPort(); netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != c.peer.ap {
 		return len(p), nil
 	}
-	c.out.send(time.Now(), p)
+	c.out.send(time.Now(), p, c.peer)
 	return len(p), nil
 }
 
 // Close closes c. Blocked and later reads and writes fail with
 // [net.ErrClosed]; datagrams already sent from c still reach the peer,
-// those on the way to c are discarded. Close always returns nil.
+// those on the way to c are discarded (counted as Overflow), and later
+// ones to c are not sent. c's address is free for [SharePipe] again.
+// Close always returns nil.
 func (c *PipeConn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
@@ -217,7 +265,10 @@ func (c *PipeConn) Close() error {
 		for _, pk := range in {
 			putPacket(pk)
 		}
-		c.peer.out.stop()
+		c.peer.out.stop(c)
+		c.ports.mu.Lock()
+		delete(c.ports.used, c.ap)
+		c.ports.mu.Unlock()
 		c.rd.Set(time.Time{})
 		c.wd.Set(time.Time{})
 	})
@@ -265,38 +316,56 @@ func (c *PipeConn) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "udp", Source: c.local, Addr: addr, Err: err}
 }
 
-// pipeDir moves datagrams from a link into the receiving end's inbox when
-// they fall due, with one timer armed for the earliest.
-type pipeDir struct {
-	link *Link
-	dst  *PipeConn
-
-	mu      sync.Mutex
-	timer   *time.Timer // guarded by mu; nil until first needed
-	armed   time.Time   // guarded by mu; when timer fires, zero if not armed
-	stopped bool        // guarded by mu; dst closed
+// pipePorts is the set of addresses of the open ends of one path, the
+// pair from NewPacketPipe and those SharePipe added.
+type pipePorts struct {
+	mu   sync.Mutex
+	used map[netip.AddrPort]bool // guarded by mu
 }
 
-func (d *pipeDir) send(now time.Time, p []byte) {
+// pipeLink moves datagrams from one link into the inboxes of the ends they
+// are addressed to when they fall due, with one timer armed for the
+// earliest. Every end that sends through the link holds the same pipeLink,
+// so one lock orders the link's sends and deliveries, whichever pair they
+// belong to: mu, then the link's lock or a receiving end's inMu, never
+// another pipeLink's.
+type pipeLink struct {
+	link *Link
+
+	mu    sync.Mutex
+	timer *time.Timer // guarded by mu; nil until first needed
+	armed time.Time   // guarded by mu; when timer fires, zero if not armed
+}
+
+// send offers p for end to to the link, unless to is closed. Close marks
+// an end closed before it takes mu to remove what is on the way to it, so
+// nothing queued for it after that stays in the link.
+func (d *pipeLink) send(now time.Time, p []byte, to *PipeConn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopped {
+	if to.isClosed() {
 		return
 	}
-	d.link.send(now, p, nil)
+	d.link.send(now, p, dest{pipe: to})
 	d.flushLocked(now)
 }
 
 // flushLocked delivers what is due and arms the timer for the rest.
-func (d *pipeDir) flushLocked(now time.Time) {
+func (d *pipeLink) flushLocked(now time.Time) {
 	for {
 		pk := d.link.pop(now)
 		if pk == nil {
 			break
 		}
-		d.dst.enqueue(d.link, pk)
+		pk.dst.pipe.enqueue(d.link, pk)
 	}
 	next, ok := d.link.Next()
+	d.armLocked(now, next, ok)
+}
+
+// armLocked makes the timer fire at next, if that is earlier than it is
+// armed for; ok false means the link is empty.
+func (d *pipeLink) armLocked(now, next time.Time, ok bool) {
 	if !ok || !d.armed.IsZero() && !next.Before(d.armed) {
 		return
 	}
@@ -308,23 +377,20 @@ func (d *pipeDir) flushLocked(now time.Time) {
 	}
 }
 
-func (d *pipeDir) fire() {
+func (d *pipeLink) fire() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopped {
-		return
-	}
 	d.armed = time.Time{}
 	d.flushLocked(time.Now())
 }
 
-// stop discards what is in flight and disarms the timer.
-func (d *pipeDir) stop() {
+// stop discards what is on the way to the closed end c, and disarms the
+// timer when nothing is left for the other ends.
+func (d *pipeLink) stop(c *PipeConn) {
 	d.mu.Lock()
-	d.stopped = true
-	if d.timer != nil {
+	defer d.mu.Unlock()
+	if _, ok := d.link.drainTo(c); !ok && d.timer != nil {
 		d.timer.Stop()
+		d.armed = time.Time{}
 	}
-	d.mu.Unlock()
-	d.link.drain()
 }

@@ -74,11 +74,11 @@ func NewRelay(target *net.UDPAddr, toTarget, fromTarget LinkConfig, seed uint64)
 		closed:   make(chan struct{}),
 	}
 	r.up = outlet{link: New(toTarget, seed), wake: make(chan struct{}, 1), write: func(pk *packet) error {
-		_, err := pk.dst.conn.Write(pk.b)
+		_, err := pk.dst.session.conn.Write(pk.b)
 		return err
 	}}
 	r.down = outlet{link: New(fromTarget, seed+1), wake: make(chan struct{}, 1), write: func(pk *packet) error {
-		_, err := r.ln.WriteToUDPAddrPort(pk.b, pk.dst.client)
+		_, err := r.ln.WriteToUDPAddrPort(pk.b, pk.dst.session.client)
 		return err
 	}}
 	r.wg.Go(r.readClients)
@@ -205,7 +205,7 @@ func (r *Relay) readTarget(s *session) {
 // otherwise d's goroutine writes it later.
 func (r *Relay) forward(d *outlet, p []byte, s *session) {
 	now := time.Now()
-	if !d.link.send(now, p, s) {
+	if !d.link.send(now, p, dest{session: s}) {
 		return
 	}
 	if next, ok := d.link.Next(); ok && !next.After(now) {

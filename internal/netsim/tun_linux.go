@@ -315,7 +315,7 @@ func (p *TunPath) read(f *os.File, d *outlet) {
 			}
 			return
 		}
-		if d.link.send(time.Now(), buf[:n], nil) {
+		if d.link.send(time.Now(), buf[:n], dest{}) {
 			d.poke()
 		}
 	}
