@@ -5,13 +5,20 @@
 //
 //   - [NewPacketPipe] returns two connected in-memory [net.PacketConn]s. It
 //     uses only channels and timers, so inside a [testing/synctest] bubble
-//     delays and rate limits cost no wall time.
+//     delays and rate limits cost no wall time. [SharePipe] adds more pairs
+//     of ends whose datagrams cross the same two links.
 //   - [NewRelay] forwards real UDP datagrams on loopback between clients and
 //     a target, for peers that need a socket (another process, the C++
 //     library).
 //   - [NewTunPath] (Linux, root) joins two network namespaces through TUN
 //     devices, so any IP traffic, the kernel's TCP included, crosses the
 //     link model beside a UDT flow.
+//
+// [StartTCP] runs a reference bulk TCP flow (CUBIC or NewReno, SACK, in
+// virtual time over a pipe) on any pair of PacketConns, so that a UDT
+// connection over one pair of pipe ends and TCP over another, from
+// SharePipe, compete for one bottleneck queue; TestTCPCalibration holds
+// its goodput to the kernel's TCP cubic on the same link.
 //
 // Randomness comes from math/rand/v2 PCG seeded by the caller: the same seed
 // and the same sequence of datagrams give the same losses, so a failing case
