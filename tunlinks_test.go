@@ -100,7 +100,8 @@ var (
 	tunBBR = tunSender{"TCP BBR", func(tb testing.TB, p *netsim.TunPath) *tunFlow {
 		return tunTCP(tb, p, "bbr")
 	}}
-	tunSenders = []tunSender{tunGoDefault, tunGoDAIMD, tunCpp, tunCubic, tunBBR}
+	tunGoToCpp = tunSender{"Go → C++", tunGoToCppFlow}
+	tunSenders = []tunSender{tunGoDefault, tunGoDAIMD, tunCpp, tunCubic, tunBBR, tunGoToCpp}
 )
 
 // tunStart starts a bulk flow from A to B: listen runs in B and dial in A,
@@ -175,11 +176,15 @@ func tunUDT(tb testing.TB, p *netsim.TunPath, cfg udt.Config) *tunFlow {
 
 // udtNote sums up a UDT flow's counters since it started.
 func udtNote(f *tunFlow) string {
-	snd, rcv := f.snd.(*udt.Conn).Stats(), f.dst.(*udt.Conn).Stats()
-	t, r := snd.Total, rcv.Total
-	return fmt.Sprintf("sender: %d packets, %d retransmitted, %d reported lost, RTT %v, window %d, bandwidth %.0f Mbit/s; receiver: %d packets, %d discarded, %d found missing",
-		t.PktSent, t.PktRetrans, t.PktSndLoss, snd.RTT.Round(time.Millisecond), snd.CongestionWindow, snd.Bandwidth,
-		r.PktRecv, r.PktRecvDropped, r.PktRcvLoss)
+	snd := f.snd.(*udt.Conn).Stats()
+	t := snd.Total
+	note := fmt.Sprintf("sender: %d packets, %d retransmitted, %d reported lost, RTT %v, window %d, bandwidth %.0f Mbit/s",
+		t.PktSent, t.PktRetrans, t.PktSndLoss, snd.RTT.Round(time.Millisecond), snd.CongestionWindow, snd.Bandwidth)
+	if c, ok := f.dst.(*udt.Conn); ok {
+		r := c.Stats().Total
+		note += fmt.Sprintf("; receiver: %d packets, %d discarded, %d found missing", r.PktRecv, r.PktRecvDropped, r.PktRcvLoss)
+	}
+	return note
 }
 
 // tunTCP starts a TCP flow whose sender uses the kernel's congestion
@@ -239,6 +244,44 @@ func tunCppFlow(tb testing.TB, p *netsim.TunPath) *tunFlow {
 		tb.Fatal(err)
 	}
 	return &tunFlow{stop: stop}
+}
+
+// tunGoToCppFlow starts a UDT-Go sender (default controller) in A that
+// sends without end to a cpeer server in B (libudt's defaults): the C++
+// library as the receiver of our flow.
+func tunGoToCppFlow(tb testing.TB, p *netsim.TunPath) *tunFlow {
+	tb.Helper()
+	host := p.Addr(1).String()
+	srv := interop.StartWrapped(tb, func(bin string, args ...string) *exec.Cmd { return p.Command(1, bin, args...) },
+		"server", "-host", host, "-port", "0", "-mode", "recv", "-nohash")
+	port := srv.ListenPort(10 * time.Second)
+	var c net.Conn
+	if err := p.Do(0, func() (err error) {
+		d := udt.Dialer{Config: udt.Config{Linger: -1}, LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(0), 0))}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err = d.DialContext(ctx, "udp4", net.JoinHostPort(host, strconv.Itoa(port)))
+		return err
+	}); err != nil {
+		srv.Kill()
+		_ = srv.Wait(10 * time.Second)
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		send(c)
+		close(done)
+	}()
+	return &tunFlow{snd: c, stop: func() {
+		c.Close()
+		srv.Kill()
+		_ = srv.Wait(10 * time.Second) // killed: an error, as expected
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			tb.Errorf("Go → C++ flow: sender still running 10 s after Close")
+		}
+	}}
 }
 
 // tunWindows returns how long each measurement on a TUN path warms up and
@@ -535,14 +578,14 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Goodput (new payload bytes through the bottleneck, retransmissions and headers not counted) as a share of the link rate, "+
 		"median of %d round(s), %v warm-up, %v window. Each sender alone; ratios paired by round:\n\n", rounds, warm, window)
-	b.WriteString("| link | Go default (model) | Go DAIMD | C++ 4.11 | TCP cubic | TCP BBR | default/BBR | DAIMD/BBR | default/C++ | DAIMD/C++ |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| link | Go default (model) | Go DAIMD | C++ 4.11 | TCP cubic | TCP BBR | Go → C++ | default/BBR | DAIMD/BBR | default/C++ | DAIMD/C++ | Go→C++ / Go→Go |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |", r.link.label())
 		for _, s := range tunSenders {
 			fmt.Fprintf(&b, " %.1f %% |", r.share(r.alone[s.name], goodput))
 		}
-		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoDAIMD.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoDAIMD.name, tunCpp.name}} {
+		for _, p := range [][2]string{{tunGoDefault.name, tunBBR.name}, {tunGoDAIMD.name, tunBBR.name}, {tunGoDefault.name, tunCpp.name}, {tunGoDAIMD.name, tunCpp.name}, {tunGoToCpp.name, tunGoDefault.name}} {
 			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], goodput)))
 		}
 		b.WriteString("\n")
