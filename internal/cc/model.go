@@ -113,8 +113,8 @@ const (
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
-	// queueSlack is the least RTT rise above the minimum, besides a
-	// quarter of it, taken for a standing queue.
+	// queueSlack is the least RTT rise above the path's round trip,
+	// besides half of it, taken for a standing queue.
 	queueSlack = 5 * time.Millisecond
 	// lossThresh is the rise of a probing round's loss rate above the
 	// background's taken for congestion (BBRv3's loss threshold).

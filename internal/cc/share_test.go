@@ -1,0 +1,112 @@
+package cc
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMinFilterForgets(t *testing.T) {
+	var f minFilter
+	t0 := time.Unix(0, 0)
+	const window = 80 * time.Second
+	f.add(t0, 50*time.Millisecond, window)
+	f.add(t0.Add(time.Second), 70*time.Millisecond, window)
+	require.Equal(t, 50*time.Millisecond, f.get())
+	// Still within the window: the old minimum stands.
+	f.add(t0.Add(60*time.Second), 90*time.Millisecond, window)
+	require.Equal(t, 50*time.Millisecond, f.get())
+	// Past it: only what came since counts.
+	f.add(t0.Add(window+15*time.Second), 100*time.Millisecond, window)
+	require.Equal(t, 90*time.Millisecond, f.get())
+	// Idle for longer than the window.
+	f.add(t0.Add(10*window), 120*time.Millisecond, window)
+	require.Equal(t, 120*time.Millisecond, f.get())
+}
+
+func TestShareCapFollowsCubic(t *testing.T) {
+	var s shareCap
+	require.False(t, s.active())
+	require.True(t, math.IsInf(s.rate(), 1))
+	t0 := time.Unix(0, 0)
+	rtt := 100 * time.Millisecond
+	// Congestion while getting 8,000 packets/s: the window was 800.
+	s.cut(t0, 8000, rtt)
+	require.True(t, s.active())
+	require.InDelta(t, 560, s.w, 1e-9)
+	require.InDelta(t, 5600, s.rate(), 1e-6)
+	k := math.Cbrt(800 * (1 - cubicBeta) / cubicC)
+	// It grows back to where it was cut in about K seconds (acknowledging
+	// the rate's worth of packets every 10 ms), no sooner, and beyond.
+	now := t0
+	reached := time.Duration(0)
+	for now.Sub(t0) < 20*time.Second {
+		now = now.Add(10 * time.Millisecond)
+		s.grow(now, s.rate()/100, rtt)
+		if reached == 0 && s.w >= 799 {
+			reached = now.Sub(t0)
+		}
+	}
+	// The Reno-friendly estimate (half a packet more each round trip)
+	// brings it back a little sooner than CUBIC's curve alone.
+	require.InDelta(t, k, reached.Seconds(), 0.2*k, "back at the cut after %v, K %.2f s", reached, k)
+	require.Less(t, reached.Seconds(), k+0.1)
+	require.Greater(t, s.w, 900.0, "convex growth past the old maximum")
+	// A queue that doubles the round trip halves the rate.
+	r := s.rate()
+	s.grow(now, 0, 2*rtt)
+	require.InDelta(t, r/2, s.rate(), r*0.01)
+	s.lift()
+	require.False(t, s.active())
+}
+
+func TestShareCapFastConvergence(t *testing.T) {
+	var s shareCap
+	t0 := time.Unix(0, 0)
+	rtt := 100 * time.Millisecond
+	s.cut(t0, 8000, rtt)
+	require.InDelta(t, 800, s.wMax, 1e-9)
+	// Cut again below the last maximum: the flow gives up more.
+	s.cut(t0.Add(5*time.Second), 6000, rtt)
+	require.InDelta(t, 560*(1+cubicBeta)/2, s.wMax, 1e-9, "cut from min(600, w=560)")
+	require.InDelta(t, 560*cubicBeta, s.w, 1e-9)
+}
+
+// modelRun feeds m ACKs every 10 ms for d: the receiver's RTT rtt, the
+// sender's own round trip base, rate packets/s arriving and sent, and a
+// loss of lossEvery-th packet (0: none).
+func modelRun(m *Model, now time.Time, d time.Duration, base, rtt time.Duration, rate float64, lossEvery int, in *Inputs) time.Time {
+	for end := now.Add(d); now.Before(end); {
+		now = now.Add(10 * time.Millisecond)
+		n := uint64(rate / 100)
+		in.Sent += n
+		in.Delivered += n
+		if lossEvery > 0 {
+			in.Lost = in.Sent / uint64(lossEvery)
+		}
+		in.AckRTT, in.RTTSample, in.RTT = base, rtt, rtt
+		in.RateSample = int(rate)
+		in.Bandwidth = int(rate)
+		m.OnACK(now, 0, *in)
+	}
+	return now
+}
+
+func TestModelRandomLossIsNotCongestion(t *testing.T) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
+	m.Init(now, in)
+	base := 100 * time.Millisecond
+	// One packet in a hundred lost, no queue: the share cap stays off.
+	now = modelRun(m, now, 20*time.Second, base, base, 8000, 100, &in)
+	require.False(t, m.share.active(), "random loss cut the share cap")
+	require.Greater(t, 1e9/float64(m.PacketPeriod()), 7000.0)
+	// Loss while a queue stands (the round trip 1.8 times the path's):
+	// congestion.
+	modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
+	require.True(t, m.share.active(), "loss with a standing queue did not cut")
+	require.Less(t, m.share.rate(), 8000.0*cubicBeta*1.01)
+}
