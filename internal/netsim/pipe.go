@@ -52,9 +52,10 @@ func NewPacketPipe(a2b, b2a LinkConfig, seed uint64) (a, b net.PacketConn) {
 // the other way through the same link as from b to a, so the two pairs
 // (and any others shared from them) queue at one bottleneck, share its
 // drop-tail limit, draw from one generator and count in one [LinkStats].
-// Each datagram still reaches only the end it was written to; a datagram
-// to an end that has closed is counted as Overflow, and closing one pair
-// leaves the others' traffic alone.
+// Each datagram still reaches only the end it was written to. Closing an
+// end discards only what is on the way to it (counted as Overflow; later
+// datagrams to it are not sent), so closing one pair leaves the others'
+// traffic alone.
 //
 // a and b must be open peers, and neither port may be zero or taken by an
 // open end on its side.

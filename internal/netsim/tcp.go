@@ -68,17 +68,21 @@ type TCPConfig struct {
 	MaxWindow int
 	// DelayedACK is how long the receiver may hold back the ACK of a
 	// single in-order segment; it acknowledges every second one at once,
-	// and at once anything out of order, a duplicate or a segment that
-	// fills a hole. If zero, [DefaultTCPDelayedACK]; negative
-	// acknowledges every segment at once.
+	// and at once anything out of order, a duplicate, a segment that
+	// fills a hole, and (as Linux does) each of the first 16 segments. If
+	// zero, [DefaultTCPDelayedACK]; negative acknowledges every segment
+	// at once.
 	DelayedACK time.Duration
 	// NoSACK turns selective acknowledgments off: the sender recovers as
-	// NewReno does (RFC 6582), one hole per round trip. With SACK (the
-	// default) the receiver reports up to three blocks, and the sender
-	// keeps a scoreboard, marks a segment lost once three segments above
-	// it are SACKed or, in recovery, once a segment sent after it is
-	// (RACK, RFC 8985, without a reordering window), retransmits holes
-	// before new data and paces recovery by PRR (RFC 6937), as Linux does.
+	// NewReno does (RFC 6582), one hole per round trip, with the timeout
+	// left running from the first partial ACK (the Impatient variant) to
+	// resend the rest of a large loss. With SACK (the default) the
+	// receiver reports up to three blocks, and the sender keeps a
+	// scoreboard, marks a segment lost once three segments above it are
+	// SACKed or, in recovery, once a segment sent after it is (RACK, RFC
+	// 8985, without a reordering window: reordering passes for loss),
+	// retransmits holes before new data and paces recovery by PRR (RFC
+	// 6937), as Linux does.
 	NoSACK bool
 	// NoHyStart turns off HyStart++ (RFC 9406) in the initial slow start
 	// of a cubic flow. A reno flow never uses it.
