@@ -128,14 +128,7 @@ type Conn struct {
 	// packet ACKs released since the last full ACK (0 if none), and the
 	// time from its send to that full ACK (0 if none).
 	ackedSentAt int64
-	// The send times (ns since start; -1: retransmitted) of the last
-	// rateSpan+1 packets acknowledged, a ring from relNext, and how many
-	// were recorded: the pace they were sent at bounds the arrival rate
-	// the peer reports for them (see sendRateLocked).
-	relSent  [rateSpan + 1]int64
-	relNext  int
-	relCount int
-	ackRTT   time.Duration
+	ackRTT      time.Duration
 
 	// Receiver, guarded by mu.
 	rcvBuf        *pktbuf.Ring[rcvPkt] // offset 0 holds rcvReadSeq

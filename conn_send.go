@@ -210,19 +210,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		c.rateSamples++
 		warm := c.rateSamples > rateWarmup
 		c.rateSample = plausibleRate(a.rate, c.rate, warm)
-		switch sr := c.sendRateLocked(); {
-		case c.delivered <= rateSpan:
-			// The peer's filter still holds its initial contents, not
-			// our arrivals (4.11 reports 2 packets/s, then 0): a
-			// controller that took it would pace at its floor.
-			c.rateSample = 0
-		case sr > 0 && c.rateSample > sr:
-			// Faster than those packets were sent: they queued and came
-			// out in a burst (4.11 times arrivals when its thread reads
-			// them, and its median has no span check).
-			c.rateSample = sr
-		}
-		if c.rateSample > 0 {
+		if a.rate > 0 {
 			c.rate = (7*c.rate + c.rateSample) >> 3
 		}
 		if a.bandwidth > 0 {
@@ -237,30 +225,6 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
 	c.ccUpdateLocked()
 	c.kickLocked(now)
-}
-
-// rateSpan is how many arrival intervals the peer's receive-rate median
-// spans (ACK word 5).
-const rateSpan = 16
-
-// sendRateLocked returns the rate, packets/s, at which the last rateSpan+1
-// packets acknowledged were sent, or 0 if unknown (fewer acknowledged, or
-// one of them retransmitted).
-func (c *Conn) sendRateLocked() int {
-	if c.relCount < len(c.relSent) {
-		return 0
-	}
-	oldest := c.relSent[c.relNext]
-	newest := c.relSent[(c.relNext+len(c.relSent)-1)%len(c.relSent)]
-	for _, t := range c.relSent {
-		if t < 0 {
-			return 0
-		}
-	}
-	if newest <= oldest {
-		return 0
-	}
-	return int(float64(rateSpan) * 1e9 / float64(newest-oldest))
 }
 
 // rateWarmup is how many full ACKs the rate averages take before
@@ -287,11 +251,6 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	for i := range n {
 		pk := c.sndBuf.PopFront()
 		c.sndBufs.Put(pk.buf)
-		if i >= n-len(c.relSent) {
-			c.relSent[c.relNext] = pk.sentAt
-			c.relNext = (c.relNext + 1) % len(c.relSent)
-			c.relCount++
-		}
 		if i == n-1 {
 			c.ackedSentAt = pk.sentAt
 		}
