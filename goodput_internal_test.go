@@ -28,6 +28,29 @@ func (g goodputLink) configs() (netsim.LinkConfig, netsim.LinkConfig) {
 	return fwd, back
 }
 
+// bulk starts a bulk transfer from c to s until either fails: a writer
+// of 1 MiB blocks and a reader that adds what it reads to got.
+func bulk(c, s *Conn, got *atomic.Int64) {
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := s.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		block := make([]byte, 1<<20)
+		for {
+			if _, err := c.Write(block); err != nil {
+				return
+			}
+		}
+	}()
+}
+
 // simGoodput streams for d of virtual time over the link and returns the
 // receiver's goodput as a fraction of the link rate, measured over the
 // second half (after start-up).
@@ -37,24 +60,7 @@ func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Durati
 		fwd, back := g.configs()
 		c, s, _, _ := simPair(t, fwd, back, Config{Congestion: cc, Linger: -1}, 7)
 		var got atomic.Int64
-		go func() {
-			buf := make([]byte, 1<<20)
-			for {
-				n, err := s.Read(buf)
-				got.Add(int64(n))
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			block := make([]byte, 1<<20)
-			for {
-				if _, err := c.Write(block); err != nil {
-					return
-				}
-			}
-		}()
+		bulk(c, s, &got)
 		time.Sleep(d / 2)
 		mid := got.Load()
 		time.Sleep(d / 2)
@@ -122,24 +128,7 @@ func flowsShare(t *testing.T, cc CongestionControl, n int, rate int64, rtt time.
 			pairs = append(pairs, [2]*Conn{c, s})
 		}
 		for i, p := range pairs {
-			go func() {
-				buf := make([]byte, 1<<20)
-				for {
-					n, err := p[1].Read(buf)
-					got[i].Add(int64(n))
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				block := make([]byte, 1<<20)
-				for {
-					if _, err := p[0].Write(block); err != nil {
-						return
-					}
-				}
-			}()
+			bulk(p[0], p[1], &got[i])
 		}
 		time.Sleep(d / 2)
 		mid := make([]int64, n)

@@ -29,24 +29,7 @@ func simBesideTCP(t *testing.T, cfg Config, tcp netsim.TCPConfig, fwd, back nets
 			tb.Close()
 		}()
 		var got atomic.Int64
-		go func() {
-			buf := make([]byte, 1<<20)
-			for {
-				n, err := s.Read(buf)
-				got.Add(int64(n))
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			block := make([]byte, 1<<20)
-			for {
-				if _, err := c.Write(block); err != nil {
-					return
-				}
-			}
-		}()
+		bulk(c, s, &got)
 		time.Sleep(d / 2)
 		u0, t0 := got.Load(), f.Delivered()
 		time.Sleep(d / 2)

@@ -59,7 +59,6 @@ type Model struct {
 	roundGain   float64       // the highest pacing gain used in the round
 	bgLost      float64       // packets lost in rounds not probing, decayed (see judgeRound)
 	bgSent      float64       // packets sent in those rounds, decayed alike
-	prevSent    uint64        // packets sent in the previous round
 	queued      bool          // the last round ended with a standing queue
 	// cutRound is the round at whose start share was last cut. The
 	// settleRounds after it still meet the queue and the losses from
@@ -323,9 +322,8 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 	queued = base > 0 && m.roundMinRTT > base+max(base/2, queueSlack)
 	// A loss is reported a round trip after the packet was sent: the
 	// round's reports are mostly of the previous round's packets.
-	sent := max(in.Sent-m.roundSent, m.prevSent)
+	sent := max(in.Sent-m.roundSent, m.roundSent-m.prevRoundSent)
 	lost := in.Lost - m.roundLost
-	m.prevSent = in.Sent - m.roundSent
 	var rate float64
 	if sent > 0 {
 		rate = min(float64(lost)/float64(sent), 1)

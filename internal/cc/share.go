@@ -17,15 +17,13 @@ import (
 // beyond, and the bound is lifted once it no longer binds. Random loss is
 // not congestion and does not cut it (the caller judges).
 type shareCap struct {
-	w       float64       // the bound, packets per round trip; 0: none
-	wMax    float64       // w where the last congestion event struck
-	wLast   float64       // wMax before fast convergence
-	wEst    float64       // the Reno-friendly estimate (RFC 9438 §4.3)
-	k       float64       // seconds from the epoch's start to wMax
-	epoch   time.Time     // the last cut
-	rtt     time.Duration // round-trip time the bound is read through
-	cuts    int           // congestion events that cut w
-	lastCut time.Time
+	w     float64       // the bound, packets per round trip; 0: none
+	wMax  float64       // w where the last congestion event struck
+	wLast float64       // wMax before fast convergence
+	wEst  float64       // the Reno-friendly estimate (RFC 9438 §4.3)
+	k     float64       // seconds from the epoch's start to wMax
+	epoch time.Time     // the last cut
+	rtt   time.Duration // round-trip time the bound is read through
 }
 
 const (
@@ -66,9 +64,8 @@ func (s *shareCap) cut(now time.Time, rate float64, rtt time.Duration) {
 	s.w = max(w*cubicBeta, minCwnd)
 	s.wEst = s.w
 	s.k = math.Cbrt(s.wMax * (1 - cubicBeta) / cubicC)
-	s.epoch, s.lastCut = now, now
+	s.epoch = now
 	s.rtt = rtt
-	s.cuts++
 }
 
 // grow advances the bound to now, acked packets having been acknowledged
