@@ -14,6 +14,7 @@ import (
 	"github.com/udt-go/udt/internal/cc"
 	"github.com/udt-go/udt/internal/netsim"
 	"github.com/udt-go/udt/internal/seq"
+	"github.com/udt-go/udt/internal/window"
 )
 
 // hookRecorder wraps a controller and records every call to it. The
@@ -535,4 +536,36 @@ func TestModelAfterApplicationLimitedSpell(t *testing.T) {
 		t.Logf("1 MiB: %v fresh, %v after the trickle", fresh.Round(time.Millisecond), after.Round(time.Millisecond))
 		require.Less(t, after, 3*fresh+100*time.Millisecond)
 	})
+}
+
+// TestArrivalRateOfBatches checks ACK word 5 when a batch read stamps
+// packets with one time (loopback): 4.11's median finds the gaps too
+// scattered and reports 0; the receiver reports the span rate instead,
+// what arrived over the time it took.
+func TestArrivalRateOfBatches(t *testing.T) {
+	c := &Conn{arrivals: window.NewArrivals()}
+	now := time.Unix(0, 0)
+	var s seq.Num
+	// 32 packets every 100 µs: 320,000 packets/s.
+	for range 100 {
+		now = now.Add(100 * time.Microsecond)
+		for range 32 {
+			c.arrivals.OnData(now, s)
+			s = s.Inc()
+		}
+	}
+	require.Zero(t, c.arrivals.ReceiveRate(), "the median's verdict")
+	require.InEpsilon(t, 320_000, c.arrivalRateLocked(), 0.05)
+
+	// Slow and scattered (three packets together every 10 ms): 0, as
+	// 4.11 reports, which a 4.11 sender ignores.
+	c.arrivalRateLocked() // a new span
+	for range 20 {
+		now = now.Add(10 * time.Millisecond)
+		for range 3 {
+			c.arrivals.OnData(now, s)
+			s = s.Inc()
+		}
+	}
+	require.Zero(t, c.arrivalRateLocked())
 }

@@ -229,13 +229,26 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 // arrived in bursts (a host or path that delivers them late and together),
 // the median measured the bursts, and the span rate is reported instead.
 // Loss lowers the span rate by its share only, well within the margin.
+// The span rate also stands in where the median cannot measure: gaps of
+// a few microseconds (more than fastArrivals packets/s, loopback), which
+// whole microseconds round to 0 or 1, so that 4.11's filter finds them
+// too scattered and reports 0, and a sender whose controller reads the
+// rate would have none. Slower arrivals that the filter finds scattered
+// (a few packets now and then) still report 0, as 4.11 does: a 4.11
+// sender sizes its window by the rate, and keeps its last one on a 0.
 func (c *Conn) arrivalRateLocked() int {
 	median := c.arrivals.ReceiveRate()
-	if span := c.arrivals.SpanRate(); span > 0 && median > span+span/4 {
+	span := c.arrivals.SpanRate()
+	if span > 0 && (median > span+span/4 || median == 0 && span > fastArrivals) {
 		return span
 	}
 	return median
 }
+
+// fastArrivals is the arrival rate, packets/s, above which the median
+// of whole-microsecond gaps fails (a gap of 8 µs or less: the filter's
+// lower bound, a median's eighth, rounds to 0).
+const fastArrivals = 1_000_000 / 8
 
 func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
 	c.ackNo = c.ackNo.Next()

@@ -120,6 +120,30 @@ func spreadN(xs []float64, prec int) string {
 	return m
 }
 
+// coexistSelected returns the pairs UDT_TUN_PAIRS names (comma-separated,
+// each as the table heads its row, "TCP cubic + Go default"), or all of
+// coexistPairs if it is unset.
+func coexistSelected(tb testing.TB) []coexistPair {
+	env := os.Getenv("UDT_TUN_PAIRS")
+	if env == "" {
+		return coexistPairs
+	}
+	var sel []coexistPair
+	for name := range strings.SplitSeq(env, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(coexistPairs, func(p coexistPair) bool { return p.String() == name })
+		if i < 0 {
+			var names []string
+			for _, p := range coexistPairs {
+				names = append(names, p.String())
+			}
+			tb.Fatalf("UDT_TUN_PAIRS: no pair %q; the pairs are %q", name, names)
+		}
+		sel = append(sel, coexistPairs[i])
+	}
+	return sel
+}
+
 // BenchmarkTunCoexist measures how flows share a bottleneck: TCP cubic
 // started together with a second flow (TCP cubic, TCP BBR, UDT C++ 4.11,
 // UDT-Go with DAIMD, UDT-Go with the default controller), and TCP BBR
@@ -138,6 +162,7 @@ func BenchmarkTunCoexist(b *testing.B) {
 	requireTun(b)
 	interop.BuildPeer(b)
 	warm, window, rounds := tunWindows(b)
+	pairs := coexistSelected(b)
 	res := map[string]map[string][]coexistSample{}
 	var links []tunLink
 	for _, l := range coexistLinks {
@@ -146,8 +171,8 @@ func BenchmarkTunCoexist(b *testing.B) {
 			for b.Loop() {
 				for round := range rounds {
 					seed := uint64(round+1) * 1000
-					k := round % len(coexistPairs)
-					order := append(slices.Clone(coexistPairs[k:]), coexistPairs[:k]...)
+					k := round % len(pairs)
+					order := append(slices.Clone(pairs[k:]), pairs[:k]...)
 					for _, p := range order {
 						s := tunPair(b, l, seed, p, warm, window)
 						b.Logf("round %d, %v: %.2f + %.2f Mbit/s; bottleneck %.2f Mbit/s of IP packets, %d lost, %d queue drops",

@@ -16,6 +16,9 @@
 #   UDT_TUN_WINDOW  measurement window [25s]
 #   UDT_TUN_LINKS   -bench pattern below BenchmarkTunCoexist selecting
 #                   links, e.g. '100Mbit/rtt=100ms/loss=0%' [all]
+#   UDT_TUN_PAIRS   pairs to run, comma-separated, as the table names
+#                   them, e.g. 'TCP cubic + Go default,TCP BBR + Go default'
+#                   [all]
 #   UDT_TUN_OUT     file to keep the table in [a temporary file]
 set -euo pipefail
 cd "$(dirname "$0")/.."

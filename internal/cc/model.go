@@ -43,6 +43,9 @@ type Model struct {
 	sampled  bool
 
 	sampleDelivered uint64 // Delivered at the previous ACK
+	// The send rate of the last round and the greater of the last two,
+	// packets/s: arrival-rate samples above twice it are bursts.
+	lastSendRate, sendRate float64
 
 	// Sharing the bottleneck (see judgeRound and shareCap). A round is
 	// congested when it lost packets while a queue stood, or when a probe
@@ -108,13 +111,17 @@ const (
 	// 70-80 % beside a cubic flow started with it).
 	startupPacingGain = 2
 	sampleSpan        = 10 * time.Millisecond // shortest ProbeBW phase
-	minCwnd           = 16
+	// maxRoundLength bounds the rounds a slow flow stretches (see
+	// roundLength): at the pacing floor, 2·rateSpan packets take longer.
+	maxRoundLength = 200 * time.Millisecond
+	minCwnd        = 16
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
 	// queueSlack is the least RTT rise above the path's round trip,
-	// besides half of it, taken for a standing queue.
-	queueSlack = 5 * time.Millisecond
+	// besides half of it, taken for a standing queue: a full socket
+	// buffer at a receiver on loopback adds a few milliseconds.
+	queueSlack = 1 * time.Millisecond
 	// lossThresh is the rise of a probing round's loss rate above the
 	// background's taken for congestion (BBRv3's loss threshold).
 	lossThresh = 0.02
@@ -220,7 +227,7 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// was sent at their start would stall while a loss is repaired, as a
 	// UDT ACK cannot pass a hole.)
 	newRound := false
-	if now.Sub(m.roundStart) >= max(m.minRTT, sampleSpan) {
+	if now.Sub(m.roundStart) >= m.roundLength() {
 		m.round++
 		m.roundStart = now
 		newRound = true
@@ -237,10 +244,10 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	// A sample the application held down counts only where it raises the
 	// estimate (as BBR's): an idle spell must not teach the filter that
 	// the path is slow.
-	if in.RateSample > 1 && (!in.AppLimited || float64(in.RateSample) > m.filteredBw()) {
-		m.roundRate += float64(in.RateSample)
+	if sample, ok := m.rateSample(in); ok && (!in.AppLimited || sample > m.filteredBw()) {
+		m.roundRate += sample
 		m.roundRates++
-		m.addBwSample(float64(in.RateSample))
+		m.addBwSample(sample)
 		m.capSamples++
 	}
 	m.capacity = float64(in.Bandwidth)
@@ -278,6 +285,32 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.update(in)
 }
 
+// rateSample returns the receiver's arrival rate in the latest full ACK,
+// packets/s, bounded by what we sent, and whether there is one to take.
+//
+// Packets cannot arrive faster than they were sent for long: a sample
+// above twice the send rate of the last two rounds (startup doubles it in
+// a round) measured a burst, packets that queued at the receiver and were
+// timed when read (4.11's receiver does so, and its median has no span
+// check: bursts read as up to 10^6 packets/s). Until rateSpan packets
+// have been acknowledged the receiver's median spans its initial contents,
+// not our arrivals (4.11 reports 2 packets/s, then 0): a model that took
+// them would pace at its floor.
+func (m *Model) rateSample(in Inputs) (float64, bool) {
+	if in.RateSample <= 1 || in.Delivered <= rateSpan {
+		return 0, false
+	}
+	r := float64(in.RateSample)
+	if m.sendRate > 0 {
+		r = min(r, 2*m.sendRate)
+	}
+	return r, true
+}
+
+// rateSpan is how many arrival intervals the receiver's rate median
+// spans (ACK word 5).
+const rateSpan = 16
+
 // endRound judges the round that just ended: was it congested, did
 // startup stop growing?
 func (m *Model) endRound(now time.Time, in Inputs) {
@@ -299,12 +332,18 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		m.share.lift() // no longer binds
 	}
 	m.hsLastMin, m.hsMin = m.hsMin, 0
+	if d := now.Sub(m.roundEnded).Seconds(); d > 0 {
+		r := float64(in.Sent-m.roundSent) / d
+		m.sendRate, m.lastSendRate = max(r, m.lastSendRate), r
+	}
 	m.prevRoundEnded, m.prevRoundSent = m.roundEnded, m.roundSent
 	m.roundLost, m.roundSent, m.roundMinRTT = in.Lost, in.Sent, 0
+	sampled := m.roundRates > 0
 	m.roundRate, m.roundRates, m.roundGain = 0, 0, m.pacingGain
 	m.roundEnded = now
 
-	if m.state == modelStartup {
+	// A round without a rate sample tells nothing of growth.
+	if m.state == modelStartup && sampled {
 		if bw := m.bw(); bw > m.fullBw*1.25 {
 			m.fullBw, m.fullCount = bw, 0
 		} else if m.fullCount++; m.fullCount >= 2 {
@@ -335,10 +374,7 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 		m.bgLost = m.bgLost*7/8 + float64(lost)
 		m.bgSent = m.bgSent*7/8 + float64(sent)
 	}
-	bg := 0.0
-	if m.bgSent > 0 {
-		bg = m.bgLost / m.bgSent
-	}
+	bg := m.bgRate()
 	// A probe's loss counts when it rises above the background by
 	// lossThresh and by three standard deviations of the background's
 	// binomial spread, once the background is known, so that few packets
@@ -348,6 +384,14 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 	congested = lost > 0 && queued ||
 		probing && m.bgSent >= bgKnown && rate > bg+lossThresh && excess > spread
 	return congested, queued
+}
+
+// bgRate is the background loss rate, 0 until known.
+func (m *Model) bgRate() float64 {
+	if m.bgSent <= 0 {
+		return 0
+	}
+	return m.bgLost / m.bgSent
 }
 
 // gettingRate is the rate, packets/s, the flow got through the round that
@@ -381,6 +425,21 @@ func (m *Model) fairRate(r float64) float64 {
 		return c / 2
 	}
 	return r
+}
+
+// roundLength is how long a round, and a ProbeBW phase, lasts: one
+// minimum RTT, at least sampleSpan, and long enough to send twice the
+// packets the receiver's arrival-rate median spans at the current
+// pacing rate. A phase with fewer packets does not show in the samples:
+// at a few hundred packets a second a probe's gain of a quarter never
+// raises the estimate, and a flow that left startup that slow (eight
+// flows on loopback, meeting a queue at once) stays there.
+func (m *Model) roundLength() time.Duration {
+	d := max(m.minRTT, sampleSpan)
+	if r := m.bw() * m.pacingGain; r > 0 {
+		d = max(d, time.Duration(2*rateSpan/r*float64(time.Second)))
+	}
+	return min(d, maxRoundLength)
 }
 
 // smoothedRTT is the round trip the share cap is read through: the
@@ -460,7 +519,7 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 			m.enterProbeBW(now, in)
 		}
 	case modelProbeBW:
-		phase := max(m.minRTT, sampleSpan)
+		phase := m.roundLength()
 		if now.Sub(m.cycleStart) >= phase {
 			m.cycleIdx = (m.cycleIdx + 1) % len(cycleGains)
 			m.cycleStart = now

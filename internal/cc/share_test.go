@@ -2,6 +2,7 @@ package cc
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,4 +110,75 @@ func TestModelRandomLossIsNotCongestion(t *testing.T) {
 	modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
 	require.True(t, m.share.active(), "loss with a standing queue did not cut")
 	require.Less(t, m.share.rate(), 8000.0*cubicBeta*1.01)
+}
+
+// TestModelRateSampleBounds checks the arrival rates the model takes: none
+// until rateSpan packets are acknowledged (4.11's receiver reports its
+// filter's initial 2 packets/s, then 0), and none above twice the rate we
+// sent at (a burst timed when the receiver read it).
+func TestModelRateSampleBounds(t *testing.T) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20, Delivered: rateSpan, RateSample: 2}
+	m.Init(now, in)
+	_, ok := m.rateSample(in)
+	require.False(t, ok, "a sample before %d packets were acknowledged", rateSpan)
+	in.Delivered++
+	r, ok := m.rateSample(in)
+	require.True(t, ok)
+	require.Equal(t, 2.0, r)
+
+	// 1,000 packets/s sent for a second; the receiver reports 10^6.
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
+	in.RateSample = 1_000_000
+	r, ok = m.rateSample(in)
+	require.True(t, ok)
+	require.InDelta(t, 2000, r, 100, "a burst's rate, bounded by twice the send rate")
+	m.OnACK(now.Add(10*time.Millisecond), 0, in)
+	require.Less(t, m.filteredBw(), 2100.0)
+}
+
+// TestModelSlowFlowRounds checks that a flow paced at a few hundred
+// packets a second stretches its rounds to carry 2·rateSpan packets, so
+// that a probe shows in the receiver's median of the last rateSpan
+// arrival intervals: on a 1 ms path it grows out of 500 packets/s within
+// seconds, where 10 ms phases of 5 packets never moved the median.
+func TestModelSlowFlowRounds(t *testing.T) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
+	m.Init(now, in)
+	rtt := time.Millisecond
+	// Leave startup at 500 packets/s, as a flow that meets a queue does.
+	now = modelRun(m, now, 300*time.Millisecond, rtt, rtt, 500, 0, &in)
+	m.leaveStartup()
+	// Then every packet leaves at the model's pacing (the path would carry
+	// 50,000 packets/s) and arrives a millisecond later; each 10 ms ACK
+	// reports the median of the last rateSpan arrival intervals.
+	var gaps []time.Duration
+	next, last := now, time.Time{}
+	for end := now.Add(5 * time.Second); now.Before(end); {
+		now = now.Add(10 * time.Millisecond)
+		for ; next.Before(now); next = next.Add(max(m.PacketPeriod(), 20*time.Microsecond)) {
+			if !last.IsZero() {
+				gaps = append(gaps, next.Sub(last))
+			}
+			last = next
+			in.Sent++
+			in.Delivered++
+		}
+		if len(gaps) > rateSpan {
+			gaps = gaps[len(gaps)-rateSpan:]
+		}
+		sorted := slices.Clone(gaps)
+		slices.Sort(sorted)
+		in.RateSample = 0
+		if len(sorted) == rateSpan {
+			in.RateSample = int(1e9 / float64(sorted[rateSpan/2]))
+		}
+		in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+		m.OnACK(now, 0, in)
+	}
+	require.Greater(t, m.filteredBw(), 5000.0, "stuck near its floor")
 }
