@@ -339,7 +339,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	m.prevRoundEnded, m.prevRoundSent = m.roundEnded, m.roundSent
 	m.roundLost, m.roundSent, m.roundMinRTT = in.Lost, in.Sent, 0
 	sampled := m.roundRates > 0
-	m.roundRate, m.roundRates, m.roundGain = 0, 0, m.pacingGain
+	m.roundRate, m.roundRates, m.roundGain = 0, 0, m.gain()
 	m.roundEnded = now
 
 	// A round without a rate sample tells nothing of growth.
@@ -524,7 +524,7 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 			m.cycleIdx = (m.cycleIdx + 1) % len(cycleGains)
 			m.cycleStart = now
 			m.pacingGain = cycleGains[m.cycleIdx]
-			m.roundGain = max(m.roundGain, m.pacingGain)
+			m.roundGain = max(m.roundGain, m.gain())
 			if m.queued && m.pacingGain < 1 {
 				// A queue stands: cruise below the estimate until it
 				// drains, rather than let it grow from an estimate a
@@ -560,6 +560,17 @@ func (m *Model) enterProbeBW(now time.Time, in Inputs) {
 	m.cycleStart = now
 }
 
+// gain is the pacing gain in force: the state's, but no more than 1
+// while the share cap binds. The cap probes for more along its own curve,
+// as a TCP window does; a probe above it would only fill the queue that
+// the flows sharing the bottleneck meet.
+func (m *Model) gain() float64 {
+	if m.share.rate() < m.filteredBw() {
+		return min(m.pacingGain, 1)
+	}
+	return m.pacingGain
+}
+
 // update derives the period and window from the model.
 func (m *Model) update(in Inputs) {
 	bw := m.bw()
@@ -573,7 +584,7 @@ func (m *Model) update(in Inputs) {
 	// estimate can trap itself: packets paced a few a second come back as
 	// arrival rates of a few packets a second, which the receiver reports
 	// in whole packets, so a probe's gain of a quarter never shows.
-	rate := bw * m.pacingGain
+	rate := bw * m.gain()
 	if m.minRTT > 0 {
 		rate = max(rate, minCwnd/m.windowSpan().Seconds())
 	}

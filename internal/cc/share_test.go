@@ -182,3 +182,26 @@ func TestModelSlowFlowRounds(t *testing.T) {
 	}
 	require.Greater(t, m.filteredBw(), 5000.0, "stuck near its floor")
 }
+
+// TestModelNoProbeAboveCap checks that while the share cap binds the model
+// paces at the cap, not a probe's gain above it: the cap probes along its
+// own curve, and a probe above it would only fill the shared queue.
+func TestModelNoProbeAboveCap(t *testing.T) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
+	m.Init(now, in)
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, 10*time.Second, base, base, 8000, 0, &in)
+	// Loss while a queue stands: the cap is cut below the estimate.
+	now = modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
+	require.True(t, m.share.active())
+	for end := now.Add(3 * time.Second); now.Before(end); {
+		now = modelRun(m, now, 10*time.Millisecond, base, base*18/10, 8000, 0, &in)
+		if m.share.rate() >= m.filteredBw() {
+			continue
+		}
+		pace := probeSpacing * 1e9 / float64(m.PacketPeriod())
+		require.LessOrEqual(t, pace, m.share.rate()*1.001, "paced above the binding cap")
+	}
+}
