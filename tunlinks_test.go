@@ -453,6 +453,7 @@ type tunSample struct {
 	good      float64 // the flow's new payload at the bottleneck
 	read      float64 // what its receiver read; NaN when out of reach (C++)
 	note      string  // the flow's own counters, if it has some (UDT-Go)
+	retrans   float64 // its retransmitted packets over packets sent; NaN when out of reach
 }
 
 func (s tunSample) String() string {
@@ -483,12 +484,15 @@ func tunAlone(tb testing.TB, l tunLink, seed uint64, s tunSender, warm, window t
 		rcvs = append(rcvs, f.rcv)
 	}
 	w := tunMeasure(p, m, rcvs, warm, window)
-	smp := tunSample{tunWindow: w, good: w.tcp + w.udt, read: math.NaN()}
+	smp := tunSample{tunWindow: w, good: w.tcp + w.udt, read: math.NaN(), retrans: math.NaN()}
 	if f.rcv != nil {
 		smp.read = w.rcv[0]
 	}
-	if _, ok := f.snd.(*udt.Conn); ok {
+	if c, ok := f.snd.(*udt.Conn); ok {
 		smp.note = udtNote(f)
+		if t := c.Stats().Total; t.PktSent > 0 {
+			smp.retrans = float64(t.PktRetrans) / float64(t.PktSent)
+		}
 	}
 	return smp
 }
@@ -563,6 +567,30 @@ func (r *tunRow) ratio(a, b string) float64 {
 	return median(ratios(r.alone[a], r.alone[b], goodput))
 }
 
+// slowest returns the slowest second over the samples, in Mbit/s; NaN if
+// there are none.
+func slowest(ss []tunSample) float64 {
+	w := math.NaN()
+	for _, s := range ss {
+		if math.IsNaN(w) || s.minSec < w {
+			w = s.minSec
+		}
+	}
+	return w
+}
+
+// retransShares returns the samples' retransmitted shares, in percent,
+// leaving out those that have none.
+func retransShares(ss []tunSample) []float64 {
+	var xs []float64
+	for _, s := range ss {
+		if !math.IsNaN(s.retrans) {
+			xs = append(xs, s.retrans*100)
+		}
+	}
+	return xs
+}
+
 // spread renders the median of xs, and their range if there are several.
 func spread(xs []float64) string {
 	m := fmt.Sprintf("%.2f", median(xs))
@@ -589,6 +617,21 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 			fmt.Fprintf(&b, " %s |", spread(ratios(r.alone[p[0]], r.alone[p[1]], goodput)))
 		}
 		b.WriteString("\n")
+	}
+	b.WriteString("\nStalls and waste, each sender alone: the slowest second of its new payload at the bottleneck, " +
+		"the least over rounds (Mbit/s; a stall is a second under a quarter of the link); " +
+		"packets retransmitted over packets sent (UDT-Go senders, median over rounds; the bound is the link's loss rate plus 1 %):\n\n")
+	b.WriteString("| link | a quarter | slowest second: Go default | TCP BBR | Go → C++ | C++ 4.11 | retransmitted: Go default | Go → C++ | bound |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %.1f |", r.link.label(), r.link.mbps()/4)
+		for _, s := range []tunSender{tunGoDefault, tunBBR, tunGoToCpp, tunCpp} {
+			fmt.Fprintf(&b, " %.1f |", slowest(r.alone[s.name]))
+		}
+		for _, s := range []tunSender{tunGoDefault, tunGoToCpp} {
+			fmt.Fprintf(&b, " %.2f %% |", median(retransShares(r.alone[s.name])))
+		}
+		fmt.Fprintf(&b, " %.2f %% |\n", (r.link.loss+0.01)*100)
 	}
 	b.WriteString("\nTCP cubic beside one UDT-Go flow, each flow's goodput as a share of the link, median; " +
 		"cubic's goodput beside UDT over its goodput alone, paired by round:\n\n")

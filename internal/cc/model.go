@@ -51,18 +51,19 @@ type Model struct {
 	// congested when it lost packets while a queue stood, or when a probe
 	// raised its loss rate above the background's; each congested round
 	// cuts share, which then grows back as a TCP CUBIC window would.
-	share       shareCap
-	baseRTT     minFilter     // the path's round trip, over minutes
-	roundMinRTT time.Duration // the least receiver RTT seen in the round
-	roundLost   uint64        // Lost at the round's start
-	roundSent   uint64        // Sent at the round's start
-	roundAcked  uint64        // Delivered at the last growth of share
-	roundRate   float64       // sum of the arrival rates reported in the round
-	roundRates  int           // how many
-	roundGain   float64       // the highest pacing gain used in the round
-	bgLost      float64       // packets lost in rounds not probing, decayed (see judgeRound)
-	bgSent      float64       // packets sent in those rounds, decayed alike
-	queued      bool          // the last round ended with a standing queue
+	share          shareCap
+	baseRTT        minFilter     // the path's round trip, over minutes
+	roundMinRTT    time.Duration // the least receiver RTT seen in the round
+	roundLost      uint64        // Lost at the round's start
+	roundSent      uint64        // Sent at the round's start
+	roundAcked     uint64        // Delivered at the last growth of share
+	roundDelivered uint64        // Delivered at the round's start
+	roundRate      float64       // sum of the arrival rates reported in the round
+	roundRates     int           // how many
+	roundGain      float64       // the highest pacing gain used in the round
+	bgLost         float64       // packets lost in rounds not probing, decayed (see judgeRound)
+	bgSent         float64       // packets sent in those rounds, decayed alike
+	queued         bool          // the last round ended with a standing queue
 	// cutRound is the round at whose start share was last cut. The
 	// settleRounds after it still meet the queue and the losses from
 	// before the cut and do not cut again.
@@ -307,6 +308,31 @@ func (m *Model) rateSample(in Inputs) (float64, bool) {
 	return r, true
 }
 
+// ackedRateSample stands in for the receiver's arrival rate in a round
+// that brought none: the rate the ACKs delivered at over the round, once
+// it spans 2·rateSpan packets, bounded as arrival rates are. (4.11's
+// filter reports 0 for arrivals it finds too scattered, such as packets
+// that a sender's batch put microseconds apart; with no sample the
+// estimate froze, and startup, which counts only rounds with one, never
+// ended: one loopback stream stayed at 1 Gbit/s for ten seconds.)
+func (m *Model) ackedRateSample(now time.Time, in Inputs) {
+	acked := in.Delivered - m.roundDelivered
+	m.roundDelivered = in.Delivered
+	d := now.Sub(m.roundEnded).Seconds()
+	if m.roundRates > 0 || d <= 0 || acked < 2*rateSpan || in.Delivered <= rateSpan {
+		return
+	}
+	r := float64(acked) / d
+	if m.sendRate > 0 {
+		r = min(r, 2*m.sendRate)
+	}
+	if !in.AppLimited || r > m.filteredBw() {
+		m.addBwSample(r)
+		m.roundRates = 1
+		m.roundRate = r
+	}
+}
+
 // rateSpan is how many arrival intervals the receiver's rate median
 // spans (ACK word 5).
 const rateSpan = 16
@@ -336,6 +362,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		r := float64(in.Sent-m.roundSent) / d
 		m.sendRate, m.lastSendRate = max(r, m.lastSendRate), r
 	}
+	m.ackedRateSample(now, in)
 	m.prevRoundEnded, m.prevRoundSent = m.roundEnded, m.roundSent
 	m.roundLost, m.roundSent, m.roundMinRTT = in.Lost, in.Sent, 0
 	sampled := m.roundRates > 0

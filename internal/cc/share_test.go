@@ -205,3 +205,30 @@ func TestModelNoProbeAboveCap(t *testing.T) {
 		require.LessOrEqual(t, pace, m.share.rate()*1.001, "paced above the binding cap")
 	}
 }
+
+// TestModelWithoutArrivalRates checks a receiver that never reports an
+// arrival rate (4.11's filter reports 0 for arrivals it finds scattered):
+// the rate the ACKs deliver at stands in, the estimate follows the path,
+// and startup ends.
+func TestModelWithoutArrivalRates(t *testing.T) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
+	m.Init(now, in)
+	rtt := 20 * time.Millisecond
+	const path = 10000.0 // packets/s
+	for end := now.Add(5 * time.Second); now.Before(end); {
+		now = now.Add(10 * time.Millisecond)
+		rate := path
+		if p := m.PacketPeriod(); p > time.Microsecond {
+			rate = min(probeSpacing*1e9/float64(p), path)
+		}
+		n := uint64(rate / 100)
+		in.Sent += n
+		in.Delivered += n
+		in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+		m.OnACK(now, 0, in)
+	}
+	require.NotEqual(t, modelStartup, m.state, "startup never ended")
+	require.InEpsilon(t, path, m.filteredBw(), 0.3)
+}
