@@ -14,11 +14,12 @@
 //     devices, so any IP traffic, the kernel's TCP included, crosses the
 //     link model beside a UDT flow.
 //
-// [StartTCP] runs a reference bulk TCP flow (CUBIC or NewReno, SACK, in
-// virtual time over a pipe) on any pair of PacketConns, so that a UDT
-// connection over one pair of pipe ends and TCP over another, from
-// SharePipe, compete for one bottleneck queue; TestTCPCalibration holds
-// its goodput to the kernel's TCP cubic on the same link.
+// [StartTCP] runs a reference bulk TCP flow (CUBIC, NewReno or BBR v1,
+// SACK, in virtual time over a pipe) on any pair of PacketConns, so that a
+// UDT connection over one pair of pipe ends and TCP over another, from
+// SharePipe, compete for one bottleneck queue; TestTCPCalibration and
+// TestTCPBBRCalibration hold its goodput to the kernel's TCP cubic and BBR
+// on the same link.
 //
 // Randomness comes from math/rand/v2 PCG seeded by the caller: the same seed
 // and the same sequence of datagrams give the same losses, so a failing case

@@ -24,7 +24,8 @@ import (
 //	  ReadFrom(ACK) / deadline  <-- ACK + SACK -----   ReadFrom(data) / delayed-ACK deadline
 //
 // Each side owns its state and its PacketConn; the read deadline is its
-// one timer. Congestion control (CUBIC, NewReno, HyStart++) is in tcp_cc.go.
+// one timer, which on the sender also paces a BBR flow. Congestion control
+// is in tcp_cc.go (CUBIC, NewReno, HyStart++) and tcp_bbr.go (BBR v1).
 
 // Defaults of [TCPConfig].
 const (
@@ -43,8 +44,10 @@ const tcpMaxRTO = 60 * time.Second
 // flow with the defaults below, calibrated against Linux (see
 // TestTCPCalibration).
 type TCPConfig struct {
-	// CC is the congestion control: "cubic" (RFC 9438) or "reno" (NewReno,
-	// RFC 5681). If empty, "cubic".
+	// CC is the congestion control: "cubic" (RFC 9438), "reno" (NewReno,
+	// RFC 5681) or "bbr" (BBR v1 as Linux's tcp_bbr.c, which paces its
+	// segments and does not take loss as a signal to slow down; it needs
+	// SACK). If empty, "cubic".
 	CC string
 	// Segment is the size of each data segment's datagram in bytes. If
 	// zero, [DefaultTCPSegment], the same on the wire as a full UDT packet
@@ -85,8 +88,12 @@ type TCPConfig struct {
 	// 6937), as Linux does.
 	NoSACK bool
 	// NoHyStart turns off HyStart++ (RFC 9406) in the initial slow start
-	// of a cubic flow. A reno flow never uses it.
+	// of a cubic flow. A reno or bbr flow never uses it.
 	NoHyStart bool
+	// Seed seeds the flow's random choices, which only BBR makes: the
+	// phase its gain cycle starts from each time it enters PROBE_BW. Two
+	// flows with the same seed choose alike; the zero value is a seed.
+	Seed uint64
 }
 
 // withDefaults returns c with its zero fields set, or an error naming a
@@ -96,8 +103,12 @@ func (c TCPConfig) withDefaults() (TCPConfig, error) {
 	case "":
 		c.CC = "cubic"
 	case "cubic", "reno":
+	case "bbr":
+		if c.NoSACK {
+			return c, fmt.Errorf("netsim: TCPConfig.NoSACK is not supported with CC %q", c.CC)
+		}
 	default:
-		return c, fmt.Errorf("netsim: TCPConfig.CC %q is neither cubic nor reno", c.CC)
+		return c, fmt.Errorf("netsim: TCPConfig.CC %q is not cubic, reno or bbr", c.CC)
 	}
 	if c.Segment == 0 {
 		c.Segment = DefaultTCPSegment
@@ -147,11 +158,17 @@ type TCPStats struct {
 	BadPayload     uint64 // delivered segments whose payload was not the expected stream (always 0 unless broken)
 
 	Cwnd     float64       // congestion window in segments
-	Ssthresh float64       // slow start threshold in segments; +Inf until the first loss or HyStart++ exit
+	Ssthresh float64       // slow start threshold in segments; +Inf until the first loss or HyStart++ exit (bbr: until STARTUP ends)
 	InFlight int           // segments the sender counts in the network
 	SRTT     time.Duration // smoothed round-trip time
 	MinRTT   time.Duration // least round-trip time seen
 	RTO      time.Duration // retransmission timeout, backoff included
+
+	// BBR only; zero for cubic and reno.
+	PacingRate float64 // segments per second the sender paces at
+	Bandwidth  float64 // bottleneck bandwidth estimate in segments per second
+	BBRMode    string  // "startup", "drain", "probe_bw" or "probe_rtt"
+	ProbeRTTs  uint64  // times it entered PROBE_RTT
 }
 
 // TCPFlow is a bulk TCP-like flow from [StartTCP]. Its methods are safe for

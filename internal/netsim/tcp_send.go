@@ -25,6 +25,7 @@ type tcpSeg struct {
 	sent  time.Duration // latest transmission, since the flow started
 	xmit  uint64        // number of its latest transmission
 	flags uint8
+	rate  tcpSegRate // bbr: the delivery progress at its latest transmission
 }
 
 // xmitRec is one transmission, in the order they were made.
@@ -70,7 +71,11 @@ type tcpSender struct {
 	prrDelivered, prrOut int
 	priorCwnd            float64
 
-	cc tcpCC
+	cc     tcpCC
+	bbr    *tcpBBR // replaces cc in a bbr flow; nil in others
+	pacer  tcpPacer
+	paceAt time.Time // when pacing lets what it holds back go; zero if it holds nothing
+	marked uint64    // segments ever marked lost
 
 	rtt   tcpRTT
 	rtoAt time.Time // when the timeout fires; zero when nothing is outstanding
@@ -94,6 +99,9 @@ func newTCPSender(conn net.PacketConn, to net.Addr, id uint32, cfg TCPConfig) *t
 		rtt:   tcpRTT{rto: time.Second, minRTO: cfg.MinRTO}, // RFC 6298 before the first sample
 	}
 	s.cc = newTCPCC(cfg)
+	if cfg.CC == "bbr" {
+		s.bbr = newTCPBBR(cfg)
+	}
 	s.pub = s.stats()
 	return s
 }
@@ -108,7 +116,7 @@ func (s *tcpSender) run() error {
 	}
 	s.publish()
 	for {
-		if err := s.timer.arm(s.rtoAt); err != nil {
+		if err := s.timer.arm(earliest(s.rtoAt, s.paceAt)); err != nil {
 			return err
 		}
 		n, _, timeout, err := s.timer.read(buf)
@@ -118,10 +126,14 @@ func (s *tcpSender) run() error {
 		now := time.Now()
 		switch {
 		case timeout:
-			if s.rtoAt.IsZero() || now.Before(s.rtoAt) {
+			switch {
+			case !s.rtoAt.IsZero() && !now.Before(s.rtoAt):
+				s.onRTO(now)
+			case !s.paceAt.IsZero() && !now.Before(s.paceAt):
+				// Pacing lets the next send quantum go.
+			default:
 				continue
 			}
-			s.onRTO(now)
 		default:
 			a, ok := parseACK(buf[:n], s.id)
 			if !ok || a.ack < s.una || a.ack > s.nxt {
@@ -164,11 +176,26 @@ func (s *tcpSender) pushXmit(q, x uint64) {
 	}
 }
 
-// cwndSegs is the congestion window in whole segments.
-func (s *tcpSender) cwndSegs() int { return int(s.cc.cwnd()) }
+// earliest returns the earlier of two wake-ups, the zero time being none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
 
-// send sends what the window allows: lost segments first, then new ones.
+// cwndSegs is the congestion window in whole segments.
+func (s *tcpSender) cwndSegs() int {
+	if s.bbr != nil {
+		return s.bbr.cwnd
+	}
+	return int(s.cc.cwnd())
+}
+
+// send sends what the window and, in a bbr flow, the pacing rate allow:
+// lost segments first, then new ones.
 func (s *tcpSender) send(now time.Time) error {
+	s.paceAt = time.Time{}
 	if s.retxNow && s.lost > 0 {
 		s.retxNow = false
 		if err := s.retransmit(now); err != nil {
@@ -178,18 +205,84 @@ func (s *tcpSender) send(now time.Time) error {
 	for s.pipe < s.cwndSegs() {
 		var err error
 		switch {
+		case !s.more():
+			return nil
+		case s.bbr != nil:
+			if s.paced(now) {
+				return nil
+			}
+			err = s.sendQuantum(now)
 		case s.lost > 0:
 			err = s.retransmit(now)
-		case s.nxt-s.una < uint64(s.cfg.MaxWindow):
-			err = s.sendNew(now)
 		default:
-			return nil
+			err = s.sendNew(now)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// paced reports whether pacing holds the next send quantum back at now,
+// and if so when it lets it go.
+func (s *tcpSender) paced(now time.Time) bool {
+	at := s.pacer.next
+	if at <= now.Sub(s.start) {
+		return false
+	}
+	s.paceAt = s.start.Add(at)
+	return true
+}
+
+// sendQuantum sends at once a send quantum of segments (BBR's), or what
+// of it the window allows, lost segments first, and paces the next
+// quantum after it.
+func (s *tcpSender) sendQuantum(now time.Time) error {
+	n := 0
+	for most := s.bbr.quantum(); n < most && s.pipe < s.cwndSegs() && s.more(); n++ {
+		var err error
+		if s.lost > 0 {
+			err = s.retransmit(now)
+		} else {
+			err = s.sendNew(now)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.pacer.onSend(now.Sub(s.start), n, s.bbr.pacingRate)
+	return nil
+}
+
+// more reports whether there is a segment to send: one marked lost, or a
+// new one within the receive window.
+func (s *tcpSender) more() bool { return s.lost > 0 || s.nxt-s.una < uint64(s.cfg.MaxWindow) }
+
+// tcpPacer spaces a flow's transmissions at its pacing rate as Linux's
+// TCP pacing does (tcp_pacing_check, tcp_update_skb_after_send): what is
+// sent at once, a send quantum that TSO or GSO would split into segments
+// on the wire, delays the next send by its length at the rate, less up to
+// half of it when it left late. Linux does not pace the first ten
+// segments of a flow.
+type tcpPacer struct {
+	next time.Duration // when the next send may start, since the flow started
+	sent int           // segments sent
+}
+
+const tcpUnpaced = 10
+
+// onSend paces the send after n segments left at now, at rate segments
+// per second.
+func (p *tcpPacer) onSend(now time.Duration, n int, rate float64) {
+	p.sent += n
+	if p.sent < tcpUnpaced || n == 0 || rate <= 0 {
+		return
+	}
+	prior := p.next
+	p.next = max(p.next, now)
+	length := time.Duration(float64(n) / rate * float64(time.Second))
+	p.next += length - min(length/2, p.next-prior)
 }
 
 // sendNew sends the next new segment.
@@ -228,6 +321,10 @@ func (s *tcpSender) transmit(now time.Time, q uint64) error {
 	g.flags |= segOut
 	g.sent = now.Sub(s.start)
 	g.xmit = s.xmits
+	if s.bbr != nil {
+		idle := q == s.una && s.nxt == q+1 && g.flags&segRetx == 0 // nothing else outstanding
+		s.bbr.sent(&g.rate, g.sent, g.xmit, idle)
+	}
 	s.pushXmit(q, s.xmits)
 	s.xmits++
 	s.pipe++
@@ -254,6 +351,9 @@ func (s *tcpSender) transmit(now time.Time, q uint64) error {
 // delivered notes at now that the receiver has segment g, for RACK and an
 // RTT sample (the latest sent of those never retransmitted).
 func (s *tcpSender) delivered(now time.Duration, g *tcpSeg, sample *time.Duration) {
+	if s.bbr != nil {
+		s.bbr.deliveredSeg(&g.rate, g.xmit, g.sent)
+	}
 	if g.flags&segOut != 0 {
 		s.pipe--
 	}
@@ -280,6 +380,9 @@ func (s *tcpSender) onACK(now time.Time, a *tcpACK) {
 	acked := 0 // of which cumulatively
 	sample := time.Duration(-1)
 	since := now.Sub(s.start)
+	if s.bbr != nil {
+		s.bbr.startACK(s.pipe, s.marked)
+	}
 	if a.ack > s.una {
 		for q := s.una; q < a.ack; q++ {
 			g := s.seg(q)
@@ -323,10 +426,17 @@ func (s *tcpSender) onACK(now time.Time, a *tcpACK) {
 	}
 	s.detectLoss(now)
 	if s.state != tcpOpen && s.una >= s.recoverSeq {
-		if s.state == tcpRecovery {
+		if s.state == tcpRecovery && s.bbr == nil {
 			s.cc.setCwnd(s.cc.ssthresh())
 		}
 		s.state = tcpOpen
+	}
+	if s.bbr != nil {
+		s.bbr.onACK(since, bbrACK{
+			newly: newly, rtt: rtt, lost: s.marked, inFlight: s.pipe, state: s.state,
+			toEDT: max(s.pacer.next-since, 0), srtt: s.rtt.srtt, minRTT: s.rtt.min,
+		})
+		return
 	}
 	switch s.state {
 	case tcpRecovery:
@@ -357,6 +467,7 @@ func (s *tcpSender) detectLoss(now time.Time) {
 				g.flags = g.flags&^segOut | segLost
 				s.pipe--
 				s.lost++
+				s.marked++
 				s.lostHint = min(s.lostHint, r.seq)
 				marked = true
 			}
@@ -375,6 +486,10 @@ func (s *tcpSender) enterRecovery(now time.Time) {
 	s.state = tcpRecovery
 	s.recoverSeq = s.nxt
 	s.st.FastRecoveries++
+	if s.bbr != nil {
+		s.bbr.onRecovery()
+		return
+	}
 	s.priorCwnd = s.cc.cwnd()
 	s.prrDelivered, s.prrOut = 0, 0
 	s.cc.onCongestion(s.nxt - s.una)
@@ -465,18 +580,22 @@ func (s *tcpSender) markLost(q uint64) {
 	}
 	g.flags = g.flags&^segOut | segLost
 	s.lost++
+	s.marked++
 	s.lostHint = min(s.lostHint, q)
 }
 
 // onRTO handles a retransmission timeout: every outstanding segment not
-// SACKed is lost, the window restarts from one segment in slow start, and
-// the timeout doubles.
+// SACKed is lost, the window restarts from one segment in slow start (BBR:
+// towards its target), and the timeout doubles.
 func (s *tcpSender) onRTO(now time.Time) {
 	s.st.Timeouts++
-	if s.state == tcpOpen {
-		s.cc.onCongestion(s.nxt - s.una)
+	open := s.state == tcpOpen
+	if s.bbr == nil {
+		if open {
+			s.cc.onCongestion(s.nxt - s.una)
+		}
+		s.cc.onTimeout()
 	}
-	s.cc.onTimeout()
 	s.state = tcpLoss
 	s.recoverSeq = s.nxt
 	s.dupACKs = 0
@@ -485,6 +604,9 @@ func (s *tcpSender) onRTO(now time.Time) {
 		if s.seg(q).flags&segSACKed == 0 {
 			s.markLost(q)
 		}
+	}
+	if s.bbr != nil {
+		s.bbr.onTimeout(open, s.pipe, s.marked)
 	}
 	s.rtt.backoff()
 	s.rtoAt = now.Add(s.rtt.rto)
@@ -495,6 +617,11 @@ func (s *tcpSender) stats() TCPStats {
 	st := s.st
 	st.Cwnd = s.cc.cwnd()
 	st.Ssthresh = s.cc.ssthresh()
+	if b := s.bbr; b != nil {
+		st.Cwnd, st.Ssthresh = float64(b.cwnd), b.ssthresh
+		st.PacingRate, st.Bandwidth = b.pacingRate, b.bwEstimate()
+		st.BBRMode, st.ProbeRTTs = b.mode.String(), b.probeRTTs
+	}
 	st.InFlight = s.pipe
 	st.SRTT, st.MinRTT, st.RTO = s.rtt.srtt, s.rtt.min, s.rtt.rto
 	return st

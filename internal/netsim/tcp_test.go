@@ -164,7 +164,7 @@ func TestStartTCPConfig(t *testing.T) {
 		cfg  TCPConfig
 		want string
 	}{
-		{TCPConfig{CC: "bbr"}, `CC "bbr"`},
+		{TCPConfig{CC: "bbr", NoSACK: true}, "NoSACK"},
 		{TCPConfig{Segment: 70000}, "Segment 70000"},
 		{TCPConfig{Segment: -1}, "Segment -1"},
 		{TCPConfig{Header: 10}, "Header 10"},

@@ -1,6 +1,7 @@
 package netsim
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // tcpCalEnv turns on TestKernelTCPCalibration; tcpCalRoundsEnv sets its
@@ -27,12 +29,14 @@ const (
 // the simulated flow's receive window never does.
 const tcpCalBuffers = 16 << 20
 
-// kernelFlows starts n bulk TCP flows with the kernel's congestion control
-// cc from A to B of p, all connected before any sends, then sends on all
-// of them at once for d. It returns, for each flow, the bytes its receiver
-// had read at the end of each whole second.
-func kernelFlows(t *testing.T, p *TunPath, cc string, n int, d time.Duration) [][]int64 {
+// kernelFlows starts a bulk TCP flow from A to B of p for each of the
+// kernel's congestion controls in ccs, all connected before any sends,
+// then sends on all of them at once for d. It returns, for each flow, the
+// bytes its receiver had read at the end of each whole second, and logs
+// each sender's window and round trip at the end of each second.
+func kernelFlows(t *testing.T, p *TunPath, d time.Duration, ccs ...string) [][]int64 {
 	t.Helper()
+	n := len(ccs)
 	var ln *net.TCPListener
 	require.NoError(t, p.Do(1, func() (err error) {
 		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(1), 0)))
@@ -54,7 +58,7 @@ func kernelFlows(t *testing.T, p *TunPath, cc string, n int, d time.Duration) []
 			}
 			snd[i] = nc.(*net.TCPConn)
 			t.Cleanup(func() { snd[i].Close() })
-			if err := SetTCPCongestion(snd[i], cc); err != nil {
+			if err := SetTCPCongestion(snd[i], ccs[i]); err != nil {
 				return err
 			}
 			return ForceSocketBuffers(snd[i], tcpCalBuffers)
@@ -93,14 +97,17 @@ func kernelFlows(t *testing.T, p *TunPath, cc string, n int, d time.Duration) []
 	close(start)
 	t0 := time.Now()
 	got := make([][]int64, n)
+	trace := make([]strings.Builder, n)
 	for s := 1; s <= int(d/time.Second); s++ {
 		time.Sleep(time.Until(t0.Add(time.Duration(s) * time.Second)))
 		for i := range n {
 			got[i] = append(got[i], read[i].Load())
+			cwnd, rtt := tcpWindow(snd[i])
+			fmt.Fprintf(&trace[i], " %d/%d", cwnd, rtt.Milliseconds())
 		}
 	}
 	for i := range n {
-		t.Logf("kernel flow %d: %s", i, tcpInfo(snd[i]))
+		t.Logf("kernel flow %d (%s): %s; cwnd/ms of RTT each second:%s", i, ccs[i], tcpInfo(snd[i]), trace[i].String())
 		// Reset rather than drain megabytes into a closing path.
 		_ = snd[i].SetLinger(0)
 		snd[i].Close()
@@ -120,8 +127,41 @@ func kernelFlows(t *testing.T, p *TunPath, cc string, n int, d time.Duration) []
 //
 //	UDT_TCPCAL=1 go test -run TestKernelTCPCalibration -v -timeout 30m ./internal/netsim/
 func TestKernelTCPCalibration(t *testing.T) {
+	rounds := kernelCalRounds(t, "cubic")
+	var alone, pair []calFigures
+	for r := range rounds {
+		alone = append(alone, calFiguresOf(kernelCalRun(t, r, "cubic")))
+		pair = append(pair, calFiguresOf(kernelCalRun(t, r, "cubic", "cubic")))
+	}
+	t.Logf("cubic alone, medians: %v", calMedian(alone))
+	t.Logf("cubic beside cubic, medians: %v", calMedian(pair))
+}
+
+// kernelCalRun runs kernelFlows for ccs, 30 s across a new calibration
+// path seeded for round r, logs what each flow got, the path's counters
+// and the machine's load, and returns the bytes read each second.
+func kernelCalRun(t *testing.T, r int, ccs ...string) [][]int64 {
+	t.Helper()
+	p, err := NewTunPath(tcpCalLink, tcpCalLink, uint64(r+1))
+	require.NoError(t, err)
+	load0 := loadAvg()
+	got := kernelFlows(t, p, tcpCalDuration, ccs...)
+	st, back := p.Stats()
+	require.NoError(t, p.Close())
+	t.Logf("round %d, %s: %v; A→B %d lost at the queue of %d sent, B→A %d; load average %s before, %s after",
+		r+1, strings.Join(ccs, " beside "), calFlowsOf(got), st.QueueDrops, st.Sent, back.Sent, load0, loadAvg())
+	for i, g := range got {
+		t.Logf("flow %d (%s), Mbit/s each second: %s", i, ccs[i], calSeconds(g))
+	}
+	return got
+}
+
+// kernelCalRounds skips the test unless UDT_TCPCAL is set, and returns
+// the number of rounds to run.
+func kernelCalRounds(t *testing.T, what string) int {
+	t.Helper()
 	if os.Getenv(tcpCalEnv) == "" {
-		t.Skipf("set %s=1 to measure the kernel's TCP cubic (about 3 minutes)", tcpCalEnv)
+		t.Skipf("set %s=1 to measure the kernel's TCP %s (about 3 minutes)", tcpCalEnv, what)
 	}
 	requireTun(t)
 	rounds := 3
@@ -131,30 +171,43 @@ func TestKernelTCPCalibration(t *testing.T) {
 		require.Positive(t, n, tcpCalRoundsEnv)
 		rounds = n
 	}
+	return rounds
+}
+
+// TestKernelBBRCalibration measures the kernel's TCP BBR on the
+// calibration link as TestKernelTCPCalibration does cubic: one BBR flow
+// alone, then a cubic flow and a BBR flow started together, 30 s each, over
+// UDT_TCPCAL_ROUNDS rounds (default 3). It is the reproduction of the
+// kernel figures in TestTCPBBRCalibration's doc comment, and runs only with
+// UDT_TCPCAL=1 (and root):
+//
+//	UDT_TCPCAL=1 go test -run TestKernelBBRCalibration -v -timeout 30m ./internal/netsim/
+func TestKernelBBRCalibration(t *testing.T) {
+	rounds := kernelCalRounds(t, "BBR")
 	var alone, pair []calFigures
 	for r := range rounds {
-		for _, n := range []int{1, 2} {
-			p, err := NewTunPath(tcpCalLink, tcpCalLink, uint64(r+1))
-			require.NoError(t, err)
-			load0 := loadAvg()
-			got := kernelFlows(t, p, "cubic", n, tcpCalDuration)
-			st, back := p.Stats()
-			require.NoError(t, p.Close())
-			f := calFiguresOf(got)
-			t.Logf("round %d, %d flow(s): %v; A→B %d lost at the queue of %d sent, B→A %d; load average %s before, %s after",
-				r+1, n, f, st.QueueDrops, st.Sent, back.Sent, load0, loadAvg())
-			for i, g := range got {
-				t.Logf("flow %d, Mbit/s each second: %s", i, calSeconds(g))
-			}
-			if n == 1 {
-				alone = append(alone, f)
-			} else {
-				pair = append(pair, f)
-			}
-		}
+		alone = append(alone, calFlowsOf(kernelCalRun(t, r, "bbr")))
+		pair = append(pair, calFlowsOf(kernelCalRun(t, r, "cubic", "bbr")))
 	}
-	t.Logf("cubic alone, medians: %v", calMedian(alone))
-	t.Logf("cubic beside cubic, medians: %v", calMedian(pair))
+	t.Logf("bbr alone, medians: %v", calMedian(alone))
+	t.Logf("cubic beside bbr (cubic first), medians: %v", calMedian(pair))
+}
+
+// tcpWindow returns the kernel's congestion window and smoothed round trip
+// of connection c, or zeros.
+func tcpWindow(c *net.TCPConn) (cwnd uint32, rtt time.Duration) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, 0
+	}
+	var ti *unix.TCPInfo
+	_ = rc.Control(func(fd uintptr) {
+		ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err != nil || ti == nil {
+		return 0, 0
+	}
+	return ti.Snd_cwnd, time.Duration(ti.Rtt) * time.Microsecond
 }
 
 // loadAvg returns the machine's load averages over 1, 5 and 15 minutes:
