@@ -301,11 +301,16 @@ func (m *Model) rateSample(in Inputs) (float64, bool) {
 	if in.RateSample <= 1 || in.Delivered <= rateSpan {
 		return 0, false
 	}
-	r := float64(in.RateSample)
+	return m.sendBound(float64(in.RateSample)), true
+}
+
+// sendBound bounds a delivery-rate sample r, packets/s, by twice the send
+// rate of the last two rounds, once there is one.
+func (m *Model) sendBound(r float64) float64 {
 	if m.sendRate > 0 {
-		r = min(r, 2*m.sendRate)
+		return min(r, 2*m.sendRate)
 	}
-	return r, true
+	return r
 }
 
 // ackedRateSample stands in for the receiver's arrival rate in a round
@@ -322,10 +327,7 @@ func (m *Model) ackedRateSample(now time.Time, in Inputs) {
 	if m.roundRates > 0 || d <= 0 || acked < 2*rateSpan || in.Delivered <= rateSpan {
 		return
 	}
-	r := float64(acked) / d
-	if m.sendRate > 0 {
-		r = min(r, 2*m.sendRate)
-	}
+	r := m.sendBound(float64(acked) / d)
 	if !in.AppLimited || r > m.filteredBw() {
 		m.addBwSample(r)
 		m.roundRates = 1

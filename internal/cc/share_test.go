@@ -75,6 +75,16 @@ func TestShareCapFastConvergence(t *testing.T) {
 	require.InDelta(t, 560*cubicBeta, s.w, 1e-9)
 }
 
+// startModel returns a model started at the Unix epoch on a path of
+// 1500-byte packets with a flow window that never binds, and its inputs.
+func startModel() (*Model, time.Time, Inputs) {
+	m := NewModel()
+	now := time.Unix(0, 0)
+	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
+	m.Init(now, in)
+	return m, now, in
+}
+
 // modelRun feeds m ACKs every 10 ms for d: the receiver's RTT rtt, the
 // sender's own round trip base, rate packets/s arriving and sent, and a
 // loss of lossEvery-th packet (0: none).
@@ -96,10 +106,7 @@ func modelRun(m *Model, now time.Time, d time.Duration, base, rtt time.Duration,
 }
 
 func TestModelRandomLossIsNotCongestion(t *testing.T) {
-	m := NewModel()
-	now := time.Unix(0, 0)
-	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
-	m.Init(now, in)
+	m, now, in := startModel()
 	base := 100 * time.Millisecond
 	// One packet in a hundred lost, no queue: the share cap stays off.
 	now = modelRun(m, now, 20*time.Second, base, base, 8000, 100, &in)
@@ -117,10 +124,8 @@ func TestModelRandomLossIsNotCongestion(t *testing.T) {
 // filter's initial 2 packets/s, then 0), and none above twice the rate we
 // sent at (a burst timed when the receiver read it).
 func TestModelRateSampleBounds(t *testing.T) {
-	m := NewModel()
-	now := time.Unix(0, 0)
-	in := Inputs{MSS: 1500, MaxWindow: 1 << 20, Delivered: rateSpan, RateSample: 2}
-	m.Init(now, in)
+	m, now, in := startModel()
+	in.Delivered, in.RateSample = rateSpan, 2
 	_, ok := m.rateSample(in)
 	require.False(t, ok, "a sample before %d packets were acknowledged", rateSpan)
 	in.Delivered++
@@ -145,10 +150,7 @@ func TestModelRateSampleBounds(t *testing.T) {
 // arrival intervals: on a 1 ms path it grows out of 500 packets/s within
 // seconds, where 10 ms phases of 5 packets never moved the median.
 func TestModelSlowFlowRounds(t *testing.T) {
-	m := NewModel()
-	now := time.Unix(0, 0)
-	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
-	m.Init(now, in)
+	m, now, in := startModel()
 	rtt := time.Millisecond
 	// Leave startup at 500 packets/s, as a flow that meets a queue does.
 	now = modelRun(m, now, 300*time.Millisecond, rtt, rtt, 500, 0, &in)
@@ -187,10 +189,7 @@ func TestModelSlowFlowRounds(t *testing.T) {
 // paces at the cap, not a probe's gain above it: the cap probes along its
 // own curve, and a probe above it would only fill the shared queue.
 func TestModelNoProbeAboveCap(t *testing.T) {
-	m := NewModel()
-	now := time.Unix(0, 0)
-	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
-	m.Init(now, in)
+	m, now, in := startModel()
 	base := 100 * time.Millisecond
 	now = modelRun(m, now, 10*time.Second, base, base, 8000, 0, &in)
 	// Loss while a queue stands: the cap is cut below the estimate.
@@ -211,10 +210,7 @@ func TestModelNoProbeAboveCap(t *testing.T) {
 // the rate the ACKs deliver at stands in, the estimate follows the path,
 // and startup ends.
 func TestModelWithoutArrivalRates(t *testing.T) {
-	m := NewModel()
-	now := time.Unix(0, 0)
-	in := Inputs{MSS: 1500, MaxWindow: 1 << 20}
-	m.Init(now, in)
+	m, now, in := startModel()
 	rtt := 20 * time.Millisecond
 	const path = 10000.0 // packets/s
 	for end := now.Add(5 * time.Second); now.Before(end); {

@@ -127,14 +127,7 @@ func kernelFlows(t *testing.T, p *TunPath, d time.Duration, ccs ...string) [][]i
 //
 //	UDT_TCPCAL=1 go test -run TestKernelTCPCalibration -v -timeout 30m ./internal/netsim/
 func TestKernelTCPCalibration(t *testing.T) {
-	rounds := kernelCalRounds(t, "cubic")
-	var alone, pair []calFigures
-	for r := range rounds {
-		alone = append(alone, calFiguresOf(kernelCalRun(t, r, "cubic")))
-		pair = append(pair, calFiguresOf(kernelCalRun(t, r, "cubic", "cubic")))
-	}
-	t.Logf("cubic alone, medians: %v", calMedian(alone))
-	t.Logf("cubic beside cubic, medians: %v", calMedian(pair))
+	kernelCalibrate(t, "cubic", "cubic", calFiguresOf)
 }
 
 // kernelCalRun runs kernelFlows for ccs, 30 s across a new calibration
@@ -183,14 +176,22 @@ func kernelCalRounds(t *testing.T, what string) int {
 //
 //	UDT_TCPCAL=1 go test -run TestKernelBBRCalibration -v -timeout 30m ./internal/netsim/
 func TestKernelBBRCalibration(t *testing.T) {
-	rounds := kernelCalRounds(t, "BBR")
+	kernelCalibrate(t, "BBR", "bbr", calFlowsOf)
+}
+
+// kernelCalibrate runs kernelCalRun for cc alone and for cubic, then cc,
+// together, in each round, and logs the medians of the figures figures
+// takes from them (calFiguresOf sorts the flows, calFlowsOf keeps their
+// order).
+func kernelCalibrate(t *testing.T, name, cc string, figures func([][]int64) calFigures) {
+	rounds := kernelCalRounds(t, name)
 	var alone, pair []calFigures
 	for r := range rounds {
-		alone = append(alone, calFlowsOf(kernelCalRun(t, r, "bbr")))
-		pair = append(pair, calFlowsOf(kernelCalRun(t, r, "cubic", "bbr")))
+		alone = append(alone, figures(kernelCalRun(t, r, cc)))
+		pair = append(pair, figures(kernelCalRun(t, r, "cubic", cc)))
 	}
-	t.Logf("bbr alone, medians: %v", calMedian(alone))
-	t.Logf("cubic beside bbr (cubic first), medians: %v", calMedian(pair))
+	t.Logf("%s alone, medians: %v", cc, calMedian(alone))
+	t.Logf("cubic, then %s, medians: %v", cc, calMedian(pair))
 }
 
 // tcpWindow returns the kernel's congestion window and smoothed round trip

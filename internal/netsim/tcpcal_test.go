@@ -115,6 +115,28 @@ var (
 	kernelPair  = calFigures{{whole: 47.6}, {whole: 46.9}}
 )
 
+// within checks a simulated figure against the kernel's, within
+// tcpCalTolerance.
+func within(t *testing.T, what string, kernel, sim float64) {
+	t.Helper()
+	require.InEpsilon(t, kernel, sim, tcpCalTolerance, "%s: kernel %.1f Mbit/s, sim %.1f", what, kernel, sim)
+}
+
+// calAlone runs one simulated flow with cfg alone on the calibration link
+// for tcpCalDuration and holds it to the kernel's figures.
+func calAlone(t *testing.T, name string, cfg TCPConfig, kernel calFlow) {
+	synctest.Test(t, func(t *testing.T) {
+		got, st := simFlows(t, tcpCalLink, 1, tcpCalDuration, cfg)
+		f := calFlowsOf(got)
+		t.Logf("%v (kernel %v); each second %s; %+v", f, calFigures{kernel}, calSeconds(got[0]), st[0])
+		requireSound(t, got[0], st[0])
+		within(t, name+" alone over 30 s", kernel.whole, f[0].whole)
+		within(t, name+" alone over the second half", kernel.second, f[0].second)
+		require.Greater(t, f[0].whole, 90.0)
+		require.Zero(t, st[0].Timeouts)
+	})
+}
+
 // tcpCalTolerance is how far the simulated flow's figures may be from the
 // kernel's.
 const tcpCalTolerance = 0.15
@@ -161,22 +183,7 @@ const tcpCalTolerance = 0.15
 // fill it together and share it roughly fairly once slow start is over
 // (each 35 to 65 % over the second half of a minute).
 func TestTCPCalibration(t *testing.T) {
-	within := func(t *testing.T, what string, kernel, sim float64) {
-		t.Helper()
-		require.InEpsilon(t, kernel, sim, tcpCalTolerance, "%s: kernel %.1f Mbit/s, sim %.1f", what, kernel, sim)
-	}
-	t.Run("alone", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			got, st := simFlows(t, tcpCalLink, 1, tcpCalDuration, TCPConfig{})
-			f := calFiguresOf(got)
-			t.Logf("%v (kernel %v); each second %s; %+v", f, calFigures{kernelAlone}, calSeconds(got[0]), st[0])
-			requireSound(t, got[0], st[0])
-			within(t, "cubic alone over 30 s", kernelAlone.whole, f[0].whole)
-			within(t, "cubic alone over the second half", kernelAlone.second, f[0].second)
-			require.Greater(t, f[0].whole, 90.0)
-			require.Zero(t, st[0].Timeouts)
-		})
-	})
+	t.Run("alone", func(t *testing.T) { calAlone(t, "cubic", TCPConfig{}, kernelAlone) })
 	t.Run("beside cubic", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			// The first 30 s are the calibration run; the minute, the
@@ -269,22 +276,7 @@ var (
 // leave cubic less than a third over the second half.
 func TestTCPBBRCalibration(t *testing.T) {
 	skipBBRUnderRace(t)
-	within := func(t *testing.T, what string, kernel, sim float64) {
-		t.Helper()
-		require.InEpsilon(t, kernel, sim, tcpCalTolerance, "%s: kernel %.1f Mbit/s, sim %.1f", what, kernel, sim)
-	}
-	t.Run("alone", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			got, st := simFlows(t, tcpCalLink, 1, tcpCalDuration, TCPConfig{CC: "bbr"})
-			f := calFlowsOf(got)
-			t.Logf("%v (kernel %v); each second %s; %+v", f, calFigures{kernelBBRAlone}, calSeconds(got[0]), st[0])
-			requireSound(t, got[0], st[0])
-			within(t, "BBR alone over 30 s", kernelBBRAlone.whole, f[0].whole)
-			within(t, "BBR alone over the second half", kernelBBRAlone.second, f[0].second)
-			require.Greater(t, f[0].whole, 90.0)
-			require.Zero(t, st[0].Timeouts)
-		})
-	})
+	t.Run("alone", func(t *testing.T) { calAlone(t, "BBR", TCPConfig{CC: "bbr"}, kernelBBRAlone) })
 	t.Run("beside cubic", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			got, st := simFlows(t, tcpCalLink, 1, tcpCalDuration, TCPConfig{}, TCPConfig{CC: "bbr"})
