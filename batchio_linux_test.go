@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -287,23 +288,29 @@ func FuzzParseOOB(f *testing.F) {
 
 // In steady state the data path allocates nothing per packet: a warm
 // connection moves 32 MiB, about 23,000 packets, with fewer allocations
-// than one per thousand packets (the runtime's own, timers, the GC).
+// than one per thousand packets (the runtime's own, timers, the GC). The
+// least of three such phases counts: the buffer pool gives back, once a
+// second, the buffers its low mark says went unused (pktbuf.TrimInterval),
+// and a phase that a trim falls in refills it, thousands of buffers once,
+// where an allocation per packet would show in every phase.
 func TestSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
+	const phases = 3
 	for _, mode := range []string{"batch", "nooffload"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
 			cli := ioMux(t, "udp4", "127.0.0.1:0", mode, nil)
 			c, s := ioPair(t, Config{}, srv, cli, srv.laddr)
 			block := make([]byte, 1<<20)
+			const total = (1 + phases) * 64 << 20
 			done := make(chan int64, 1)
 			go func() {
 				buf := make([]byte, 1<<20)
 				var n int64
 				_ = s.SetReadDeadline(time.Now().Add(60 * time.Second))
-				for n < 128<<20 {
+				for n < total {
 					k, err := s.Read(buf)
 					n += int64(k)
 					if err != nil {
@@ -316,20 +323,24 @@ func TestSteadyStateAllocs(t *testing.T) {
 				_, err := c.Write(block)
 				require.NoError(t, err)
 			}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range 64 {
-				_, err := c.Write(block)
-				require.NoError(t, err)
-			}
-			require.Equal(t, int64(128<<20), <-done)
-			runtime.ReadMemStats(&after)
 			c.mu.Lock()
 			pkts := float64(64<<20) / float64(c.payload)
 			c.mu.Unlock()
-			allocs := float64(after.Mallocs - before.Mallocs)
-			t.Logf("%s: %.0f allocations over %.0f packets (%.4f a packet)", mode, allocs, pkts, allocs/pkts)
-			require.Less(t, allocs/pkts, 0.001)
+			least := math.Inf(1)
+			for range phases {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for range 64 {
+					_, err := c.Write(block)
+					require.NoError(t, err)
+				}
+				runtime.ReadMemStats(&after)
+				allocs := float64(after.Mallocs - before.Mallocs)
+				t.Logf("%s: %.0f allocations over %.0f packets (%.4f a packet)", mode, allocs, pkts, allocs/pkts)
+				least = min(least, allocs/pkts)
+			}
+			require.Equal(t, int64(total), <-done)
+			require.Less(t, least, 0.001)
 		})
 	}
 }

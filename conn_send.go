@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/udt-go/udt/internal/lossl"
@@ -124,11 +125,24 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.probeNext = true
 		return b, c.sndTarget, true
 	}
-	c.sndTarget = c.sndTarget.Add(c.period)
+	c.sndTarget = c.sndTarget.Add(jitter(c.period))
 	if floor := now.Add(-maxPacingLag); c.sndTarget.Before(floor) {
 		c.sndTarget = floor
 	}
 	return b, c.sndTarget, true
+}
+
+// jitter returns a gap drawn uniformly from [p/2, 3p/2]: the period p on
+// average. Flows paced by exact timers through one drop-tail queue lock
+// into phase with its departures, and the queue's drops then fall on the
+// same flow event after event (Floyd and Jacobson, "On Traffic Phase
+// Effects in Packet-Switched Gateways", 1992); the connections of one
+// multiplexer are paced by one send queue and lock so more readily.
+func jitter(p time.Duration) time.Duration {
+	if p <= 1 {
+		return p
+	}
+	return p/2 + time.Duration(rand.Int64N(int64(p)+1))
 }
 
 // nextNewLocked takes the next packet never sent, if the flow and

@@ -72,3 +72,26 @@ func TestModelBesideBBR(t *testing.T) {
 	t.Logf("UDT default %.1f Mbit/s, BBR %.1f Mbit/s on a %d Mbit/s, 100 ms link: %.2f of BBR's", u, b, mbps, u/b)
 	require.Greater(t, u+b, 0.85*mbps, "link idle")
 }
+
+// TestPacingJitter: the pacing gap is drawn from [p/2, 3p/2] and averages
+// p, so the jitter that breaks phase locking at a shared queue (see
+// jitter) leaves the rate as the controller set it.
+func TestPacingJitter(t *testing.T) {
+	require.Equal(t, time.Duration(0), jitter(0))
+	require.Equal(t, time.Duration(1), jitter(1))
+	const p = 240 * time.Microsecond
+	const n = 100000
+	var sum time.Duration
+	lo, hi := p, p
+	for range n {
+		g := jitter(p)
+		require.GreaterOrEqual(t, g, p/2)
+		require.LessOrEqual(t, g, p+p/2)
+		sum += g
+		lo, hi = min(lo, g), max(hi, g)
+	}
+	mean := sum / n
+	require.InDelta(t, float64(p), float64(mean), 0.01*float64(p), "mean gap %v", mean)
+	require.Less(t, lo, p*6/10, "the gaps do not spread")
+	require.Greater(t, hi, p*14/10, "the gaps do not spread")
+}
