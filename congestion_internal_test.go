@@ -278,14 +278,18 @@ func TestCongestionHooksCalled(t *testing.T) {
 		rs := &recorders{inner: NewDAIMD}
 		fwd := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Loss: 0.01}
 		back := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond}
-		c, s, pa, _ := simPair(t, fwd, back, Config{NewController: rs.newController, Linger: time.Minute}, 13)
-		go func() { // an outage: the sender's timer expires
+		c, s, pa, pb := simPair(t, fwd, back, Config{NewController: rs.newController, Linger: time.Minute}, 13)
+		go func() { // an outage both ways: the sender's timer expires
+			// (one way only, the receiver's periodic NAKs of a loss it
+			// was still waiting for kept it from expiring in some runs)
 			time.Sleep(time.Second)
-			bh := fwd
-			bh.Blackhole = true
-			pa.Link().SetConfig(bh)
+			bf, bb := fwd, back
+			bf.Blackhole, bb.Blackhole = true, true
+			pa.Link().SetConfig(bf)
+			pb.Link().SetConfig(bb)
 			time.Sleep(time.Second)
 			pa.Link().SetConfig(fwd)
+			pb.Link().SetConfig(back)
 		}()
 		transfer(t, c, s, 8<<20)
 
