@@ -142,25 +142,6 @@ func TestBBRRecoveryWindow(t *testing.T) {
 	require.Equal(t, target, ack(2, 0, 61, tcpOpen), "restored")
 }
 
-// TestTCPBBRClose: Close stops a BBR flow at once, its pacing timer armed
-// or not, as it does a cubic one (TestTCPClose).
-func TestTCPBBRClose(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := LinkConfig{Rate: 10e6, Delay: 20 * time.Millisecond}
-		a, b := NewPacketPipe(l, l, 1)
-		f, err := StartTCP(a, b, TCPConfig{CC: "bbr"})
-		require.NoError(t, err)
-		time.Sleep(time.Second)
-		require.Positive(t, f.Delivered())
-		start := time.Now()
-		require.NoError(t, f.Close())
-		require.Zero(t, time.Since(start), "Close waited")
-		delivered := f.Delivered()
-		time.Sleep(time.Second)
-		require.Equal(t, delivered, f.Delivered())
-	})
-}
-
 // TestTCPBBRAlone: a BBR flow alone on the calibration link (100 Mbit/s,
 // 100 ms, one-BDP queue) fills it, keeps its queue short, and measures
 // the round trip again every 10 s (PROBE_RTT, which costs about a third of

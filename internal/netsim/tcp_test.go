@@ -194,13 +194,20 @@ func TestStartTCPConfig(t *testing.T) {
 	})
 }
 
-// TestTCPClose: Close stops both sides at once, whatever they are doing,
-// closes the connections, and may be called again.
+// TestTCPClose: Close stops both sides at once, whatever they are doing
+// (a BBR flow's pacing timer armed or not), closes the connections, and
+// may be called again.
 func TestTCPClose(t *testing.T) {
+	for _, cc := range []string{"cubic", "bbr"} {
+		t.Run(cc, func(t *testing.T) { testTCPClose(t, TCPConfig{CC: cc}) })
+	}
+}
+
+func testTCPClose(t *testing.T, cfg TCPConfig) {
 	synctest.Test(t, func(t *testing.T) {
 		l := LinkConfig{Rate: 10e6, Delay: 20 * time.Millisecond}
 		a, b := NewPacketPipe(l, l, 1)
-		f, err := StartTCP(a, b, TCPConfig{})
+		f, err := StartTCP(a, b, cfg)
 		require.NoError(t, err)
 		time.Sleep(time.Second)
 		require.Positive(t, f.Delivered())
@@ -218,7 +225,7 @@ func TestTCPClose(t *testing.T) {
 
 		// A flow whose connections were closed under it ends too.
 		a, b = NewPacketPipe(l, l, 2)
-		f, err = StartTCP(a, b, TCPConfig{})
+		f, err = StartTCP(a, b, cfg)
 		require.NoError(t, err)
 		time.Sleep(100 * time.Millisecond)
 		a.Close()
