@@ -589,13 +589,18 @@ func (m *Model) enterProbeBW(now time.Time, in Inputs) {
 	m.cycleStart = now
 }
 
-// gain is the pacing gain in force: the state's, but no more than 1
-// while the share cap binds. The cap probes for more along its own curve,
-// as a TCP window does; a probe above it would only fill the queue that
-// the flows sharing the bottleneck meet.
+// gain is the pacing gain in force: the state's, but exactly 1 while the
+// share cap binds. The cap probes for more along its own curve, as a TCP
+// window does; a probe above it would only fill the queue that the flows
+// sharing the bottleneck meet, and cruising below it (ProbeBW's 0.75 and
+// 0.97 phases, the drain gain of a standing queue, which a queue that
+// other flows keep never lets go) gave away a share the cap had won: a
+// TCP window sends its whole self every round trip. With the cruise
+// under the cap, the kernel's cubic kept 63.9 % of 100 Mbit/s, 100 ms
+// over TUN beside the model; at the cap, 49.7 %.
 func (m *Model) gain() float64 {
 	if m.share.rate() < m.filteredBw() {
-		return min(m.pacingGain, 1)
+		return 1
 	}
 	return m.pacingGain
 }
