@@ -171,6 +171,11 @@ func report(w io.Writer, all map[string]*results) error {
 		head += fmt.Sprintf("  %-28s", "msgs/s med (min-max)")
 	}
 	head += fmt.Sprintf("  %-22s  %-22s  %-22s", "client CPU-s/GB", "server CPU-s/GB", "retrans (pkts)")
+	streams := first.Streams > 1
+	if streams {
+		// The least stream's goodput over the greatest's, per run.
+		head += fmt.Sprintf("  %-22s", "least/most stream")
+	}
 	fmt.Fprintln(w, strings.TrimRight(head, " "))
 	med := map[string]struct{ good, cpu, msgs float64 }{}
 	for _, p := range pairs {
@@ -195,6 +200,9 @@ func report(w io.Writer, all map[string]*results) error {
 			line += fmt.Sprintf("  %-28s", msgs.format(0))
 		}
 		line += fmt.Sprintf("  %-22s  %-22s  %-22s", ccpu.format(2), scpu.format(2), retr.format(0))
+		if streams {
+			line += fmt.Sprintf("  %-22s", of(runs, func(s summary) float64 { return s.Fairness }).format(2))
+		}
 		if len(r.failed) > 0 {
 			line += fmt.Sprintf("  (%d failed: %s)", len(r.failed), strings.Join(r.failed, " "))
 		}

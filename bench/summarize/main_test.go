@@ -56,6 +56,21 @@ func TestSummarize(t *testing.T) {
 	require.Regexp(t, `Go sender \(Go -> C\+\+ / C\+\+ -> C\+\+\)\s+0\.50\s+0\.17\s+0\.50`, out)
 	require.NotContains(t, out, "Go receiver")
 
+	require.NotContains(t, out, "least/most stream", "one stream a run")
+
+	// Several streams a run: the least stream's share of the most's.
+	multi := func(name string, fair float64) string {
+		return write(name, fmt.Sprintf(`{"type":"summary","client":"go","server":"go","mode":"stream","streams":8,`+
+			`"mss":1500,"secs":3,"bytes":1000,"bytes_sent":1000,"goodput_mbps":10,"retrans":0,`+
+			`"client_cpu_s_per_gb":1,"server_cpu_s_per_gb":1,"fairness":%g}`, fair)+"\n")
+	}
+	all, err = load([]string{multi("go-go.1.json", 0.9), multi("go-go.2.json", 0.5), multi("go-go.3.json", 0.7)})
+	require.NoError(t, err)
+	b.Reset()
+	require.NoError(t, report(&b, all))
+	require.Contains(t, b.String(), "least/most stream")
+	require.Contains(t, b.String(), "0.70 (0.50-0.90)")
+
 	_, err = load([]string{write("x-y.1.json", "")})
 	require.ErrorContains(t, err, "unknown pair")
 	_, err = load([]string{write("go-go.9.json", "not json\n")})
