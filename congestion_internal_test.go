@@ -572,4 +572,30 @@ func TestArrivalRateOfBatches(t *testing.T) {
 		}
 	}
 	require.Zero(t, c.arrivalRateLocked())
+
+	// Clumps: of every four gaps, three of 1.3 ms and one of 100 µs (a
+	// late packet and the one that caught up), 1,000 packets/s. The
+	// filter leaves out the short gaps and reads 770; the span rate is
+	// reported.
+	c.arrivalRateLocked()
+	for i := range 200 {
+		gap := 1300 * time.Microsecond
+		if i%4 == 3 {
+			gap = 100 * time.Microsecond
+		}
+		now = now.Add(gap)
+		c.arrivals.OnData(now, s)
+		s = s.Inc()
+	}
+	require.InEpsilon(t, 770, c.arrivals.ReceiveRate(), 0.02, "the median's verdict")
+	require.InEpsilon(t, 1000, c.arrivalRateLocked(), 0.02)
+
+	// Evenly spaced at 1,000 packets/s: the median's own figure.
+	c.arrivalRateLocked()
+	for range 100 {
+		now = now.Add(time.Millisecond)
+		c.arrivals.OnData(now, s)
+		s = s.Inc()
+	}
+	require.Equal(t, 1000, c.arrivalRateLocked())
 }

@@ -229,6 +229,13 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 // arrived in bursts (a host or path that delivers them late and together),
 // the median measured the bursts, and the span rate is reported instead.
 // Loss lowers the span rate by its share only, well within the margin.
+// The span rate is reported too where it exceeds the median's by more
+// than a quarter: packets arrived in clumps (a sender whose send queue,
+// busy with other connections, ran late and caught up), and the filter,
+// which leaves out gaps under an eighth of the median, averaged only the
+// long gaps between clumps (one clumped gap in four reads as 0.77 of the rate);
+// with 8 streams on loopback, one stream's probes never showed, and it
+// stayed at 800 packets/s beside streams of 100,000.
 // The span rate also stands in where the median cannot measure: gaps of
 // a few microseconds (more than fastArrivals packets/s, loopback), which
 // whole microseconds round to 0 or 1, so that 4.11's filter finds them
@@ -239,7 +246,8 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 func (c *Conn) arrivalRateLocked() int {
 	median := c.arrivals.ReceiveRate()
 	span := c.arrivals.SpanRate()
-	if span > 0 && (median > span+span/4 || median == 0 && span > fastArrivals) {
+	if span > 0 && (median > span+span/4 || median > 0 && span > median+median/4 ||
+		median == 0 && span > fastArrivals) {
 		return span
 	}
 	return median
