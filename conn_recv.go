@@ -233,9 +233,9 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 // than a quarter: packets arrived in clumps (a sender whose send queue,
 // busy with other connections, ran late and caught up), and the filter,
 // which leaves out gaps under an eighth of the median, averaged only the
-// long gaps between clumps (one clumped gap in four reads as 0.77 of the rate);
-// with 8 streams on loopback, one stream's probes never showed, and it
-// stayed at 800 packets/s beside streams of 100,000.
+// long gaps between clumps (one clumped gap in four reads as 0.77 of the
+// rate); with 8 streams on loopback, one stream's probes never showed,
+// and it stayed at 800 packets/s beside streams of 100,000.
 // The span rate also stands in where the median cannot measure: gaps of
 // a few microseconds (more than fastArrivals packets/s, loopback), which
 // whole microseconds round to 0 or 1, so that 4.11's filter finds them
@@ -246,9 +246,16 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 func (c *Conn) arrivalRateLocked() int {
 	median := c.arrivals.ReceiveRate()
 	span := c.arrivals.SpanRate()
-	if span > 0 && (median > span+span/4 || median > 0 && span > median+median/4 ||
-		median == 0 && span > fastArrivals) {
-		return span
+	switch {
+	case span == 0:
+		return median
+	case median == 0:
+		if span > fastArrivals {
+			return span
+		}
+		return 0
+	case median > span+span/4 || span > median+median/4:
+		return span // bursts or clumps
 	}
 	return median
 }

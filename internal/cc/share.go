@@ -33,15 +33,15 @@ const (
 	// packets per round trip. RFC 9438 takes 3(1-β)/(1+β), 0.53, which
 	// matches Reno's average window; with it the model kept a median 36 %
 	// of 50 Mbit/s, 40 ms beside the kernel's cubic over TUN (six runs),
-	// 34 % beside netsim's, where a window keeps about half. Our cut starts from the
-	// rate that arrived, a few percent under the window a TCP flow cuts
-	// from, and at these windows the estimate, not the curve, sets the
-	// growth. With 1, netsim's CUBIC keeps 48-56 % on that link (65 %
-	// before), the kernel's 48-67 % (median 54 % of six runs, 61 % before),
-	// the 100 Mbit/s, 100 ms link is as before (the curve governs there),
-	// and flows of ours that start unequal converge: equal additive growth
-	// after each shared cut, where the curve takes each back to its own
-	// peak.
+	// 34 % beside netsim's, where a window keeps about half. Our cut
+	// starts from the rate that arrived, a few percent under the window a
+	// TCP flow cuts from, and at these windows the estimate, not the
+	// curve, sets the growth. With 1, netsim's CUBIC keeps 48-56 % on that
+	// link (65 % before), the kernel's 48-67 % (median 54 % of six runs,
+	// 61 % before), the 100 Mbit/s, 100 ms link is as before (the curve
+	// governs there), and flows of ours that start unequal converge:
+	// equal additive growth after each shared cut, where the curve takes
+	// each back to its own peak.
 	renoAlpha = 1.0
 )
 
