@@ -64,6 +64,29 @@ func TestSilentPeerIsLost(t *testing.T) {
 	require.ErrorIs(t, err, ErrConnLost)
 }
 
+// TestEXPIntervalOutlastsHeldACK checks that the EXP interval outlasts the
+// spell a receiver holds back an unchanged ACK (RTT+4·RTTVar, then its
+// next SYN tick) on a path whose RTT hardly varies: a variance term of at
+// least a quarter of the RTT. Below the 300 ms floor nothing changes.
+func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	saved, savedCount := c.rtt, c.expCount
+	defer func() { c.rtt, c.expCount = saved, savedCount }()
+	c.expCount = 1
+	c.rtt.RTT, c.rtt.Var = 300*time.Millisecond, time.Millisecond
+	held := c.rtt.RTT + 4*c.rtt.Var + synInterval // the receiver's silence, at most
+	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
+	require.Equal(t, 300*time.Millisecond+75*time.Millisecond+synInterval, c.expInterval())
+	c.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term
+	require.Equal(t, 700*time.Millisecond+synInterval, c.expInterval())
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Equal(t, minEXPInterval, c.expInterval())
+	c.expCount = 3
+	require.Equal(t, 3*minEXPInterval, c.expInterval())
+}
+
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the
 // 17th consecutive EXP expiry, about 46 s of silence at the 300 ms floor,
 // with keep-alives sent meanwhile.

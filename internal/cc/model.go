@@ -41,6 +41,10 @@ type Model struct {
 	// heavily jittered arrivals) do not age the estimate out.
 	bwRounds uint64
 	sampled  bool
+	// The two greatest samples of the newest round, and how many it had:
+	// a round of outlierSamples or more counts its second greatest.
+	bwTop [2]float64
+	bwN   int
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 	// The send rate of the last round and the greater of the last two,
@@ -101,7 +105,10 @@ const (
 )
 
 const (
-	bwWindow       = 10 // rounds the bandwidth max filter spans
+	bwWindow = 10 // rounds the bandwidth max filter spans
+	// outlierSamples is how many rate samples a round needs before its
+	// greatest is taken for an outlier and its second greatest counts.
+	outlierSamples = 4
 	minRTTWindow   = 10 * time.Second
 	probeRTTLength = 200 * time.Millisecond
 	startupGain    = 2.885 // 2/ln 2: startup's window gain
@@ -201,9 +208,18 @@ func (m *Model) addBwSample(rate float64) {
 	i := m.bwRounds % bwWindow
 	if m.bwRound[i] != m.bwRounds {
 		m.bwRound[i], m.btlBw[i] = m.bwRounds, 0
+		m.bwTop, m.bwN = [2]float64{}, 0
 	}
-	if rate > m.btlBw[i] {
-		m.btlBw[i] = rate
+	m.bwN++
+	switch {
+	case rate > m.bwTop[0]:
+		m.bwTop[0], m.bwTop[1] = rate, m.bwTop[0]
+	case rate > m.bwTop[1]:
+		m.bwTop[1] = rate
+	}
+	m.btlBw[i] = m.bwTop[0]
+	if m.bwN >= outlierSamples {
+		m.btlBw[i] = m.bwTop[1]
 	}
 }
 

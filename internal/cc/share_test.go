@@ -165,6 +165,23 @@ func TestModelRateSampleBounds(t *testing.T) {
 	require.True(t, ok, "a sample the capacity estimate backs")
 }
 
+// TestModelRoundOutlier checks that a round of outlierSamples samples or
+// more counts its second greatest: one sample a receiver timed late (a
+// C++ receiver's thread) does not set the estimate for ten rounds, and a
+// round of fewer samples (a short round on loopback) counts its greatest.
+func TestModelRoundOutlier(t *testing.T) {
+	m, _, _ := startModel()
+	for _, r := range []float64{1000, 1010, 990, 13000, 1005} {
+		m.addBwSample(r)
+	}
+	require.Equal(t, 1010.0, m.filteredBw(), "one outlier among five samples")
+	m.bwRounds++
+	for _, r := range []float64{1000, 1900} {
+		m.addBwSample(r)
+	}
+	require.Equal(t, 1900.0, m.filteredBw(), "a round of two samples")
+}
+
 // TestModelSlowFlowRounds checks that a flow paced at a few hundred
 // packets a second stretches its rounds to carry 2·rateSpan packets, so
 // that a probe shows in the receiver's median of the last rateSpan
