@@ -138,8 +138,11 @@ type CongestionInfo struct {
 	Bandwidth int
 
 	Delivered uint64 // packets acknowledged since the start
-	Lost      uint64 // packets reported lost or timed out since the start
-	Sent      uint64 // data packets sent since the start, retransmissions included
+	// Lost counts the packets the peer reported lost since the start. What
+	// a timeout queues again is not counted: a 4.11 receiver falls silent
+	// while it waits at a hole, and its silence says nothing of the path.
+	Lost uint64
+	Sent uint64 // data packets sent since the start, retransmissions included
 }
 
 // LossRange is a run of lost packets, First to Last inclusive.
@@ -280,7 +283,7 @@ func (c *Conn) ccInputs() CongestionInfo {
 		AppLimited: c.appLimited,
 		Bandwidth:  c.bandwidth,
 		Delivered:  c.delivered,
-		Lost:       c.stats.pktSndLoss,
+		Lost:       c.nakLost,
 		Sent:       c.stats.pktSent,
 	}
 }

@@ -87,6 +87,34 @@ func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
 	require.Equal(t, 3*minEXPInterval, c.expInterval())
 }
 
+// TestStallDueAfterRetransmission checks when the oldest unacknowledged
+// packet is resent while the peer's ACK does not move: an EXP interval
+// after the ACK's last advance for a packet sent once, but a round trip
+// (RTT+4·RTTVar and two SYNs) after its retransmission for one already
+// retransmitted, well before the EXP timer, since a 4.11 receiver waiting
+// at that hole sends nothing.
+func TestStallDueAfterRetransmission(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.Stop()
+	saved := c.rtt
+	defer func() { c.rtt = saved; c.sndBuf.PopFront() }()
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.sndBuf.Len())
+	sent := time.Duration(5 * time.Second)
+	require.True(t, c.sndBuf.Push(sndPkt{sentAt: int64(sent)}))
+	c.ackAdvanced, c.stallResent, c.stallResends = c.start.Add(sent), time.Time{}, 0
+	require.Equal(t, c.start.Add(sent+c.expInterval()), c.stallDue(), "a packet sent once")
+	resent := sent + 80*time.Millisecond
+	c.sndBuf.Ptr(0).sentAt = -int64(resent) - 1
+	wait := c.rtt.RTT + 4*c.rtt.Var + 2*synInterval
+	require.Equal(t, c.start.Add(resent+wait), c.stallDue(), "a retransmitted packet")
+	require.Less(t, resent+wait, sent+c.expInterval())
+	c.stallResends = 2 // backoff, as for packets sent once
+	require.Equal(t, c.start.Add(resent+4*wait), c.stallDue())
+}
+
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the
 // 17th consecutive EXP expiry, about 46 s of silence at the 300 ms floor,
 // with keep-alives sent meanwhile.

@@ -101,11 +101,10 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	}
 	b = append(p.appendHeader(b), *pk.buf...)
 	// The send time, for the sender's RTT samples (see onACK).
-	switch {
-	case !retrans:
+	if retrans {
+		c.sndBuf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
+	} else {
 		c.sndBuf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
-	case pk.sentAt >= 0:
-		c.sndBuf.Ptr(off).sentAt = -1
 	}
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))
@@ -315,7 +314,9 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	c.ccUpdateLocked()
 	reported := 0
 	for _, r := range c.nakScratch {
-		c.stats.pktSndLoss += uint64(c.sndLoss.Insert(r.First, r.Last))
+		n := uint64(c.sndLoss.Insert(r.First, r.Last))
+		c.stats.pktSndLoss += n
+		c.nakLost += n
 		reported += seq.Len(r.First, r.Last)
 	}
 	if reported >= burstLog {

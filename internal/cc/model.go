@@ -78,6 +78,9 @@ type Model struct {
 	hsMin, hsLastMin time.Duration
 	hsSamples        int
 	settledRound     uint64 // the last round whose congestion startup caused
+	// When Lost last grew, and its value then (see repairing).
+	lostAt   time.Time
+	lostSeen uint64
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -298,11 +301,14 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	if newRound {
 		m.endRound(now, in)
 	}
-	if m.state == modelStartup && in.AckRTT > 0 {
+	if in.Lost != m.lostSeen {
+		m.lostSeen, m.lostAt = in.Lost, now
+	}
+	if m.state == modelStartup && in.AckRTT > 0 && !m.repairing(now) {
 		m.hystart(in.AckRTT)
 	}
 	m.advanceState(now, in)
-	m.update(in)
+	m.update(now, in)
 }
 
 // rateSample returns the receiver's arrival rate in the latest full ACK,
@@ -329,21 +335,19 @@ func (m *Model) rateSample(in Inputs) (float64, bool) {
 
 // implausible reports whether an arrival-rate sample r, packets/s, is a
 // receiver's timing fault rather than the path: past startup, more than
-// outlierGain times the estimate, which a probe (a quarter above it)
-// cannot show, and not backed by the receiver's capacity estimate. A C++
-// receiver times packets when its thread gets to them; on a busy host it
-// reported 15,400 packets/s on a link of 8,333, and the model, pacing at
-// that for a few rounds, overflowed the queue by thousands of packets.
+// outlierGain times the estimate and the pacing rate, which a probe (a
+// quarter above the estimate) cannot show. A C++ receiver times packets
+// when its thread gets to them; on a busy host it reported 15,400
+// packets/s on a link of 8,333, and the model, pacing at that for a few
+// rounds, overflowed the queue by thousands of packets. Its capacity
+// estimate, which ran as high after such a burst, does not vouch for one.
 func (m *Model) implausible(r float64) bool {
 	bw := m.filteredBw()
 	if m.period > 0 {
 		// The pacing floor may send well above a low estimate.
 		bw = max(bw, probeSpacing/m.period.Seconds())
 	}
-	if m.state == modelStartup || m.filteredBw() <= 0 || r <= outlierGain*bw {
-		return false
-	}
-	return m.capSamples < capacityWarmup || m.capacity < 0.9*r
+	return m.state != modelStartup && m.filteredBw() > 0 && r > outlierGain*bw
 }
 
 // sendBound bounds a delivery-rate sample r, packets/s, by twice the send
@@ -386,6 +390,9 @@ const rateSpan = 16
 func (m *Model) endRound(now time.Time, in Inputs) {
 	congested, queued := m.judgeRound(in)
 	m.queued = queued
+	if m.state == modelStartup && m.repairing(now) && m.delayRose() {
+		m.leaveStartup()
+	}
 	switch {
 	case !congested || m.state == modelProbeRTT:
 	case m.state == modelDrain || m.round <= m.settledRound:
@@ -554,6 +561,28 @@ func (m *Model) leaveStartup() {
 	m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 }
 
+// delayRose is HyStart's delay test on the receiver's RTT (ACK to ACK2),
+// which a hole does not lengthen: the least of the round's samples risen
+// an eighth of the path's round trip (4-16 ms) above it. It ends startup
+// while losses are repaired, when our own samples are of no use (see
+// repairing); the receiver smooths its RTT, so it sees a rise a little
+// later than HyStart would.
+func (m *Model) delayRose() bool {
+	base := m.baseRTT.get()
+	eta := min(max(base/16, 2*time.Millisecond), 8*time.Millisecond)
+	return base > 0 && m.roundMinRTT > base+eta
+}
+
+// repairing reports whether a loss was reported within the last two
+// minimum RTTs: a hole may be holding the ACK point, which lengthens our
+// own RTT samples (AckRTT) by the repair's round trip and keeps what it
+// acknowledges in flight. HyStart then takes no sample: at 1 % random
+// loss nearly every ACK waits at a hole, and three such samples in a row
+// ended startup at half the link or less.
+func (m *Model) repairing(now time.Time) bool {
+	return m.lostSeen > 0 && now.Sub(m.lostAt) < 2*max(m.minRTT, sampleSpan)
+}
+
 // nearMinRTT reports whether the RTT sample rtt confirms the minimum: at
 // most 1 ms and 1/64 above it, well under the rise taken for a standing
 // queue (queueSlack).
@@ -648,7 +677,7 @@ func (m *Model) gain() float64 {
 }
 
 // update derives the period and window from the model.
-func (m *Model) update(in Inputs) {
+func (m *Model) update(now time.Time, in Inputs) {
 	bw := m.bw()
 	if bw <= 0 {
 		// No estimate yet: window-limited slow start (see OnACK).
@@ -670,7 +699,15 @@ func (m *Model) update(in Inputs) {
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round
 		// trip's worth times the gain, so the queue it builds stays short.
+		// While a loss is repaired the ACK point waits at its hole for a
+		// round trip more, and the window covers that too: held to one
+		// round trip, a flow at 1 % random loss stalled at every hole,
+		// its rate stopped doubling, and startup ended at a ninth of the
+		// link.
 		span = max(m.minRTT, sampleSpan) + ackDelay
+		if m.repairing(now) {
+			span += max(m.minRTT, sampleSpan) + repairAllowance
+		}
 	}
 	w := int(m.cwndGain*m.bw()*span.Seconds()) + minCwnd
 	if m.state == modelProbeRTT {
