@@ -119,8 +119,9 @@ type CongestionInfo struct {
 	RTTSample time.Duration
 	// SenderRTT is the time from the sending of the newest packet the
 	// latest full ACK acknowledged to that ACK's arrival, if the packet
-	// was sent once; zero otherwise. It includes the receiver's ACK
-	// delay.
+	// was sent once and the ACKs since the previous full one released no
+	// retransmitted packet (they waited at its hole); zero otherwise. It
+	// includes the receiver's ACK delay.
 	SenderRTT time.Duration
 
 	// RecvRate is the average of the arrival rates the peer reported in

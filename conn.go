@@ -126,8 +126,14 @@ type Conn struct {
 
 	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
 	// packet ACKs released since the last full ACK (0 if none), and the
-	// time from its send to that full ACK (0 if none).
+	// time from its send to that full ACK (0 if none). ackedHole reports
+	// that they released a retransmitted packet too: the ACK point waited
+	// at its hole, and the sample would measure the repair, not the path.
 	ackedSentAt int64
+	ackedHole   bool
+	// peerRenaks reports that the peer has reported a retransmitted packet
+	// lost: it repeats its loss reports, which 4.11 never does.
+	peerRenaks bool
 	// nakLost counts the packets the peer's NAKs reported lost, newly
 	// queued for retransmission (CongestionInfo.Lost).
 	nakLost uint64

@@ -115,6 +115,48 @@ func TestStallDueAfterRetransmission(t *testing.T) {
 	require.Equal(t, c.start.Add(resent+4*wait), c.stallDue())
 }
 
+// TestStallResendsOverdueRetransmissions checks what a stall resend
+// queues when the oldest packet was a retransmission: every packet whose
+// retransmission is as overdue, for a peer that reports each loss once
+// (4.11); only the oldest for a peer that has repeated a loss report.
+func TestStallResendsOverdueRetransmissions(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.Stop()
+	saved, savedCurr := c.rtt, c.sndCurrSeq
+	defer func() {
+		c.rtt, c.sndCurrSeq, c.peerRenaks = saved, savedCurr, false
+		c.sndLoss.Clear()
+		for c.sndBuf.Len() > 0 {
+			c.sndBuf.PopFront()
+		}
+	}()
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.sndBuf.Len())
+	t0 := 5 * time.Second
+	for _, at := range []int64{
+		-int64(t0) - 1,                      // retransmitted at t0: the hole
+		int64(t0),                           // sent once
+		-int64(t0+10*time.Millisecond) - 1,  // retransmitted, as overdue
+		-int64(t0+100*time.Millisecond) - 1, // retransmitted lately
+	} {
+		require.True(t, c.sndBuf.Push(sndPkt{sentAt: at}))
+	}
+	c.sndCurrSeq = c.sndLastAck.Add(3)
+	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWait())
+	c.resendStalledLocked(now)
+	require.Equal(t, 2, c.sndLoss.Len())
+	require.True(t, c.sndLoss.Contains(c.sndLastAck))
+	require.True(t, c.sndLoss.Contains(c.sndLastAck.Add(2)))
+
+	c.sndLoss.Clear()
+	c.peerRenaks = true
+	c.resendStalledLocked(now)
+	require.Equal(t, 1, c.sndLoss.Len(), "a peer that repeats its loss reports")
+	require.True(t, c.sndLoss.Contains(c.sndLastAck))
+}
+
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the
 // 17th consecutive EXP expiry, about 46 s of silence at the 300 ms floor,
 // with keep-alives sent meanwhile.

@@ -304,7 +304,7 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	if in.Lost != m.lostSeen {
 		m.lostSeen, m.lostAt = in.Lost, now
 	}
-	if m.state == modelStartup && in.AckRTT > 0 && !m.repairing(now) {
+	if m.state == modelStartup && in.AckRTT > 0 {
 		m.hystart(in.AckRTT)
 	}
 	m.advanceState(now, in)
@@ -390,7 +390,7 @@ const rateSpan = 16
 func (m *Model) endRound(now time.Time, in Inputs) {
 	congested, queued := m.judgeRound(in)
 	m.queued = queued
-	if m.state == modelStartup && m.repairing(now) && m.delayRose() {
+	if m.state == modelStartup && m.delayRose() {
 		m.leaveStartup()
 	}
 	switch {
@@ -563,10 +563,11 @@ func (m *Model) leaveStartup() {
 
 // delayRose is HyStart's delay test on the receiver's RTT (ACK to ACK2),
 // which a hole does not lengthen: the least of the round's samples risen
-// an eighth of the path's round trip (4-16 ms) above it. It ends startup
-// while losses are repaired, when our own samples are of no use (see
-// repairing); the receiver smooths its RTT, so it sees a rise a little
-// later than HyStart would.
+// a sixteenth of the path's round trip (2-8 ms) above it. Under random
+// loss our own samples are few (the connection takes none from an ACK
+// that waited at a hole), and a C++ receiver's startup ran on to twice
+// the path's round trip without it; the receiver smooths its RTT, so the
+// threshold is lower than HyStart's.
 func (m *Model) delayRose() bool {
 	base := m.baseRTT.get()
 	eta := min(max(base/16, 2*time.Millisecond), 8*time.Millisecond)
@@ -574,11 +575,8 @@ func (m *Model) delayRose() bool {
 }
 
 // repairing reports whether a loss was reported within the last two
-// minimum RTTs: a hole may be holding the ACK point, which lengthens our
-// own RTT samples (AckRTT) by the repair's round trip and keeps what it
-// acknowledges in flight. HyStart then takes no sample: at 1 % random
-// loss nearly every ACK waits at a hole, and three such samples in a row
-// ended startup at half the link or less.
+// minimum RTTs: a hole may be holding the ACK point, and what it
+// acknowledges stays in flight for the repair's round trip.
 func (m *Model) repairing(now time.Time) bool {
 	return m.lostSeen > 0 && now.Sub(m.lostAt) < 2*max(m.minRTT, sampleSpan)
 }
