@@ -126,9 +126,6 @@ const (
 	// roundLength): at the pacing floor, 2·rateSpan packets take longer.
 	maxRoundLength = 200 * time.Millisecond
 	minCwnd        = 16
-	// outlierGain bounds an arrival-rate sample past startup (see
-	// implausible), as a multiple of the estimate.
-	outlierGain = 1.3
 	// capacityWarmup is how many full ACKs the smoothed capacity estimate
 	// needs before it bounds the bandwidth.
 	capacityWarmup = 32
@@ -326,28 +323,7 @@ func (m *Model) rateSample(in Inputs) (float64, bool) {
 	if in.RateSample <= 1 || in.Delivered <= rateSpan {
 		return 0, false
 	}
-	r := float64(in.RateSample)
-	if m.implausible(r) {
-		return 0, false
-	}
-	return m.sendBound(r), true
-}
-
-// implausible reports whether an arrival-rate sample r, packets/s, is a
-// receiver's timing fault rather than the path: past startup, more than
-// outlierGain times the estimate and the pacing rate, which a probe (a
-// quarter above the estimate) cannot show. A C++ receiver times packets
-// when its thread gets to them; on a busy host it reported 15,400
-// packets/s on a link of 8,333, and the model, pacing at that for a few
-// rounds, overflowed the queue by thousands of packets. Its capacity
-// estimate, which ran as high after such a burst, does not vouch for one.
-func (m *Model) implausible(r float64) bool {
-	bw := m.filteredBw()
-	if m.period > 0 {
-		// The pacing floor may send well above a low estimate.
-		bw = max(bw, probeSpacing/m.period.Seconds())
-	}
-	return m.state != modelStartup && m.filteredBw() > 0 && r > outlierGain*bw
+	return m.sendBound(float64(in.RateSample)), true
 }
 
 // sendBound bounds a delivery-rate sample r, packets/s, by twice the send

@@ -121,10 +121,8 @@ func TestModelRandomLossIsNotCongestion(t *testing.T) {
 
 // TestModelRateSampleBounds checks the arrival rates the model takes: none
 // until rateSpan packets are acknowledged (4.11's receiver reports its
-// filter's initial 2 packets/s, then 0); in startup none above twice the
-// rate we sent at (a burst timed when the receiver read it); past startup
-// none more than outlierGain above the estimate or the pacing rate (a C++
-// receiver on a busy host reported 15,400 packets/s on a link of 8,333).
+// filter's initial 2 packets/s, then 0), and none above twice the rate we
+// sent at (a burst timed when the receiver read it).
 func TestModelRateSampleBounds(t *testing.T) {
 	m, now, in := startModel()
 	in.Delivered, in.RateSample = rateSpan, 2
@@ -135,34 +133,15 @@ func TestModelRateSampleBounds(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 2.0, r)
 
-	// In startup, having sent 1,000 packets/s: the receiver reports 10^6.
-	m.sendRate = 1000
+	// 1,000 packets/s sent for a second; the receiver reports 10^6.
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
 	in.RateSample = 1_000_000
 	r, ok = m.rateSample(in)
 	require.True(t, ok)
-	require.InDelta(t, 2000, r, 1e-9, "a burst's rate, bounded by twice the send rate")
-
-	// 1,000 packets/s sent for two seconds: startup is over.
-	base := 100 * time.Millisecond
-	now = modelRun(m, now, 2*time.Second, base, base, 1000, 0, &in)
-	require.NotEqual(t, modelStartup, m.state)
-	est := m.filteredBw()
-	require.InDelta(t, 1000, est, 100)
-	in.RateSample = 1_000_000
-	_, ok = m.rateSample(in)
-	require.False(t, ok, "a sample of %d packets/s beside an estimate of %.0f", in.RateSample, est)
+	require.InDelta(t, 2000, r, 100, "a burst's rate, bounded by twice the send rate")
 	m.OnACK(now.Add(10*time.Millisecond), 0, in)
-	require.InDelta(t, est, m.filteredBw(), 100, "the outlier moved the estimate")
-	in.RateSample = int(1.2 * est)
-	r, ok = m.rateSample(in)
-	require.True(t, ok, "a probe's sample, a fifth above the estimate")
-	require.InDelta(t, 1.2*est, r, 1)
-	// Not even where the receiver's capacity estimate is as high: a C++
-	// receiver's runs high too after a burst.
-	m.capacity, m.capSamples = 2000, capacityWarmup
-	in.RateSample = 1900
-	_, ok = m.rateSample(in)
-	require.False(t, ok, "a sample the capacity estimate backs")
+	require.Less(t, m.filteredBw(), 2100.0)
 }
 
 // TestModelRoundOutlier checks that a round of outlierSamples samples or
