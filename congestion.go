@@ -119,8 +119,9 @@ type CongestionInfo struct {
 	RTTSample time.Duration
 	// SenderRTT is the time from the sending of the newest packet the
 	// latest full ACK acknowledged to that ACK's arrival, if the packet
-	// was sent once; zero otherwise. It includes the receiver's ACK
-	// delay.
+	// was sent once and the ACKs since the previous full one released no
+	// retransmitted packet (they waited at its hole); zero otherwise. It
+	// includes the receiver's ACK delay.
 	SenderRTT time.Duration
 
 	// RecvRate is the average of the arrival rates the peer reported in
@@ -138,8 +139,11 @@ type CongestionInfo struct {
 	Bandwidth int
 
 	Delivered uint64 // packets acknowledged since the start
-	Lost      uint64 // packets reported lost or timed out since the start
-	Sent      uint64 // data packets sent since the start, retransmissions included
+	// Lost counts the packets the peer reported lost since the start. What
+	// a timeout queues again is not counted: a 4.11 receiver falls silent
+	// while it waits at a hole, and its silence says nothing of the path.
+	Lost uint64
+	Sent uint64 // data packets sent since the start, retransmissions included
 }
 
 // LossRange is a run of lost packets, First to Last inclusive.
@@ -280,7 +284,7 @@ func (c *Conn) ccInputs() CongestionInfo {
 		AppLimited: c.appLimited,
 		Bandwidth:  c.bandwidth,
 		Delivered:  c.delivered,
-		Lost:       c.stats.pktSndLoss,
+		Lost:       c.nakLost,
 		Sent:       c.stats.pktSent,
 	}
 }

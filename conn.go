@@ -126,9 +126,18 @@ type Conn struct {
 
 	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
 	// packet ACKs released since the last full ACK (0 if none), and the
-	// time from its send to that full ACK (0 if none).
+	// time from its send to that full ACK (0 if none). ackedHole reports
+	// that they released a retransmitted packet too: the ACK point waited
+	// at its hole, and the sample would measure the repair, not the path.
 	ackedSentAt int64
-	ackRTT      time.Duration
+	ackedHole   bool
+	// peerRenaks reports that the peer has reported a retransmitted packet
+	// lost: it repeats its loss reports, which 4.11 never does.
+	peerRenaks bool
+	// nakLost counts the packets the peer's NAKs reported lost, newly
+	// queued for retransmission (CongestionInfo.Lost).
+	nakLost uint64
+	ackRTT  time.Duration
 
 	// Receiver, guarded by mu.
 	rcvBuf        *pktbuf.Ring[rcvPkt] // offset 0 holds rcvReadSeq
@@ -182,8 +191,9 @@ type sndPkt struct {
 	pos     msgPos
 	inOrder bool
 	// sentAt is when it was sent, in ns since c.start, if it was sent
-	// once; -1 once retransmitted (Karn: an ACK then answers no one
-	// transmission); 0 before it is sent.
+	// once; once retransmitted, -1 less the time of its latest
+	// retransmission (Karn: an ACK then answers no one transmission, and
+	// takes no RTT sample; see stallDue); 0 before it is sent.
 	sentAt int64
 	// expire is when its message's time to live ends, in ns since
 	// c.start; 0 if it has none.

@@ -64,6 +64,99 @@ func TestSilentPeerIsLost(t *testing.T) {
 	require.ErrorIs(t, err, ErrConnLost)
 }
 
+// TestEXPIntervalOutlastsHeldACK checks that the EXP interval outlasts the
+// spell a receiver holds back an unchanged ACK (RTT+4·RTTVar, then its
+// next SYN tick) on a path whose RTT hardly varies: a variance term of at
+// least a quarter of the RTT. Below the 300 ms floor nothing changes.
+func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	saved, savedCount := c.rtt, c.expCount
+	defer func() { c.rtt, c.expCount = saved, savedCount }()
+	c.expCount = 1
+	c.rtt.RTT, c.rtt.Var = 300*time.Millisecond, time.Millisecond
+	held := c.rtt.RTT + 4*c.rtt.Var + synInterval // the receiver's silence, at most
+	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
+	require.Equal(t, 300*time.Millisecond+75*time.Millisecond+synInterval, c.expInterval())
+	c.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term
+	require.Equal(t, 700*time.Millisecond+synInterval, c.expInterval())
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Equal(t, minEXPInterval, c.expInterval())
+	c.expCount = 3
+	require.Equal(t, 3*minEXPInterval, c.expInterval())
+}
+
+// TestStallDueAfterRetransmission checks when the oldest unacknowledged
+// packet is resent while the peer's ACK does not move: an EXP interval
+// after the ACK's last advance for a packet sent once, but a round trip
+// (RTT+4·RTTVar and two SYNs) after its retransmission for one already
+// retransmitted, well before the EXP timer, since a 4.11 receiver waiting
+// at that hole sends nothing.
+func TestStallDueAfterRetransmission(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.Stop()
+	saved := c.rtt
+	defer func() { c.rtt = saved; c.sndBuf.PopFront() }()
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.sndBuf.Len())
+	sent := time.Duration(5 * time.Second)
+	require.True(t, c.sndBuf.Push(sndPkt{sentAt: int64(sent)}))
+	c.ackAdvanced, c.stallResent, c.stallResends = c.start.Add(sent), time.Time{}, 0
+	require.Equal(t, c.start.Add(sent+c.expInterval()), c.stallDue(), "a packet sent once")
+	resent := sent + 80*time.Millisecond
+	c.sndBuf.Ptr(0).sentAt = -int64(resent) - 1
+	wait := c.rtt.RTT + 4*c.rtt.Var + 2*synInterval
+	require.Equal(t, c.start.Add(resent+wait), c.stallDue(), "a retransmitted packet")
+	require.Less(t, resent+wait, sent+c.expInterval())
+	c.stallResends = 2 // backoff, as for packets sent once
+	require.Equal(t, c.start.Add(resent+4*wait), c.stallDue())
+}
+
+// TestStallResendsOverdueRetransmissions checks what a stall resend
+// queues when the oldest packet was a retransmission: every packet whose
+// retransmission is as overdue, for a peer that reports each loss once
+// (4.11); only the oldest for a peer that has repeated a loss report.
+func TestStallResendsOverdueRetransmissions(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.Stop()
+	saved, savedCurr := c.rtt, c.sndCurrSeq
+	defer func() {
+		c.rtt, c.sndCurrSeq, c.peerRenaks = saved, savedCurr, false
+		c.sndLoss.Clear()
+		for c.sndBuf.Len() > 0 {
+			c.sndBuf.PopFront()
+		}
+	}()
+	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.sndBuf.Len())
+	t0 := 5 * time.Second
+	for _, at := range []int64{
+		-int64(t0) - 1,                      // retransmitted at t0: the hole
+		int64(t0),                           // sent once
+		-int64(t0+10*time.Millisecond) - 1,  // retransmitted, as overdue
+		-int64(t0+100*time.Millisecond) - 1, // retransmitted lately
+	} {
+		require.True(t, c.sndBuf.Push(sndPkt{sentAt: at}))
+	}
+	c.sndCurrSeq = c.sndLastAck.Add(3)
+	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWait())
+	c.resendStalledLocked(now)
+	require.Equal(t, 2, c.sndLoss.Len())
+	require.True(t, c.sndLoss.Contains(c.sndLastAck))
+	require.True(t, c.sndLoss.Contains(c.sndLastAck.Add(2)))
+
+	c.sndLoss.Clear()
+	c.peerRenaks = true
+	c.resendStalledLocked(now)
+	require.Equal(t, 1, c.sndLoss.Len(), "a peer that repeats its loss reports")
+	require.True(t, c.sndLoss.Contains(c.sndLastAck))
+}
+
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the
 // 17th consecutive EXP expiry, about 46 s of silence at the 300 ms floor,
 // with keep-alives sent meanwhile.

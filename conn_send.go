@@ -101,11 +101,10 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	}
 	b = append(p.appendHeader(b), *pk.buf...)
 	// The send time, for the sender's RTT samples (see onACK).
-	switch {
-	case !retrans:
+	if retrans {
+		c.sndBuf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
+	} else {
 		c.sndBuf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
-	case pk.sentAt >= 0:
-		c.sndBuf.Ptr(off).sentAt = -1
 	}
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))
@@ -232,10 +231,10 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		}
 	}
 	c.ackRTT = 0
-	if c.ackedSentAt > 0 {
+	if c.ackedSentAt > 0 && !c.ackedHole {
 		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
 	}
-	c.ackedSentAt = 0
+	c.ackedSentAt, c.ackedHole = 0, false
 	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
 	c.ccUpdateLocked()
 	c.kickLocked(now)
@@ -265,6 +264,9 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	for i := range n {
 		pk := c.sndBuf.PopFront()
 		c.sndBufs.Put(pk.buf)
+		if pk.sentAt < 0 {
+			c.ackedHole = true
+		}
 		if i == n-1 {
 			c.ackedSentAt = pk.sentAt
 		}
@@ -315,7 +317,12 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	c.ccUpdateLocked()
 	reported := 0
 	for _, r := range c.nakScratch {
-		c.stats.pktSndLoss += uint64(c.sndLoss.Insert(r.First, r.Last))
+		if off := seq.Off(c.sndLastAck, r.First); !c.peerRenaks && off >= 0 && off < c.sndBuf.Len() && c.sndBuf.Ptr(off).sentAt < 0 {
+			c.peerRenaks = true // a retransmission reported lost: the peer repeats its reports
+		}
+		n := uint64(c.sndLoss.Insert(r.First, r.Last))
+		c.stats.pktSndLoss += n
+		c.nakLost += n
 		reported += seq.Len(r.First, r.Last)
 	}
 	if reported >= burstLog {

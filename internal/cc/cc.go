@@ -29,8 +29,9 @@ type Inputs struct {
 	Delivered  uint64        // packets acknowledged since the start, cumulative
 	// AckRTT is the time from the sending of the newest packet the latest
 	// full ACK acknowledges to the ACK's arrival, if that packet was sent
-	// once; 0 otherwise. It includes the receiver's ACK delay (up to one
-	// SYN) and any wait for a hole's repair; its minimum is the path's.
+	// once and the ACK passed no retransmitted packet (it then waited at
+	// that hole for the repair); 0 otherwise. It includes the receiver's
+	// ACK delay (up to one SYN); its minimum is the path's.
 	AckRTT   time.Duration
 	Lost     uint64 // packets reported lost since the start, cumulative
 	Sent     uint64 // data packets sent since the start, retransmissions included

@@ -41,6 +41,10 @@ type Model struct {
 	// heavily jittered arrivals) do not age the estimate out.
 	bwRounds uint64
 	sampled  bool
+	// The two greatest samples of the newest round, and how many it had:
+	// a round of outlierSamples or more counts its second greatest.
+	bwTop [2]float64
+	bwN   int
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 	// The send rate of the last round and the greater of the last two,
@@ -74,6 +78,9 @@ type Model struct {
 	hsMin, hsLastMin time.Duration
 	hsSamples        int
 	settledRound     uint64 // the last round whose congestion startup caused
+	// When Lost last grew, and its value then (see repairing).
+	lostAt   time.Time
+	lostSeen uint64
 
 	// The receiver's packet-pair estimate of the link capacity (ACK word
 	// 6, smoothed by the connection): arrival-rate samples run a few
@@ -101,7 +108,10 @@ const (
 )
 
 const (
-	bwWindow       = 10 // rounds the bandwidth max filter spans
+	bwWindow = 10 // rounds the bandwidth max filter spans
+	// outlierSamples is how many rate samples a round needs before its
+	// greatest is taken for an outlier and its second greatest counts.
+	outlierSamples = 4
 	minRTTWindow   = 10 * time.Second
 	probeRTTLength = 200 * time.Millisecond
 	startupGain    = 2.885 // 2/ln 2: startup's window gain
@@ -198,9 +208,18 @@ func (m *Model) addBwSample(rate float64) {
 	i := m.bwRounds % bwWindow
 	if m.bwRound[i] != m.bwRounds {
 		m.bwRound[i], m.btlBw[i] = m.bwRounds, 0
+		m.bwTop, m.bwN = [2]float64{}, 0
 	}
-	if rate > m.btlBw[i] {
-		m.btlBw[i] = rate
+	m.bwN++
+	switch {
+	case rate > m.bwTop[0]:
+		m.bwTop[0], m.bwTop[1] = rate, m.bwTop[0]
+	case rate > m.bwTop[1]:
+		m.bwTop[1] = rate
+	}
+	m.btlBw[i] = m.bwTop[0]
+	if m.bwN >= outlierSamples {
+		m.btlBw[i] = m.bwTop[1]
 	}
 }
 
@@ -279,11 +298,14 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	if newRound {
 		m.endRound(now, in)
 	}
+	if in.Lost != m.lostSeen {
+		m.lostSeen, m.lostAt = in.Lost, now
+	}
 	if m.state == modelStartup && in.AckRTT > 0 {
 		m.hystart(in.AckRTT)
 	}
 	m.advanceState(now, in)
-	m.update(in)
+	m.update(now, in)
 }
 
 // rateSample returns the receiver's arrival rate in the latest full ACK,
@@ -344,6 +366,9 @@ const rateSpan = 16
 func (m *Model) endRound(now time.Time, in Inputs) {
 	congested, queued := m.judgeRound(in)
 	m.queued = queued
+	if m.state == modelStartup && m.delayRose() {
+		m.leaveStartup()
+	}
 	switch {
 	case !congested || m.state == modelProbeRTT:
 	case m.state == modelDrain || m.round <= m.settledRound:
@@ -512,6 +537,26 @@ func (m *Model) leaveStartup() {
 	m.pacingGain, m.cwndGain = 1/startupGain, startupGain
 }
 
+// delayRose is HyStart's delay test on the receiver's RTT (ACK to ACK2),
+// which a hole does not lengthen: the least of the round's samples risen
+// a sixteenth of the path's round trip (2-8 ms) above it. Under random
+// loss our own samples are few (the connection takes none from an ACK
+// that waited at a hole), and a C++ receiver's startup ran on to twice
+// the path's round trip without it; the receiver smooths its RTT, so the
+// threshold is lower than HyStart's.
+func (m *Model) delayRose() bool {
+	base := m.baseRTT.get()
+	eta := min(max(base/16, 2*time.Millisecond), 8*time.Millisecond)
+	return base > 0 && m.roundMinRTT > base+eta
+}
+
+// repairing reports whether a loss was reported within the last two
+// minimum RTTs: a hole may be holding the ACK point, and what it
+// acknowledges stays in flight for the repair's round trip.
+func (m *Model) repairing(now time.Time) bool {
+	return m.lostSeen > 0 && now.Sub(m.lostAt) < 2*max(m.minRTT, sampleSpan)
+}
+
 // nearMinRTT reports whether the RTT sample rtt confirms the minimum: at
 // most 1 ms and 1/64 above it, well under the rise taken for a standing
 // queue (queueSlack).
@@ -606,7 +651,7 @@ func (m *Model) gain() float64 {
 }
 
 // update derives the period and window from the model.
-func (m *Model) update(in Inputs) {
+func (m *Model) update(now time.Time, in Inputs) {
 	bw := m.bw()
 	if bw <= 0 {
 		// No estimate yet: window-limited slow start (see OnACK).
@@ -628,7 +673,15 @@ func (m *Model) update(in Inputs) {
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round
 		// trip's worth times the gain, so the queue it builds stays short.
+		// While a loss is repaired the ACK point waits at its hole for a
+		// round trip more, and the window covers that too: held to one
+		// round trip, a flow at 1 % random loss stalled at every hole,
+		// its rate stopped doubling, and startup ended at a ninth of the
+		// link.
 		span = max(m.minRTT, sampleSpan) + ackDelay
+		if m.repairing(now) {
+			span += max(m.minRTT, sampleSpan) + repairAllowance
+		}
 	}
 	w := int(m.cwndGain*m.bw()*span.Seconds()) + minCwnd
 	if m.state == modelProbeRTT {

@@ -144,6 +144,59 @@ func TestModelRateSampleBounds(t *testing.T) {
 	require.Less(t, m.filteredBw(), 2100.0)
 }
 
+// TestModelRoundOutlier checks that a round of outlierSamples samples or
+// more counts its second greatest: one sample a receiver timed late (a
+// C++ receiver's thread) does not set the estimate for ten rounds, and a
+// round of fewer samples (a short round on loopback) counts its greatest.
+func TestModelRoundOutlier(t *testing.T) {
+	m, _, _ := startModel()
+	for _, r := range []float64{1000, 1010, 990, 13000, 1005} {
+		m.addBwSample(r)
+	}
+	require.Equal(t, 1010.0, m.filteredBw(), "one outlier among five samples")
+	m.bwRounds++
+	for _, r := range []float64{1000, 1900} {
+		m.addBwSample(r)
+	}
+	require.Equal(t, 1900.0, m.filteredBw(), "a round of two samples")
+}
+
+// TestModelStartupThroughRepairs checks startup under random loss, where
+// the connection gives no RTT sample of its own for an ACK that waited at
+// a hole (AckRTT 0): startup goes on, its window covers a repair's round
+// trip, and the receiver's RTT, which holes do not lengthen, ends it once
+// a queue builds.
+func TestModelStartupThroughRepairs(t *testing.T) {
+	m, now, in := startModel()
+	base := 100 * time.Millisecond
+	rate := 500.0
+	round := func(rtt time.Duration) {
+		for range 10 {
+			now = now.Add(10 * time.Millisecond)
+			n := uint64(rate / 100)
+			in.Sent += n
+			in.Delivered += n
+			in.Lost = in.Sent / 20
+			in.AckRTT = 0 // waited at a hole: no sample
+			if in.Sent == n {
+				in.AckRTT = base
+			}
+			in.RTTSample, in.RTT = rtt, rtt
+			in.RateSample, in.Bandwidth = int(rate), int(rate)
+			m.OnACK(now, 0, in)
+		}
+	}
+	for i := range 6 {
+		round(base)
+		require.Equal(t, modelStartup, m.state, "round %d: startup ended at %.0f packets/s", i, rate)
+		rate *= 2
+	}
+	require.GreaterOrEqual(t, float64(m.Window()), startupGain*m.bw()*2*base.Seconds(),
+		"the startup window covers a repair")
+	round(base + 10*time.Millisecond)
+	require.NotEqual(t, modelStartup, m.state, "a queue built and startup went on")
+}
+
 // TestModelSlowFlowRounds checks that a flow paced at a few hundred
 // packets a second stretches its rounds to carry 2·rateSpan packets, so
 // that a probe shows in the receiver's median of the last rateSpan
