@@ -543,6 +543,7 @@ func (c *Conn) Close() error {
 	c.mu.Lock()
 	var ob outbox
 	sentShutdown := false
+	var hold time.Duration // the shutdown waits this long (see below)
 	// Written bytes the peer has not acknowledged (the linger ran out, or
 	// is negative): lost with the connection, which Close reports.
 	var unacked int
@@ -559,9 +560,16 @@ func (c *Conn) Close() error {
 	case live:
 		// A second copy guards against a single loss (the peer ignores
 		// the repeat); the closed socket answers later packets from the
-		// peer with more (see closeWait).
-		for range 2 {
-			ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+		// peer with more (see closeWait). An accepted connection that
+		// has not heard from its client holds its shutdown as it holds
+		// data (see firstDataHold): a 4.11 client whose socket is routed
+		// but whose connect call has not yet returned takes the shutdown
+		// as a close during setup, and its connect fails ("Connection
+		// setup failure") though our side accepted.
+		if hold = time.Until(c.holdUntil); hold <= 0 {
+			for range 2 {
+				ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+			}
 		}
 		sentShutdown = true
 	default:
@@ -590,7 +598,12 @@ func (c *Conn) Close() error {
 			c.waitTimer = time.AfterFunc(closeWait, c.unregister)
 		}
 		c.mu.Unlock()
-		c.repeatShutdown(repeatAfter, shutdownRepeats)
+		if hold > 0 {
+			// The held shutdown counts as the first repeat.
+			c.repeatShutdown(hold, shutdownRepeats+1)
+		} else {
+			c.repeatShutdown(repeatAfter, shutdownRepeats)
+		}
 	default:
 		c.unregister()
 	}

@@ -8,9 +8,17 @@ import (
 	"github.com/udt-go/udt/internal/seq"
 )
 
-// maxPacingLag bounds how far behind its schedule a connection may fall and
-// still catch up in a burst: beyond it, the missed time is forgotten.
-const maxPacingLag = 2 * time.Millisecond
+// A connection that falls behind its schedule catches up in a burst of at
+// most maxPacingLag's worth of packets, or pacingLagPackets where that is
+// more; beyond it, the missed time is forgotten. The count matters at low
+// rates on a loaded machine: a send queue woken every few milliseconds
+// sent one or two packets a wake, 2 ms' worth, and a flow paced at 500
+// packets a second could not reach more; the rates the receiver reported
+// were then what the sleeps allowed, and a model trusting them never grew.
+const (
+	maxPacingLag     = 2 * time.Millisecond
+	pacingLagPackets = 8
+)
 
 // kickLocked puts the connection in the send queue if it is not there.
 func (c *Conn) kickLocked(now time.Time) {
@@ -125,7 +133,7 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		return b, c.sndTarget, true
 	}
 	c.sndTarget = c.sndTarget.Add(jitter(c.period))
-	if floor := now.Add(-maxPacingLag); c.sndTarget.Before(floor) {
+	if floor := now.Add(-max(maxPacingLag, pacingLagPackets*c.period)); c.sndTarget.Before(floor) {
 		c.sndTarget = floor
 	}
 	return b, c.sndTarget, true

@@ -176,6 +176,9 @@ func TestInteropSequentialDialsClosedAtOnce(t *testing.T) {
 	const dials = 200
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// A failed check ends the test at once: the listener's close ends the
+	// accept loop that wg waits for.
+	defer ln.Close()
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()

@@ -281,3 +281,30 @@ func TestModelWithoutArrivalRates(t *testing.T) {
 	require.NotEqual(t, modelStartup, m.state, "startup never ended")
 	require.InEpsilon(t, path, m.filteredBw(), 0.3)
 }
+
+// TestModelDeliveryRateBeyondWakeups checks that the model grows when the
+// receiver's arrival rate reports the sender's wake-ups rather than its
+// packets: a sender woken every 2 ms on a loaded machine sends what fell
+// due in a burst, and 4.11's filter drops the burst's short intervals, so
+// every report says 500 packets/s whatever the pace. The delivery rate
+// over a round without loss counts beside it, bounded by the send rate.
+func TestModelDeliveryRateBeyondWakeups(t *testing.T) {
+	m, now, in := startModel()
+	rtt := 200 * time.Microsecond
+	now = modelRun(m, now, 300*time.Millisecond, rtt, rtt, 500, 0, &in)
+	m.leaveStartup()
+	// Packets leave at the model's pace, in bursts every 2 ms, and each
+	// is acknowledged on arrival, as a 4.11 receiver does at these rates.
+	next := now
+	for end := now.Add(5 * time.Second); now.Before(end); {
+		now = now.Add(2 * time.Millisecond)
+		for ; !next.After(now); next = next.Add(m.PacketPeriod()) {
+			in.Sent++
+			in.Delivered++
+			in.RateSample = 500
+			in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+			m.OnACK(now.Add(rtt), 0, in)
+		}
+	}
+	require.Greater(t, m.filteredBw(), 5000.0, "held at the wake-up rate")
+}
