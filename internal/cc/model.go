@@ -48,7 +48,7 @@ type Model struct {
 	// The round's delivery-rate sample, which the outlier rule leaves be,
 	// and the recent ACKs it is measured over (see deliverySample).
 	bwDelivery float64
-	acks       [64]ackPoint
+	acks       [128]ackPoint
 	acksHead   int
 	acksN      int
 
@@ -209,14 +209,21 @@ func (m *Model) filteredBw() float64 {
 	return best
 }
 
+// deliverySpan is the shortest span a delivery rate is measured over: a
+// receiver ACKs on a 10 ms timer, and over shorter spans its timing alone
+// moved the rate by tens of percent, which the bandwidth filter's maximum
+// kept (a lone flow over a 100 Mbit/s TUN link paced over it, overflowed
+// the queue and held 77-82 Mbit/s where it had 93.7).
+const deliverySpan = 5 * ackDelay
+
 // ackSpacing is the least time between the ACK points that delivery rates
 // are measured over, unless rateSpan packets come sooner.
 const ackSpacing = 2 * time.Millisecond
 
 // ackPoint is the connection's counts at an ACK.
 type ackPoint struct {
-	at                    time.Time
-	delivered, sent, lost uint64
+	at, sentAt      time.Time // its arrival, and its newest packet's sending
+	delivered, lost uint64
 }
 
 func (m *Model) addBwSample(rate float64) {
@@ -391,32 +398,38 @@ func (m *Model) ackedRateSample(now time.Time, in Inputs) {
 
 // deliverySample counts the rate at which the latest ACKs delivered, over
 // the shortest span of recent ACKs that delivered 2·rateSpan packets,
-// bounded by the rate those ACKs' span sent at (as BBR bounds a delivery
-// rate by its send rate, against ACKs that arrive bunched), beside the
-// receiver's arrival rates. Spans with a loss reported in them, or just
-// before (an ACK that releases a repaired hole delivers a burst), and
-// spans the application held down do not count.
+// beside the receiver's arrival rates. As BBR's delivery rate, the span is
+// the longer of its ACKs' arrivals and its packets' sending (each ACK's
+// newest packet was sent AckRTT before it came), so ACKs that arrive
+// bunched do not inflate it. Spans with a loss reported in them, or just
+// before (an ACK that releases a repaired hole delivers a burst), spans
+// whose packets' send times are unknown (an ACK that passed a
+// retransmission), and spans the application held down do not count.
 //
 // A 4.11 receiver's arrival rate leaves out intervals under an eighth of
 // the median: packets that a late-woken sender caught up on, or that a
 // late-woken receiver read in a burst, vanish from it, and what is left
 // is the rate of the wake-ups. On a loaded machine that rate held a flow
-// near 550 packets a second whatever its pace, a probe's gain never
-// showed, and the model never grew: a 1 s message test of 17 MB to a C++
-// receiver took 11 s.
+// near 550 packets a second whatever its pace, a probe never showed, and
+// the model never grew: a 1 s message test of 17 MB to a C++ receiver
+// took 11 s.
 func (m *Model) deliverySample(now time.Time, in Inputs) {
 	last := m.acks[m.acksHead]
 	if m.acksN > 0 && in.Delivered == last.delivered {
 		return
 	}
+	var sentAt time.Time
+	if in.AckRTT > 0 {
+		sentAt = now.Add(-in.AckRTT)
+	}
 	// The points are ackSpacing or rateSpan packets apart, whichever
 	// comes first: a 4.11 receiver ACKs every packet of a slow flow.
 	if m.acksN == 0 || now.Sub(last.at) >= ackSpacing || in.Delivered-last.delivered >= rateSpan {
 		m.acksHead = (m.acksHead + 1) % len(m.acks)
-		m.acks[m.acksHead] = ackPoint{at: now, delivered: in.Delivered, sent: in.Sent, lost: in.Lost}
+		m.acks[m.acksHead] = ackPoint{at: now, sentAt: sentAt, delivered: in.Delivered, lost: in.Lost}
 		m.acksN = min(m.acksN+1, len(m.acks))
 	}
-	if in.AppLimited || m.repairing(now) {
+	if in.AppLimited || sentAt.IsZero() || m.repairing(now) {
 		return
 	}
 	for k := 0; k < m.acksN; k++ {
@@ -424,15 +437,18 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 		if p.lost != in.Lost {
 			return
 		}
-		if in.Delivered-p.delivered < 2*rateSpan {
+		span := max(now.Sub(p.at), sentAt.Sub(p.sentAt))
+		if in.Delivered-p.delivered < 2*rateSpan || span < deliverySpan {
 			continue
 		}
-		d := now.Sub(p.at).Seconds()
+		if p.sentAt.IsZero() {
+			return
+		}
+		d := span.Seconds()
 		if d <= 0 {
 			return
 		}
-		r := float64(min(in.Delivered-p.delivered, in.Sent-p.sent)) / d
-		m.addDeliverySample(r)
+		m.addDeliverySample(float64(in.Delivered-p.delivered) / d)
 		return
 	}
 }
