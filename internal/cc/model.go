@@ -49,6 +49,7 @@ type Model struct {
 	// and the recent ACKs it is measured over (see deliverySample).
 	bwDelivery float64
 	acks       [128]ackPoint
+	acksEpoch  time.Time // what ackPoint times count from
 	acksHead   int
 	acksN      int
 
@@ -220,19 +221,18 @@ const deliverySpan = 5 * ackDelay
 // are measured over, unless rateSpan packets come sooner.
 const ackSpacing = 2 * time.Millisecond
 
-// ackPoint is the connection's counts at an ACK.
+// ackPoint is the connection's counts at an ACK, its times since
+// Model.acksEpoch.
 type ackPoint struct {
-	at, sentAt      time.Time // its arrival, and its newest packet's sending
+	at, sentAt      time.Duration // its arrival, and its newest packet's sending
 	delivered, lost uint64
 }
 
+// sentUnknown is an ackPoint's sentAt when its ACK gave no RTT sample.
+const sentUnknown = time.Duration(math.MinInt64)
+
 func (m *Model) addBwSample(rate float64) {
-	m.sampled = true
-	i := m.bwRounds % bwWindow
-	if m.bwRound[i] != m.bwRounds {
-		m.bwRound[i], m.btlBw[i] = m.bwRounds, 0
-		m.bwTop, m.bwN, m.bwDelivery = [2]float64{}, 0, 0
-	}
+	i := m.bwSlot()
 	m.bwN++
 	switch {
 	case rate > m.bwTop[0]:
@@ -247,18 +247,25 @@ func (m *Model) addBwSample(rate float64) {
 	m.btlBw[i] = max(m.btlBw[i], m.bwDelivery)
 }
 
-// addDeliverySample counts a delivery rate (see ackedRateSample) in the
+// addDeliverySample counts a delivery rate (see deliverySample) in the
 // round's slot of the bandwidth filter, apart from the receiver's
 // arrival rates and their outlier rule.
 func (m *Model) addDeliverySample(rate float64) {
+	i := m.bwSlot()
+	m.bwDelivery = max(m.bwDelivery, rate)
+	m.btlBw[i] = max(m.btlBw[i], rate)
+}
+
+// bwSlot returns the bandwidth filter's slot for the current round,
+// started afresh if the round has none yet, and marks the round sampled.
+func (m *Model) bwSlot() uint64 {
+	m.sampled = true
 	i := m.bwRounds % bwWindow
 	if m.bwRound[i] != m.bwRounds {
 		m.bwRound[i], m.btlBw[i] = m.bwRounds, 0
 		m.bwTop, m.bwN, m.bwDelivery = [2]float64{}, 0, 0
 	}
-	m.sampled = true
-	m.bwDelivery = max(m.bwDelivery, rate)
-	m.btlBw[i] = max(m.btlBw[i], rate)
+	return i
 }
 
 // OnACK implements Controller.
@@ -418,18 +425,21 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 	if m.acksN > 0 && in.Delivered == last.delivered {
 		return
 	}
-	var sentAt time.Time
+	if m.acksN == 0 {
+		m.acksEpoch = now
+	}
+	at, sentAt := now.Sub(m.acksEpoch), sentUnknown
 	if in.AckRTT > 0 {
-		sentAt = now.Add(-in.AckRTT)
+		sentAt = at - in.AckRTT
 	}
 	// The points are ackSpacing or rateSpan packets apart, whichever
 	// comes first: a 4.11 receiver ACKs every packet of a slow flow.
-	if m.acksN == 0 || now.Sub(last.at) >= ackSpacing || in.Delivered-last.delivered >= rateSpan {
+	if m.acksN == 0 || at-last.at >= ackSpacing || in.Delivered-last.delivered >= rateSpan {
 		m.acksHead = (m.acksHead + 1) % len(m.acks)
-		m.acks[m.acksHead] = ackPoint{at: now, sentAt: sentAt, delivered: in.Delivered, lost: in.Lost}
+		m.acks[m.acksHead] = ackPoint{at: at, sentAt: sentAt, delivered: in.Delivered, lost: in.Lost}
 		m.acksN = min(m.acksN+1, len(m.acks))
 	}
-	if in.AppLimited || sentAt.IsZero() || m.repairing(now) {
+	if in.AppLimited || sentAt == sentUnknown || m.repairing(now) {
 		return
 	}
 	for k := 0; k < m.acksN; k++ {
@@ -437,18 +447,17 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 		if p.lost != in.Lost {
 			return
 		}
-		span := max(now.Sub(p.at), sentAt.Sub(p.sentAt))
-		if in.Delivered-p.delivered < 2*rateSpan || span < deliverySpan {
+		if in.Delivered-p.delivered < 2*rateSpan {
 			continue
 		}
-		if p.sentAt.IsZero() {
+		if p.sentAt == sentUnknown {
 			return
 		}
-		d := span.Seconds()
-		if d <= 0 {
-			return
+		span := max(at-p.at, sentAt-p.sentAt)
+		if span < deliverySpan {
+			continue
 		}
-		m.addDeliverySample(float64(in.Delivered-p.delivered) / d)
+		m.addDeliverySample(float64(in.Delivered-p.delivered) / span.Seconds())
 		return
 	}
 }
