@@ -15,10 +15,10 @@ import (
 // (tcp) through one emulated bottleneck (the pipe's links, shared: one
 // drop-tail queue), both started together, for d of virtual time; it
 // returns each one's goodput over the second half, in Mbit/s.
-func simBesideTCP(t *testing.T, cfg Config, tcp netsim.TCPConfig, fwd, back netsim.LinkConfig, d time.Duration) (u, tc float64) {
+func simBesideTCP(t *testing.T, cfg Config, tcp netsim.TCPConfig, fwd, back netsim.LinkConfig, d time.Duration, seed uint64) (u, tc float64) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg.Linger = -1
-		c, s, pa, pb := simPair(t, fwd, back, cfg, 5)
+		c, s, pa, pb := simPair(t, fwd, back, cfg, seed)
 		ta, tb, err := netsim.SharePipe(pa, pb, 20001, 20002)
 		require.NoError(t, err)
 		f, err := netsim.StartTCP(ta, tb, tcp)
@@ -52,7 +52,7 @@ func simBesideTCP(t *testing.T, cfg Config, tcp netsim.TCPConfig, fwd, back nets
 func TestModelSharesWithCubic(t *testing.T) {
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
-	u, tc := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "cubic"}, fwd, fwd, 60*time.Second)
+	u, tc := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "cubic"}, fwd, fwd, 60*time.Second, 5)
 	t.Logf("UDT default %.1f Mbit/s, CUBIC %.1f Mbit/s on a %d Mbit/s, 100 ms link", u, tc, mbps)
 	require.GreaterOrEqual(t, tc, 0.30*mbps, "CUBIC starved")
 	require.Greater(t, u+tc, 0.85*mbps, "link idle")
@@ -61,16 +61,23 @@ func TestModelSharesWithCubic(t *testing.T) {
 // TestModelBesideBBR runs the default controller beside netsim's
 // reference TCP BBR v1 flow (calibrated against the kernel's BBR, see
 // TestTCPBBRCalibration) through the 100 Mbit/s, 100 ms bottleneck with a
-// one-BDP queue and logs the split. BBR ignores loss and keeps the queue
-// standing, and the model yields to it as CUBIC does (the target
-// of half BBR's goodput or more is not met yet; the README says where
-// this stands); the test checks only that the two keep the link busy.
+// one-BDP queue, twice. BBR does not give way to loss, so the model's
+// cuts there are futile and taken back (see cc.Model's judgeCut). Before
+// that the model ratcheted down to 0.10-0.14 of BBR's goodput here; with
+// it, single runs give 0.3-1.05 (median about 0.7 over 11). The issue's
+// target is 0.5-2 beside the kernel's BBR over TUN (BenchmarkTunCoexist);
+// this check fails if the ratchet returns.
 func TestModelBesideBBR(t *testing.T) {
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
-	u, b := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "bbr"}, fwd, fwd, 60*time.Second)
-	t.Logf("UDT default %.1f Mbit/s, BBR %.1f Mbit/s on a %d Mbit/s, 100 ms link: %.2f of BBR's", u, b, mbps, u/b)
-	require.Greater(t, u+b, 0.85*mbps, "link idle")
+	var sum float64
+	for _, seed := range []uint64{5, 6} {
+		u, b := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "bbr"}, fwd, fwd, 60*time.Second, seed)
+		t.Logf("UDT default %.1f Mbit/s, BBR %.1f Mbit/s on a %d Mbit/s, 100 ms link: %.2f of BBR's", u, b, mbps, u/b)
+		require.Greater(t, u+b, 0.85*mbps, "link idle")
+		sum += u / b
+	}
+	require.GreaterOrEqual(t, sum/2, 0.3, "starved beside BBR")
 }
 
 // TestPacingJitter: the pacing gap is drawn from [p/2, 3p/2] and averages

@@ -16,7 +16,9 @@ import (
 // round that lost packets while a queue stood, or a probe that raised the
 // loss rate above the background's, cuts a share cap that then grows back
 // as a TCP CUBIC window would (see shareCap), so that the flow shares a
-// bottleneck with TCP and with itself. Startup doubles the rate each round
+// bottleneck with TCP and with itself. A cut that the queue does not
+// drain after was met by no one (a competitor such as TCP BBR v1 that does
+// not give way to loss) and is taken back (see judgeCut). Startup doubles the rate each round
 // trip, as slow start does, and ends at HyStart's delay rise.
 type Model struct {
 	state modelState
@@ -79,6 +81,12 @@ type Model struct {
 	// settleRounds after it still meet the queue and the losses from
 	// before the cut and do not cut again.
 	cutRound uint64
+	// Judging the last cut (see judgeCut): the queue in its round and the
+	// least in the rounds that settled it, how many cuts in a row left
+	// the queue standing, and whether the last one did.
+	cutQueue, settleQueue time.Duration
+	cutJudged, futileCut  bool
+	futileCuts            int
 	// HyStart++'s delay test in startup (RFC 9406 §4.2), on our own
 	// round-trip samples: the least of the round and of the previous
 	// one, and how many samples in a row rose above the latter.
@@ -153,6 +161,13 @@ const (
 	// the queue built before it drains, and the losses it caused are
 	// reported and repaired.
 	settleRounds = 8
+	// maxFutileCuts bounds the doubling of the hold after futile cuts
+	// (see judgeCut): 9·2^5 rounds, 30-60 s on a 100 ms path.
+	maxFutileCuts = 5
+	// drainedShare is the share of its height at a cut under which the
+	// queue must fall in the rounds that settle the cut for the cut to
+	// have been met by others' (see judgeCut).
+	drainedShare = 0.45
 
 	// baseRTTWindow is how long the path's round trip is remembered: a
 	// TCP flow beside us may keep a queue standing for many seconds.
@@ -474,6 +489,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	if m.state == modelStartup && m.delayRose() {
 		m.leaveStartup()
 	}
+	m.judgeCut()
 	switch {
 	case !congested || m.state == modelProbeRTT:
 	case m.state == modelDrain || m.round <= m.settledRound:
@@ -482,9 +498,13 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		// Startup overshoots by design: its loss ends it, and what it
 		// learnt of the path stands.
 		m.leaveStartup()
+	case m.futileCut && m.round <= m.cutRound+m.holdRounds():
+		// The last cut only gave way to a flow that does not: no
+		// other until the hold is over.
 	case m.cutRound == 0 || m.round > m.cutRound+1+settleRounds:
 		m.share.cut(now, m.fairRate(m.gettingRate(now, in)), m.smoothedRTT(in))
 		m.cutRound = m.round
+		m.cutQueue, m.settleQueue, m.cutJudged, m.futileCut = m.roundQueue(), -1, false, false
 	}
 	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+settleRounds {
 		m.share.lift() // no longer binds
@@ -543,6 +563,58 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 	congested = lost > 0 && queued ||
 		probing && m.bgSent >= bgKnown && rate > bg+lossThresh && excess > spread
 	return congested, queued
+}
+
+// roundQueue is the queue the round met, its least receiver RTT above the
+// path's round trip; -1 when either is unknown.
+func (m *Model) roundQueue() time.Duration {
+	base := m.baseRTT.get()
+	if base <= 0 || m.roundMinRTT <= 0 {
+		return -1
+	}
+	return max(m.roundMinRTT-base, 0)
+}
+
+// judgeCut judges the last cut once the rounds that settle it are over.
+// A competitor that gives way to loss (CUBIC, Reno, other flows of ours)
+// met the same overflow, cut too, and the queue drained to under half the
+// height it had at the cut. One that does not (TCP BBR v1: it paces at
+// the largest delivery rate of its last rounds and holds twice its
+// bandwidth-delay product in flight, loss or not) takes what the cut
+// freed within a gain cycle, the queue stands on, and every further cut
+// is a share handed over for good: beside BBR over a 100 Mbit/s, 100 ms
+// link with a one-BDP queue the model ratcheted down to a ninth of BBR's
+// goodput. So a futile cut is taken back (the cap returns to where it was
+// cut from and grows on from there) and the next congestion is let pass
+// for holdRounds, which double with each futile cut in a row: a
+// loss-based competitor that arrives later is met at the next cut, and a
+// drained queue ends the run. Lifting the cap instead, so that the flow
+// paced at its bandwidth filter alone, let one of eight flows of ours
+// that judged a cut futile take half the link from the seven others.
+func (m *Model) judgeCut() {
+	if m.cutJudged || m.cutRound == 0 || m.round <= m.cutRound {
+		return
+	}
+	if q := m.roundQueue(); q >= 0 && (m.settleQueue < 0 || q < m.settleQueue) {
+		m.settleQueue = q
+	}
+	if m.round <= m.cutRound+1+settleRounds {
+		return
+	}
+	m.cutJudged = true
+	if m.cutQueue <= 0 || m.settleQueue < 0 || float64(m.settleQueue) <= drainedShare*float64(m.cutQueue) {
+		m.futileCuts = 0
+		return
+	}
+	m.futileCut = true
+	m.futileCuts = min(m.futileCuts+1, maxFutileCuts)
+	m.share.undo(m.roundEnded)
+}
+
+// holdRounds is how many rounds after a futile cut congestion does not
+// cut again.
+func (m *Model) holdRounds() uint64 {
+	return (1 + settleRounds) << m.futileCuts
 }
 
 // bgRate is the background loss rate, 0 until known.

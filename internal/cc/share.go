@@ -24,6 +24,7 @@ type shareCap struct {
 	k     float64       // seconds from the epoch's start to wMax
 	epoch time.Time     // the last cut
 	rtt   time.Duration // round-trip time the bound is read through
+	wCut  float64       // the window the last cut started from
 }
 
 const (
@@ -73,6 +74,7 @@ func (s *shareCap) cut(now time.Time, rate float64, rtt time.Duration) {
 		s.wLast = w
 		s.wMax = w
 	}
+	s.wCut = w
 	s.w = max(w*cubicBeta, minCwnd)
 	s.wEst = s.w
 	s.k = math.Cbrt(s.wMax * (1 - cubicBeta) / cubicC)
@@ -98,6 +100,17 @@ func (s *shareCap) grow(now time.Time, acked float64, rtt time.Duration) {
 	}
 	s.wEst += renoAlpha * acked / s.w
 	s.w = max(s.w, s.wEst)
+}
+
+// undo takes the last cut back at now: w returns to the window the cut
+// started from (unless it has grown past it) and grows on from there as
+// past a peak, along the convex part of the curve.
+func (s *shareCap) undo(now time.Time) {
+	if s.w <= 0 || s.w >= s.wCut {
+		return
+	}
+	s.w, s.wMax, s.wLast, s.wEst = s.wCut, s.wCut, s.wCut, s.wCut
+	s.k, s.epoch = 0, now
 }
 
 // lift removes the bound.

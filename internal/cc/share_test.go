@@ -311,3 +311,23 @@ func TestModelDeliveryRateBeyondWakeups(t *testing.T) {
 	// alone hold it at 500.
 	require.Greater(t, m.filteredBw(), 1500.0, "held at the wake-up rate")
 }
+
+// TestShareCapUndo: undoing a cut puts the window back where the cut
+// started and grows it on as past a peak; a window that has grown past it
+// is left be.
+func TestShareCapUndo(t *testing.T) {
+	var s shareCap
+	t0 := time.Unix(0, 0)
+	rtt := 100 * time.Millisecond
+	s.undo(t0) // no bound: nothing to undo
+	require.False(t, s.active())
+	s.cut(t0, 8000, rtt)
+	require.InDelta(t, 560, s.w, 1e-9)
+	s.undo(t0.Add(time.Second))
+	require.InDelta(t, 800, s.w, 1e-9)
+	s.grow(t0.Add(1100*time.Millisecond), 800, rtt)
+	require.Greater(t, s.w, 800.0)
+	w := s.w
+	s.undo(t0.Add(2 * time.Second))
+	require.Equal(t, w, s.w)
+}

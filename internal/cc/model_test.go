@@ -1,0 +1,113 @@
+package cc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// cutRig drives Model.endRound round by round on a 100 ms path, as OnACK
+// does, with the queue and the losses each round meets.
+type cutRig struct {
+	m   *Model
+	in  Inputs
+	now time.Time
+}
+
+func newCutRig() *cutRig {
+	r := &cutRig{m: NewModel(), now: time.Unix(0, 0)}
+	r.in.MaxWindow = 100000
+	r.m.Init(r.now, r.in)
+	r.m.state = modelProbeBW
+	r.m.pacingGain, r.m.cwndGain = 1, 2
+	r.m.minRTT = 100 * time.Millisecond
+	r.m.baseRTT.add(r.now, 100*time.Millisecond, baseRTTWindow)
+	r.m.btlBw[0] = 8000 // packets/s, in the filter's current slot
+	r.m.round = 100
+	return r
+}
+
+// round ends a round of 800 packets sent that met a queue of q and lost
+// lost packets.
+func (r *cutRig) round(q time.Duration, lost uint64) {
+	r.now = r.now.Add(100*time.Millisecond + q)
+	r.m.round++
+	r.m.roundMinRTT = 100*time.Millisecond + q
+	r.in.Sent += 800
+	r.in.Delivered += 800 - lost
+	r.in.Lost += lost
+	r.m.endRound(r.now, r.in)
+}
+
+// TestModelFutileCut: a cut after which the queue keeps standing (a
+// competitor that takes what the cut freed, as TCP BBR v1 does) is taken
+// back (the cap returns to where the cut started), and congestion does
+// not cut again until the hold is over; the hold doubles with each futile
+// cut in a row.
+func TestModelFutileCut(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	r.round(80*time.Millisecond, 3)
+	require.True(t, m.share.active(), "loss at a standing queue cuts")
+	cut, from := m.cutRound, m.share.wCut
+	require.InDelta(t, cubicBeta*from, m.share.w, 1e-9)
+	for range 2 + settleRounds {
+		r.round(70*time.Millisecond, 0)
+	}
+	require.True(t, m.futileCut, "the queue stood through the settling rounds")
+	require.Equal(t, 1, m.futileCuts)
+	require.GreaterOrEqual(t, m.share.w, from, "a futile cut is taken back")
+	for m.round < cut+m.holdRounds() {
+		r.round(80*time.Millisecond, 3)
+		require.Equal(t, cut, m.cutRound, "round %d: cut within the hold", m.round-cut)
+	}
+	r.round(80*time.Millisecond, 3)
+	require.Greater(t, m.cutRound, cut, "congestion after the hold cuts again")
+	cut = m.cutRound
+	for range 2 + settleRounds {
+		r.round(70*time.Millisecond, 0)
+	}
+	require.Equal(t, 2, m.futileCuts)
+	require.Equal(t, uint64(4*(1+settleRounds)), m.holdRounds())
+	for m.round < cut+m.holdRounds() {
+		r.round(80*time.Millisecond, 3)
+		require.Equal(t, cut, m.cutRound)
+	}
+}
+
+// TestModelCutMet: a cut after which the queue drains (a competitor that
+// gives way to loss cut too) stands, ends a run of futile cuts, and the
+// next congestion after the settling rounds cuts again.
+func TestModelCutMet(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	m.futileCuts = 3
+	r.round(80*time.Millisecond, 3)
+	require.True(t, m.share.active())
+	cut := m.cutRound
+	r.round(60*time.Millisecond, 0)
+	r.round(30*time.Millisecond, 0) // under 45 % of 80 ms
+	for range settleRounds {
+		r.round(60*time.Millisecond, 0)
+	}
+	require.Less(t, m.share.w, m.share.wCut, "a met cut stands")
+	require.False(t, m.futileCut)
+	require.Zero(t, m.futileCuts)
+	r.round(80*time.Millisecond, 3)
+	require.Greater(t, m.cutRound, cut, "the next congestion cuts")
+}
+
+// TestModelCutQueueUnknown: a cut with no queue measure (no receiver RTT
+// in its round) is not judged futile.
+func TestModelCutQueueUnknown(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	r.round(80*time.Millisecond, 3)
+	m.cutQueue = -1
+	for range 2 + settleRounds {
+		r.round(70*time.Millisecond, 0)
+	}
+	require.Less(t, m.share.w, m.share.wCut)
+	require.False(t, m.futileCut)
+}
