@@ -81,12 +81,14 @@ type Model struct {
 	// settleRounds after it still meet the queue and the losses from
 	// before the cut and do not cut again.
 	cutRound uint64
-	// Judging the last cut (see judgeCut): the queue in its round and the
-	// least in the rounds that settled it, how many cuts in a row left
-	// the queue standing, and whether the last one did.
-	cutQueue, settleQueue time.Duration
-	cutJudged, futileCut  bool
-	futileCuts            int
+	// Judging the last cut (see judgeCut): the queue in its round, the
+	// least queues of the rounds that settle it, a count of recent cuts
+	// that left the queue standing, and whether the last one did.
+	cutQueue    time.Duration
+	settleQueue [settleLeast]time.Duration // ascending; -1: none yet
+	cutJudged   bool
+	futileCut   bool
+	futileCuts  int
 	// HyStart++'s delay test in startup (RFC 9406 §4.2), on our own
 	// round-trip samples: the least of the round and of the previous
 	// one, and how many samples in a row rose above the latter.
@@ -165,9 +167,10 @@ const (
 	// (see judgeCut): 9·2^5 rounds, 30-60 s on a 100 ms path.
 	maxFutileCuts = 5
 	// drainedShare is the share of its height at a cut under which the
-	// queue must fall in the rounds that settle the cut for the cut to
-	// have been met by others' (see judgeCut).
+	// queue must fall in settleLeast of the rounds that settle the cut
+	// for the cut to have been met by others' (see judgeCut).
 	drainedShare = 0.45
+	settleLeast  = 3
 
 	// baseRTTWindow is how long the path's round trip is remembered: a
 	// TCP flow beside us may keep a queue standing for many seconds.
@@ -504,7 +507,10 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	case m.cutRound == 0 || m.round > m.cutRound+1+settleRounds:
 		m.share.cut(now, m.fairRate(m.gettingRate(now, in)), m.smoothedRTT(in))
 		m.cutRound = m.round
-		m.cutQueue, m.settleQueue, m.cutJudged, m.futileCut = m.roundQueue(), -1, false, false
+		m.cutQueue, m.cutJudged, m.futileCut = m.roundQueue(), false, false
+		for i := range m.settleQueue {
+			m.settleQueue[i] = -1
+		}
 	}
 	if m.share.active() && m.share.rate() > 2*m.filteredBw() && m.round > m.cutRound+1+settleRounds {
 		m.share.lift() // no longer binds
@@ -578,7 +584,9 @@ func (m *Model) roundQueue() time.Duration {
 // judgeCut judges the last cut once the rounds that settle it are over.
 // A competitor that gives way to loss (CUBIC, Reno, other flows of ours)
 // met the same overflow, cut too, and the queue drained to under half the
-// height it had at the cut. One that does not (TCP BBR v1: it paces at
+// height it had at the cut, for a few rounds (the third least of the
+// settling rounds' queues counts: the kernel's BBR empties the queue for
+// 200 ms every 10 s, its ProbeRTT, whatever we do). One that does not (TCP BBR v1: it paces at
 // the largest delivery rate of its last rounds and holds twice its
 // bandwidth-delay product in flight, loss or not) takes what the cut
 // freed within a gain cycle, the queue stands on, and every further cut
@@ -587,23 +595,31 @@ func (m *Model) roundQueue() time.Duration {
 // goodput. So a futile cut is taken back (the cap returns to where it was
 // cut from and grows on from there) and the next congestion is let pass
 // for holdRounds, which double with each futile cut in a row: a
-// loss-based competitor that arrives later is met at the next cut, and a
-// drained queue ends the run. Lifting the cap instead, so that the flow
+// loss-based competitor that arrives later is met at the next cut, and
+// each cut the queue drains after halves the next hold. Lifting the cap instead, so that the flow
 // paced at its bandwidth filter alone, let one of eight flows of ours
 // that judged a cut futile take half the link from the seven others.
 func (m *Model) judgeCut() {
 	if m.cutJudged || m.cutRound == 0 || m.round <= m.cutRound {
 		return
 	}
-	if q := m.roundQueue(); q >= 0 && (m.settleQueue < 0 || q < m.settleQueue) {
-		m.settleQueue = q
+	if q := m.roundQueue(); q >= 0 {
+		for i := range m.settleQueue {
+			if m.settleQueue[i] < 0 || q < m.settleQueue[i] {
+				q, m.settleQueue[i] = m.settleQueue[i], q
+				if q < 0 {
+					break
+				}
+			}
+		}
 	}
 	if m.round <= m.cutRound+1+settleRounds {
 		return
 	}
 	m.cutJudged = true
-	if m.cutQueue <= 0 || m.settleQueue < 0 || float64(m.settleQueue) <= drainedShare*float64(m.cutQueue) {
-		m.futileCuts = 0
+	settled := m.settleQueue[settleLeast-1]
+	if m.cutQueue <= 0 || settled < 0 || float64(settled) <= drainedShare*float64(m.cutQueue) {
+		m.futileCuts = max(m.futileCuts-1, 0)
 		return
 	}
 	m.futileCut = true

@@ -76,9 +76,10 @@ func TestModelFutileCut(t *testing.T) {
 	}
 }
 
-// TestModelCutMet: a cut after which the queue drains (a competitor that
-// gives way to loss cut too) stands, ends a run of futile cuts, and the
-// next congestion after the settling rounds cuts again.
+// TestModelCutMet: a cut after which the queue drains for a few rounds (a
+// competitor that gives way to loss cut too) stands, shortens the next
+// hold, and the next congestion after the settling rounds cuts again; a
+// queue that drains for one round only (BBR's ProbeRTT) does not count.
 func TestModelCutMet(t *testing.T) {
 	r := newCutRig()
 	m := r.m
@@ -87,15 +88,27 @@ func TestModelCutMet(t *testing.T) {
 	require.True(t, m.share.active())
 	cut := m.cutRound
 	r.round(60*time.Millisecond, 0)
-	r.round(30*time.Millisecond, 0) // under 45 % of 80 ms
-	for range settleRounds {
+	for range 3 {
+		r.round(30*time.Millisecond, 0) // under 45 % of 80 ms
+	}
+	for range settleRounds - 2 {
 		r.round(60*time.Millisecond, 0)
 	}
 	require.Less(t, m.share.w, m.share.wCut, "a met cut stands")
 	require.False(t, m.futileCut)
-	require.Zero(t, m.futileCuts)
+	require.Equal(t, 2, m.futileCuts)
 	r.round(80*time.Millisecond, 3)
 	require.Greater(t, m.cutRound, cut, "the next congestion cuts")
+
+	cut = m.cutRound
+	r.round(0, 0)
+	r.round(0, 0)
+	for range settleRounds {
+		r.round(70*time.Millisecond, 0)
+	}
+	require.True(t, m.futileCut, "two drained rounds in nine")
+	require.Equal(t, 3, m.futileCuts)
+	require.Equal(t, cut, m.cutRound)
 }
 
 // TestModelCutQueueUnknown: a cut with no queue measure (no receiver RTT
