@@ -41,23 +41,34 @@ func (r *cutRig) round(q time.Duration, lost uint64) {
 }
 
 // TestModelFutileCut: a cut after which the queue keeps standing (a
-// competitor that takes what the cut freed, as TCP BBR v1 does) is taken
-// back (the cap returns to where the cut started), and congestion does
-// not cut again until the hold is over; the hold doubles with each futile
-// cut in a row.
+// competitor that takes what the cut freed, as TCP BBR v1 does) is futile;
+// from the second in a row on, it is taken back (the cap returns to where
+// the cut started), and congestion does not cut again until the hold is
+// over; the hold doubles with each futile cut in a row.
 func TestModelFutileCut(t *testing.T) {
 	r := newCutRig()
 	m := r.m
+	settle := func() {
+		for range 2 + settleRounds {
+			r.round(70*time.Millisecond, 0)
+		}
+	}
 	r.round(80*time.Millisecond, 3)
 	require.True(t, m.share.active(), "loss at a standing queue cuts")
 	cut, from := m.cutRound, m.share.wCut
 	require.InDelta(t, cubicBeta*from, m.share.w, 1e-9)
-	for range 2 + settleRounds {
-		r.round(70*time.Millisecond, 0)
-	}
-	require.True(t, m.futileCut, "the queue stood through the settling rounds")
+	settle()
 	require.Equal(t, 1, m.futileCuts)
+	require.False(t, m.futileCut, "one futile cut is not acted on")
+	require.Less(t, m.share.w, from)
+	r.round(80*time.Millisecond, 3)
+	require.Greater(t, m.cutRound, cut, "so the next congestion cuts")
+	cut, from = m.cutRound, m.share.wCut
+	settle()
+	require.Equal(t, 2, m.futileCuts)
+	require.True(t, m.futileCut, "the second in a row is")
 	require.GreaterOrEqual(t, m.share.w, from, "a futile cut is taken back")
+	require.Equal(t, uint64(4*(1+settleRounds)), m.holdRounds())
 	for m.round < cut+m.holdRounds() {
 		r.round(80*time.Millisecond, 3)
 		require.Equal(t, cut, m.cutRound, "round %d: cut within the hold", m.round-cut)
@@ -65,11 +76,9 @@ func TestModelFutileCut(t *testing.T) {
 	r.round(80*time.Millisecond, 3)
 	require.Greater(t, m.cutRound, cut, "congestion after the hold cuts again")
 	cut = m.cutRound
-	for range 2 + settleRounds {
-		r.round(70*time.Millisecond, 0)
-	}
-	require.Equal(t, 2, m.futileCuts)
-	require.Equal(t, uint64(4*(1+settleRounds)), m.holdRounds())
+	settle()
+	require.Equal(t, 3, m.futileCuts)
+	require.Equal(t, uint64(8*(1+settleRounds)), m.holdRounds())
 	for m.round < cut+m.holdRounds() {
 		r.round(80*time.Millisecond, 3)
 		require.Equal(t, cut, m.cutRound)

@@ -95,7 +95,7 @@ func modelRun(m *Model, now time.Time, d time.Duration, base, rtt time.Duration,
 		in.Sent += n
 		in.Delivered += n
 		if lossEvery > 0 {
-			in.Lost = in.Sent / uint64(lossEvery)
+			in.Lost += in.Sent/uint64(lossEvery) - (in.Sent-n)/uint64(lossEvery)
 		}
 		in.AckRTT, in.RTTSample, in.RTT = base, rtt, rtt
 		in.RateSample = int(rate)
@@ -112,11 +112,25 @@ func TestModelRandomLossIsNotCongestion(t *testing.T) {
 	now = modelRun(m, now, 20*time.Second, base, base, 8000, 100, &in)
 	require.False(t, m.share.active(), "random loss cut the share cap")
 	require.Greater(t, 1e9/float64(m.PacketPeriod()), 7000.0)
-	// Loss while a queue stands (the round trip 1.8 times the path's):
-	// congestion.
-	modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
-	require.True(t, m.share.active(), "loss with a standing queue did not cut")
+	// A queue stands (the round trip 1.8 times the path's) and packets
+	// are lost as often as before: still random loss.
+	now = modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
+	require.False(t, m.share.active(), "random loss at a queue cut the share cap")
+	// Loss above the background while the queue stands: congestion.
+	modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 25, &in)
+	require.True(t, m.share.active(), "loss above the background with a standing queue did not cut")
 	require.Less(t, m.share.rate(), 8000.0*cubicBeta*1.01)
+}
+
+// TestModelQueueLossWithoutBackground: on a path without random loss any
+// loss while a queue stands is congestion.
+func TestModelQueueLossWithoutBackground(t *testing.T) {
+	m, now, in := startModel()
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, 20*time.Second, base, base, 8000, 0, &in)
+	require.False(t, m.share.active())
+	modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 2000, &in)
+	require.True(t, m.share.active(), "loss with a standing queue did not cut")
 }
 
 // TestModelRateSampleBounds checks the arrival rates the model takes: none
