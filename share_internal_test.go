@@ -61,23 +61,24 @@ func TestModelSharesWithCubic(t *testing.T) {
 // TestModelBesideBBR runs the default controller beside netsim's
 // reference TCP BBR v1 flow (calibrated against the kernel's BBR, see
 // TestTCPBBRCalibration) through the 100 Mbit/s, 100 ms bottleneck with a
-// one-BDP queue, twice. BBR does not give way to loss, so the model's
+// one-BDP queue, three times. BBR does not give way to loss, so the model's
 // cuts there are futile and taken back (see cc.Model's judgeCut). Before
 // that the model ratcheted down to 0.10-0.14 of BBR's goodput here; with
-// it, single runs give 0.3-1.05 (median about 0.7 over 11). The issue's
+// it, single runs give 0.18-1.34 (median about 0.7). The issue's
 // target is 0.5-2 beside the kernel's BBR over TUN (BenchmarkTunCoexist);
 // this check fails if the ratchet returns.
 func TestModelBesideBBR(t *testing.T) {
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
 	var sum float64
-	for _, seed := range []uint64{5, 6} {
+	seeds := []uint64{5, 6, 7}
+	for _, seed := range seeds {
 		u, b := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "bbr"}, fwd, fwd, 60*time.Second, seed)
 		t.Logf("UDT default %.1f Mbit/s, BBR %.1f Mbit/s on a %d Mbit/s, 100 ms link: %.2f of BBR's", u, b, mbps, u/b)
 		require.Greater(t, u+b, 0.85*mbps, "link idle")
 		sum += u / b
 	}
-	require.GreaterOrEqual(t, sum/2, 0.3, "starved beside BBR")
+	require.GreaterOrEqual(t, sum/float64(len(seeds)), 0.25, "starved beside BBR")
 }
 
 // TestPacingJitter: the pacing gap is drawn from [p/2, 3p/2] and averages

@@ -182,6 +182,12 @@ const (
 	// the first left one of them holding while the others cut, in one
 	// run in six (Jain's index 0.91-0.95).
 	futileToAct = 2
+	// futileMinRTT is the least path round trip on which cuts are judged
+	// at all. Under it the queue is most often the receiving host's socket
+	// buffer, which eight loopback streams of ours keep full whatever one
+	// of them does: every cut looked futile, and the least of the eight
+	// got 0.02-0.05 of the most (0.39-0.44 without the judging).
+	futileMinRTT = 10 * time.Millisecond
 	// drainedShare is the share of its height at a cut under which the
 	// queue must fall in settleLeast of the rounds that settle the cut
 	// for the cut to have been met by others' (see judgeCut).
@@ -603,21 +609,25 @@ func (m *Model) roundQueue() time.Duration {
 // judgeCut judges the last cut once the rounds that settle it are over.
 // A competitor that gives way to loss (CUBIC, Reno, other flows of ours)
 // met the same overflow, cut too, and the queue drained to under half the
-// height it had at the cut, for a few rounds (the third least of the
-// settling rounds' queues counts: the kernel's BBR empties the queue for
-// 200 ms every 10 s, its ProbeRTT, whatever we do). One that does not (TCP BBR v1: it paces at
-// the largest delivery rate of its last rounds and holds twice its
-// bandwidth-delay product in flight, loss or not) takes what the cut
-// freed within a gain cycle, the queue stands on, and every further cut
-// is a share handed over for good: beside BBR over a 100 Mbit/s, 100 ms
-// link with a one-BDP queue the model ratcheted down to a ninth of BBR's
-// goodput. So a futile cut is taken back (the cap returns to where it was
-// cut from and grows on from there) and the next congestion is let pass
-// for holdRounds, which double with each futile cut in a row: a
-// loss-based competitor that arrives later is met at the next cut, and
-// each cut the queue drains after halves the next hold. Lifting the cap instead, so that the flow
-// paced at its bandwidth filter alone, let one of eight flows of ours
-// that judged a cut futile take half the link from the seven others.
+// height it had at the cut, for a few rounds: the third least of the
+// settling rounds' queues counts, since the kernel's BBR empties the queue
+// for 200 ms every 10 s (its ProbeRTT) whatever we do. One that does not
+// give way (TCP BBR v1 paces at the largest delivery rate of its last
+// rounds and holds twice its bandwidth-delay product in flight, loss or
+// not) takes what the cut freed within a gain cycle, the queue stands on,
+// and every further cut is a share handed over for good: beside BBR over
+// a 100 Mbit/s, 100 ms link with a one-BDP queue the model ratcheted down
+// to a ninth of BBR's goodput.
+//
+// So, from the futileToAct-th futile cut in a row, a futile cut is taken
+// back (the cap returns to where it was cut from and grows on from there)
+// and the next congestion is let pass for holdRounds, which double with
+// each futile cut in a row: a loss-based competitor that arrives later is
+// met at the next cut, and each cut the queue drains after halves the
+// next hold. Lifting the cap instead, so that the flow paced at its
+// bandwidth filter alone, let one of eight flows of ours that judged a cut
+// futile take half the link from the seven others. On paths under
+// futileMinRTT cuts are not judged.
 func (m *Model) judgeCut() {
 	if m.cutJudged || m.cutRound == 0 || m.round <= m.cutRound {
 		return
@@ -637,7 +647,8 @@ func (m *Model) judgeCut() {
 	}
 	m.cutJudged = true
 	settled := m.settleQueue[settleLeast-1]
-	if m.cutQueue <= 0 || settled < 0 || float64(settled) <= drainedShare*float64(m.cutQueue) {
+	if m.cutQueue <= 0 || settled < 0 || float64(settled) <= drainedShare*float64(m.cutQueue) ||
+		m.baseRTT.get() < futileMinRTT {
 		m.futileCuts = max(m.futileCuts-1, 0)
 		return
 	}

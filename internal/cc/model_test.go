@@ -133,3 +133,20 @@ func TestModelCutQueueUnknown(t *testing.T) {
 	require.Less(t, m.share.w, m.share.wCut)
 	require.False(t, m.futileCut)
 }
+
+// TestModelCutNotJudgedOnShortPaths: under futileMinRTT (a LAN, loopback)
+// the queue is the receiving host's, and a cut it stands through stays.
+func TestModelCutNotJudgedOnShortPaths(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	m.baseRTT = minFilter{}
+	m.baseRTT.add(r.now, time.Millisecond, baseRTTWindow)
+	m.futileCuts = futileToAct
+	r.round(80*time.Millisecond, 3)
+	require.True(t, m.share.active())
+	for range 2 + settleRounds {
+		r.round(70*time.Millisecond, 0)
+	}
+	require.False(t, m.futileCut)
+	require.Less(t, m.share.w, m.share.wCut)
+}
