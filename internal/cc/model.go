@@ -14,13 +14,13 @@ import (
 // above and below it) and bounds what is in flight by the time a loss
 // takes to repair. Random loss does not lower the rate. Congestion does: a
 // round that lost more packets than random loss explains while a queue
-// stood, or a probe that raised the
-// loss rate above the background's, cuts a share cap that then grows back
-// as a TCP CUBIC window would (see shareCap), so that the flow shares a
-// bottleneck with TCP and with itself. A cut that the queue does not
-// drain after was met by no one (a competitor such as TCP BBR v1 that does
-// not give way to loss) and is taken back (see judgeCut). Startup doubles the rate each round
-// trip, as slow start does, and ends at HyStart's delay rise.
+// stood, or a probe that raised the loss rate above the background's,
+// cuts a share cap that then grows back as a TCP CUBIC window would (see
+// shareCap), so that the flow shares a bottleneck with TCP and with
+// itself. A cut that the queue does not drain after was met by no one (a
+// competitor such as TCP BBR v1 that does not give way to loss) and is
+// taken back (see judgeCut). Startup doubles the rate each round trip, as
+// slow start does, and ends at HyStart's delay rise.
 type Model struct {
 	state modelState
 
@@ -63,9 +63,9 @@ type Model struct {
 
 	// Sharing the bottleneck (see judgeRound and shareCap). A round is
 	// congested when it lost more than random loss explains while a
-	// queue stood, or when a probe
-	// raised its loss rate above the background's; each congested round
-	// cuts share, which then grows back as a TCP CUBIC window would.
+	// queue stood, or when a probe raised its loss rate above the
+	// background's; each congested round cuts share, which then grows
+	// back as a TCP CUBIC window would.
 	share          shareCap
 	baseRTT        minFilter     // the path's round trip, over minutes
 	roundMinRTT    time.Duration // the least receiver RTT seen in the round
@@ -160,11 +160,12 @@ const (
 	bgKnown = 1000
 	// fullBwRounds is how many sampled rounds in a row without a quarter's
 	// growth end startup. Each such round paces at twice a bandwidth the
-	// path already delivers and adds a BDP to the queue: at 1 % random
-	// loss over 100 Mbit/s, 100 ms, where our own round-trip samples are
-	// too few for HyStart, BBR's three (two before) overflowed the
-	// one-BDP queue by 1,400 packets and retransmitted 2.1 % of what was
-	// sent in 16 s (1.4 % with one), at the same goodput.
+	// path already delivers and adds a BDP to the queue. BBR waits three;
+	// this model waited two, and at 1 % random loss over 100 Mbit/s,
+	// 100 ms, where our own round-trip samples are too few for HyStart,
+	// overflowed the one-BDP queue by about 1,400 packets and
+	// retransmitted 2.1 % of what it sent in 16 s (1.4 % with one), at
+	// the same goodput.
 	fullBwRounds = 1
 	// hystartSamples is how many risen round-trip samples in a row end
 	// startup.
