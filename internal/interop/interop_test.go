@@ -138,7 +138,7 @@ func TestCppToCpp(t *testing.T) {
 		{name: "client sends 64MiB", host: "127.0.0.1", serverArgs: []string{"-mode", "recv"}, clientArgs: []string{"-mode", "send"}, bytes: 64 * mib, seed: 1},
 		{name: "server sends 32MiB", host: "127.0.0.1", serverArgs: []string{"-mode", "send"}, clientArgs: []string{"-mode", "recv"}, bytes: 32 * mib, seed: 2},
 		{name: "echo 8MiB", host: "127.0.0.1", serverArgs: []string{"-mode", "echo"}, clientArgs: []string{"-mode", "echo"}, bytes: 8*mib + 5, seed: 3},
-		{name: "dgram 16MiB", host: "127.0.0.1", serverArgs: []string{"-mode", "recv", "-dgram"}, clientArgs: []string{"-mode", "send", "-dgram", "-msgsize", "10000"}, bytes: 16*mib + 1, seed: 4},
+		{name: "dgram 16MiB", host: "127.0.0.1", serverArgs: []string{"-mode", "recv", "-dgram", "-endack"}, clientArgs: []string{"-mode", "send", "-dgram", "-endack", "-msgsize", "10000"}, bytes: 16*mib + 1, seed: 4},
 		{name: "mss 1052", host: "127.0.0.1", serverArgs: []string{"-mode", "recv"}, clientArgs: []string{"-mode", "send", "-mss", "1052"}, bytes: 8 * mib, seed: 5},
 		{name: "ipv6 16MiB", host: "::1", serverArgs: []string{"-mode", "recv"}, clientArgs: []string{"-mode", "send"}, bytes: 16 * mib, seed: 6},
 		{name: "ipv6 server sends", host: "::1", serverArgs: []string{"-mode", "send"}, clientArgs: []string{"-mode", "recv"}, bytes: 4 * mib, seed: 7},
