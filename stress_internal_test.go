@@ -395,14 +395,20 @@ func (rc *recordConn) finish(all *sync.WaitGroup, f *stressFailures) {
 		fail("the peer's readers did not pause")
 		return
 	}
+	// The peer's end is asked first: once all it sent is acknowledged,
+	// the closer has it all, and nothing readable then means the reader
+	// took it. Asked the other way round, the peer's last record could
+	// arrive between the two looks, readable but not yet read when the
+	// Close below won the race with the reader's wake-up (one record of
+	// 770 unread, once under -race in CI).
 	blocked := func() bool {
+		cy.mu.Lock()
+		acked := cy.sndBuf.Len() == 0
+		cy.mu.Unlock()
 		cx.mu.Lock()
 		full := cx.sndBuf.Full()
 		readable := cx.readableLocked()
 		cx.mu.Unlock()
-		cy.mu.Lock()
-		acked := cy.sndBuf.Len() == 0
-		cy.mu.Unlock()
 		return full && !readable && acked &&
 			rc.writers[x].inWrite.Load() == stressWriters && rc.readers[x].inRead.Load() == 1
 	}
