@@ -87,7 +87,6 @@ type Model struct {
 	// that left the queue standing, and whether the last one did.
 	cutQueue    time.Duration
 	settleQueue [settleLeast]time.Duration // ascending; -1: none yet
-	cutJudged   bool
 	futileCut   bool
 	futileCuts  int
 	// HyStart++'s delay test in startup (RFC 9406 §4.2), on our own
@@ -530,7 +529,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 	case m.cutRound == 0 || m.round > m.cutRound+1+settleRounds:
 		m.share.cut(now, m.fairRate(m.gettingRate(now, in)), m.smoothedRTT(in))
 		m.cutRound = m.round
-		m.cutQueue, m.cutJudged, m.futileCut = m.roundQueue(), false, false
+		m.cutQueue, m.futileCut = m.roundQueue(), false
 		for i := range m.settleQueue {
 			m.settleQueue[i] = -1
 		}
@@ -627,7 +626,10 @@ func (m *Model) roundQueue() time.Duration {
 // futile take half the link from the seven others. On paths under
 // futileMinRTT cuts are not judged.
 func (m *Model) judgeCut() {
-	if m.cutJudged || m.cutRound == 0 || m.round <= m.cutRound {
+	// endRound runs once a round: the cut is judged in the round after
+	// the settling ones, and the rounds after that change nothing.
+	judgeAt := m.cutRound + 2 + settleRounds
+	if m.cutRound == 0 || m.round <= m.cutRound || m.round > judgeAt {
 		return
 	}
 	if q := m.roundQueue(); q >= 0 {
@@ -640,10 +642,9 @@ func (m *Model) judgeCut() {
 			}
 		}
 	}
-	if m.round <= m.cutRound+1+settleRounds {
+	if m.round < judgeAt {
 		return
 	}
-	m.cutJudged = true
 	settled := m.settleQueue[settleLeast-1]
 	if m.cutQueue <= 0 || settled < 0 || float64(settled) <= drainedShare*float64(m.cutQueue) ||
 		m.baseRTT.get() < futileMinRTT {
