@@ -44,7 +44,8 @@ func (r *cutRig) round(q time.Duration, lost uint64) {
 // competitor that takes what the cut freed, as TCP BBR v1 does) is futile;
 // from the second in a row on, it is taken back (the cap returns to where
 // the cut started), and congestion does not cut again until the hold is
-// over; the hold doubles with each futile cut in a row.
+// over; the hold doubles with each futile cut in a row, and from the third
+// the cap is lifted.
 func TestModelFutileCut(t *testing.T) {
 	r := newCutRig()
 	m := r.m
@@ -78,6 +79,7 @@ func TestModelFutileCut(t *testing.T) {
 	cut = m.cutRound
 	settle()
 	require.Equal(t, 3, m.futileCuts)
+	require.False(t, m.share.active(), "the third in a row lifts the cap")
 	require.Equal(t, uint64(8*(1+settleRounds)), m.holdRounds())
 	for m.round < cut+m.holdRounds() {
 		r.round(80*time.Millisecond, 3)
@@ -149,4 +151,56 @@ func TestModelCutNotJudgedOnShortPaths(t *testing.T) {
 	}
 	require.False(t, m.futileCut)
 	require.Less(t, m.share.w, m.share.wCut)
+}
+
+// TestModelProbeAgainWhenPaid: a probe that raised the bandwidth estimate
+// by probePaid or more is followed, after its drain phase, by another at
+// once; one that did not is followed by the cruise.
+func TestModelProbeAgainWhenPaid(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	m.cycleIdx, m.cycleStart = len(cycleGains)-1, r.now
+	phase := func() {
+		r.now = r.now.Add(m.roundLength())
+		m.advanceState(r.now, r.in)
+	}
+	phase()
+	require.Equal(t, 0, m.cycleIdx, "the cycle's probe")
+	require.Equal(t, cycleGains[0], m.pacingGain)
+	m.btlBw[0] = 8000 * 1.2 // the probe paid
+	phase()
+	require.Equal(t, 1, m.cycleIdx, "its drain")
+	phase()
+	require.Equal(t, 0, m.cycleIdx, "a paid probe is followed by another")
+	require.Equal(t, cycleGains[0], m.pacingGain)
+	m.btlBw[0] = 8000 * 1.25 // raised, but by less than probePaid
+	phase()
+	phase()
+	require.Equal(t, 2, m.cycleIdx, "an unpaid one by the cruise")
+	require.Equal(t, cycleGains[2], m.pacingGain)
+}
+
+// TestModelCutFromBindingCap: a cut starts from the share cap where the
+// cap binds, though the flow got less through the round (a competitor's
+// standing queue stretches the round trip the cap is read through), and
+// from what the flow got where the cap does not bind.
+func TestModelCutFromBindingCap(t *testing.T) {
+	for _, binding := range []bool{true, false} {
+		r := newCutRig()
+		m := r.m
+		w := 400.0 // 4000 packets/s through 100 ms, under the filter's 8000
+		if !binding {
+			w = 1000
+		}
+		m.share = shareCap{w: w, wMax: w, wLast: w, wEst: w, rtt: 100 * time.Millisecond, epoch: r.now}
+		m.roundRate, m.roundRates = 2000, 1 // what arrived
+		r.round(80*time.Millisecond, 3)
+		require.Equal(t, m.round, m.cutRound)
+		if binding {
+			require.InDelta(t, w, m.share.wCut, 1e-9, "from the binding cap")
+		} else {
+			require.InDelta(t, 2000*0.1, m.share.wCut, 1e-9, "from what arrived")
+		}
+		require.InDelta(t, cubicBeta*m.share.wCut, m.share.w, 1e-9)
+	}
 }
