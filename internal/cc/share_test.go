@@ -147,10 +147,11 @@ func TestModelRateSampleBounds(t *testing.T) {
 	// 1,000 packets/s sent for a second; the receiver reports 10^6.
 	base := 100 * time.Millisecond
 	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
+	m.state = modelStartup
 	in.RateSample = 1_000_000
 	r, ok = m.rateSample(in)
 	require.True(t, ok)
-	require.InDelta(t, 2000, r, 100, "a burst's rate, bounded by twice the send rate")
+	require.InDelta(t, 2000, r, 100, "a burst's rate in startup, bounded by twice the send rate")
 	m.OnACK(now.Add(10*time.Millisecond), 0, in)
 	require.Less(t, m.filteredBw(), 2100.0)
 }
@@ -341,4 +342,20 @@ func TestShareCapUndo(t *testing.T) {
 	w := s.w
 	s.undo(t0.Add(2 * time.Second))
 	require.Equal(t, w, s.w)
+}
+
+// TestModelRateSampleBoundAfterStartup: past startup a burst is bounded by
+// a probe's gain over the send rate, not startup's doubling.
+func TestModelRateSampleBoundAfterStartup(t *testing.T) {
+	m, now, in := startModel()
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
+	m.state = modelProbeBW
+	in.RateSample = 1_000_000
+	r, ok := m.rateSample(in)
+	require.True(t, ok)
+	require.InDelta(t, cycleGains[0]*m.sendRate, r, 1e-9)
+	require.Less(t, r, 1300.0)
+	m.OnACK(now.Add(10*time.Millisecond), 0, in)
+	require.Less(t, m.filteredBw(), 1300.0)
 }
