@@ -549,7 +549,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		// Startup overshoots by design: its loss ends it, and what it
 		// learnt of the path stands.
 		m.leaveStartup()
-	case m.futileCut && m.round <= m.cutRound+m.holdRounds():
+	case m.holding():
 		// The last cut only gave way to a flow that does not: no
 		// other until the hold is over.
 	case m.cutRound == 0 || m.round > m.cutRound+1+settleRounds:
@@ -691,6 +691,11 @@ func (m *Model) judgeCut() {
 	} else {
 		m.share.undo(m.roundEnded)
 	}
+}
+
+// holding reports whether a futile cut's hold is in force.
+func (m *Model) holding() bool {
+	return m.futileCut && m.round <= m.cutRound+m.holdRounds()
 }
 
 // holdRounds is how many rounds after a futile cut congestion does not
@@ -895,10 +900,12 @@ func (m *Model) advanceState(now time.Time, in Inputs) {
 			m.cycleStart = now
 			m.pacingGain = cycleGains[m.cycleIdx]
 			m.roundGain = max(m.roundGain, m.gain())
-			if m.queued && m.pacingGain < 1 {
+			if m.queued && m.pacingGain < 1 && !m.holding() {
 				// A queue stands: cruise below the estimate until it
 				// drains, rather than let it grow from an estimate a
-				// few percent high.
+				// few percent high. Not while a futile cut holds: the
+				// queue is a competitor's that does not give way, and
+				// cruising below it only handed that competitor more.
 				m.pacingGain = min(m.pacingGain, drainGain)
 			}
 		}

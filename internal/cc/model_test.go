@@ -204,3 +204,26 @@ func TestModelCutFromBindingCap(t *testing.T) {
 		require.InDelta(t, cubicBeta*m.share.wCut, m.share.w, 1e-9)
 	}
 }
+
+// TestModelNoDrainWhileHolding: a standing queue brings the drain gain to
+// the cruise, except while a futile cut holds (the queue is a
+// competitor's that does not give way).
+func TestModelNoDrainWhileHolding(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		r := newCutRig()
+		m := r.m
+		if hold {
+			m.futileCut, m.futileCuts, m.cutRound = true, futileToAct, m.round
+		}
+		m.queued = true
+		m.cycleIdx, m.cycleStart = 2, r.now
+		r.now = r.now.Add(m.roundLength())
+		m.advanceState(r.now, r.in)
+		require.Equal(t, 3, m.cycleIdx)
+		if hold {
+			require.Equal(t, cycleGains[3], m.pacingGain, "no drain while holding")
+		} else {
+			require.Equal(t, drainGain, m.pacingGain, "a standing queue is drained")
+		}
+	}
+}
