@@ -13,8 +13,8 @@ import (
 // over the last seconds, paces at the bandwidth (with periodic probing
 // above and below it) and bounds what is in flight by the time a loss
 // takes to repair. Random loss does not lower the rate. Congestion does: a
-// round that lost packets while a queue stood, or a probe that raised the loss rate above the background's,
-// cuts a share cap that then grows back as a TCP CUBIC window would (see
+// round that lost packets while a queue stood, or a probe that raised the
+// loss rate above the background's, cuts a share cap that then grows back as a TCP CUBIC window would (see
 // shareCap), so that the flow shares a bottleneck with TCP and with
 // itself. A cut that the queue does not drain after was met by no one (a
 // competitor such as TCP BBR v1 that does not give way to loss) and is
@@ -62,9 +62,8 @@ type Model struct {
 
 	// Sharing the bottleneck (see judgeRound and shareCap). A round is
 	// congested when it lost packets while a queue stood, or when a probe
-	// raised its loss rate above the
-	// background's; each congested round cuts share, which then grows
-	// back as a TCP CUBIC window would.
+	// raised its loss rate above the background's; each congested round
+	// cuts share, which then grows back as a TCP CUBIC window would.
 	share          shareCap
 	baseRTT        minFilter     // the path's round trip, over minutes
 	roundMinRTT    time.Duration // the least receiver RTT seen in the round
@@ -723,7 +722,7 @@ func (m *Model) bgRate() float64 {
 // cap (with futile cuts lifting it, see judgeCut).
 func (m *Model) cutFrom(now time.Time, in Inputs) float64 {
 	r := m.gettingRate(now, in)
-	if m.share.active() && m.share.rate() < m.filteredBw() {
+	if m.capBinds() {
 		r = max(r, m.share.rate())
 	}
 	return r
@@ -947,11 +946,15 @@ func (m *Model) enterProbeBW(now time.Time, in Inputs) {
 // under the cap, the kernel's cubic kept 63.9 % of 100 Mbit/s, 100 ms
 // over TUN beside the model; at the cap, 49.7 %.
 func (m *Model) gain() float64 {
-	if m.share.rate() < m.filteredBw() {
+	if m.capBinds() {
 		return 1
 	}
 	return m.pacingGain
 }
+
+// capBinds reports whether the share cap, not the bandwidth filter, sets
+// the pacing rate.
+func (m *Model) capBinds() bool { return m.share.rate() < m.filteredBw() }
 
 // update derives the period and window from the model.
 func (m *Model) update(now time.Time, in Inputs) {
