@@ -142,12 +142,25 @@ func (q *sendQueue) loop() {
 			continue
 		}
 		heap.Pop(&q.h)
+		// The connection's packets go into the batch up to the next
+		// one's due time, so that the batch holds every connection's
+		// packets in the order they are due. Packed one connection's
+		// window at a time, a flow with a packet due at once (the
+		// fastest) led every batch, and where a queue downstream took
+		// only a batch's first packets the slower flows lost several
+		// times its share: eight flows through one send queue into a
+		// 500 Mbit/s link with a 4 ms queue lost 1.2 % of the fastest
+		// flow's packets and 13-14 % of the slowest ones'.
+		horizon := now.Add(batchWindow)
+		if len(q.h) > 0 && q.h[0].sqAt.Before(horizon) {
+			horizon = q.h[0].sqAt
+		}
 		q.mu.Unlock()
 
 		if tx == nil {
 			tx = txBatchPool.Get().(*txBatch)
 		}
-		next, ok := c.packBatch(tx, now, now.Add(batchWindow))
+		next, ok := c.packBatch(tx, now, horizon)
 		if ok {
 			q.schedule(c, next)
 		}
