@@ -107,13 +107,17 @@ type Conn struct {
 	rtt          window.RTT
 	delivered    uint64        // packets acknowledged, cumulative (for cc)
 	rttSample    time.Duration // RTT in the peer's latest ACK
-	rateSample   int           // arrival rate in the peer's latest full ACK, bounded by plausibleRate
-	rateSamples  int           // full ACKs with rate words received
-	rate         int           // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth    int           // EWMA of the peer's reported link capacity, packets/s
-	nakScratch   []lossl.Range
-	scratch      [64]byte // control bodies being built
-	nakBody      []byte   // periodic NAK body
+	// The RTT and its variation in the peer's latest ACK, advancing or
+	// not: a receiver holds back an unchanged ACK for its RTT+4·RTTVar,
+	// which our smoothed copy of its reports lags (see expInterval).
+	peerRTT, peerRTTVar time.Duration
+	rateSample          int // arrival rate in the peer's latest full ACK, bounded by plausibleRate
+	rateSamples         int // full ACKs with rate words received
+	rate                int // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth           int // EWMA of the peer's reported link capacity, packets/s
+	nakScratch          []lossl.Range
+	scratch             [64]byte // control bodies being built
+	nakBody             []byte   // periodic NAK body
 
 	// Congestion control, guarded by mu: what ccUpdateLocked read from
 	// the controller after its last call (the packet period is period).

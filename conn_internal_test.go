@@ -66,21 +66,41 @@ func TestSilentPeerIsLost(t *testing.T) {
 
 // TestEXPIntervalOutlastsHeldACK checks that the EXP interval outlasts the
 // spell a receiver holds back an unchanged ACK (RTT+4·RTTVar, then its
-// next SYN tick) on a path whose RTT hardly varies: a variance term of at
-// least a quarter of the RTT. Below the 300 ms floor nothing changes.
+// next SYN tick): a variance term of at least a quarter of the RTT on a
+// path whose RTT hardly varies, and beyond 4.11's interval an eighth of the
+// RTT and a SYN of margin where it varies. The receiver holds back by the
+// RTT and variation its ACKs report, which our smoothed RTT lags while a
+// queue grows: the greater counts, the report at most twice our RTT (so a
+// forged one stretches nothing far). Below the 300 ms floor nothing
+// changes.
 func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	saved, savedCount := c.rtt, c.expCount
-	defer func() { c.rtt, c.expCount = saved, savedCount }()
-	c.expCount = 1
+	saved, savedCount, savedPeer, savedPeerVar := c.rtt, c.expCount, c.peerRTT, c.peerRTTVar
+	defer func() { c.rtt, c.expCount, c.peerRTT, c.peerRTTVar = saved, savedCount, savedPeer, savedPeerVar }()
+	c.expCount, c.peerRTT, c.peerRTTVar = 1, 0, 0
 	c.rtt.RTT, c.rtt.Var = 300*time.Millisecond, time.Millisecond
 	held := c.rtt.RTT + 4*c.rtt.Var + synInterval // the receiver's silence, at most
 	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
-	require.Equal(t, 300*time.Millisecond+75*time.Millisecond+synInterval, c.expInterval())
-	c.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term
-	require.Equal(t, 700*time.Millisecond+synInterval, c.expInterval())
+	require.Equal(t, 432500*time.Microsecond, c.expInterval())
+	c.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term, and margin
+	held = c.rtt.RTT + 4*c.rtt.Var + synInterval
+	require.Greater(t, c.expInterval(), held+40*time.Millisecond)
+	require.Equal(t, 757500*time.Microsecond, c.expInterval())
+
+	// The receiver's report runs ahead of our RTT: it sets the interval.
+	c.rtt.Var = 10 * time.Millisecond
+	c.peerRTT, c.peerRTTVar = 500*time.Millisecond, 60*time.Millisecond
+	held = c.peerRTT + 4*c.peerRTTVar + synInterval
+	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
+	require.Equal(t, 822500*time.Microsecond, c.expInterval())
+	// A forged report counts no more than twice our RTT, a variation no
+	// more than our RTT.
+	c.peerRTT, c.peerRTTVar = time.Hour, time.Hour
+	require.Equal(t, (600+1200+75+20)*time.Millisecond, c.expInterval())
+
+	c.peerRTT, c.peerRTTVar = 0, 0
 	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
 	require.Equal(t, minEXPInterval, c.expInterval())
 	c.expCount = 3

@@ -395,9 +395,21 @@ func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 // whose RTT hardly varies. Where the RTT is above the 300 ms floor the
 // timer then expired on every repair, and all that was in flight went
 // again: 946 packets in one round on a 20 Mbit/s, 300 ms link.
+//
+// The receiver holds back by its own RTT and variation, which its latest
+// ACK reports: our RTT smooths those reports again and lags them while a
+// queue grows, and the timer expired first (a 20 Mbit/s, 300 ms link in
+// netsim, its queue filling at the end of start-up: 2,400-3,000 packets in
+// flight sent again, 4-6 % of 30 s; our RTT 347 ms where the receiver held
+// back for 620 ms). So the interval counts the greater of ours and the
+// report (the report at most twice ours, so that a forged one cannot stretch
+// dead-peer detection), plus an eighth of the RTT and a second SYN for the
+// receiver's timer and the ACK's way back.
 func (c *Conn) expInterval() time.Duration {
 	n := time.Duration(c.expCount)
-	return max(n*(c.rtt.RTT+max(4*c.rtt.Var, c.rtt.RTT/4))+synInterval, n*minEXPInterval)
+	rtt := max(c.rtt.RTT, min(c.peerRTT, 2*c.rtt.RTT))
+	rttVar := max(c.rtt.Var, min(c.peerRTTVar, c.rtt.RTT))
+	return max(n*(rtt+max(4*rttVar, rtt/4))+rtt/8+2*synInterval, n*minEXPInterval)
 }
 
 // onTimer runs the ACK, NAK and EXP timers.

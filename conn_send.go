@@ -206,6 +206,8 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
 	if seq.Cmp(a.ack, c.sndLastAck) >= 0 && a.words >= 4 {
 		c.flowWindow = int(min(a.avail, 1<<30))
+		c.peerRTT = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
+		c.peerRTTVar = time.Duration(min(a.rttVar, 1<<30)) * time.Microsecond
 	}
 	if seq.Cmp(a.ack, c.sndLastAck) > 0 {
 		c.releaseAckedLocked(a.ack)
