@@ -123,6 +123,13 @@ type CongestionInfo struct {
 	// retransmitted packet (they waited at its hole); zero otherwise. It
 	// includes the receiver's ACK delay.
 	SenderRTT time.Duration
+	// LossRTT, in OnLoss only, is the time from the sending of the packet
+	// whose arrival showed the peer the newest loss the report lists (the
+	// one after it) to the report's arrival, if that packet was sent once
+	// and the report is the loss's first; zero otherwise. A receiver
+	// reports a loss at once: unlike SenderRTT it holds no ACK delay, and
+	// it comes while the ACK point waits at a hole and ACKs do not.
+	LossRTT time.Duration
 
 	// RecvRate is the average of the arrival rates the peer reported in
 	// its ACKs, packets/s (1/8 weight per ACK; 16 before the first).
@@ -246,6 +253,7 @@ func (info *CongestionInfo) inputs() cc.Inputs {
 		AppLimited: info.AppLimited,
 		Delivered:  info.Delivered,
 		AckRTT:     info.SenderRTT,
+		LossRTT:    info.LossRTT,
 		Lost:       info.Lost,
 		Sent:       info.Sent,
 		InFlight:   info.InFlight,

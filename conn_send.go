@@ -323,7 +323,9 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	if len(c.nakScratch) == 0 {
 		return
 	}
-	c.cc.OnLoss(now, c.ccLossRanges(c.nakScratch), c.ccInputs())
+	in := c.ccInputs()
+	in.LossRTT = c.lossRTTLocked(now, c.nakScratch[len(c.nakScratch)-1])
+	c.cc.OnLoss(now, c.ccLossRanges(c.nakScratch), in)
 	c.ccUpdateLocked()
 	reported := 0
 	for _, r := range c.nakScratch {
@@ -339,6 +341,30 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 		c.logRetransmission(now, "loss report", reported)
 	}
 	c.kickLocked(now)
+}
+
+// lossRTTLocked is the round trip a loss report r, the newest range of a
+// NAK, measures (see CongestionInfo.LossRTT): from the sending of the
+// packet after r, whose arrival revealed the gap, to now. It is 0 where
+// that packet was retransmitted or not sent yet, and where r is not new:
+// already queued for retransmission, or its first packet retransmitted
+// (a periodic re-report comes long after the packet that revealed it).
+func (c *Conn) lossRTTLocked(now time.Time, r lossl.Range) time.Duration {
+	if c.sndLoss.Contains(r.First) {
+		return 0
+	}
+	first, next := seq.Off(c.sndLastAck, r.First), seq.Off(c.sndLastAck, r.Last.Inc())
+	if first < 0 || next >= c.sndBuf.Len() || seq.Cmp(r.Last.Inc(), c.sndCurrSeq) > 0 {
+		return 0
+	}
+	if c.sndBuf.Ptr(first).sentAt < 0 {
+		return 0
+	}
+	at := c.sndBuf.Ptr(next).sentAt
+	if at < 0 {
+		return 0
+	}
+	return max(now.Sub(c.start.Add(time.Duration(at))), 0)
 }
 
 // burstLog is the size of a loss report logged as a retransmission burst.

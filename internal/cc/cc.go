@@ -32,7 +32,12 @@ type Inputs struct {
 	// once and the ACK passed no retransmitted packet (it then waited at
 	// that hole for the repair); 0 otherwise. It includes the receiver's
 	// ACK delay (up to one SYN); its minimum is the path's.
-	AckRTT   time.Duration
+	AckRTT time.Duration
+	// LossRTT, in OnLoss only, is the time from the sending of the packet
+	// after the newest loss a NAK lists (its arrival revealed the loss) to
+	// the NAK's arrival, if the packet was sent once and the loss is newly
+	// reported; 0 otherwise.
+	LossRTT  time.Duration
 	Lost     uint64 // packets reported lost since the start, cumulative
 	Sent     uint64 // data packets sent since the start, retransmissions included
 	InFlight int    // packets sent and not yet acknowledged

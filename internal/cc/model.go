@@ -1052,8 +1052,22 @@ func (m *Model) update(now time.Time, in Inputs) {
 }
 
 // OnLoss implements Controller: random loss alone does not change the
-// model; persistent loss is judged per round in OnACK.
-func (m *Model) OnLoss(now time.Time, firstLost seq.Num, in Inputs) {}
+// model; persistent loss is judged per round in OnACK. In startup a loss
+// report's round trip (see Inputs.LossRTT) is a HyStart sample: under
+// random loss the ACK point waits at one hole or another most of the time,
+// a receiver holds its unchanged ACKs back, and rounds, which end on ACKs,
+// stall. Over netsim's 20 Mbit/s, 300 ms link at 0.5 % loss, startup then
+// paced at twice the link for a second or more after its queue had filled:
+// 1,000-1,500 packets overflowed in a third of the seeds.
+func (m *Model) OnLoss(now time.Time, firstLost seq.Num, in Inputs) {
+	if m.state != modelStartup || in.LossRTT <= 0 {
+		return
+	}
+	m.hystart(in.LossRTT)
+	if m.state != modelStartup {
+		m.update(now, in)
+	}
+}
 
 // OnTimeout implements Controller: after a timeout nothing is known to be
 // in flight, so the window restarts small while the rate model stays.

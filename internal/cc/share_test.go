@@ -359,3 +359,45 @@ func TestModelRateSampleBoundAfterStartup(t *testing.T) {
 	m.OnACK(now.Add(10*time.Millisecond), 0, in)
 	require.Less(t, m.filteredBw(), 1300.0)
 }
+
+// TestModelStartupEndsOnLossReports checks that in startup a loss report's
+// round trip (Inputs.LossRTT) is a HyStart sample: while the ACK point
+// waits at holes no ACK comes and no round ends, and three reports in a
+// row whose packets met a queue end startup; reports of packets that met
+// none, or without a sample, do not.
+func TestModelStartupEndsOnLossReports(t *testing.T) {
+	m, now, in := startModel()
+	base := 300 * time.Millisecond
+	// A round of ACKs sets the least RTT HyStart compares with.
+	for range 10 {
+		now = now.Add(30 * time.Millisecond)
+		in.Sent += 20
+		in.Delivered += 20
+		in.AckRTT, in.RTTSample = base, base
+		in.RateSample, in.Bandwidth = 600, 600
+		m.OnACK(now, 0, in)
+	}
+	now = now.Add(base)
+	in.Delivered += 20
+	m.OnACK(now, 0, in) // the next round begins
+	require.Equal(t, modelStartup, m.state)
+	period := m.PacketPeriod()
+
+	in.AckRTT = 0
+	for range 5 {
+		now = now.Add(20 * time.Millisecond)
+		in.LossRTT = base + time.Millisecond // no queue
+		m.OnLoss(now, 0, in)
+		in.LossRTT = 0 // a re-report: no sample
+		m.OnLoss(now, 0, in)
+	}
+	require.Equal(t, modelStartup, m.state, "reports of packets that met no queue")
+	for i := range 3 {
+		require.Equal(t, modelStartup, m.state, "after %d samples", i)
+		now = now.Add(20 * time.Millisecond)
+		in.LossRTT = base + 40*time.Millisecond
+		m.OnLoss(now, 0, in)
+	}
+	require.Equal(t, modelDrain, m.state, "three reports of packets that met a queue")
+	require.Greater(t, m.PacketPeriod(), period, "the drain paces at once")
+}
