@@ -264,8 +264,9 @@ func (m *Model) bw() float64 {
 // 0.2 ms path with a 2 MB queue drifted apart (least/most 0.33-0.54 over
 // 10 s), and eight loopback streams got 0.17-0.51. Paced at the cap,
 // every flow grows alike between the cuts that congestion brings to all,
-// and the cuts bring them together: 0.77-0.83 in netsim, 0.45-0.71 on
-// loopback (median 0.63 of eight runs).
+// and the cuts bring them together: 0.73-0.88 in netsim; on loopback
+// (bench/compare.sh -n 3 -P 8) 0.56 (0.35-0.70), where it was 0.23
+// (0.20-0.55), still short of the others within the first seconds.
 func (m *Model) capGoverns() bool {
 	return m.share.active() && m.state == modelProbeBW && m.shortPath()
 }
@@ -748,8 +749,8 @@ func (m *Model) holdRounds() uint64 {
 // of the moment (at least one). A round lasts at least sampleSpan, many
 // times such a path's round trip, and eight rounds let a queue of eight
 // flows of ours overflow for 90 ms between cuts: in netsim (2 Gbit/s,
-// 0.2 ms, 2 MB queue) they retransmitted 1.4 % of their packets, 0.5 %
-// with one.
+// 0.2 ms, 2 MB queue, the share cap lifted as before) they retransmitted
+// 1.4 % of their packets, 0.5-1.3 % settling for one round.
 func (m *Model) settleAfterCut(in Inputs) uint64 {
 	if !m.shortPath() {
 		return settleRounds
