@@ -349,22 +349,17 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 // that packet was retransmitted or not sent yet, and where r is not new:
 // already queued for retransmission, or its first packet retransmitted
 // (a periodic re-report comes long after the packet that revealed it).
+// onNAK has clipped r to what is unacknowledged and sent.
 func (c *Conn) lossRTTLocked(now time.Time, r lossl.Range) time.Duration {
-	if c.sndLoss.Contains(r.First) {
+	next := r.Last.Inc()
+	if c.sndLoss.Contains(r.First) || seq.Cmp(next, c.sndCurrSeq) > 0 {
 		return 0
 	}
-	first, next := seq.Off(c.sndLastAck, r.First), seq.Off(c.sndLastAck, r.Last.Inc())
-	if first < 0 || next >= c.sndBuf.Len() || seq.Cmp(r.Last.Inc(), c.sndCurrSeq) > 0 {
+	first, after := c.sndBuf.Ptr(seq.Off(c.sndLastAck, r.First)).sentAt, c.sndBuf.Ptr(seq.Off(c.sndLastAck, next)).sentAt
+	if first < 0 || after < 0 {
 		return 0
 	}
-	if c.sndBuf.Ptr(first).sentAt < 0 {
-		return 0
-	}
-	at := c.sndBuf.Ptr(next).sentAt
-	if at < 0 {
-		return 0
-	}
-	return max(now.Sub(c.start.Add(time.Duration(at))), 0)
+	return max(now.Sub(c.start)-time.Duration(after), 0)
 }
 
 // burstLog is the size of a loss report logged as a retransmission burst.
