@@ -62,11 +62,14 @@ func TestModelSharesWithCubic(t *testing.T) {
 // reference TCP BBR v1 flow (calibrated against the kernel's BBR, see
 // TestTCPBBRCalibration) through the 100 Mbit/s, 100 ms bottleneck with a
 // one-BDP queue, three times. BBR does not give way to loss, so the model's
-// cuts there are futile and taken back (see cc.Model's judgeCut). Before
-// that the model ratcheted down to 0.10-0.14 of BBR's goodput here; with
-// it, single runs give 0.18-1.34 (median about 0.7). The issue's
-// target is 0.5-2 beside the kernel's BBR over TUN (BenchmarkTunCoexist);
-// this check fails if the ratchet returns.
+// cuts there are futile: they are taken back, and while the hold lasts
+// the model paces for an even split (see cc.Model's judgeCut and
+// evenShare). Cutting at every loss, the model ratcheted down to 0.10-0.14
+// of BBR's goodput here; taking futile cuts back, 0.18-1.59; with the even
+// split, 0.84-1.04 in nine runs. Netsim's BBR gives way more than the
+// kernel's: over TUN beside the kernel's BBR (BenchmarkTunCoexist) the
+// model got 0.2-0.4 without the even split. The target is 0.5-2
+// there; this checks the mean of the three against it, both ways.
 func TestModelBesideBBR(t *testing.T) {
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
@@ -78,7 +81,9 @@ func TestModelBesideBBR(t *testing.T) {
 		require.Greater(t, u+b, 0.85*mbps, "link idle")
 		sum += u / b
 	}
-	require.GreaterOrEqual(t, sum/float64(len(seeds)), 0.25, "starved beside BBR")
+	mean := sum / float64(len(seeds))
+	require.GreaterOrEqual(t, mean, 0.5, "starved beside BBR")
+	require.LessOrEqual(t, mean, 2.0, "BBR starved")
 }
 
 // TestPacingJitter: the pacing gap is drawn from [p/2, 3p/2] and averages

@@ -227,3 +227,56 @@ func TestModelNoDrainWhileHolding(t *testing.T) {
 		}
 	}
 }
+
+// TestModelEvenShareWhileContesting: once a futile cut is acted on (a
+// competitor that does not give way to loss keeps its queue standing), the
+// model paces for half the link's capacity, raised by its recent loss
+// rate so that half arrives, whatever its own bandwidth filter has fallen
+// to; before that, and once a cut is met again, it paces as the cap and the
+// filter say.
+func TestModelEvenShareWhileContesting(t *testing.T) {
+	r := newCutRig()
+	m := r.m
+	m.capacity, m.capSamples = 8000, capacityWarmup
+	pace := func() float64 {
+		m.update(r.now, r.in)
+		return probeSpacing * float64(time.Second) / float64(m.PacketPeriod())
+	}
+	settle := func() {
+		for range 2 + settleRounds {
+			r.round(80*time.Millisecond, 160) // a fifth of our packets lost
+		}
+	}
+	r.round(80*time.Millisecond, 160)
+	settle()
+	require.Equal(t, 1, m.futileCuts)
+	require.False(t, m.contesting())
+	require.Less(t, pace(), 0.9*m.share.wCut/m.minRTT.Seconds(), "the first cut holds the pace down")
+	r.round(80*time.Millisecond, 160)
+	// The filter forgets the 8000 packets/s it began with.
+	m.btlBw = [bwWindow]float64{2500}
+	settle()
+	require.True(t, m.contesting(), "the second futile cut in a row")
+	loss := m.recentLost / m.recentSent
+	require.InDelta(t, 0.2, loss, 0.01)
+	require.InDelta(t, 4000/(1-loss), pace(), 1, "half the capacity arrives")
+	require.GreaterOrEqual(t, m.Window(), int(2*4000*m.windowSpan(r.in).Seconds()), "the window covers the pace")
+
+	// Heavier loss is made up for up to evenLossMax.
+	for range 4 {
+		r.round(80*time.Millisecond, 600)
+	}
+	require.InDelta(t, 4000/(1-evenLossMax), pace(), 1)
+
+	// The hold ends; the next cut is met (the queue drains: the
+	// competitor gave way), and the pace follows the cap again.
+	for m.holding() {
+		r.round(80*time.Millisecond, 0)
+	}
+	r.round(80*time.Millisecond, 3)
+	for range 2 + settleRounds {
+		r.round(10*time.Millisecond, 0)
+	}
+	require.False(t, m.contesting())
+	require.Less(t, pace(), 3000.0)
+}

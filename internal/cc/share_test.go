@@ -260,14 +260,19 @@ func TestModelNoProbeAboveCap(t *testing.T) {
 	// Loss while a queue stands: the cap is cut below the estimate.
 	now = modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
 	require.True(t, m.share.active())
+	// The queue drains after the cut (the others cut too), and the cap
+	// binds.
+	checked := 0
 	for end := now.Add(3 * time.Second); now.Before(end); {
-		now = modelRun(m, now, 10*time.Millisecond, base, base*18/10, 8000, 0, &in)
+		now = modelRun(m, now, 10*time.Millisecond, base, base, 8000, 0, &in)
 		if m.share.rate() >= m.filteredBw() {
 			continue
 		}
+		checked++
 		pace := probeSpacing * 1e9 / float64(m.PacketPeriod())
 		require.LessOrEqual(t, pace, m.share.rate()*1.001, "paced above the binding cap")
 	}
+	require.Greater(t, checked, 250, "the cap seldom bound")
 }
 
 // TestModelWithoutArrivalRates checks a receiver that never reports an
