@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/udt-go/udt/internal/leaktest"
 )
 
 // openFDs counts the process's open file descriptors, or -1 where
@@ -47,18 +49,9 @@ func TestOpenCloseChurn(t *testing.T) {
 		t.Skip("10,000 connections; -short skips it")
 	}
 	// The last connections may stay registered a few seconds (linger,
-	// then the peer's shutdown), longer on a loaded machine than goleak's
-	// own retries allow.
+	// then the peer's shutdown): leaktest.Find waits for them.
 	before := goleak.IgnoreCurrent()
-	defer func() {
-		var err error
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-			if err = goleak.Find(before); err == nil {
-				break
-			}
-		}
-		require.NoError(t, err, "goroutines outlived the connections")
-	}()
+	defer func() { require.NoError(t, leaktest.Find(before), "goroutines outlived the connections") }()
 	fds0, goroutines0 := openFDs(), runtime.NumGoroutine()
 	churn(t, 1000, fds0, goroutines0)
 	heap0 := liveHeap()

@@ -15,28 +15,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+	"github.com/udt-go/udt/internal/leaktest"
 )
 
-// TestMain fails the run when goroutines outlive the tests. Connections
-// closed at the end of a test may stay registered a few seconds (waiting
-// for the peer's shutdown), so it waits a while for them.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		var err error
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-			if err = goleak.Find(); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the run when goroutines outlive the tests, once closing
+// connections have had time to wind down (see leaktest.Find).
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {

@@ -744,7 +744,7 @@ func (m *Model) judgeCut() {
 // contesting reports whether the flow meets a competitor that does not
 // give way to loss: a futile cut's hold is in force (see judgeCut).
 func (m *Model) contesting() bool {
-	return m.futileCut && m.holding() && m.state == modelProbeBW
+	return m.holding() && m.state == modelProbeBW
 }
 
 // evenShare is the pacing rate, packets/s, of a flow that meets a
@@ -1072,15 +1072,17 @@ func (m *Model) update(now time.Time, in Inputs) {
 	// arrival rates of a few packets a second, which the receiver reports
 	// in whole packets, so a probe's gain of a quarter never shows.
 	rate := bw * m.gain()
-	if even := m.evenShare(); even > 0 && m.contesting() {
-		rate, bw = even, even
+	if m.contesting() {
+		if even := m.evenShare(); even > 0 {
+			rate, bw = even, even
+		}
 	}
+	span := m.windowSpan(in)
 	if m.minRTT > 0 {
-		rate = max(rate, minCwnd/m.windowSpan(in).Seconds())
+		rate = max(rate, minCwnd/span.Seconds())
 	}
 	// The sender's packet pairs send 16 packets in 15 periods.
 	m.period = time.Duration(probeSpacing * float64(time.Second) / rate)
-	span := m.windowSpan(in)
 	if m.state == modelStartup {
 		// Startup overshoots by design; its window is BBR's, one round
 		// trip's worth times the gain, so the queue it builds stays short.
