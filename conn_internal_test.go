@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/udt-go/udt/internal/seq"
 )
 
 // internalPair returns a dialed conn and its accepted peer.
@@ -200,4 +201,76 @@ func TestEXPScheduleMatchesCpp(t *testing.T) {
 	require.InDelta(t, 45.9, silent.Seconds(), 1.5, "silence before the connection is lost")
 	require.Equal(t, 16, keepalives, "a keep-alive at each expiry before the last")
 	c.err = nil // let Cleanup close normally
+}
+
+// TestACKRepeatsAtHole checks that a receiver whose ACK waits at a hole
+// repeats it every RTT+4·RTTVar even after its ACK2 came back (4.11 falls
+// silent then), and arms its timer for the repeat: the sender's EXP
+// interval outlasts one held-back ACK, not a lost retransmission's re-report.
+// With everything received and confirmed, it stays quiet.
+func TestACKRepeatsAtHole(t *testing.T) {
+	_, s := internalPair(t, Config{Linger: -1})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer.Stop()
+	s.rtt.RTT, s.rtt.Var = 300*time.Millisecond, 5*time.Millisecond
+	acks := func(ob *outbox) (n int, last seq.Num) {
+		from := 0
+		for _, end := range ob.ends {
+			p, err := parsePacket(ob.b[from:end])
+			from = end
+			require.NoError(t, err)
+			if p.control && p.typ == ctrlACK {
+				a, err := parseACK(p.body)
+				require.NoError(t, err)
+				n, last = n+1, a.ack
+			}
+		}
+		ob.b, ob.ends = ob.b[:0], ob.ends[:0]
+		return n, last
+	}
+	ob := new(outbox)
+	first := s.rcvLastSeq.Inc()
+	payload := []byte("x")
+	now := time.Now()
+	data := func(n int) {
+		s.onData(&packet{seq: first.Add(n), pos: posSolo, inOrder: true, msg: seq.Msg(n + 1), body: payload}, now, ob)
+	}
+	data(0)
+	data(2) // first+1 is missing
+	require.Equal(t, 1, s.rcvLoss.Len())
+	s.sendACKLocked(now, ob)
+	n, ack := acks(ob)
+	require.Equal(t, 1, n)
+	require.Equal(t, first.Inc(), ack)
+	s.rcvLastAck2 = ack // its ACK2 came back
+
+	now = now.Add(100 * time.Millisecond)
+	data(3) // data keeps arriving behind the hole
+	s.sendACKLocked(now, ob)
+	n, _ = acks(ob)
+	require.Zero(t, n, "held back for RTT+4·RTTVar")
+	s.timerAt = time.Time{}
+	s.armTimerLocked(now)
+	due := s.rcvLastAckAt.Add(s.rtt.RTT + 4*s.rtt.Var)
+	require.False(t, s.timerAt.After(due), "the timer wakes for the repeat")
+	s.timer.Stop()
+
+	now = due
+	s.sendACKLocked(now, ob)
+	n, ack = acks(ob)
+	require.Equal(t, 1, n, "repeated at the hole after its ACK2")
+	require.Equal(t, first.Inc(), ack)
+
+	// The hole repaired, acknowledged and confirmed: nothing to repeat.
+	data(1)
+	s.sendACKLocked(now, ob)
+	n, ack = acks(ob)
+	require.Equal(t, 1, n)
+	require.Equal(t, first.Add(4), ack)
+	s.rcvLastAck2 = ack
+	now = now.Add(time.Second)
+	s.sendACKLocked(now, ob)
+	n, _ = acks(ob)
+	require.Zero(t, n)
 }
