@@ -163,6 +163,7 @@ func BenchmarkTunCoexist(b *testing.B) {
 	interop.BuildPeer(b)
 	warm, window, rounds := tunWindows(b)
 	pairs := coexistSelected(b)
+	report := newTunReport(b)
 	res := map[string]map[string][]coexistSample{}
 	var links []tunLink
 	for _, l := range coexistLinks {
@@ -175,8 +176,8 @@ func BenchmarkTunCoexist(b *testing.B) {
 					order := append(slices.Clone(pairs[k:]), pairs[:k]...)
 					for _, p := range order {
 						s := tunPair(b, l, seed, p, warm, window)
-						b.Logf("round %d, %v: %.2f + %.2f Mbit/s; bottleneck %.2f Mbit/s of IP packets, %d lost, %d queue drops",
-							round+1, p, s.first, s.second, s.w.link, s.w.lost, s.w.queue)
+						report.add(b, "%s, round %d, %v: %.2f + %.2f Mbit/s; bottleneck %.2f Mbit/s of IP packets, %d lost, %d queue drops",
+							l.label(), round+1, p, s.first, s.second, s.w.link, s.w.lost, s.w.queue)
 						row[p.String()] = append(row[p.String()], s)
 					}
 				}
@@ -198,10 +199,5 @@ func BenchmarkTunCoexist(b *testing.B) {
 	if len(links) == 0 {
 		return
 	}
-	table := coexistTable(links, res, rounds, warm, window)
-	if out := os.Getenv("UDT_TUN_OUT"); out != "" {
-		require.NoError(b, os.WriteFile(out, []byte(table), 0o644))
-		return
-	}
-	fmt.Print("\n" + table + "\n")
+	report.finish(b, coexistTable(links, res, rounds, warm, window))
 }

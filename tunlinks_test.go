@@ -3,6 +3,7 @@ package udt_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -309,6 +310,58 @@ func tunWindows(tb testing.TB) (warm, window time.Duration, rounds int) {
 		rounds = n
 	}
 	return warm, window, rounds
+}
+
+// tunReport collects a TUN benchmark's measurements and writes its report:
+// to the file UDT_TUN_OUT names, each measurement appended as it is taken
+// (a run cut short keeps what it measured), then, at the end, the table
+// followed by every measurement in the order taken; without UDT_TUN_OUT,
+// the table is printed. A benchmark's log shows only part of a long run,
+// so the file is where every round's figures are kept.
+type tunReport struct {
+	path  string
+	lines []string
+}
+
+func newTunReport(tb testing.TB) *tunReport {
+	tb.Helper()
+	r := &tunReport{path: os.Getenv("UDT_TUN_OUT")}
+	if r.path != "" {
+		require.NoError(tb, os.WriteFile(r.path, []byte("Measurements so far, in the order taken (the table follows at the end of the run):\n\n"), 0o644))
+	}
+	return r
+}
+
+// add logs one measurement and keeps it for the report.
+func (r *tunReport) add(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	line := fmt.Sprintf(format, args...)
+	tb.Log(line)
+	r.lines = append(r.lines, line)
+	if r.path == "" {
+		return
+	}
+	f, err := os.OpenFile(r.path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(tb, err)
+	_, err = fmt.Fprintf(f, "    %s\n", strings.ReplaceAll(line, "\n", "\n    "))
+	require.NoError(tb, errors.Join(err, f.Close()))
+}
+
+// finish writes the table, then every measurement.
+func (r *tunReport) finish(tb testing.TB, table string) {
+	tb.Helper()
+	if r.path == "" {
+		// Printed, not logged: a parent benchmark's log shows only with -v.
+		fmt.Print("\n" + table + "\n")
+		return
+	}
+	var b strings.Builder
+	b.WriteString(table)
+	b.WriteString("\nEvery measurement, in the order taken:\n\n")
+	for _, l := range r.lines {
+		fmt.Fprintf(&b, "    %s\n", strings.ReplaceAll(l, "\n", "\n    "))
+	}
+	require.NoError(tb, os.WriteFile(r.path, []byte(b.String()), 0o644))
 }
 
 // seqMeter counts, from the IPv4 packets a TUN path delivers in one
@@ -675,6 +728,7 @@ func BenchmarkTunLinks(b *testing.B) {
 	requireTun(b)
 	interop.BuildPeer(b)
 	warm, window, rounds := tunWindows(b)
+	report := newTunReport(b)
 	var rows []*tunRow
 	for _, l := range tunLinks {
 		b.Run(l.String(), func(b *testing.B) {
@@ -685,13 +739,13 @@ func BenchmarkTunLinks(b *testing.B) {
 					order := append(slices.Clone(tunSenders[round%len(tunSenders):]), tunSenders[:round%len(tunSenders)]...)
 					for _, s := range order {
 						smp := tunAlone(b, l, seed, s, warm, window)
-						b.Logf("round %d, %s alone: %v", round+1, s.name, smp)
+						report.add(b, "%s, round %d, %s alone: %v", l.label(), round+1, s.name, smp)
 						row.alone[s.name] = append(row.alone[s.name], smp)
 					}
 					for _, u := range tunSharers {
 						c, g := tunShare(b, l, seed, u.cfg, warm, window)
-						b.Logf("round %d, cubic %.2f Mbit/s (read %.2f) beside UDT %s %.2f Mbit/s (read %.2f); bottleneck %.2f Mbit/s of IP packets, %d stalled seconds, %d lost, %d queue drops\n\tUDT %s",
-							round+1, c.good, c.read, u.name, g.good, g.read, c.link, c.stalls, c.lost, c.queue, g.note)
+						report.add(b, "%s, round %d, cubic %.2f Mbit/s (read %.2f) beside UDT %s %.2f Mbit/s (read %.2f); bottleneck %.2f Mbit/s of IP packets, %d stalled seconds, %d lost, %d queue drops\n\tUDT %s",
+							l.label(), round+1, c.good, c.read, u.name, g.good, g.read, c.link, c.stalls, c.lost, c.queue, g.note)
 						row.cubicSh[u.name] = append(row.cubicSh[u.name], c)
 						row.udtSh[u.name] = append(row.udtSh[u.name], g)
 					}
@@ -716,13 +770,7 @@ func BenchmarkTunLinks(b *testing.B) {
 	if len(rows) == 0 {
 		return
 	}
-	table := tunTable(rows, rounds, warm, window)
-	if out := os.Getenv("UDT_TUN_OUT"); out != "" {
-		require.NoError(b, os.WriteFile(out, []byte(table), 0o644))
-		return
-	}
-	// Printed, not logged: a parent benchmark's log shows only with -v.
-	fmt.Print("\n" + table + "\n")
+	report.finish(b, tunTable(rows, rounds, warm, window))
 }
 
 // TestTunLinksShort is the CI form of BenchmarkTunLinks: one link

@@ -154,7 +154,10 @@ func TestTunPathTCP(t *testing.T) {
 		t.Logf("A's device:\n%s", out)
 	}
 	require.Greater(t, steady, 0.85*ceiling)
-	require.Less(t, steady, rate/1e6)
+	// The link's rate binds: over the whole transfer, not past the
+	// warm-up, where a link that fell behind on a loaded host and caught
+	// up (51.4 Mbit/s on this 50 Mbit/s link once in CI) counts high.
+	require.Less(t, whole, rate/1e6)
 	// No offloads: the kernel segments to the MTU before the link.
 	require.LessOrEqual(t, biggest.Load(), int64(TunMTU))
 	require.Greater(t, biggest.Load(), int64(TunMTU-100))
