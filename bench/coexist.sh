@@ -19,7 +19,8 @@
 #   UDT_TUN_PAIRS   pairs to run, comma-separated, as the table names
 #                   them, e.g. 'TCP cubic + Go default,TCP BBR + Go default'
 #                   [all]
-#   UDT_TUN_OUT     file to keep the table in [a temporary file]
+#   UDT_TUN_OUT     file to keep the report in: each measurement as it is
+#                   taken, then the table and every round [a temporary file]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

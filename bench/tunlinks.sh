@@ -13,7 +13,8 @@
 #   UDT_TUN_WINDOW  measurement window [20s]
 #   UDT_TUN_LINKS   -bench pattern below BenchmarkTunLinks selecting links,
 #                   e.g. '100Mbit/rtt=100ms/loss=1%' [all]
-#   UDT_TUN_OUT     file to keep the table in [a temporary file]
+#   UDT_TUN_OUT     file to keep the report in: each measurement as it is
+#                   taken, then the table and every round [a temporary file]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
