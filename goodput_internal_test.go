@@ -148,8 +148,16 @@ func flowsShareOn(t *testing.T, cc CongestionControl, n int, fwd netsim.LinkConf
 		time.Sleep(d - from)
 		for i := range got {
 			res[i] = float64(got[i].Load()-mid[i]) * 8 / 1e6 / (d - from).Seconds()
-			st := pairs[i][0].Stats().Total
-			retrans[i] = float64(st.PktRetrans) / float64(max(st.PktSent, 1))
+			c := pairs[i][0]
+			st := c.Stats()
+			retrans[i] = float64(st.Total.PktRetrans) / float64(max(st.Total.PktSent, 1))
+			// What a flow that fell behind was doing (the log shows on
+			// failure).
+			c.mu.Lock()
+			expiries, stalls := c.stats.expiries, c.stats.stallResent
+			c.mu.Unlock()
+			t.Logf("flow %d: %.1f Mbit/s; sent %d, retransmitted %d, %d timeouts, %d stall resends; RTT %v, period %v, window %d, flow window %d, in flight %d",
+				i, res[i], st.Total.PktSent, st.Total.PktRetrans, expiries, stalls, st.RTT, st.PktSndPeriod, st.CongestionWindow, st.FlowWindow, st.PktInFlight)
 		}
 		for _, p := range pairs {
 			_ = p[0].Close()
