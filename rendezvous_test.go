@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +29,40 @@ func freePort(t *testing.T) int {
 func local(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // rendezvousPair dials a rendezvous between two fresh loopback ports, B
-// starting after A by delay.
+// starting after A by delay. A port found free may be taken by another
+// program before the dial binds it; the pair is then dialed again on
+// other ports.
 func rendezvousPair(t *testing.T, cfgA, cfgB udt.Config, delay time.Duration) (a, b *udt.Conn, portA int) {
 	t.Helper()
-	pa, pb := freePort(t), freePort(t)
+	for range 5 {
+		pa, pb := freePort(t), freePort(t)
+		a, b, errA, errB := dialRendezvousPair(t, cfgA, cfgB, pa, pb, delay)
+		if errors.Is(errA, syscall.EADDRINUSE) || errors.Is(errB, syscall.EADDRINUSE) {
+			t.Logf("a port was taken (A: %v, B: %v); trying others", errA, errB)
+			for _, c := range []*udt.Conn{a, b} {
+				if c != nil {
+					c.Close()
+				}
+			}
+			continue
+		}
+		if a != nil {
+			t.Cleanup(func() { a.Close() })
+		}
+		if b != nil {
+			t.Cleanup(func() { b.Close() })
+		}
+		require.NoError(t, errA, "A")
+		require.NoError(t, errB, "B")
+		return a, b, pa
+	}
+	t.Fatal("no two free ports in five tries")
+	return nil, nil, 0
+}
+
+// dialRendezvousPair dials a rendezvous from port pa to pb and back, B
+// starting after A by delay; a failure of either ends the other's dial.
+func dialRendezvousPair(t *testing.T, cfgA, cfgB udt.Config, pa, pb int, delay time.Duration) (a, b *udt.Conn, errA, errB error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	type result struct {
@@ -42,21 +73,19 @@ func rendezvousPair(t *testing.T, cfgA, cfgB udt.Config, delay time.Duration) (a
 	go func() {
 		d := udt.Dialer{Config: cfgA}
 		c, err := d.DialRendezvous(ctx, "udp", local(pa), local(pb))
+		if err != nil {
+			cancel()
+		}
 		ra <- result{c, err}
 	}()
 	time.Sleep(delay)
 	d := udt.Dialer{Config: cfgB}
-	b, errB := d.DialRendezvous(ctx, "udp", local(pb), local(pa))
+	b, errB = d.DialRendezvous(ctx, "udp", local(pb), local(pa))
+	if errB != nil {
+		cancel()
+	}
 	resA := <-ra
-	if resA.c != nil {
-		t.Cleanup(func() { resA.c.Close() })
-	}
-	if b != nil {
-		t.Cleanup(func() { b.Close() })
-	}
-	require.NoError(t, resA.err, "A")
-	require.NoError(t, errB, "B")
-	return resA.c, b, pa
+	return resA.c, b, resA.err, errB
 }
 
 // swap writes n bytes each way at once and checks what arrives.
@@ -160,20 +189,34 @@ func TestRendezvousBadArguments(t *testing.T) {
 // the peer's packets, which reach it as IPv4-mapped addresses on a
 // dual-stack socket, still find the rendezvous.
 func TestRendezvousWildcardLaddr(t *testing.T) {
-	pa, pb := freePort(t), freePort(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	var c *udt.Conn
 	errs := make(chan error, 1)
-	go func() {
-		c, err := udt.DialRendezvous(ctx, "udp", ":"+strconv.Itoa(pb), local(pa))
-		if err == nil {
-			_, err = c.Write([]byte("wildcard"))
-			c.Close()
+	for try := 0; c == nil; try++ {
+		require.Less(t, try, 5, "no two free ports in five tries")
+		pa, pb := freePort(t), freePort(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		go func() {
+			c, err := udt.DialRendezvous(ctx, "udp", ":"+strconv.Itoa(pb), local(pa))
+			if err == nil {
+				_, err = c.Write([]byte("wildcard"))
+				c.Close()
+			} else {
+				cancel()
+			}
+			errs <- err
+		}()
+		var err error
+		c, err = udt.DialRendezvous(ctx, "udp", local(pa), local(pb))
+		if err != nil {
+			cancel()
+			if errB := <-errs; errors.Is(err, syscall.EADDRINUSE) || errors.Is(errB, syscall.EADDRINUSE) {
+				t.Logf("a port was taken (%v, %v); trying others", err, errB)
+				continue
+			}
 		}
-		errs <- err
-	}()
-	c, err := udt.DialRendezvous(ctx, "udp", local(pa), local(pb))
-	require.NoError(t, err)
+		require.NoError(t, err)
+	}
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
 	got, err := io.ReadAll(c)

@@ -27,7 +27,8 @@ func build(t *testing.T, dir string, pkgs ...string) {
 	}
 }
 
-// freePort returns a UDP port free on 127.0.0.1 a moment ago.
+// freePort returns a UDP port free on 127.0.0.1 a moment ago (see
+// startServer).
 func freePort(t *testing.T) int {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -88,17 +89,63 @@ func (p *proc) output() []string {
 // waitFor waits until a line contains s.
 func (p *proc) waitFor(t *testing.T, s string, timeout time.Duration) string {
 	t.Helper()
+	l, ok := p.lineWithin(s, timeout, false)
+	if !ok {
+		t.Fatalf("no line containing %q within %v", s, timeout)
+	}
+	return l
+}
+
+// lineWithin waits up to timeout for a line containing s; it gives up
+// early if the program exits first and exitEnds is set.
+func (p *proc) lineWithin(s string, timeout time.Duration, exitEnds bool) (string, bool) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, l := range p.output() {
 			if strings.Contains(l, s) {
-				return l
+				return l, true
 			}
+		}
+		select {
+		case <-p.done:
+			if exitEnds {
+				return "", false
+			}
+		default:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no line containing %q within %v", s, timeout)
-	return ""
+	return "", false
+}
+
+// startServer starts an appserver (ours or the C++ one) on a free port
+// and waits until it is ready. A port found free may be taken by another
+// program before the server binds it: the server then exits, and it is
+// started again on another port.
+func startServer(t *testing.T, ctx context.Context, bin string) (string, *proc) {
+	t.Helper()
+	return startServerIn(t, ctx, "", bin)
+}
+
+// startServerIn is startServer with the program's working directory set
+// to dir.
+func startServerIn(t *testing.T, ctx context.Context, dir, bin string) (string, *proc) {
+	t.Helper()
+	for range 5 {
+		port := strconv.Itoa(freePort(t))
+		srv := startIn(t, ctx, dir, bin, port)
+		if _, ok := srv.lineWithin("server is ready at port: "+port, 10*time.Second, true); ok {
+			return port, srv
+		}
+		select {
+		case <-srv.done:
+			t.Logf("%s exited on port %s (%v): %q; trying another port", filepath.Base(bin), port, srv.err, srv.output())
+		default:
+			t.Fatalf("%s not ready on port %s within 10 s", filepath.Base(bin), port)
+		}
+	}
+	t.Fatalf("%s could not start on five ports", filepath.Base(bin))
+	return "", nil
 }
 
 func TestAppClientToAppServer(t *testing.T) {
@@ -106,9 +153,7 @@ func TestAppClientToAppServer(t *testing.T) {
 	build(t, dir, "appserver", "appclient")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := start(t, ctx, filepath.Join(dir, "appserver"), port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+	port, srv := startServer(t, ctx, filepath.Join(dir, "appserver"))
 
 	cli := start(t, ctx, filepath.Join(dir, "appclient"), "-bytes", "20000000", "127.0.0.1", port)
 	<-cli.done
@@ -152,9 +197,7 @@ func TestGoAppClientToCppAppServer(t *testing.T) {
 	build(t, dir, "appclient")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := start(t, ctx, cppServer, port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+	port, srv := startServer(t, ctx, cppServer)
 
 	cli := start(t, ctx, filepath.Join(dir, "appclient"), "-bytes", "20000000", "127.0.0.1", port)
 	<-cli.done
@@ -170,9 +213,7 @@ func TestCppAppClientToGoAppServer(t *testing.T) {
 	build(t, dir, "appserver")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := start(t, ctx, filepath.Join(dir, "appserver"), port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+	port, srv := startServer(t, ctx, filepath.Join(dir, "appserver"))
 
 	// The C++ client sends until killed; three seconds give three reports.
 	cctx, ccancel := context.WithTimeout(ctx, 3500*time.Millisecond)

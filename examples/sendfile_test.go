@@ -56,9 +56,7 @@ func TestSendfileRecvfile(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	port := strconv.Itoa(freePort(t))
-	srv := startIn(t, ctx, served, filepath.Join(bin, "sendfile"), port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+	port, srv := startServerIn(t, ctx, served, filepath.Join(bin, "sendfile"))
 
 	local := filepath.Join(t.TempDir(), "copy.bin")
 	out, err := fetch(t, ctx, filepath.Join(bin, "recvfile"), port, "data.bin", local)
@@ -81,9 +79,7 @@ func crossFile(t *testing.T, ctx context.Context, server, client string, seed ui
 	t.Helper()
 	served := t.TempDir()
 	want := writeRandomFile(t, filepath.Join(served, "data.bin"), fileSize, seed)
-	port := strconv.Itoa(freePort(t))
-	srv := startIn(t, ctx, served, server, port)
-	srv.waitFor(t, "server is ready at port: "+port, 10*time.Second)
+	port, srv := startServerIn(t, ctx, served, server)
 
 	local := filepath.Join(t.TempDir(), "copy.bin")
 	out, err := fetch(t, ctx, client, port, "data.bin", local)
