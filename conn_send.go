@@ -294,6 +294,12 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	}
 }
 
+// maxNAKRanges is the most ranges of one loss report taken; the rest are
+// left for the report's repeats. A report of thousands of scattered
+// losses, which a broken or hostile peer can send in one datagram, then
+// costs bounded work.
+const maxNAKRanges = 1024
+
 // onNAK handles a loss report: the listed packets go first in line.
 func (c *Conn) onNAK(p *packet, now time.Time) {
 	c.nakScratch = c.nakScratch[:0]
@@ -309,7 +315,7 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 		if seq.Cmp(r.First, c.sndLastAck) < 0 {
 			r.First = c.sndLastAck
 		}
-		if len(c.nakScratch) < 1024 {
+		if len(c.nakScratch) < maxNAKRanges {
 			c.nakScratch = append(c.nakScratch, r)
 		}
 		return true

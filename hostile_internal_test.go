@@ -96,8 +96,39 @@ func TestHostilePeerPackets(t *testing.T) {
 		require.GreaterOrEqual(t, ss.PktRecvDropped, uint64(2), "far and oversized data packets")
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		require.LessOrEqual(t, c.sndLoss.NumRanges(), 2*c.flowWindowCap(), "sender's loss list bounded")
+		require.Zero(t, c.sndLoss.Len(), "losses left behind by the hostile reports")
 	})
+}
+
+// TestLongNAKBounded sends the sender one loss report of 3,000 scattered
+// single-packet losses, all in flight: it takes the first maxNAKRanges of
+// them, in order, and leaves the rest to the report's repeats.
+func TestLongNAKBounded(t *testing.T) {
+	c, _ := internalPair(t, Config{Linger: -1})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.Stop()
+	const inFlight = 7000
+	for range inFlight {
+		require.True(t, c.sndBuf.Push(sndPkt{sentAt: int64(time.Second)}))
+	}
+	c.sndCurrSeq = c.sndLastAck.Add(inFlight - 1)
+	defer func() {
+		c.sndLoss.Clear()
+		for c.sndBuf.Len() > 0 {
+			c.sndBuf.PopFront()
+		}
+		c.sndCurrSeq = c.sndLastAck.Dec()
+	}()
+	var long []lossl.Range
+	for i := range 3000 {
+		f := c.sndLastAck.Add(2 * i)
+		long = append(long, lossl.Range{First: f, Last: f})
+	}
+	c.onNAK(&packet{control: true, typ: ctrlNAK, body: lossl.AppendNAK(nil, long)}, time.Now())
+	require.Equal(t, maxNAKRanges, c.sndLoss.NumRanges())
+	require.True(t, c.sndLoss.Contains(long[maxNAKRanges-1].First))
+	require.False(t, c.sndLoss.Contains(long[maxNAKRanges].First))
 }
 
 // TestWrongAddressIgnored sends a connected socket, over real UDP, a

@@ -161,7 +161,12 @@ func checkRun(t *testing.T, r clientRun, streams, msg int) {
 	require.Greater(t, s.ClientCPUPerGB, 0.0)
 	require.Greater(t, s.ServerCPUPerGB, 0.0)
 	require.GreaterOrEqual(t, s.RTTms, 0.0)
-	require.GreaterOrEqual(t, s.Retrans, int64(0))
+	// The intervals count what the total counts, up to the last report.
+	var ivRetrans int64
+	for _, iv := range r.intervals {
+		ivRetrans += iv.Retrans
+	}
+	require.LessOrEqual(t, ivRetrans, s.Retrans, "retransmissions in the intervals, and in all")
 	require.Len(t, s.StreamBytes, streams)
 	require.Len(t, s.StreamGoodput, streams)
 	var sum int64
