@@ -70,6 +70,9 @@ type Conn struct {
 	payload int
 	hs      handshake // our last handshake: request (dial) or response (accept)
 	hsPeer  handshake // the peer's handshake we completed with
+	// hsConclusionAt is, while a dial waits for the answer to its
+	// conclusion, when it first sent it.
+	hsConclusionAt time.Time
 
 	// rcvPayload is the largest data payload accepted: payload, or in
 	// rendezvous the one our own MSS allows, since a C++ 4.11 peer sends

@@ -323,7 +323,7 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 		return
 	}
 	if rtt > 0 {
-		c.rtt.Update(rtt)
+		c.rtt.Update(c.plausibleRTTLocked(now, rtt, 0))
 	}
 	if seq.Cmp(ack, c.rcvLastAck2) > 0 {
 		c.rcvLastAck2 = ack

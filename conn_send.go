@@ -206,8 +206,8 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
 	if seq.Cmp(a.ack, c.sndLastAck) >= 0 && a.words >= 4 {
 		c.flowWindow = int(min(a.avail, 1<<30))
-		c.peerRTT = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
-		c.peerRTTVar = time.Duration(min(a.rttVar, 1<<30)) * time.Microsecond
+		c.peerRTT = min(time.Duration(a.rtt)*time.Microsecond, maxRTT)
+		c.peerRTTVar = min(time.Duration(a.rttVar)*time.Microsecond, maxRTT)
 	}
 	if seq.Cmp(a.ack, c.sndLastAck) > 0 {
 		c.releaseAckedLocked(a.ack)
@@ -218,8 +218,13 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	}
 	c.sndDataAck = a.ack
 	c.signalWrite() // a lingering Close waits for this (see Close)
+	c.ackRTT = 0
+	if c.ackedSentAt > 0 && !c.ackedHole {
+		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
+	}
+	c.ackedSentAt, c.ackedHole = 0, false
 	if a.words >= 4 && a.rtt > 0 {
-		c.rttSample = time.Duration(min(a.rtt, 1<<30)) * time.Microsecond
+		c.rttSample = c.plausibleRTTLocked(now, time.Duration(min(a.rtt, 1<<30))*time.Microsecond, c.ackRTT)
 		c.rtt.Update(c.rttSample)
 	}
 	c.rateSample = 0
@@ -240,14 +245,35 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 			c.bandwidth = (7*c.bandwidth + plausibleRate(a.bandwidth, c.bandwidth, warm)) >> 3
 		}
 	}
-	c.ackRTT = 0
-	if c.ackedSentAt > 0 && !c.ackedHole {
-		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
-	}
-	c.ackedSentAt, c.ackedHole = 0, false
 	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
 	c.ccUpdateLocked()
 	c.kickLocked(now)
+}
+
+// maxRTT is the longest round trip taken from the network: no path this
+// library serves has a longer one, and a sample beyond it is corrupt or
+// forged.
+const maxRTT = 10 * time.Second
+
+// plausibleRTTLocked bounds an RTT sample, which the peer reports in its
+// ACKs (its smoothed RTT) or which an ACK2 gives (for an ACK that a late or
+// forged ACK2 may name long after): no longer than the connection has been
+// established, nor maxRTT; once the estimate rests on a measurement, no
+// more than twice its RTT and four variations, and a SYN (the estimate
+// can still double within a sample or two when a queue builds); and where
+// the sender timed the ACK's packet itself (local, 0 if not), no more than
+// twice that and a SYN. One corrupted or forged RTT word (UDT has no
+// checksum of its own) replaced the first estimate outright: 2^30 µs put
+// the EXP interval, and dead-peer detection with it, at days.
+func (c *Conn) plausibleRTTLocked(now time.Time, sample, local time.Duration) time.Duration {
+	bound := min(maxRTT, max(now.Sub(c.stats.start), time.Microsecond))
+	if c.rtt.Sampled() {
+		bound = min(bound, 2*(c.rtt.RTT+4*c.rtt.Var)+synInterval)
+	}
+	if local > 0 {
+		bound = min(bound, 2*local+synInterval)
+	}
+	return min(sample, bound)
 }
 
 // rateWarmup is how many full ACKs the rate averages take before

@@ -159,6 +159,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 			conclusions++
 			if conclusions > conclusionRetries {
 				c.hs.reqType, c.hs.cookie = reqInduction, 0
+				c.hsConclusionAt = time.Time{}
 				conclusions = 0
 			}
 		} else {
@@ -217,6 +218,9 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		}
 		c.hs.reqType, c.hs.cookie = reqConclusion, h.cookie
 		ob.add(appendHandshakePacket(ob.next(), 0, &c.hs))
+		if c.hsConclusionAt.IsZero() {
+			c.hsConclusionAt = time.Now()
+		}
 		return false
 	case reqConclusion:
 		if h.isn != c.hs.isn {
@@ -229,7 +233,19 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		mss := min(int(h.mss), c.cfg.MSS)
 		c.hsPeer = h
 		isn := seq.Num(h.isn)
-		c.establishLocked(time.Now(), h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
+		now := time.Now()
+		if !c.hsConclusionAt.IsZero() {
+			// The conclusion's round trip is the first RTT measured:
+			// samples from ACKs are smoothed against it, rather than the
+			// first of them replacing the initial guess. It counts from
+			// the first conclusion: a path longer than handshakeResend
+			// has it sent again before any answer can come, and the
+			// first answer is the first conclusion's unless that was
+			// lost (then the seed runs long by the resends, which only
+			// lengthens the timers until the samples bring it down).
+			c.rtt.Seed(min(now.Sub(c.hsConclusionAt), maxRTT))
+		}
+		c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
 		close(c.connected)
 		return true
 	case reqRefused:

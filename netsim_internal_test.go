@@ -519,3 +519,71 @@ func TestLossRTT(t *testing.T) {
 		}
 	})
 }
+
+// TestForgedRTTWordBounded sends the sender, mid-transfer, a full ACK whose
+// RTT words claim 2^30 µs (18 minutes), as a corrupted or forged ACK can:
+// the sample is bounded by what the sender timed itself, and dead-peer
+// detection, once the path goes dark, comes within a second of when it
+// comes without the forged ACK (taken whole, the sample put the EXP
+// interval, and the detection with it, at days).
+func TestForgedRTTWordBounded(t *testing.T) {
+	lost := func(forge bool) (d time.Duration) {
+		synctest.Test(t, func(t *testing.T) {
+			l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+			c, s, pa, pb := simPair(t, l, l, Config{Linger: -1}, 5)
+			go io.Copy(io.Discard, s)
+			_, err := c.Write(make([]byte, 1<<20))
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			_, err = c.Write(make([]byte, 64<<10))
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond) // sent; the peer's ACK of it is 10 ms away
+			c.mu.Lock()
+			forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 1 << 30, rttVar: 1 << 30, avail: 8000, rate: 1000, bandwidth: 1000, words: 6}
+			id := c.id
+			c.mu.Unlock()
+			if forge {
+				_, err = pb.WriteTo(appendControl(nil, ctrlACK, 1, id, forged.append(nil)), pa.LocalAddr())
+				require.NoError(t, err)
+			}
+			time.Sleep(6 * time.Millisecond) // across the link, before the peer's own ACK
+			c.mu.Lock()
+			rtt := c.rtt.RTT
+			taken := c.sndDataAck == forged.ack
+			c.mu.Unlock()
+			require.Less(t, rtt, 50*time.Millisecond, "RTT estimate")
+			if forge {
+				require.True(t, taken, "the forged ACK was taken")
+			}
+			dark := l
+			dark.Blackhole = true
+			pa.Link().SetConfig(dark)
+			pb.Link().SetConfig(dark)
+			start := time.Now()
+			_, err = c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, ErrConnLost)
+			d = time.Since(start)
+		})
+		return d
+	}
+	plain, forged := lost(false), lost(true)
+	t.Logf("peer lost %v after the path went dark; %v with the forged RTT", plain, forged)
+	require.Less(t, plain, time.Minute)
+	require.InDelta(t, plain.Seconds(), forged.Seconds(), 1)
+}
+
+// TestHandshakeSeedsRTT checks that a dial takes its conclusion's round
+// trip as its first RTT measurement, which the samples of ACKs are then
+// smoothed against, rather than the first of them replacing the initial
+// guess of 100 ms.
+func TestHandshakeSeedsRTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 150 * time.Millisecond}
+		c, _, _, _ := simPair(t, l, l, Config{Linger: -1}, 5)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		require.True(t, c.rtt.Sampled())
+		require.GreaterOrEqual(t, c.rtt.RTT, 300*time.Millisecond)
+		require.Less(t, c.rtt.RTT, 310*time.Millisecond)
+	})
+}

@@ -97,6 +97,19 @@ const (
 // NewRTT returns the estimator's initial state: RTT 100 ms, Var 50 ms.
 func NewRTT() RTT { return RTT{RTT: initialRTT, Var: initialRTTVar} }
 
+// Seed takes d, a round trip measured before the first sample (the
+// handshake's), as the estimate: RTT d and half that as variation, as a
+// first measurement would set them; samples are then smoothed against it.
+func (r *RTT) Seed(d time.Duration) {
+	r.sampled = true
+	r.RTT = d.Truncate(time.Microsecond)
+	r.Var = (d / 2).Truncate(time.Microsecond)
+}
+
+// Sampled reports whether the estimate rests on a measurement (a sample,
+// or a seed) rather than the initial guess.
+func (r *RTT) Sampled() bool { return r.sampled }
+
 // Update folds in one sample, in whole microseconds:
 // Var = (3·Var + |sample − RTT|) >> 2 first (with the old RTT), then
 // RTT = (7·RTT + sample) >> 3.
