@@ -73,6 +73,7 @@ type Conn struct {
 	// hsConclusionAt is, while a dial waits for the answer to its
 	// conclusion, when it first sent it.
 	hsConclusionAt time.Time
+	hsAnsweredAt   time.Time // the last answer to a handshake while connected
 
 	// rcvPayload is the largest data payload accepted: payload, or in
 	// rendezvous the one our own MSS allows, since a C++ 4.11 peer sends

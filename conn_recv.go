@@ -46,7 +46,7 @@ func (c *Conn) handlePacket(p *packet) {
 		case ctrlShutdown:
 			c.onShutdown()
 		case ctrlHandshake:
-			c.onHandshakeWhileConnected(p, ob)
+			c.onHandshakeWhileConnected(p, now, ob)
 		case ctrlDropReq:
 			c.onDropRequest(p, now)
 		case ctrlKeepAlive, ctrlCongestion, ctrlError, ctrlUser:
@@ -354,20 +354,38 @@ func (c *Conn) onShutdown() {
 	c.signalWrite()
 }
 
-// onHandshakeWhileConnected re-answers a repeated conclusion request of the
-// peer whose response was lost; the listener routes those (destination 0),
-// so here only a stray handshake to our ID arrives: answer with the
-// response we sent.
-func (c *Conn) onHandshakeWhileConnected(p *packet, ob *outbox) {
-	if c.rendezvous {
-		c.answerRendezvousLocked(p, ob)
+// onHandshakeWhileConnected re-answers a repeated request of the peer
+// whose answer was lost. An accepted connection answers a conclusion
+// request with the response it sent (the listener routes most of those,
+// to destination 0; here only a stray one to our ID arrives); a
+// rendezvous answers any request but an agreement (see
+// answerRendezvousLocked); a dialed connection answers nothing. Only a
+// whole handshake from the peer's socket is answered, and at most one per
+// hsAnswerInterval: each answer is 64 bytes, and a forged source address
+// would otherwise turn a stream of 16-byte headers into three times the
+// traffic toward a victim.
+func (c *Conn) onHandshakeWhileConnected(p *packet, now time.Time, ob *outbox) {
+	h, err := parseHandshake(p.body)
+	switch {
+	case err != nil || h.socketID != c.peerID || c.isDial && !c.rendezvous:
+	case !c.rendezvous && h.reqType != reqConclusion, c.rendezvous && h.reqType == reqAgreement:
+	case !c.hsAnsweredAt.IsZero() && now.Sub(c.hsAnsweredAt) < hsAnswerInterval:
+	default:
+		c.hsAnsweredAt = now
+		if c.rendezvous {
+			c.answerRendezvousLocked(ob)
+		} else {
+			ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs))
+		}
 		return
 	}
-	if c.isDial {
-		return
-	}
-	ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs))
+	c.stats.dropped++
 }
+
+// hsAnswerInterval is the least time between two answers to handshakes
+// (see onHandshakeWhileConnected): well under the 250 ms at which both
+// libraries repeat an unanswered request.
+const hsAnswerInterval = 100 * time.Millisecond
 
 // nakInterval is the period of the loss-list re-report: the time a
 // retransmission takes to answer a NAK (a round trip, its variation, the

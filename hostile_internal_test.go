@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -183,4 +184,47 @@ func TestWrongAddressIgnored(t *testing.T) {
 	gc, err := d.DialUDT(ctx, "udp", ln.Addr().String())
 	require.NoError(t, err, "the listener still takes genuine dials")
 	gc.Close()
+}
+
+// TestHandshakeAnswersLimited sends an accepted connection, from its
+// peer's address, 50 repeats of the peer's conclusion request and 50 bare
+// 16-byte handshake headers within 50 ms: it answers one conclusion, and
+// the next only hsAnswerInterval later; the headers get nothing.
+func TestHandshakeAnswersLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var answers atomic.Int32
+		fwd := netsim.LinkConfig{Delay: time.Millisecond}
+		back := netsim.LinkConfig{Delay: time.Millisecond, Drop: func(b []byte, _ int) bool {
+			if p, err := parsePacket(b); err == nil && p.control && p.typ == ctrlHandshake {
+				answers.Add(1)
+			}
+			return false
+		}}
+		c, s, pa, pb := simPair(t, fwd, back, Config{Linger: -1}, 3)
+		time.Sleep(100 * time.Millisecond)
+		c.mu.Lock()
+		req := c.hs // the conclusion request it dialed with
+		c.mu.Unlock()
+		s.mu.Lock()
+		sid := s.id
+		s.mu.Unlock()
+		require.Equal(t, int32(reqConclusion), req.reqType)
+		before, dropped := answers.Load(), s.Stats().Total.Dropped
+		send := func(b []byte) {
+			_, err := pa.WriteTo(b, pb.LocalAddr())
+			require.NoError(t, err)
+		}
+		for range 50 {
+			send(appendHandshakePacket(nil, sid, &req))
+			send(appendControl(nil, ctrlHandshake, 0, sid, nil))
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
+		require.Equal(t, int32(1), answers.Load()-before, "answers to 50 repeats in 50 ms")
+		require.Equal(t, uint64(99), s.Stats().Total.Dropped-dropped, "dropped")
+		time.Sleep(hsAnswerInterval)
+		send(appendHandshakePacket(nil, sid, &req))
+		time.Sleep(10 * time.Millisecond)
+		require.Equal(t, int32(2), answers.Load()-before, "answers after the interval")
+	})
 }

@@ -33,6 +33,13 @@ type Listener struct {
 	closed   chan struct{}
 	deadline *deadline.Deadline
 	refused  uint64 // guarded by mu
+
+	// Conclusions dropped for a bad cookie, not yet logged (see
+	// noteBadCookie).
+	badMu      sync.Mutex
+	badCookies int
+	badFrom    netip.AddrPort
+	badTimer   *time.Timer
 }
 
 // hsKey identifies a client's handshake: a repeated request with the same
@@ -143,6 +150,12 @@ func (l *Listener) Close() error {
 	l.closing = true
 	close(l.closed)
 	l.deadline.Stop()
+	l.badMu.Lock()
+	if l.badTimer != nil && l.badTimer.Stop() {
+		l.badTimer = nil
+		defer l.reportBadCookies() // what was counted, logged now
+	}
+	l.badMu.Unlock()
 	var pending []*Conn
 	for len(l.accept) > 0 {
 		pending = append(pending, <-l.accept)
@@ -210,7 +223,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	if !l.cookies.check(from, h.cookie, now) {
 		l.m.dropped.Add(1)
-		l.logRefused(slog.LevelDebug, from, "bad or expired cookie")
+		l.noteBadCookie(from)
 		return
 	}
 	if h.socketID == 0 || h.socketID&0x80000000 != 0 {

@@ -95,3 +95,35 @@ func (l *Listener) logRefused(level slog.Level, from netip.AddrPort, reason stri
 	lg.LogAttrs(context.Background(), level, msg,
 		slog.String("listener", l.addr.String()), slog.String("remote", from.String()), slog.String("reason", reason))
 }
+
+// noteBadCookie counts a conclusion dropped for a bad or expired cookie.
+// A flood of forged conclusions would log one record each; they are
+// counted instead, and one record a second at most says how many, and
+// from where the last came. The record is written by a timer, off the
+// receive worker. Receive worker.
+func (l *Listener) noteBadCookie(from netip.AddrPort) {
+	lg := l.cfg.Logger
+	if lg == nil || !lg.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	l.badMu.Lock()
+	defer l.badMu.Unlock()
+	l.badCookies++
+	l.badFrom = from
+	if l.badTimer == nil {
+		l.badTimer = time.AfterFunc(badCookieReport, l.reportBadCookies)
+	}
+}
+
+// badCookieReport is how often, at most, dropped conclusions are logged.
+const badCookieReport = time.Second
+
+func (l *Listener) reportBadCookies() {
+	l.badMu.Lock()
+	n, from := l.badCookies, l.badFrom
+	l.badCookies, l.badTimer = 0, nil
+	l.badMu.Unlock()
+	l.cfg.Logger.LogAttrs(context.Background(), slog.LevelDebug, "udt: handshakes dropped",
+		slog.String("listener", l.addr.String()), slog.String("reason", "bad or expired cookie"),
+		slog.Int("count", n), slog.Duration("within", badCookieReport), slog.String("last_remote", from.String()))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -162,4 +163,38 @@ func TestLoggerFreeWhenUnset(t *testing.T) {
 		c.logf(slog.LevelInfo, "udt: dial refused")
 	})
 	require.Zero(t, allocs)
+}
+
+// TestLoggerBadCookiesAggregated floods a listener with 200 conclusions
+// whose cookie is forged: they are logged as one record, a second later,
+// that counts them, rather than one record each; what is counted when the
+// listener closes is logged then.
+func TestLoggerBadCookiesAggregated(t *testing.T) {
+	var rec recorder
+	ln := listenRaw(t, Config{Logger: slog.New(&rec)})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer pc.Close()
+	forged := handshake{version: udtVersion, sockType: TypeStream.wire(), isn: 7, mss: DefaultMSS, window: 8192,
+		reqType: reqConclusion, socketID: 1234, cookie: 0xdeadbeef}
+	send := func(n int) {
+		for range n {
+			_, err := pc.WriteTo(appendHandshakePacket(nil, 0, &forged), ln.Addr())
+			require.NoError(t, err)
+		}
+	}
+	send(200)
+	require.Eventually(t, func() bool { return len(rec.find("udt: handshakes dropped")) > 0 }, 3*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	got := rec.find("udt: handshakes dropped")
+	require.Len(t, got, 1)
+	require.Equal(t, "200", got[0].attrs["count"])
+	require.Equal(t, pc.LocalAddr().String(), got[0].attrs["last_remote"])
+
+	send(5)
+	require.Eventually(t, func() bool { return ln.m.dropped.Load() >= 205 }, 3*time.Second, time.Millisecond)
+	require.NoError(t, ln.Close())
+	got = rec.find("udt: handshakes dropped")
+	require.Len(t, got, 2, "logged at Close")
+	require.Equal(t, "5", got[1].attrs["count"])
 }

@@ -225,14 +225,11 @@ func (c *Conn) establishRendezvousLocked(keepAlive bool, ob *outbox) {
 
 // answerRendezvousLocked answers a handshake reaching a connected
 // rendezvous socket, which means the peer has not seen it connect: any
-// type but −2 gets the −2 reply (§8 step 5). Like the C++ library's it
-// carries only ISN, MSS, flow window, type and socket ID; the window is
-// what our requests announced, where the C++ library puts its FC option.
-func (c *Conn) answerRendezvousLocked(p *packet, ob *outbox) {
-	h, err := parseHandshake(p.body)
-	if err != nil || h.reqType == reqAgreement {
-		return
-	}
+// type but −2 gets the −2 reply (§8 step 5; the caller checks). Like the
+// C++ library's it carries only ISN, MSS, flow window, type and socket ID;
+// the window is what our requests announced, where the C++ library puts
+// its FC option.
+func (c *Conn) answerRendezvousLocked(ob *outbox) {
 	r := handshake{
 		isn:      c.hs.isn,
 		mss:      uint32(c.mss),
