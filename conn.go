@@ -713,10 +713,10 @@ func (c *Conn) doUnregister() {
 		if m.rendezvous[c.peer] == c {
 			delete(m.rendezvous, c.peer)
 		}
-		if ln != nil {
-			ln.retire(key, time.Now())
-		}
 	})
+	if ln != nil {
+		ln.retire(key, time.Now())
+	}
 	m.freeSocketID(id)
 	m.release()
 }

@@ -228,3 +228,43 @@ func TestHandshakeAnswersLimited(t *testing.T) {
 		require.Equal(t, int32(2), answers.Load()-before, "answers after the interval")
 	})
 }
+
+// TestListenerTablesExpireWhenQuiet dials 100 connections to a listener
+// and closes them all, then sends it nothing more: the handshakes it keeps
+// for their repeats are forgotten retireAfter after each closed, on a
+// timer, and the tables' memory is given back (a map does not shrink when
+// emptied; the listener makes its table anew), where before they waited
+// for the next valid conclusion to arrive.
+func TestListenerTablesExpireWhenQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := netsim.LinkConfig{Delay: time.Millisecond}
+		c1, s1, _, _ := simPair(t, l, l, Config{Linger: -1}, 3)
+		cfg, err := Config{Linger: -1}.withDefaults()
+		require.NoError(t, err)
+		conns := []*Conn{c1, s1}
+		for range 99 {
+			registry.mu.Lock()
+			c1.m.refs++ // the reference dialOn takes over
+			registry.mu.Unlock()
+			c, err := dialOn(t.Context(), c1.m, cfg, s1.m.laddr)
+			require.NoError(t, err)
+			s, err := s1.ln.AcceptUDT()
+			require.NoError(t, err)
+			conns = append(conns, c, s)
+		}
+		ln := s1.ln
+		ln.tabMu.Lock()
+		require.Len(t, ln.known, 100)
+		ln.tabMu.Unlock()
+		for _, c := range conns {
+			require.NoError(t, c.Close())
+		}
+		time.Sleep(closeWait + retireAfter + time.Second)
+		ln.tabMu.Lock()
+		defer ln.tabMu.Unlock()
+		require.Zero(t, len(ln.known), "handshakes remembered")
+		require.Zero(t, ln.peak, "the table made anew")
+		require.Nil(t, ln.retired)
+		require.Nil(t, ln.expiry)
+	})
+}

@@ -21,11 +21,17 @@ type Listener struct {
 	cfg     Config
 	addr    *net.UDPAddr
 	cookies *cookieJar
-	known   map[hsKey]*hsEntry // receive worker only: answers by handshake
-	retired []retiredKey       // receive worker only: closed entries, oldest first from retiredHead
-	// retiredHead is the first entry of retired not yet expired; receive
-	// worker only.
+
+	// The handshakes answered (see hsKey), guarded by tabMu: the receive
+	// worker looks them up and adds them, closing connections retire
+	// theirs, and a timer expires the retired ones.
+	tabMu   sync.Mutex
+	known   map[hsKey]*hsEntry // answers by handshake
+	peak    int                // the most entries known held since it was last made anew
+	retired []retiredKey       // closed entries, oldest first from retiredHead
+	// retiredHead is the first entry of retired not yet expired.
 	retiredHead int
+	expiry      *time.Timer // runs expireOnTimer while entries are retired
 
 	mu       sync.Mutex
 	closing  bool       // guarded by mu
@@ -150,6 +156,12 @@ func (l *Listener) Close() error {
 	l.closing = true
 	close(l.closed)
 	l.deadline.Stop()
+	l.tabMu.Lock()
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
+	l.known, l.retired, l.retiredHead, l.expiry = nil, nil, 0, nil
+	l.tabMu.Unlock()
 	l.badMu.Lock()
 	if l.badTimer != nil && l.badTimer.Stop() {
 		l.badTimer = nil
@@ -237,8 +249,11 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		return
 	}
 	key := hsKey{from, h.socketID, h.isn}
+	l.tabMu.Lock()
 	l.expireRetired(now)
-	if e := l.known[key]; e != nil {
+	e := l.known[key]
+	l.tabMu.Unlock()
+	if e != nil {
 		// A repeat of a request already answered (its answer was lost, or
 		// a C++ client sent it twice): the same answer again, even when
 		// the connection has closed since.
@@ -290,7 +305,10 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	resp := c.hs
 	c.mu.Unlock()
 	l.m.socks[c.id] = c
+	l.tabMu.Lock()
 	l.known[key] = &hsEntry{resp: resp}
+	l.peak = max(l.peak, len(l.known))
+	l.tabMu.Unlock()
 	l.accept <- c // cannot block: only this worker sends, and there is room
 	ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
 }
@@ -310,17 +328,46 @@ type retiredKey struct {
 
 const retireAfter = 5 * time.Second
 
-// retire marks key's connection closed; receive worker only.
+// retire marks key's connection closed; any goroutine.
 func (l *Listener) retire(key hsKey, now time.Time) {
+	l.tabMu.Lock()
+	defer l.tabMu.Unlock()
 	if e := l.known[key]; e != nil {
 		l.retired = append(l.retired, retiredKey{key, e, now.Add(retireAfter)})
+		if l.expiry == nil && l.known != nil {
+			l.expiry = time.AfterFunc(retireAfter+expirySlack, l.expireOnTimer)
+		}
 	}
+}
+
+// expirySlack is how late after an entry's expiry the timer runs, so that
+// it finds the entries retired together with it expired too.
+const expirySlack = 100 * time.Millisecond
+
+// expireOnTimer expires retired entries when no handshake comes to do it,
+// and runs again while entries are left: a listener that went quiet after
+// a burst of connections gives their memory back.
+func (l *Listener) expireOnTimer() {
+	l.tabMu.Lock()
+	defer l.tabMu.Unlock()
+	if l.known == nil {
+		return // closed
+	}
+	now := time.Now()
+	l.expireRetired(now)
+	if l.retiredHead < len(l.retired) {
+		l.expiry.Reset(l.retired[l.retiredHead].expires.Sub(now) + expirySlack)
+		return
+	}
+	l.expiry = nil
 }
 
 // expireRetired forgets handshakes of connections closed long enough ago.
 // The entries left move to the front only once the expired ones are half
 // of them, so each handshake costs O(1) however many connections closed
-// in the last retireAfter.
+// in the last retireAfter. Once most of what the tables held is gone,
+// they are made anew, at the size they need: neither a slice nor a map
+// gives back what it grew to. Called with tabMu held.
 func (l *Listener) expireRetired(now time.Time) {
 	i := l.retiredHead
 	for ; i < len(l.retired) && now.After(l.retired[i].expires); i++ {
@@ -331,13 +378,27 @@ func (l *Listener) expireRetired(now time.Time) {
 		l.retired[i] = retiredKey{}
 	}
 	l.retiredHead = i
-	if i > 0 && i >= len(l.retired)/2 {
+	switch {
+	case i == len(l.retired):
+		l.retired, l.retiredHead = nil, 0
+	case i > 0 && i >= len(l.retired)/2:
 		n := copy(l.retired, l.retired[i:])
 		clear(l.retired[n:])
 		l.retired = l.retired[:n]
 		l.retiredHead = 0
 	}
+	if l.known != nil && l.peak > minKnownRebuild && len(l.known) < l.peak/4 {
+		known := make(map[hsKey]*hsEntry, len(l.known))
+		for k, e := range l.known {
+			known[k] = e
+		}
+		l.known, l.peak = known, len(known)
+	}
 }
+
+// minKnownRebuild is the least peak of the handshake table for which
+// expireRetired makes it anew.
+const minKnownRebuild = 64
 
 // refuse answers h with the 1002 rejection: the request echoed.
 func (l *Listener) refuse(ob *outbox, h *handshake) {

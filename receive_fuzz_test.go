@@ -157,9 +157,12 @@ func (r *receivePath) check(t *testing.T) {
 	buf := make([]byte, 1<<16)
 	for c.readLocked(buf) > 0 {
 	}
-	if backlog := cap(r.ln.accept); len(r.m.socks) > 1+backlog || len(r.ln.known) > backlog {
+	r.ln.tabMu.Lock()
+	known := len(r.ln.known)
+	r.ln.tabMu.Unlock()
+	if backlog := cap(r.ln.accept); len(r.m.socks) > 1+backlog || known > backlog {
 		t.Fatalf("%d connections and %d handshakes remembered, with a backlog of %d and nothing accepted",
-			len(r.m.socks)-1, len(r.ln.known), backlog)
+			len(r.m.socks)-1, known, backlog)
 	}
 	// Forget what can no longer be stored: behind the read point, or
 	// beyond the window.
