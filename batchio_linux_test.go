@@ -17,6 +17,8 @@ import (
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,8 +114,8 @@ func TestSocketIOModes(t *testing.T) {
 		for _, sm := range modes {
 			for _, cm := range modes {
 				t.Run(fam.name+"/"+cm+"-to-"+sm, func(t *testing.T) {
-					if fam.name == "ipv6" && !ipv6Loopback() {
-						t.Skip("no IPv6 loopback here")
+					if fam.name == "ipv6" {
+						testenv.NeedIPv6(t)
 					}
 					srv := ioMux(t, fam.network, fam.addr, sm, nil)
 					cli := ioMux(t, fam.network, fam.addr, cm, nil)
@@ -170,15 +172,6 @@ func message(r, i, n int) []byte {
 		b[k] ^= byte(r*31 + i)
 	}
 	return b
-}
-
-func ipv6Loopback() bool {
-	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // When the kernel refuses a GSO send, the socket stops using GSO and the

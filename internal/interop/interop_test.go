@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/udt-go/udt/internal/testenv"
+
 	"github.com/udt-go/udt/internal/interop"
 )
 
@@ -114,15 +116,6 @@ func TestPatternMatchesCpeer(t *testing.T) {
 	}
 }
 
-func hasIPv6Loopback() bool {
-	c, err := net.ListenPacket("udp6", "[::1]:0")
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
 // TestCppToCpp runs the C++ peer against itself: the harness and cpeer's
 // modes, before any Go UDT code is involved.
 func TestCppToCpp(t *testing.T) {
@@ -145,8 +138,8 @@ func TestCppToCpp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if strings.Contains(tt.host, ":") && !hasIPv6Loopback() {
-				t.Skip("no IPv6 loopback")
+			if strings.Contains(tt.host, ":") {
+				testenv.NeedIPv6(t)
 			}
 			n := strconv.FormatInt(tt.bytes, 10)
 			seed := strconv.FormatUint(tt.seed, 10)
