@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/udt-go/udt/internal/deadline"
@@ -39,6 +40,11 @@ type Listener struct {
 	closed   chan struct{}
 	deadline *deadline.Deadline
 	refused  uint64 // guarded by mu
+
+	// What the receive worker handled: handshakes that reached the
+	// listener, and conclusions among them dropped for a bad or expired
+	// cookie.
+	handshakes, badCookieDrops atomic.Uint64
 
 	// Conclusions dropped for a bad cookie, not yet logged (see
 	// noteBadCookie).
@@ -204,6 +210,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		l.m.dropped.Add(1)
 		return
 	}
+	l.handshakes.Add(1)
 	h, _ := parseHandshake(p.body)
 	now := time.Now()
 	ob := &l.m.rcvOut
@@ -235,6 +242,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	if !l.cookies.check(from, h.cookie, now) {
 		l.m.dropped.Add(1)
+		l.badCookieDrops.Add(1)
 		l.noteBadCookie(from)
 		return
 	}

@@ -40,7 +40,7 @@ func TestSYNFlood(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	droppedBefore := ln.m.dropped.Load()
+	seenBefore, badBefore := ln.handshakes.Load(), ln.badCookieDrops.Load()
 
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -114,12 +114,16 @@ func TestSYNFlood(t *testing.T) {
 	defer waker.Close()
 	_, _ = waker.Write([]byte{0})
 	remembered := <-known
-	dropped := ln.m.dropped.Load() - droppedBefore
-	t.Logf("%d requests in %v (%.0f/s); listener dropped %d datagrams (forged conclusions), remembers %d handshakes; heap %+d bytes; %d of %d dials connected",
-		sent.Load(), floodTime.Round(time.Millisecond), float64(sent.Load())/floodTime.Seconds(), dropped, remembered, growth, ok.Load(), dials)
+	seen, bad := ln.handshakes.Load()-seenBefore, ln.badCookieDrops.Load()-badBefore
+	t.Logf("%d requests in %v (%.0f/s); the listener handled %d handshakes (the kernel dropped the rest at the socket), %d of them conclusions with a forged cookie, and remembers %d; heap %+d bytes; %d of %d dials connected",
+		sent.Load(), floodTime.Round(time.Millisecond), float64(sent.Load())/floodTime.Seconds(), seen, bad, remembered, growth, ok.Load(), dials)
 	require.Equal(t, int64(dials), ok.Load(), "legitimate dials failed during the flood")
 	require.LessOrEqual(t, remembered, dials, "the listener kept state for flood requests")
-	require.Positive(t, dropped, "no forged cookie reached the listener")
+	// The flood reached the listener: a fair part of it, half of that
+	// conclusions (each forged, each dropped), besides the dials' own
+	// handshakes (two or more each).
+	require.Greater(t, seen, uint64(requests/100), "handshakes that reached the listener")
+	require.InDelta(t, float64(seen-uint64(2*dials))/2, float64(bad), float64(seen)/10, "forged conclusions dropped, of the handshakes handled")
 	require.Less(t, growth, int64(4<<20), "heap grew with the flood")
 }
 
