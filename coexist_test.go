@@ -140,13 +140,14 @@ func shares(tb testing.TB, cc udt.CongestionControl, tcp string, rate int64, rtt
 
 // TestModelCoexistsWithTCP: a CongestionModel flow and a TCP cubic flow
 // share a 50 Mbit/s, 40 ms bottleneck (real sockets in two network
-// namespaces, the kernel's TCP); the TCP flow keeps a fair part of it.
-// Alone on an idle machine they split it about 23/25 (2026-12-04); the
-// bounds allow for a loaded one (CI runs other packages' tests beside it).
+// namespaces, the kernel's TCP); the TCP flow keeps a fair part of it, 30 %
+// at least. On an idle machine cubic keeps 42-51 % (median 48.6 % of five
+// rounds of bench/coexist.sh, 2026-12-06); the bounds allow for a loaded
+// one (CI runs other packages' tests beside it).
 func TestModelCoexistsWithTCP(t *testing.T) {
 	u, tc := shares(t, udt.CongestionModel, "cubic", 50e6, 40*time.Millisecond, 30*time.Second)
 	t.Logf("UDT model %.1f Mbit/s, TCP cubic %.1f Mbit/s on a 50 Mbit/s link", u, tc)
-	require.Greater(t, tc, 0.25*50, "TCP starved")
+	require.Greater(t, tc, 0.3*50, "TCP starved")
 	require.Greater(t, u, 0.25*50, "UDT starved")
 	require.Greater(t, u+tc, 0.8*50, "link idle")
 }
