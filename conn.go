@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -504,12 +505,20 @@ func (c *Conn) writeErrLocked() error {
 	return nil
 }
 
-// Close flushes what was written, waiting up to Config.Linger for the peer
-// to acknowledge it, then shuts the connection down. Blocked Read and Write
-// calls return at once, before the linger, with an error wrapping
-// [net.ErrClosed]. If written data was still unacknowledged at the
-// shutdown, Close returns an [*UnacknowledgedError] saying how much.
-func (c *Conn) Close() error {
+// Close flushes what was written, waiting for the peer to acknowledge it,
+// then shuts the connection down. It lingers up to Config.Linger, less if
+// the peer makes no progress for Config.LingerStall with its window
+// closed, and not at all if the write deadline had passed well before
+// Close (the writes were failing already; see linger). Blocked
+// Read and Write calls return at once, before the linger, with an error
+// wrapping [net.ErrClosed]. If written data was still unacknowledged at
+// the shutdown, Close returns an [*UnacknowledgedError] saying how much,
+// and why the linger ended.
+func (c *Conn) Close() error { return c.CloseContext(context.Background()) }
+
+// CloseContext is Close, lingering no longer than ctx allows either: a
+// program that must not wait for a peer can bound the linger per call.
+func (c *Conn) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -521,32 +530,8 @@ func (c *Conn) Close() error {
 	// Blocked Read and Write calls return now, not after the linger.
 	close(c.closed)
 	c.rdl.Stop()
+	why := c.linger(ctx)
 	c.wdl.Stop()
-
-	// Linger: wait for the send buffer to drain.
-	if c.cfg.Linger > 0 {
-		lingerEnd := time.NewTimer(c.cfg.Linger)
-		defer lingerEnd.Stop()
-	wait:
-		for {
-			c.mu.Lock()
-			// Drained means acknowledged by a full or short ACK: a 4.11
-			// receiver lets the application read only what those
-			// covered, and takes a shutdown that follows a light ACK of
-			// the last packets as the end, with them unread.
-			drained := c.sndBuf.Len() == 0 && c.sndDataAck == c.sndLastAck
-			done := c.state != stateConnected || c.peerClosed || c.err != nil || drained
-			c.mu.Unlock()
-			if done {
-				break
-			}
-			select {
-			case <-c.writeReady:
-			case <-lingerEnd.C:
-				break wait
-			}
-		}
-	}
 
 	c.mu.Lock()
 	var ob outbox
@@ -616,10 +601,85 @@ func (c *Conn) Close() error {
 		c.unregister()
 	}
 	if unacked > 0 {
-		return c.opError("close", &UnacknowledgedError{Bytes: unacked})
+		return c.opError("close", &UnacknowledgedError{Bytes: unacked, Reason: why})
 	}
 	return nil
 }
+
+// linger waits, for Close, until the peer has acknowledged all that was
+// written (by a full or short ACK: a 4.11 receiver lets its application
+// read only what those covered, and takes a shutdown that follows a light
+// ACK of the last packets as the end, with them unread) or the connection
+// ends. It gives up when Config.Linger runs out, when the peer has made no
+// progress for Config.LingerStall (nothing acknowledged, its window closed:
+// a peer that does not read would hold a handler's Close, and its
+// buffers, for the whole linger), or when ctx ends, and returns why. It
+// does not wait at all when the write deadline had passed well before
+// Close (staleDeadline): the writes were already failing, and the
+// application knows they were not all sent.
+//
+// A write deadline that passes during the linger, or at Close, does not
+// end it: crypto/tls sets the write deadline to the present just before
+// it closes the connection under it, and a TLS server's last response,
+// written but not yet acknowledged, would be lost to every client that
+// reads it slowly.
+func (c *Conn) linger(ctx context.Context) string {
+	if c.cfg.Linger <= 0 {
+		return "Config.Linger is negative"
+	}
+	start := time.Now()
+	if wd := c.wdl.When(); !wd.IsZero() && start.Sub(wd) > staleDeadline {
+		return fmt.Sprintf("the write deadline had passed %v before Close", start.Sub(wd).Round(time.Millisecond))
+	}
+	end := time.NewTimer(c.cfg.Linger)
+	defer end.Stop()
+	var stall *time.Timer
+	var stallC <-chan time.Time
+	if c.cfg.LingerStall > 0 {
+		stall = time.NewTimer(c.cfg.LingerStall)
+		defer stall.Stop()
+		stallC = stall.C
+	}
+	for {
+		c.mu.Lock()
+		drained := c.sndBuf.Len() == 0 && c.sndDataAck == c.sndLastAck
+		done := c.state != stateConnected || c.peerClosed || c.err != nil || drained
+		c.mu.Unlock()
+		if done {
+			return ""
+		}
+		select {
+		case <-c.writeReady:
+		case <-end.C:
+			return fmt.Sprintf("Config.Linger (%v) ran out", c.cfg.Linger)
+		case <-stallC:
+			// Progress is an ACK that moved since the linger began, or
+			// the peer's window open: a sender with room sends, and if
+			// the peer is gone its silence ends the connection.
+			c.mu.Lock()
+			since := start
+			if c.ackAdvanced.After(since) {
+				since = c.ackAdvanced
+			}
+			open := c.flowWindow > minAdvertisedWindow
+			c.mu.Unlock()
+			left := c.cfg.LingerStall - time.Since(since)
+			if !open && left <= 0 {
+				return fmt.Sprintf("the peer acknowledged nothing for %v with its receive window closed (Config.LingerStall)", c.cfg.LingerStall)
+			}
+			if open || left <= 0 {
+				left = c.cfg.LingerStall
+			}
+			stall.Reset(left)
+		case <-ctx.Done():
+			return "the context ended: " + context.Cause(ctx).Error()
+		}
+	}
+}
+
+// staleDeadline is how long before Close the write deadline must have
+// passed for Close not to linger (see linger).
+const staleDeadline = 100 * time.Millisecond
 
 // UnacknowledgedError is returned by Close when written data was still
 // unacknowledged as the connection shut down: Config.Linger ran out, or is
@@ -627,12 +687,17 @@ func (c *Conn) Close() error {
 // tell: its Read sees the shutdown as the end of the stream. It matches
 // [ErrUnacknowledged] with errors.Is.
 type UnacknowledgedError struct {
-	Bytes int // written, not acknowledged
+	Bytes  int    // written, not acknowledged
+	Reason string // why Close stopped waiting
 }
 
-// Error says how many bytes were left unacknowledged.
+// Error says how many bytes were left unacknowledged, and why.
 func (e *UnacknowledgedError) Error() string {
-	return fmt.Sprintf("udt: %d bytes written were not acknowledged before the shutdown", e.Bytes)
+	msg := fmt.Sprintf("udt: %d bytes written were not acknowledged before the shutdown", e.Bytes)
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
 }
 
 // Is reports whether target is ErrUnacknowledged.

@@ -587,3 +587,108 @@ func TestHandshakeSeedsRTT(t *testing.T) {
 		require.Less(t, c.rtt.RTT, 310*time.Millisecond)
 	})
 }
+
+// lingerPair connects a client and a server across a 100 Mbit/s, 10 ms path
+// with cfg, and has the client write n bytes in the background; the server
+// reads nothing until the caller makes it.
+func lingerPair(t *testing.T, cfg Config, n int) (c, s *Conn) {
+	t.Helper()
+	l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+	c, s, _, _ = simPair(t, l, l, cfg, 11)
+	go func() { _, _ = c.Write(make([]byte, n)) }()
+	return c, s
+}
+
+// TestCloseNonReadingPeer: a client that wrote 23 MB to a peer that never
+// reads, then closed, is held no longer than Config.LingerStall after the
+// peer's window closed (it was held for all of Linger's 180 s), and Close
+// says what was left unacknowledged and why.
+func TestCloseNonReadingPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := lingerPair(t, Config{}, 23<<20)
+		time.Sleep(3 * time.Second) // the peer's buffer fills and its window closes
+		start := time.Now()
+		err := c.Close()
+		held := time.Since(start)
+		var ue *UnacknowledgedError
+		require.ErrorAs(t, err, &ue)
+		require.Positive(t, ue.Bytes)
+		require.Contains(t, ue.Reason, "LingerStall")
+		t.Logf("Close held %v: %v", held, err)
+		require.GreaterOrEqual(t, held, DefaultLingerStall-3*time.Second)
+		require.LessOrEqual(t, held, DefaultLingerStall+100*time.Millisecond)
+	})
+}
+
+// TestCloseSlowReaderDeliversAll: a client writes 64 MiB and closes at once
+// while its peer reads slowly (64 KiB every 10 ms, about 6.5 MB/s): Close
+// lingers until all of it is acknowledged, and the peer reads it all.
+func TestCloseSlowReaderDeliversAll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 64 << 20
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+		c, s, _, _ := simPair(t, l, l, Config{}, 11)
+		read := make(chan int64, 1)
+		go func() {
+			buf := make([]byte, 64<<10)
+			var got int64
+			for {
+				k, err := s.Read(buf)
+				got += int64(k)
+				if err != nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			read <- got
+		}()
+		_, err := c.Write(make([]byte, n))
+		require.NoError(t, err)
+		start := time.Now()
+		require.NoError(t, c.Close())
+		t.Logf("Close lingered %v", time.Since(start))
+		require.Equal(t, int64(n), <-read)
+	})
+}
+
+// TestCloseLingerBounds: a write deadline that had passed before Close
+// leaves nothing to linger for, one set at Close (as crypto/tls does) does
+// not end the linger; the context of CloseContext ends it; a negative
+// LingerStall lingers for all of Linger, as the C++ library does.
+func TestCloseLingerBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		close func(c *Conn) error
+		held  time.Duration
+		why   string
+	}{
+		{"write deadline passed before", Config{}, func(c *Conn) error {
+			require.NoError(t, c.SetWriteDeadline(time.Now().Add(-time.Second)))
+			return c.Close()
+		}, 0, "write deadline had passed 1s before Close"},
+		{"write deadline at Close, as crypto/tls sets it", Config{}, func(c *Conn) error {
+			require.NoError(t, c.SetWriteDeadline(time.Now()))
+			return c.Close()
+		}, DefaultLingerStall, "LingerStall"},
+		{"context", Config{}, func(c *Conn) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			return c.CloseContext(ctx)
+		}, 1500 * time.Millisecond, "context"},
+		{"no stall bound", Config{Linger: 8 * time.Second, LingerStall: -1}, (*Conn).Close, 8 * time.Second, "Config.Linger"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c, _ := lingerPair(t, tc.cfg, 23<<20)
+				time.Sleep(3 * time.Second)
+				start := time.Now()
+				err := tc.close(c)
+				var ue *UnacknowledgedError
+				require.ErrorAs(t, err, &ue)
+				require.Contains(t, ue.Reason, tc.why)
+				require.Equal(t, tc.held, time.Since(start))
+			})
+		})
+	}
+}

@@ -3,7 +3,6 @@ package udt_test
 import (
 	"context"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,14 +37,14 @@ func TestNettestLoopback(t *testing.T) {
 	})
 }
 
-// closeAll closes the two ends at once (each one's Close may linger until
-// the other stops), then the listener.
+// closeAll closes the two ends one after the other, as a program that
+// does not know its peer's state would, then the listener. A writer whose
+// peer stopped reading (PresentTimeout, FutureTimeout) must not hold its
+// Close: its write deadline has passed, and its peer's window is closed.
 func closeAll(c1, c2 net.Conn, ln net.Listener) func() {
 	return func() {
-		var wg sync.WaitGroup
-		wg.Go(func() { c1.Close() })
-		wg.Go(func() { c2.Close() })
-		wg.Wait()
+		c1.Close()
+		c2.Close()
 		ln.Close()
 	}
 }

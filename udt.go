@@ -113,6 +113,7 @@ const (
 	DefaultReceiveBuffer  = 8192 // packets
 	DefaultUDPSendBuffer  = 65536
 	DefaultLinger         = 180 * time.Second
+	DefaultLingerStall    = 5 * time.Second
 	DefaultConnectTimeout = 3 * time.Second
 	DefaultBacklog        = 1024
 	minMSS                = 76
@@ -155,6 +156,14 @@ type Config struct {
 	// before it sends the shutdown anyway (UDT_LINGER). If zero, 180 s; a
 	// negative value does not wait.
 	Linger time.Duration
+
+	// LingerStall ends the linger early when the peer makes no progress:
+	// for this long nothing written was acknowledged and the peer's
+	// receive window stayed closed (its application is not reading). If
+	// zero, 5 s; a negative value lingers for all of Linger, as the C++
+	// library does. A peer that reads, however slowly, keeps Close
+	// waiting until everything is acknowledged or Linger runs out.
+	LingerStall time.Duration
 
 	// ConnectTimeout bounds the handshake of a Dial (the C++ library's
 	// fixed 3 s). If zero, 3 s, and 30 s for DialRendezvous (the C++
@@ -348,6 +357,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Linger == 0 {
 		c.Linger = DefaultLinger
+	}
+	if c.LingerStall == 0 {
+		c.LingerStall = DefaultLingerStall
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout

@@ -15,6 +15,7 @@ type Deadline struct {
 	timer   *time.Timer   // guarded by mu
 	cancel  chan struct{} // guarded by mu; closed when the deadline passes
 	stopped bool          // guarded by mu; Stop was called
+	at      time.Time     // guarded by mu; the deadline set, zero if none
 }
 
 // New returns a deadline that is not set.
@@ -28,6 +29,7 @@ func (d *Deadline) Set(t time.Time) {
 	if d.stopped {
 		return
 	}
+	d.at = t
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel // the callback is closing it
 	}
@@ -71,6 +73,13 @@ func (d *Deadline) Wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cancel
+}
+
+// When returns the deadline set, or the zero time if none is.
+func (d *Deadline) When() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.at
 }
 
 // Passed reports whether the deadline has passed.

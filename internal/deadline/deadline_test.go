@@ -63,3 +63,16 @@ func TestDeadlineStop(t *testing.T) {
 		require.True(t, passed(d))
 	})
 }
+
+func TestDeadlineWhen(t *testing.T) {
+	d := New()
+	require.True(t, d.When().IsZero())
+	at := time.Now().Add(time.Hour)
+	d.Set(at)
+	require.Equal(t, at, d.When())
+	d.Set(time.Time{})
+	require.True(t, d.When().IsZero())
+	d.Stop()
+	d.Set(at) // after Stop: ignored
+	require.True(t, d.When().IsZero())
+}
