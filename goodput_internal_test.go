@@ -76,7 +76,7 @@ func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Durati
 // controller's targets: 90 % of the link or more up to 1 % random loss on
 // 10 and 100 ms paths and on 300 ms up to 0.1 %, and at 0.5 % on 20 Mbit/s,
 // 300 ms; 65 % at 10 % on 20 ms (76-83 % measured) and 50 % at 1 % on
-// 300 ms (55-89 %: a lost retransmission there costs seconds); and, from 0.1 % loss on, at least twice what DAIMD gets (the
+// 300 ms (55-89 % measured: the run to run spread is wide there); and, from 0.1 % loss on, at least twice what DAIMD gets (the
 // C++ library's controller, which takes random loss for congestion). It
 // takes about 30 s without -race and is skipped under it; CI runs it in
 // its pass without.
