@@ -71,15 +71,15 @@ func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Durati
 }
 
 // TestGoodputTable measures both controllers' goodput on emulated long,
-// fat, lossy links in virtual time (deterministic per seed, free of the
-// machine's load), prints the table, and checks the loss-tolerant
-// controller's targets: 90 % of the link or more up to 1 % random loss on
-// 10 and 100 ms paths and on 300 ms up to 0.1 %, and at 0.5 % on 20 Mbit/s,
-// 300 ms; 65 % at 10 % on 20 ms (76-83 % measured) and 50 % at 1 % on
-// 300 ms (55-89 % measured: the run to run spread is wide there); and, from 0.1 % loss on, at least twice what DAIMD gets (the
-// C++ library's controller, which takes random loss for congestion). It
-// takes about 30 s without -race and is skipped under it; CI runs it in
-// its pass without.
+// fat, lossy links in virtual time (free of the machine's load; runs vary
+// with the goroutines' order), prints the table, and checks the
+// loss-tolerant controller's targets: 90 % of the link or more up to 1 %
+// random loss on 10 and 100 ms paths, up to 0.1 % on 300 ms, and at 0.5 %
+// on 20 Mbit/s, 300 ms; 65 % at 10 % loss on 20 ms (76-83 % measured) and
+// 50 % at 1 % on 300 ms (55-89 % measured); and, from 0.1 % loss on, at
+// least twice what DAIMD gets (the C++ library's controller, which takes
+// random loss for congestion). It takes about 30 s without -race and is
+// skipped under it; CI runs it in its pass without.
 func TestGoodputTable(t *testing.T) {
 	if raceEnabled {
 		t.Skip("30 s of simulation, many times slower under -race; CI runs it without")
