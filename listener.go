@@ -46,12 +46,12 @@ type Listener struct {
 	// cookie.
 	handshakes, badCookieDrops atomic.Uint64
 
-	// Conclusions dropped for a bad cookie, not yet logged (see
-	// noteBadCookie).
-	badMu      sync.Mutex
-	badCookies int
-	badFrom    netip.AddrPort
-	badTimer   *time.Timer
+	// Logging the bad cookies (see noteBadCookie): badCookieDrops when
+	// last logged, the last sender, and the timer that logs.
+	badMu       sync.Mutex
+	badReported uint64
+	badFrom     netip.AddrPort
+	badTimer    *time.Timer
 }
 
 // hsKey identifies a client's handshake: a repeated request with the same

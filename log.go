@@ -96,9 +96,10 @@ func (l *Listener) logRefused(level slog.Level, from netip.AddrPort, reason stri
 		slog.String("listener", l.addr.String()), slog.String("remote", from.String()), slog.String("reason", reason))
 }
 
-// noteBadCookie counts a conclusion dropped for a bad or expired cookie.
-// A flood of forged conclusions would log one record each; they are
-// counted instead, and one record a second at most says how many, and
+// noteBadCookie notes a conclusion dropped for a bad or expired cookie
+// (badCookieDrops counts it). A flood of forged conclusions would log one
+// record each; one record a second at most says how many came since the
+// last, and
 // from where the last came. The record is written by a timer, off the
 // receive worker. Receive worker.
 func (l *Listener) noteBadCookie(from netip.AddrPort) {
@@ -108,7 +109,6 @@ func (l *Listener) noteBadCookie(from netip.AddrPort) {
 	}
 	l.badMu.Lock()
 	defer l.badMu.Unlock()
-	l.badCookies++
 	l.badFrom = from
 	if l.badTimer == nil {
 		l.badTimer = time.AfterFunc(badCookieReport, l.reportBadCookies)
@@ -120,10 +120,11 @@ const badCookieReport = time.Second
 
 func (l *Listener) reportBadCookies() {
 	l.badMu.Lock()
-	n, from := l.badCookies, l.badFrom
-	l.badCookies, l.badTimer = 0, nil
+	total, from := l.badCookieDrops.Load(), l.badFrom
+	n := total - l.badReported
+	l.badReported, l.badTimer = total, nil
 	l.badMu.Unlock()
 	l.cfg.Logger.LogAttrs(context.Background(), slog.LevelDebug, "udt: handshakes dropped",
 		slog.String("listener", l.addr.String()), slog.String("reason", "bad or expired cookie"),
-		slog.Int("count", n), slog.Duration("within", badCookieReport), slog.String("last_remote", from.String()))
+		slog.Uint64("count", n), slog.Duration("within", badCookieReport), slog.String("last_remote", from.String()))
 }

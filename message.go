@@ -254,7 +254,6 @@ func (c *Conn) joinRunLocked(off int) (start, end int) {
 		}
 	}
 	n := int32(end - start + 1)
-	p.run = n
 	c.rcvBuf.Ptr(start).run = n
 	c.rcvBuf.Ptr(end).run = n
 	return start, end
