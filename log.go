@@ -99,9 +99,8 @@ func (l *Listener) logRefused(level slog.Level, from netip.AddrPort, reason stri
 // noteBadCookie notes a conclusion dropped for a bad or expired cookie
 // (badCookieDrops counts it). A flood of forged conclusions would log one
 // record each; one record a second at most says how many came since the
-// last, and
-// from where the last came. The record is written by a timer, off the
-// receive worker. Receive worker.
+// last, and from where the last came. The record is written by a timer,
+// off the receive worker. Receive worker.
 func (l *Listener) noteBadCookie(from netip.AddrPort) {
 	lg := l.cfg.Logger
 	if lg == nil || !lg.Enabled(context.Background(), slog.LevelDebug) {
