@@ -21,11 +21,8 @@ import (
 
 // rcvPkt is one slot of the receive window.
 type rcvPkt struct {
-	buf *[]byte // payload, while state is slotData
-	msg seq.Msg
-	// run is, in message mode, at either end of a run of received packets
-	// (see joinRunLocked), the run's length; elsewhere it is stale.
-	run     int32
+	buf     *[]byte // payload, while state is slotData
+	msg     seq.Msg
 	pos     msgPos
 	inOrder bool
 	state   slotState
@@ -202,102 +199,47 @@ func (c *Conn) readMessage(b []byte) (int, error) {
 	})
 }
 
-// onMessageData records the packet stored at off in its run (see
-// joinRunLocked) and wakes a reader when it completed a message that can
-// be read, or moved the in-order point from oldContig. Receive worker; it
-// takes constant time, whatever the message's size and wherever its gaps.
+// onMessageData wakes a reader when the packet stored at off completed a
+// message that can be read, or moved the in-order point from oldContig.
+// Receive worker.
 func (c *Conn) onMessageData(off int, oldContig seq.Num) {
-	start, end := c.joinRunLocked(off)
 	if c.rcvContig() != oldContig {
 		c.signalRead()
 		return
 	}
-	if c.rcvBuf.Ptr(off).inOrder {
+	slot := c.rcvBuf.At(off)
+	if slot.inOrder {
 		return // read when the in-order point passes it
 	}
 	// Out of order: readable if this packet completed its message.
-	if head := c.rcvBuf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessage(end) {
+	first := off
+	for first > 0 && slot.pos != posFirst && slot.pos != posSolo {
+		first--
+		slot = c.rcvBuf.At(first)
+		if slot.state != slotData || slot.msg != c.rcvBuf.At(off).msg {
+			return
+		}
+	}
+	if _, _, ok := c.messageAt(first); ok {
 		c.signalRead()
 	}
 }
 
-// A run is a span of slots, as long as it can be, that hold received
-// packets of one message (same number and order flag) with no message
-// boundary inside: no first or solo packet but at its start, no last or
-// solo packet but at its end. A message is complete when one run holds
-// it, from its first packet to its last. Both end slots of a run hold its
-// length; a run only ever grows by a packet filling the empty slot next to
-// it (possibly joining the run beyond), and leaves whole (read, or
-// dropped with its message), so the ends stay true.
-//
-// continuesRun reports whether b, in the slot after a, continues a's run.
-func continuesRun(a, b *rcvPkt) bool {
-	return a.state == slotData && b.state == slotData && a.msg == b.msg && a.inOrder == b.inOrder &&
-		a.pos != posLast && a.pos != posSolo && b.pos != posFirst && b.pos != posSolo
-}
-
-// joinRunLocked adds the data slot at off, empty until now, to the runs:
-// it joins the run that ends in the slot before and the one that starts in
-// the slot after, as it continues them. It returns the offsets of the
-// first and last slots of its run.
-func (c *Conn) joinRunLocked(off int) (start, end int) {
-	p := c.rcvBuf.Ptr(off)
-	start, end = off, off
-	if off > 0 {
-		if prev := c.rcvBuf.Ptr(off - 1); continuesRun(prev, p) {
-			start = off - int(prev.run)
-		}
-	}
-	if off+1 < c.rcvBuf.Len() {
-		if next := c.rcvBuf.Ptr(off + 1); continuesRun(p, next) {
-			end = off + int(next.run)
-		}
-	}
-	n := int32(end - start + 1)
-	c.rcvBuf.Ptr(start).run = n
-	c.rcvBuf.Ptr(end).run = n
-	return start, end
-}
-
-// remeasureRunLocked sets the length of the run that starts at off, whose
-// first slot may have been inside a longer run until the slots before were
-// dropped: a drop request drops a message's packets up to the end of its
-// range, and packets of the message beyond it stay.
-func (c *Conn) remeasureRunLocked(off int) {
-	if off <= 0 || off >= c.rcvBuf.Len() || c.rcvBuf.Ptr(off).state != slotData {
-		return
-	}
-	end := off
-	for end+1 < c.rcvBuf.Len() && continuesRun(c.rcvBuf.Ptr(end), c.rcvBuf.Ptr(end+1)) {
-		end++
-	}
-	n := int32(end - off + 1)
-	c.rcvBuf.Ptr(off).run = n
-	c.rcvBuf.Ptr(end).run = n
-}
-
-// endsMessage reports whether the slot at off holds a message's last
-// packet.
-func (c *Conn) endsMessage(off int) bool {
-	pos := c.rcvBuf.Ptr(off).pos
-	return pos == posLast || pos == posSolo
-}
-
 // messageAt checks the message whose first packet is at offset off: it
-// returns its packet count, and whether it is all present.
-func (c *Conn) messageAt(off int) (slots int, ok bool) {
-	n := max(int(c.rcvBuf.Ptr(off).run), 1)
-	return n, off+n <= c.rcvBuf.Len() && c.endsMessage(off+n-1)
-}
-
-// messageSize returns the byte size of the message of slots packets at
-// off.
-func (c *Conn) messageSize(off, slots int) int {
-	size := 0
-	for i := off; i < off+slots; i++ {
-		size += len(*c.rcvBuf.Ptr(i).buf)
+// returns its packet count and byte size, and whether it is all present.
+func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
+	head := c.rcvBuf.At(off)
+	for i := off; i < c.rcvBuf.Len(); i++ {
+		s := c.rcvBuf.At(i)
+		if s.state != slotData || s.msg != head.msg || (i > off && (s.pos == posFirst || s.pos == posSolo)) {
+			return 0, 0, false
+		}
+		size += len(*s.buf)
+		if s.pos == posLast || s.pos == posSolo {
+			return i - off + 1, size, true
+		}
 	}
-	return size
+	return 0, 0, false
 }
 
 // nextMessageLocked finds the next message to read: the first complete
@@ -312,28 +254,26 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 	if c.rcvUnordered > 0 {
 		end = c.rcvBuf.Len()
 	}
-	// The scan steps from run to run (see continuesRun): each data slot
-	// it meets starts one.
 	for i := 0; i < end; {
-		s := c.rcvBuf.Ptr(i)
+		s := c.rcvBuf.At(i)
 		if s.state != slotData {
 			i++
 			continue
 		}
-		n := max(int(s.run), 1)
 		if s.pos != posFirst && s.pos != posSolo {
-			// Not a message's head: the rest of an incomplete message,
-			// or a tail whose head is gone, dropped or read, which can
-			// never be read.
+			// Not a message's head: the rest of an incomplete message
+			// (skipped below), or a tail whose head is gone, dropped or
+			// read, which can never be read.
 			if i < contig && c.orphanAt(i) {
 				c.discardMessageLocked(i)
 			}
-			i += n
+			i++
 			continue
 		}
-		if n, complete := c.messageAt(i); complete {
+		n, sz, complete := c.messageAt(i)
+		if complete {
 			if !s.inOrder || i+n <= contig {
-				return i, n, c.messageSize(i, n), true
+				return i, n, sz, true
 			}
 			i += n
 			continue
@@ -341,7 +281,7 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 		if c.brokenAt(i) {
 			c.discardMessageLocked(i)
 		}
-		i += n
+		i++
 	}
 	return 0, 0, 0, false
 }
@@ -363,11 +303,22 @@ func (c *Conn) orphanAt(off int) bool {
 }
 
 // brokenAt reports whether the incomplete message starting at off can no
-// longer complete: its run (see continuesRun) ends before its last packet
-// at a slot that is filled or settled, not one that may still be filled.
+// longer complete: before its last packet comes a slot that is not of it
+// and will not be filled.
 func (c *Conn) brokenAt(off int) bool {
-	next := off + max(int(c.rcvBuf.Ptr(off).run), 1)
-	return next < c.rcvBuf.Len() && c.rcvBuf.Ptr(next).state != slotEmpty
+	head := c.rcvBuf.At(off)
+	for i := off + 1; i < c.rcvBuf.Len(); i++ {
+		s := c.rcvBuf.At(i)
+		switch {
+		case s.state == slotEmpty:
+			return false // may still arrive
+		case s.state != slotData || s.msg != head.msg || s.pos == posFirst || s.pos == posSolo:
+			return true
+		case s.pos == posLast:
+			return false
+		}
+	}
+	return false
 }
 
 // discardMessageLocked drops the received packets of the message whose
@@ -451,14 +402,9 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	}
 	// Received packets of the message before the range (4.11's range
 	// starts at the packet it was retransmitting) are dropped as well.
-	// Those after the range stay: the run they are part of (see
-	// continuesRun) is measured again from the last slot dropped on.
-	dropped := -1
-	defer func() { c.remeasureRunLocked(dropped + 1) }()
 	for i := range min(seq.Off(c.rcvReadSeq, d.first), c.rcvBuf.Len()) {
 		if s := c.rcvBuf.At(i); s.state == slotData && s.msg == msg {
 			c.settleSlotLocked(i, slotDropped)
-			dropped = i
 		}
 	}
 	first := d.first
@@ -478,7 +424,6 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 		switch slot := c.rcvBuf.At(off); {
 		case slot.state == slotData && slot.msg == msg:
 			c.settleSlotLocked(off, slotDropped)
-			dropped = off
 		case slot.state == slotEmpty:
 			c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
 			c.rcvLoss.Remove(s)
