@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udt-go/udt/internal/pktbuf"
 )
 
 // Batch I/O on Linux: recvmmsg and sendmmsg move many datagrams per system
@@ -27,10 +29,14 @@ import (
 // allocate a net.UDPAddr for every datagram read; these use netip and
 // preallocated headers, and do not allocate per datagram.
 //
-// Buffers are held only while datagrams flow: each read takes a batch from
-// a pool shared by every multiplexer and returns it once the datagrams are
-// dispatched or the socket has nothing to read, so an idle socket holds no
-// buffer.
+// Buffers are held only while datagrams flow: a socket takes a batch when
+// it has datagrams to read and gives it back when a read finds nothing, so
+// an idle socket holds no buffer. The batches and their buffers go back to
+// free lists of this package (rxFree, and pktbuf's pool of datagram
+// buffers), not to sync.Pools: a sync.Pool's private slot belongs to one
+// processor, so a worker that wakes up on another would miss it and
+// allocate a megabyte of buffers anew, and the garbage collector empties
+// sync.Pools besides.
 
 const (
 	// rxBatchMax is the most datagrams one recvmmsg returns.
@@ -118,18 +124,33 @@ type rxBatch struct {
 	iovs  [rxBatchMax]unix.Iovec
 	names [rxBatchMax]unix.RawSockaddrInet6
 	oob   [rxBatchMax * rxOOB]byte
-	bufs  [rxBatchMax][]byte // maxDatagram each, allocated on first use
+	bufs  [rxBatchMax]*[]byte // maxDatagram each, from rxBufs on first use
+	nbufs int                 // bufs[:nbufs] are set
 }
 
-var rxPool = sync.Pool{New: func() any { return new(rxBatch) }}
+// rxBufs holds the datagram buffers of batches not in use.
+var rxBufs = pktbuf.PoolFor(maxDatagram)
+
+// rxFree holds batches not in use, without their buffers: a few hundred
+// kilobytes at most, however many sockets went idle.
+var rxFree = freeList[rxBatch]{max: 64, new: func() *rxBatch { return new(rxBatch) }}
+
+// putRx gives r's buffers back to rxBufs and r to rxFree.
+func putRx(r *rxBatch) {
+	rxBufs.PutN(r.bufs[:r.nbufs])
+	clear(r.bufs[:r.nbufs])
+	r.nbufs = 0
+	rxFree.put(r)
+}
 
 // prepare sets the headers of the first n datagrams.
 func (r *rxBatch) prepare(n int) {
+	if n > r.nbufs {
+		rxBufs.GetN(r.bufs[r.nbufs:r.nbufs], n-r.nbufs)
+		r.nbufs = n
+	}
 	for i := range n {
-		if r.bufs[i] == nil {
-			r.bufs[i] = make([]byte, maxDatagram)
-		}
-		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].Base = &(*r.bufs[i])[0]
 		r.iovs[i].SetLen(maxDatagram)
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
@@ -147,7 +168,7 @@ func (r *rxBatch) prepare(n int) {
 // wait for the socket to become readable.
 func (b *batchIO) doRead(fd uintptr) bool {
 	if b.rx == nil {
-		b.rx = rxPool.Get().(*rxBatch)
+		b.rx = rxFree.get()
 	}
 	b.rx.prepare(b.rxWant)
 	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rx.hdrs[0])),
@@ -155,7 +176,7 @@ func (b *batchIO) doRead(fd uintptr) bool {
 	switch {
 	case errno == unix.EAGAIN:
 		// Nothing to read: hand the buffers back while waiting.
-		rxPool.Put(b.rx)
+		putRx(b.rx)
 		b.rx = nil
 		return false
 	case errno == unix.EINTR:
@@ -195,7 +216,7 @@ func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)
 		}
 		from := b.sockaddr(&r.names[i], h.Hdr.Namelen)
 		arrival, seg := parseOOB(r.oob[i*rxOOB : i*rxOOB+int(h.Hdr.Controllen)])
-		data := r.bufs[i][:n]
+		data := (*r.bufs[i])[:n]
 		if seg <= 0 || seg >= n {
 			fn(data, from, arrival)
 			continue
@@ -217,10 +238,12 @@ func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)
 	}
 }
 
-// release returns the read buffers to the pool, after each.
+// release gives the read buffers back, after each: a read that fails, or
+// the receive worker stopping. Between reads that find datagrams the
+// batch stays with the socket; the read that finds none gives it back.
 func (b *batchIO) release() {
 	if b.rx != nil {
-		rxPool.Put(b.rx)
+		putRx(b.rx)
 		b.rx = nil
 	}
 }
@@ -413,14 +436,15 @@ func gsoRefusal(err error) bool {
 		errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EMSGSIZE)
 }
 
-var txMsgsPool = sync.Pool{New: func() any { return new(txMsgs) }}
+// txMsgsFree holds the sendmmsg headers of writes not under way.
+var txMsgsFree = freeList[txMsgs]{max: 16, new: func() *txMsgs { return new(txMsgs) }}
 
 // writeBatch sends the packets of t: runs of equal-sized packets to one
 // peer (the last of a run may be shorter) as GSO sends while the kernel
 // takes them, all in as few sendmmsg calls as the batch allows.
 func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) {
-	msgs := txMsgsPool.Get().(*txMsgs)
-	defer txMsgsPool.Put(msgs)
+	msgs := txMsgsFree.get()
+	defer txMsgsFree.put(msgs)
 	var first [txMsgMax + 1]int // the first packet of each datagram
 	gso := b.gso.Load()
 	start := 0 // the byte offset of packet i

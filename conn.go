@@ -909,17 +909,23 @@ func (o *outbox) add(b []byte) {
 
 // outboxes serve the goroutines other than the receive worker (which has
 // its own) that build control packets: timers and Read.
-var outboxes = sync.Pool{New: func() any { return new(outbox) }}
+var outboxes = freeList[outbox]{max: 256, new: func() *outbox { return new(outbox) }}
 
-func getOutbox() *outbox { return outboxes.Get().(*outbox) }
+func getOutbox() *outbox { return outboxes.get() }
 
-// putOutbox returns o, flushed, to the pool; o may be nil.
+// putOutbox returns o, flushed, to the free list; o may be nil. A buffer
+// grown past outboxKeep (a burst of loss reports) is not kept.
 func putOutbox(o *outbox) {
 	if o != nil {
 		o.reset()
-		outboxes.Put(o)
+		if cap(o.b) > outboxKeep {
+			o.b = nil
+		}
+		outboxes.put(o)
 	}
 }
+
+const outboxKeep = 16 << 10
 
 func (o *outbox) reset() {
 	o.b = o.b[:0]

@@ -74,6 +74,7 @@ func (m *multiplexer) receiveBatches(b *batchIO) {
 	dispatch := m.dispatch
 	m.batching = true
 	var failing time.Time
+	defer b.release()
 	for {
 		if err := b.read(); err != nil {
 			if m.readFailed(err, &failing) {
@@ -84,8 +85,7 @@ func (m *multiplexer) receiveBatches(b *batchIO) {
 		failing = time.Time{}
 		m.runPending()
 		b.each(dispatch)
-		m.flushRun() // before the buffers the run points into go back
-		b.release()
+		m.flushRun() // before the next read reuses the buffers the run points into
 	}
 }
 

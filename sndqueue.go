@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/udt-go/udt/internal/pktbuf"
 )
 
 // sendQueue paces the data packets of every connection on a multiplexer:
@@ -68,6 +70,7 @@ type txBatch struct {
 	buf  []byte           // the packets, one after another
 	ends []int            // where each packet ends in buf
 	to   []netip.AddrPort // each packet's destination
+	bufp *[]byte          // buf's memory, from txBufs
 }
 
 // txBatchMax is the most packets the send queue gathers before it writes
@@ -86,9 +89,29 @@ func (t *txBatch) reset() {
 // room is how many more packets the batch takes.
 func (t *txBatch) room() int { return txBatchMax - len(t.ends) }
 
-var txBatchPool = sync.Pool{New: func() any {
-	return &txBatch{buf: make([]byte, 0, txBatchBytes+maxDatagram), ends: make([]int, 0, txBatchMax), to: make([]netip.AddrPort, 0, txBatchMax)}
-}}
+// txBufs holds the packet buffers of batches not in use, txFree the
+// batches without them (see freeList): a send queue takes a batch while
+// packets flow and gives it back when it goes idle.
+var (
+	txBufs = pktbuf.PoolFor(txBatchBytes + maxDatagram)
+	txFree = freeList[txBatch]{max: 64, new: func() *txBatch {
+		return &txBatch{ends: make([]int, 0, txBatchMax), to: make([]netip.AddrPort, 0, txBatchMax)}
+	}}
+)
+
+func getTxBatch() *txBatch {
+	t := txFree.get()
+	t.bufp = txBufs.Get()
+	t.buf = (*t.bufp)[:0]
+	return t
+}
+
+func putTxBatch(t *txBatch) {
+	t.reset()
+	txBufs.Put(t.bufp)
+	t.buf, t.bufp = nil, nil
+	txFree.put(t)
+}
 
 func (q *sendQueue) loop() {
 	timer := time.NewTimer(time.Hour)
@@ -104,7 +127,7 @@ func (q *sendQueue) loop() {
 	}
 	defer func() {
 		if tx != nil {
-			txBatchPool.Put(tx)
+			putTxBatch(tx)
 		}
 	}()
 	for {
@@ -113,7 +136,7 @@ func (q *sendQueue) loop() {
 			q.mu.Unlock()
 			flush()
 			if tx != nil {
-				txBatchPool.Put(tx)
+				putTxBatch(tx)
 				tx = nil
 			}
 			select {
@@ -158,7 +181,7 @@ func (q *sendQueue) loop() {
 		q.mu.Unlock()
 
 		if tx == nil {
-			tx = txBatchPool.Get().(*txBatch)
+			tx = getTxBatch()
 		}
 		next, ok := c.packBatch(tx, now, horizon)
 		if ok {
