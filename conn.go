@@ -118,11 +118,16 @@ type Conn struct {
 	peerRTT, peerRTTVar time.Duration
 	rateSample          int // arrival rate in the peer's latest full ACK, bounded by plausibleRate
 	rateSamples         int // full ACKs with rate words received
-	rate                int // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth           int // EWMA of the peer's reported link capacity, packets/s
-	nakScratch          []lossl.Range
-	scratch             [64]byte // control bodies being built
-	nakBody             []byte   // periodic NAK body
+	// The fastest we have sent, packets/s over the span between two full
+	// ACKs, and where the span in progress began (see coldRateBound).
+	maxSendRate  int
+	rateMark     time.Time
+	rateMarkSent uint64
+	rate         int // EWMA of the peer's reported arrival rate, packets/s
+	bandwidth    int // EWMA of the peer's reported link capacity, packets/s
+	nakScratch   []lossl.Range
+	scratch      [64]byte // control bodies being built
+	nakBody      []byte   // periodic NAK body
 
 	// Congestion control, guarded by mu: what ccUpdateLocked read from
 	// the controller after its last call (the packet period is period).
@@ -155,6 +160,7 @@ type Conn struct {
 	rcvReadOff    int                  // bytes of rcvReadSeq already delivered
 	rcvLastSeq    seq.Num              // highest received
 	rcvLoss       *lossl.List
+	rcvHeld       int64   // bytes of payload buffers held, counted against ReceiveMemory
 	rcvLastAck    seq.Num // ACK number of the last full/short ACK sent
 	rcvLastAckAt  time.Time
 	rcvLastFullAt time.Time
@@ -168,6 +174,10 @@ type Conn struct {
 	nextACK       time.Time
 	nextNAK       time.Time
 	nakThrough    seq.Num // the periodic NAK re-reports losses up to here (reportLossLocked)
+	// Where the first gap was when the timer first saw it unrepaired, and
+	// when (see rcvGapStuckLocked).
+	rcvStuckSeq seq.Num
+	rcvStuckAt  time.Time
 
 	// Liveness, guarded by mu.
 	expCount     int
@@ -373,7 +383,7 @@ func (c *Conn) readLocked(b []byte) int {
 		c.rcvReadOff += k
 		if c.rcvReadOff == len(*slot) {
 			c.rcvBuf.PopFront()
-			c.rcvBufs.Put(slot)
+			c.freeRcvBuf(slot)
 			c.rcvReadSeq = c.rcvReadSeq.Inc()
 			c.rcvReadOff = 0
 			contig--
@@ -795,7 +805,7 @@ func (c *Conn) releaseBuffersLocked() {
 	}
 	if c.rcvBuf != nil {
 		for c.rcvBuf.Len() > 0 {
-			c.rcvBufs.Put(c.rcvBuf.PopFront().buf)
+			c.freeRcvBuf(c.rcvBuf.PopFront().buf)
 		}
 		c.rcvBufs.Flush()
 	}

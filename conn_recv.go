@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -134,7 +135,15 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++ // already delivered
 		return
 	}
-	buf := c.rcvBufs.Get()
+	if c.overMemoryLocked() && (c.rcvLoss.Len() == 0 || s != c.rcvContig()) {
+		// The socket's connections hold all ReceiveMemory allows; only
+		// a repair of the gap the ACK waits at, which makes data behind
+		// it readable, is taken. The sender, offered less since, resends
+		// the rest.
+		c.stats.pktRecvDropped++
+		return
+	}
+	buf := c.holdRcvBuf()
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
@@ -195,10 +204,51 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 }
 
 // availLocked is the receive-buffer space beyond the ACK point, in packets,
-// as announced in ACKs: never below 2, so a stalled sender can probe.
+// as announced in ACKs: no more than the socket's ReceiveMemory has left,
+// or than this connection's fair share of it has (see overMemoryLocked),
+// whichever is more; and never below 2, so a stalled sender can probe.
 func (c *Conn) availLocked() int {
 	used := seq.Off(c.rcvReadSeq, c.rcvContig())
-	return max(c.rcvBuf.Limit()-used-1, minAdvertisedWindow)
+	avail := c.rcvBuf.Limit() - used - 1
+	if limit := c.cfg.ReceiveMemory; limit > 0 && c.rcvPayload > 0 {
+		room := max(limit-c.m.rcvHeld.Load(), c.memoryShare()-c.rcvHeld)
+		avail = int(min(int64(avail), room/int64(c.rcvPayload)))
+	}
+	return max(avail, minAdvertisedWindow)
+}
+
+// memoryShare is this connection's fair share of ReceiveMemory: an equal
+// part among the socket's connections.
+func (c *Conn) memoryShare() int64 {
+	return c.cfg.ReceiveMemory / max(c.m.open.Load(), 1)
+}
+
+// overMemoryLocked reports whether the socket's connections hold all of
+// ReceiveMemory and this one holds its fair share of it or more: it then
+// takes no more data, but for repairs. A connection holding less keeps
+// receiving up to its share, so that connections whose readers stall, and
+// which filled the socket's memory, cannot starve the others.
+func (c *Conn) overMemoryLocked() bool {
+	limit := c.cfg.ReceiveMemory
+	return limit > 0 && c.m.rcvHeld.Load()+int64(c.rcvPayload) > limit && c.rcvHeld >= c.memoryShare()
+}
+
+// holdRcvBuf takes a payload buffer for the receive window, counted
+// against the socket's ReceiveMemory until freeRcvBuf gives it back.
+func (c *Conn) holdRcvBuf() *[]byte {
+	c.rcvHeld += int64(c.rcvPayload)
+	c.m.rcvHeld.Add(int64(c.rcvPayload))
+	return c.rcvBufs.Get()
+}
+
+// freeRcvBuf gives back a payload buffer of the receive window; b may be
+// nil (a slot without one).
+func (c *Conn) freeRcvBuf(b *[]byte) {
+	if b != nil {
+		c.rcvHeld -= int64(c.rcvPayload)
+		c.m.rcvHeld.Add(-int64(c.rcvPayload))
+		c.rcvBufs.Put(b)
+	}
 }
 
 // minAdvertisedWindow is the least window an ACK offers, even with the
@@ -461,7 +511,10 @@ func (c *Conn) onTimer() {
 	if c.rcvLoss.Len() > 0 && !now.Before(c.nextNAK) {
 		c.reportLossLocked(now, ob)
 	}
-	if c.peerLostLocked(now) {
+	if c.rcvGapStuckLocked(now) {
+		c.failLocked(&connLostError{fmt.Sprintf("a gap in the peer's data unrepaired for %v", c.progressBound())})
+		c.dropHeldLocked()
+	} else if c.peerLostLocked(now) {
 		c.failLocked(ErrConnLost)
 	} else if now.Sub(c.lastHeard) >= c.expInterval() {
 		c.onExpiryLocked(now, ob)
@@ -602,6 +655,37 @@ func (c *Conn) peerLostLocked(now time.Time) bool {
 		return now.Sub(c.lastPacket) >= c.cfg.PeerIdleTimeout
 	}
 	return c.expCount > 16 && now.Sub(c.lastHeard) > 5*time.Second
+}
+
+// rcvGapStuckLocked reports whether the receive window's first gap (the
+// point our ACK waits at) has stayed unrepaired for the progress bound,
+// while we reported it lost again every NAK interval: the mirror of the
+// sender's bound (see peerLostLocked). A peer that never repairs a gap but
+// keeps the connection alive, with keep-alives or new data, would
+// otherwise pin everything received behind the gap, up to the whole
+// receive buffer, for as long as it liked.
+func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
+	if c.rcvLoss.Len() == 0 {
+		c.rcvStuckAt = time.Time{}
+		return false
+	}
+	if contig := c.rcvContig(); c.rcvStuckAt.IsZero() || contig != c.rcvStuckSeq {
+		c.rcvStuckSeq, c.rcvStuckAt = contig, now
+		return false
+	}
+	return now.Sub(c.rcvStuckAt) >= c.progressBound()
+}
+
+// dropHeldLocked frees the payloads received behind the first gap, which
+// a lost connection can no longer deliver; what lies before it can still
+// be read.
+func (c *Conn) dropHeldLocked() {
+	for i := seq.Off(c.rcvReadSeq, c.rcvContig()); i < c.rcvBuf.Len(); i++ {
+		if s := c.rcvBuf.At(i); s.state == slotData {
+			c.settleSlotLocked(i, slotDropped)
+		}
+	}
+	c.rcvBufs.Flush()
 }
 
 // peerBufferFullLocked reports whether the peer's receive buffer is full

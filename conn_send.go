@@ -237,12 +237,13 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	if a.words >= 6 {
 		c.rateSamples++
 		warm := c.rateSamples > rateWarmup
-		c.rateSample = plausibleRate(a.rate, c.rate, warm)
+		cold := c.coldRateBound(now)
+		c.rateSample = plausibleRate(a.rate, c.rate, warm, cold)
 		if a.rate > 0 {
 			c.rate = (7*c.rate + c.rateSample) >> 3
 		}
 		if a.bandwidth > 0 {
-			c.bandwidth = (7*c.bandwidth + plausibleRate(a.bandwidth, c.bandwidth, warm)) >> 3
+			c.bandwidth = (7*c.bandwidth + plausibleRate(a.bandwidth, c.bandwidth, warm, cold)) >> 3
 		}
 	}
 	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
@@ -277,21 +278,50 @@ func (c *Conn) plausibleRTTLocked(now time.Time, sample, local time.Duration) ti
 }
 
 // rateWarmup is how many full ACKs the rate averages take before
-// plausibleRate bounds new samples.
+// plausibleRate bounds new samples by the averages themselves.
 const rateWarmup = 16
 
 // plausibleRate bounds a rate sample from an ACK (word 5 or 6, packets/s):
-// at most 2^28, and once warm at most twice the running average avg. A rate
-// that truly grows still doubles the average within about six ACKs; one
-// forged or corrupted word (UDT has no checksum of its own) can no longer
-// raise the average a millionfold and, through the controller, let the
-// sender burst without bound.
-func plausibleRate(sample uint32, avg int, warm bool) int {
+// at most 2^28; once warm, at most twice the running average avg; before,
+// at most cold (see coldRateBound). A rate that truly grows still doubles
+// the average within about six ACKs; one forged or corrupted word (UDT has
+// no checksum of its own) can no longer raise the average a millionfold
+// and, through the controller, let the sender burst without bound, on the
+// first ACK no more than later.
+func plausibleRate(sample uint32, avg int, warm bool, cold int) int {
 	r := int(min(sample, 1<<28))
 	if warm && avg > 0 {
-		r = min(r, 2*avg)
+		return min(r, 2*avg)
 	}
-	return r
+	return min(r, cold)
+}
+
+// coldRateFactor is how far above our own fastest send rate a rate word
+// may go before the averages are warm: the receiver's arrival rate is a
+// median of its last inter-arrival times, which a burst sent back to back
+// shortens below our average spacing, and its capacity estimate measures
+// the link from packet pairs, which may be far faster than we send.
+const coldRateFactor = 16
+
+// coldRateFloor is the least coldRateBound allows, packets/s: what 4.11's
+// averages start from, and then some.
+const coldRateFloor = 1024
+
+// coldRateBound returns the bound of a rate word before the averages are
+// warm: coldRateFactor times the fastest we have sent over the span
+// between two full ACKs (the peer cannot have received from us faster than
+// we sent, but in bursts), and at least coldRateFloor. It ends the span in
+// progress at now.
+func (c *Conn) coldRateBound(now time.Time) int {
+	if c.rateMark.IsZero() {
+		c.rateMark = c.start
+	}
+	if dt := now.Sub(c.rateMark); dt > 0 {
+		r := float64(c.stats.pktSent-c.rateMarkSent) / dt.Seconds()
+		c.maxSendRate = max(c.maxSendRate, int(min(r, 1<<28)))
+	}
+	c.rateMark, c.rateMarkSent = now, c.stats.pktSent
+	return max(coldRateFactor*c.maxSendRate, coldRateFloor)
 }
 
 // releaseAckedLocked frees the send buffer up to ack (exclusive).

@@ -1,8 +1,10 @@
 package udt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -266,5 +268,110 @@ func TestListenerTablesExpireWhenQuiet(t *testing.T) {
 		require.Zero(t, ln.peak, "the table made anew")
 		require.Nil(t, ln.retired)
 		require.Nil(t, ln.expiry)
+	})
+}
+
+// TestGapPinningPeerCutOff: a peer that never repairs a gap in its data,
+// though told of it every NAK interval, and keeps sending behind it, is cut
+// off once the gap has stood for the progress bound (PeerIdleTimeout, 5 s
+// here; 46 s by default): the reader gets what lay before the gap, then
+// ErrConnLost saying why, and the payloads held behind the gap are freed.
+// Before, the connection lived on (the sender takes each NAK as the peer's
+// progress) with everything behind the gap pinned.
+func TestGapPinningPeerCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const before = 100 // packets delivered before the gap
+		var first atomic.Int64
+		first.Store(-1)
+		l := netsim.LinkConfig{Rate: 100e6, Delay: 5 * time.Millisecond}
+		fwd := l
+		fwd.Drop = func(p []byte, _ int) bool { // every copy of one data packet
+			if len(p) < 16 || p[0]&0x80 != 0 {
+				return false
+			}
+			s := int64(binary.BigEndian.Uint32(p) & uint32(seq.Max))
+			first.CompareAndSwap(-1, s)
+			return s == (first.Load()+before)&int64(seq.Max)
+		}
+		const bound = 5 * time.Second
+		c, s, _, _ := simPair(t, fwd, l, Config{PeerIdleTimeout: bound}, 1)
+		go c.Write(make([]byte, 4<<20))
+		start := time.Now()
+		require.NoError(t, s.SetReadDeadline(start.Add(time.Minute)))
+		buf := make([]byte, 1<<20)
+		n := 0
+		var err error
+		for err == nil {
+			var k int
+			k, err = s.Read(buf)
+			n += k
+		}
+		took := time.Since(start)
+		t.Logf("cut off after %v: %v", took, err)
+		require.ErrorIs(t, err, ErrConnLost)
+		require.ErrorContains(t, err, "gap")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		require.Equal(t, before*s.payload, n, "what lay before the gap was read")
+		require.Less(t, took, bound+2*time.Second, "the gap stood past the bound")
+		held := 0
+		for i := range s.rcvBuf.Len() {
+			if s.rcvBuf.At(i).buf != nil {
+				held++
+			}
+		}
+		require.Zero(t, held, "payloads still held behind the gap")
+	})
+}
+
+// TestReceiveMemoryBounded: three connections to one listener socket,
+// whose readers do not read, are each sent more than a third of the
+// socket's ReceiveMemory (2 MiB): together they hold no more than twice it
+// (see overMemoryLocked), and once the readers read, one after the other,
+// every byte arrives intact. Without the bound they held everything sent
+// (their own buffers take 12 MB each).
+func TestReceiveMemoryBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const budget, conns, each = 2 << 20, 3, 3 << 20
+		l := netsim.LinkConfig{Rate: 1e9, Delay: time.Millisecond}
+		a, b := netsim.NewPacketPipe(l, l, 1)
+		ma := newMultiplexer(netPacketConn{a})
+		ma.start()
+		mb := newMultiplexer(netPacketConn{b})
+		mb.start()
+		t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
+		cfg, err := Config{ReceiveMemory: budget}.withDefaults()
+		require.NoError(t, err)
+		ln, err := listenOn(mb, cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		var srv [conns]*Conn
+		for i := range conns {
+			c, err := dialOn(t.Context(), ma, cfg, mb.laddr)
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			srv[i], err = ln.AcceptUDT()
+			require.NoError(t, err)
+			t.Cleanup(func() { srv[i].Close() })
+			data := pattern(each)
+			go c.Write(data)
+		}
+		peak := int64(0)
+		for range 3000 { // 3 s
+			time.Sleep(time.Millisecond)
+			peak = max(peak, mb.rcvHeld.Load())
+		}
+		t.Logf("peak held %d bytes of a %d budget", peak, budget)
+		// Over the budget, a connection below its share (a third) still
+		// takes data up to it: twice the budget at the very most.
+		require.LessOrEqual(t, peak, int64(2*budget), "received data held on the socket")
+		require.Positive(t, peak, "nothing arrived")
+		for _, s := range srv {
+			got := make([]byte, each)
+			require.NoError(t, s.SetReadDeadline(time.Now().Add(time.Minute)))
+			_, err := io.ReadFull(s, got)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(pattern(each), got), "the stream arrived altered")
+		}
 	})
 }

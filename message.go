@@ -341,9 +341,7 @@ func (c *Conn) discardMessageLocked(off int) {
 // read or dropped.
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcvBuf.At(off)
-	if s.buf != nil {
-		c.rcvBufs.Put(s.buf)
-	}
+	c.freeRcvBuf(s.buf)
 	if s.state == slotData && !s.inOrder {
 		c.rcvUnordered--
 	}

@@ -63,6 +63,9 @@ type multiplexer struct {
 	dropped atomic.Uint64 // malformed or unroutable datagrams
 
 	open atomic.Int64 // connections counted against Config.MaxConns
+	// rcvHeld is the received data its connections hold, in bytes, counted
+	// against Config.ReceiveMemory (see Conn.holdRcvBuf).
+	rcvHeld atomic.Int64
 }
 
 // registry maps local addresses to shared multiplexers.

@@ -383,35 +383,69 @@ func TestLostRetransmissionReReported(t *testing.T) {
 // and capacity words claim 2^28 packets/s, as a corrupted or forged ACK can
 // (UDT has no checksum of its own): the running averages the controller
 // sizes its rate and window by stay near their values, instead of leaping a
-// millionfold and letting the sender burst without bound.
+// millionfold and letting the sender burst without bound. Warm (dozens of
+// full ACKs in), they stay within twice their values; cold (among the
+// first full ACKs, whose averages have not settled), within a few times
+// what the link carries.
 func TestForgedRateWordsBounded(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := netsim.LinkConfig{Rate: 100e6, Delay: 50 * time.Millisecond}
-		c, s, pa, pb := simPair(t, l, l, Config{}, 5)
-		go io.Copy(io.Discard, s)
-		_, err := c.Write(make([]byte, 8<<20))
-		require.NoError(t, err)
-		time.Sleep(2 * time.Second) // the averages are warm: dozens of full ACKs
-		_, err = c.Write(make([]byte, 64<<10))
-		require.NoError(t, err)
-		time.Sleep(time.Millisecond) // sent; the peer's ACK of it is 100 ms away
+	const linkRate = 100e6
+	linkPackets := int(linkRate) / 8 / DefaultMSS
+	for _, warm := range []bool{true, false} {
+		name := map[bool]string{true: "warm", false: "cold"}[warm]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := netsim.LinkConfig{Rate: linkRate, Delay: 50 * time.Millisecond}
+				c, s, pa, pb := simPair(t, l, l, Config{}, 5)
+				go io.Copy(io.Discard, s)
+				if warm {
+					_, err := c.Write(make([]byte, 8<<20))
+					require.NoError(t, err)
+					time.Sleep(2 * time.Second) // the averages are warm: dozens of full ACKs
+					_, err = c.Write(make([]byte, 64<<10))
+					require.NoError(t, err)
+					time.Sleep(time.Millisecond) // sent; the peer's ACK of it is 100 ms away
+				} else {
+					go c.Write(make([]byte, 8<<20))
+					for {
+						time.Sleep(time.Millisecond)
+						c.mu.Lock()
+						n := c.rateSamples
+						c.mu.Unlock()
+						if n >= 2 {
+							break
+						}
+					}
+				}
 
-		c.mu.Lock()
-		rate, bw := c.rate, c.bandwidth
-		require.Greater(t, c.rateSamples, rateWarmup)
-		forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 100_000, rttVar: 1000, avail: 8000, rate: 1 << 28, bandwidth: 1 << 28, words: 6}
-		id := c.id
-		c.mu.Unlock()
-		_, err = pb.WriteTo(appendControl(nil, ctrlACK, 1, id, forged.append(nil)), pa.LocalAddr())
-		require.NoError(t, err)
-		time.Sleep(60 * time.Millisecond) // across the 50 ms link
+				c.mu.Lock()
+				rate, bw := c.rate, c.bandwidth
+				if warm {
+					require.Greater(t, c.rateSamples, rateWarmup)
+				} else {
+					require.LessOrEqual(t, c.rateSamples, 2)
+				}
+				forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 100_000, rttVar: 1000, avail: 8000, rate: 1 << 28, bandwidth: 1 << 28, words: 6}
+				id := c.id
+				c.mu.Unlock()
+				_, err := pb.WriteTo(appendControl(nil, ctrlACK, 1, id, forged.append(nil)), pa.LocalAddr())
+				require.NoError(t, err)
+				time.Sleep(60 * time.Millisecond) // across the 50 ms link
 
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		require.Equal(t, forged.ack, c.sndDataAck, "the forged ACK was taken")
-		require.Less(t, c.rate, 2*rate, "arrival-rate average")
-		require.Less(t, c.bandwidth, 2*bw, "capacity average")
-	})
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				require.Equal(t, forged.ack, c.sndDataAck, "the forged ACK was taken")
+				t.Logf("arrival rate %d -> %d, capacity %d -> %d packets/s (the link carries %d)",
+					rate, c.rate, bw, c.bandwidth, linkPackets)
+				if warm {
+					require.Less(t, c.rate, 2*rate, "arrival-rate average")
+					require.Less(t, c.bandwidth, 2*bw, "capacity average")
+				} else {
+					require.Less(t, c.rate, 8*linkPackets, "arrival-rate average")
+					require.Less(t, c.bandwidth, 8*linkPackets, "capacity average")
+				}
+			})
+		})
+	}
 }
 
 // TestCloseReportsUnacknowledged: a Close whose linger runs out with data

@@ -41,7 +41,7 @@ type Counters struct {
 	BytesRetrans   uint64 // payload bytes retransmitted
 	PktRecv        uint64 // data packets received, duplicates included
 	BytesRecv      uint64 // payload bytes accepted into the receive buffer
-	PktRecvDropped uint64 // data packets discarded: duplicate, outside the window
+	PktRecvDropped uint64 // data packets discarded: duplicate, outside the window, or beyond Config.ReceiveMemory
 	PktSndLoss     uint64 // packets the peer reported lost, or timed out
 	PktRcvLoss     uint64 // packets found missing by the receiver
 	ACKSent        uint64 // ACKs sent: light, short and full

@@ -116,8 +116,12 @@ const (
 	DefaultLingerStall    = 5 * time.Second
 	DefaultConnectTimeout = 3 * time.Second
 	DefaultBacklog        = 1024
-	minMSS                = 76
-	maxMSS                = 65536
+	// DefaultReceiveMemory is the default of Config.ReceiveMemory: 256
+	// MiB, the receive buffers of about twenty connections filled at
+	// their defaults.
+	DefaultReceiveMemory = 256 << 20
+	minMSS               = 76
+	maxMSS               = 65536
 
 	// maxWindow caps the flow window and the buffers, in packets: 1.5 GB
 	// of 1500-byte packets, a second at 12 Gbit/s.
@@ -145,6 +149,22 @@ type Config struct {
 	// ReceiveBuffer is the receive buffer size in packets (UDT_RCVBUF). If
 	// zero, 8192. At least 32, at most 2^20; capped at FlowWindow.
 	ReceiveBuffer int
+
+	// ReceiveMemory bounds the received data, in bytes, that the
+	// connections on the UDP socket hold between them (each packet
+	// counted at the payload size of its connection), whatever Config
+	// made each. Each offers its peer a window no larger than what is
+	// left of it, or of its fair share (an equal part among the socket's
+	// connections), whichever is more, down to the 2-packet floor a sender
+	// probes with; once the connections hold it all, one holding its
+	// share or more drops new data (but repairs of a gap) until readers
+	// catch up. A socket serving many peers, each of which could fill its
+	// connection's receive buffer (and hold it filled behind a gap, up to
+	// PeerIdleTimeout), then holds no more than this and, while some
+	// connections stay below their share, at most twice it, and readers
+	// that stall cannot starve the others. If zero, 256 MiB; negative: no
+	// bound.
+	ReceiveMemory int64
 
 	// UDPSendBuffer and UDPReceiveBuffer size the UDP socket's kernel
 	// buffers in bytes (UDP_SNDBUF, UDP_RCVBUF). If zero, 65536 and
@@ -186,7 +206,12 @@ type Config struct {
 
 	// PeerIdleTimeout is how long the peer may stay silent before the
 	// connection is declared lost ([ErrConnLost]). If zero, the C++
-	// library's rule: the 17th consecutive EXP expiry, about 46 s.
+	// library's rule: the 17th consecutive EXP expiry, about 46 s. The
+	// same bound (46 s if zero) applies to a peer heard but making no
+	// progress: one whose ACK does not advance, nor a NAK come, while our
+	// data is outstanding, and one that leaves a gap in its data
+	// unrepaired though we report it lost again and again (everything
+	// received behind the gap is freed then).
 	PeerIdleTimeout time.Duration
 
 	// Congestion selects a built-in congestion controller. If zero (and
@@ -388,6 +413,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MessageTTL < 0 {
 		return c, fmt.Errorf("udt: Config.MessageTTL %v is negative", c.MessageTTL)
 	}
+	if c.ReceiveMemory == 0 {
+		c.ReceiveMemory = DefaultReceiveMemory
+	}
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog
 	}
@@ -404,7 +432,11 @@ func (c Config) withDefaults() (Config, error) {
 func payloadSize(mss int) int { return mss - 44 }
 
 var (
-	// ErrConnLost reports a peer silent past the broken-connection bound.
+	// ErrConnLost reports a peer silent past the broken-connection bound,
+	// or making no progress for as long (see Config.PeerIdleTimeout): its
+	// ACK does not advance while our data is outstanding, or a gap in its
+	// data stays unrepaired. The error returned matches it with errors.Is
+	// and says which.
 	ErrConnLost error = &timeoutError{"udt: connection lost: peer silent"}
 	// ErrConnRefused reports a listener's refusal (handshake type 1002).
 	ErrConnRefused = errors.New("udt: connection refused")
@@ -440,6 +472,14 @@ type timeoutError struct{ msg string }
 func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
+
+// connLostError is ErrConnLost with another reason than the peer's silence.
+type connLostError struct{ reason string }
+
+func (e *connLostError) Error() string        { return "udt: connection lost: " + e.reason }
+func (e *connLostError) Timeout() bool        { return true }
+func (e *connLostError) Temporary() bool      { return true }
+func (e *connLostError) Is(target error) bool { return target == ErrConnLost }
 
 // Dialer dials UDT connections with a Config. The zero value is usable.
 type Dialer struct {
