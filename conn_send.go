@@ -157,6 +157,16 @@ func jitter(p time.Duration) time.Duration {
 func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok bool) {
 	inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
 	window := c.flowWindow
+	if inflight == 0 {
+		// A window probe: with nothing in flight, one packet goes even
+		// into a window the peer offered as closed (an ACK of zero, or
+		// light ACKs that used it up). Dropped by a peer still full, it
+		// is resent at each EXP expiry like any packet outstanding, and
+		// the ACK it draws once the reader has made room reopens the
+		// window: the peer's own update, sent once, may be lost, and
+		// nothing else would ever ask again.
+		window = max(window, 1)
+	}
 	if c.ccWindow > 0 {
 		window = min(window, c.ccWindow)
 	}

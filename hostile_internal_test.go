@@ -375,3 +375,74 @@ func TestReceiveMemoryBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestWindowProbes: a sender whose peer's window is closed keeps probing
+// it, so that a lost update reopening it does not stall the connection.
+func TestWindowProbes(t *testing.T) {
+	l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+	readAll := func(t *testing.T, s *Conn, n int) {
+		t.Helper()
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := io.ReadFull(s, make([]byte, n))
+		require.NoError(t, err, "the transfer stalled")
+	}
+
+	// A full ACK offering no window at all (4.11 and ours offer at least
+	// 2 packets; another peer may offer 0), after which the update that
+	// would reopen the window never comes: the sender, with nothing in
+	// flight, sent nothing more, and the connection stalled for good.
+	t.Run("zero window", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c, s, pa, pb := simPair(t, l, l, Config{}, 1)
+			go c.Write(make([]byte, 1<<20))
+			readAll(t, s, 1<<20)
+			time.Sleep(100 * time.Millisecond) // all acknowledged
+			c.mu.Lock()
+			closed := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 20_000, rttVar: 1000, avail: 0, words: 4}
+			id := c.id
+			c.mu.Unlock()
+			_, err := pb.WriteTo(appendControl(nil, ctrlACK, 1, id, closed.append(nil)), pa.LocalAddr())
+			require.NoError(t, err)
+			time.Sleep(20 * time.Millisecond)
+			c.mu.Lock()
+			require.Zero(t, c.flowWindow, "the closing ACK was taken")
+			c.mu.Unlock()
+			start := time.Now()
+			go c.Write(make([]byte, 1<<20))
+			readAll(t, s, 1<<20)
+			t.Logf("1 MiB through the closed window in %v", time.Since(start))
+		})
+	})
+
+	// The receiver's buffer fills while its reader pauses; the ACK that
+	// reopens the window once it reads is lost. The probes the sender
+	// keeps outstanding, resent at its EXP expiries, draw another.
+	t.Run("update lost", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var closed, dropped atomic.Bool
+			back := l
+			back.Drop = func(p []byte, _ int) bool {
+				if len(p) < 32 || binary.BigEndian.Uint32(p) != 0x80000000|uint32(ctrlACK)<<16 {
+					return false
+				}
+				switch avail := binary.BigEndian.Uint32(p[28:]); {
+				case avail <= minAdvertisedWindow:
+					closed.Store(true)
+				case closed.Load() && !dropped.Load():
+					dropped.Store(true)
+					return true // the first ACK that reopens the window
+				}
+				return false
+			}
+			c, s, _, _ := simPair(t, l, back, Config{ReceiveBuffer: 64}, 1)
+			const n = 1 << 20
+			go c.Write(make([]byte, n))
+			time.Sleep(2 * time.Second) // the reader pauses; the buffer fills
+			require.True(t, closed.Load(), "the receive buffer never filled")
+			start := time.Now()
+			readAll(t, s, n)
+			require.True(t, dropped.Load(), "no reopening ACK was dropped")
+			t.Logf("1 MiB read in %v after the reader resumed", time.Since(start))
+		})
+	})
+}
