@@ -21,8 +21,11 @@ import (
 
 // rcvPkt is one slot of the receive window.
 type rcvPkt struct {
-	buf     *[]byte // payload, while state is slotData
-	msg     seq.Msg
+	buf *[]byte // payload, while state is slotData
+	msg seq.Msg
+	// run is, in message mode, at either end of a run of received packets
+	// (see continuesRun), the run's length; elsewhere it is stale.
+	run     int32
 	pos     msgPos
 	inOrder bool
 	state   slotState
@@ -199,30 +202,89 @@ func (c *Conn) readMessage(b []byte) (int, error) {
 	})
 }
 
-// onMessageData wakes a reader when the packet stored at off completed a
-// message that can be read, or moved the in-order point from oldContig.
-// Receive worker.
+// onMessageData records the packet stored at off in its run (see
+// continuesRun) and wakes a reader when the packet moved the in-order point
+// from oldContig, or completed an out-of-order message. Receive worker; it
+// takes constant time, whatever the message's size and wherever its gaps
+// (it walked back to the message's head, or a gap, for every packet of an
+// out-of-order message: quadratic in the message's size).
 func (c *Conn) onMessageData(off int, oldContig seq.Num) {
+	start, end := c.joinRunLocked(off)
 	if c.rcvContig() != oldContig {
 		c.signalRead()
 		return
 	}
-	slot := c.rcvBuf.At(off)
-	if slot.inOrder {
+	if c.rcvBuf.Ptr(off).inOrder {
 		return // read when the in-order point passes it
 	}
-	// Out of order: readable if this packet completed its message.
-	first := off
-	for first > 0 && slot.pos != posFirst && slot.pos != posSolo {
-		first--
-		slot = c.rcvBuf.At(first)
-		if slot.state != slotData || slot.msg != c.rcvBuf.At(off).msg {
-			return
-		}
-	}
-	if _, _, ok := c.messageAt(first); ok {
+	if head := c.rcvBuf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessage(end) {
 		c.signalRead()
 	}
+}
+
+// A run is a span of slots, as long as it can be, that hold received
+// packets of one message (same number and order flag) with no message
+// boundary inside: no first or solo packet but at its start, no last or
+// solo packet but at its end. A message is complete when one run holds
+// it, from its first packet to its last. Both end slots of a run hold its
+// length; a run only ever grows by a packet filling the empty slot next to
+// it (possibly joining the run beyond), and leaves whole (read, or
+// discarded with its message), or from its start on (a drop request, see
+// remeasureRunLocked), so the ends stay true. The reader does not rely on
+// runs: it walks the slots (messageAt), once per message it reads.
+//
+// continuesRun reports whether b, in the slot after a, continues a's run.
+func continuesRun(a, b *rcvPkt) bool {
+	return a.state == slotData && b.state == slotData && a.msg == b.msg && a.inOrder == b.inOrder &&
+		a.pos != posLast && a.pos != posSolo && b.pos != posFirst && b.pos != posSolo
+}
+
+// joinRunLocked adds the data slot at off, empty until now, to the runs:
+// it joins the run that ends in the slot before and the one that starts in
+// the slot after, as it continues them. It returns the offsets of the
+// first and last slots of its run.
+func (c *Conn) joinRunLocked(off int) (start, end int) {
+	p := c.rcvBuf.Ptr(off)
+	start, end = off, off
+	if off > 0 {
+		if prev := c.rcvBuf.Ptr(off - 1); continuesRun(prev, p) {
+			start = off - int(prev.run)
+		}
+	}
+	if off+1 < c.rcvBuf.Len() {
+		if next := c.rcvBuf.Ptr(off + 1); continuesRun(p, next) {
+			end = off + int(next.run)
+		}
+	}
+	n := int32(end - start + 1)
+	p.run = n
+	c.rcvBuf.Ptr(start).run = n
+	c.rcvBuf.Ptr(end).run = n
+	return start, end
+}
+
+// remeasureRunLocked sets the length of the run that starts at off, whose
+// first slot may have been inside a longer run until the slots before were
+// dropped: a drop request drops a message's packets up to the end of its
+// range, and packets of the message beyond it stay.
+func (c *Conn) remeasureRunLocked(off int) {
+	if off <= 0 || off >= c.rcvBuf.Len() || c.rcvBuf.Ptr(off).state != slotData {
+		return
+	}
+	end := off
+	for end+1 < c.rcvBuf.Len() && continuesRun(c.rcvBuf.Ptr(end), c.rcvBuf.Ptr(end+1)) {
+		end++
+	}
+	n := int32(end - off + 1)
+	c.rcvBuf.Ptr(off).run = n
+	c.rcvBuf.Ptr(end).run = n
+}
+
+// endsMessage reports whether the slot at off holds a message's last
+// packet.
+func (c *Conn) endsMessage(off int) bool {
+	pos := c.rcvBuf.Ptr(off).pos
+	return pos == posLast || pos == posSolo
 }
 
 // messageAt checks the message whose first packet is at offset off: it
@@ -400,9 +462,14 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	}
 	// Received packets of the message before the range (4.11's range
 	// starts at the packet it was retransmitting) are dropped as well.
+	// Those after the range stay: the run they are part of (see
+	// continuesRun) is measured again from the last slot dropped on.
+	dropped := -1
+	defer func() { c.remeasureRunLocked(dropped + 1) }()
 	for i := range min(seq.Off(c.rcvReadSeq, d.first), c.rcvBuf.Len()) {
 		if s := c.rcvBuf.At(i); s.state == slotData && s.msg == msg {
 			c.settleSlotLocked(i, slotDropped)
+			dropped = i
 		}
 	}
 	first := d.first
@@ -422,6 +489,7 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 		switch slot := c.rcvBuf.At(off); {
 		case slot.state == slotData && slot.msg == msg:
 			c.settleSlotLocked(off, slotDropped)
+			dropped = off
 		case slot.state == slotEmpty:
 			c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
 			c.rcvLoss.Remove(s)

@@ -31,6 +31,34 @@ func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
 	return c, isn
 }
 
+// checkRuns checks the receive window's runs (see continuesRun) against a
+// walk of its slots: both ends of every run hold its length, and no
+// message that could be read is left: every complete one is out of order
+// or lies at or beyond the in-order point contig.
+func checkRuns(t *testing.T, c *Conn, contig int) {
+	t.Helper()
+	for i := 0; i < c.rcvBuf.Len(); {
+		if c.rcvBuf.Ptr(i).state != slotData {
+			i++
+			continue
+		}
+		end := i
+		for end+1 < c.rcvBuf.Len() && continuesRun(c.rcvBuf.Ptr(end), c.rcvBuf.Ptr(end+1)) {
+			end++
+		}
+		n := int32(end - i + 1)
+		if a, z := c.rcvBuf.Ptr(i).run, c.rcvBuf.Ptr(end).run; a != n || z != n {
+			t.Fatalf("run of slots %d-%d: its ends hold lengths %d and %d", i, end, a, z)
+		}
+		head, tail := c.rcvBuf.Ptr(i), c.rcvBuf.Ptr(end)
+		if (head.pos == posFirst || head.pos == posSolo) && (tail.pos == posLast || tail.pos == posSolo) &&
+			(!head.inOrder || end < contig) {
+			t.Fatalf("message in slots %d-%d is complete and readable, but was not read", i, end)
+		}
+		i = end + 1
+	}
+}
+
 // FuzzMessageReceiver feeds a message-mode receiver arbitrary data packets
 // (any sequence number near the window, message number, position and
 // order flag) and drop requests (any range, either form), reading what it
@@ -39,7 +67,9 @@ func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
 // for good), that the out-of-order count stays true, and that every
 // message read is made of packets the fuzzer sent, in sequence order (a
 // packet may be sent at one number several times with other bytes: while
-// outside the window, or as a duplicate, and any of them may be kept).
+// outside the window, or as a duplicate, and any of them may be kept),
+// and that the runs the receiver keeps are true and leave no readable
+// message unread (see checkRuns).
 func FuzzMessageReceiver(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 3, 1, 5, 0, 1, 1, 2, 1, 3, 0, 2, 1, 1, 1, 3})
 	f.Add([]byte{0, 0, 1, 2, 1, 4, 0, 2, 1, 1, 1, 4, 1, 1, 1, 3, 0, 0, 0, 3, 2, 0, 1, 1})
@@ -100,6 +130,7 @@ func FuzzMessageReceiver(f *testing.F) {
 			if unordered != c.rcvUnordered {
 				t.Fatalf("%d out-of-order packets held, counted %d", unordered, c.rcvUnordered)
 			}
+			checkRuns(t, c, contig)
 			c.mu.Unlock()
 		}
 	})
