@@ -1,6 +1,7 @@
 package udt
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -139,13 +140,17 @@ func TestListenerHandshakeAllocs(t *testing.T) {
 	runtime.KeepAlive(sink)
 }
 
-// TestListenerHandshakeAllocsOverUDP sends 5,000 cookie requests, each
-// after a conclusion with a forged cookie, to a listener on a real
-// loopback socket and counts the process's allocations meanwhile: the
-// whole receive path (the socket read with its timestamp, dispatch, the
-// reply's write) must allocate nothing per request. The bound, 0.05 a
-// request, leaves room for the runtime's own; one allocation a request
-// would count 1.
+// TestListenerHandshakeAllocsOverUDP sends cookie requests, each after a
+// conclusion with a forged cookie, to a listener on a real loopback socket
+// and counts the process's allocations meanwhile: the whole receive path
+// (the socket read with its timestamp, dispatch, the reply's write) must
+// allocate nothing per request. The bound, 0.05 a request, leaves room for
+// the runtime's own; one allocation a request would count 1. The count is
+// the process's, so the least of five phases of 2,000 requests counts: a
+// burst from elsewhere in the process falls in one (CI, its processors
+// busy with another package's tests, once counted 0.11 a request over a
+// single phase of 10,000; never reproduced here), where an allocation per
+// request would show in every phase.
 func TestListenerHandshakeAllocsOverUDP(t *testing.T) {
 	ln := listenRaw(t, Config{})
 	to := ln.Addr().(*net.UDPAddr).AddrPort()
@@ -179,15 +184,20 @@ func TestListenerHandshakeAllocsOverUDP(t *testing.T) {
 	}
 	round() // warm-up: the worker's buffers, the socket's poller
 	dropped := ln.m.dropped.Load()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range pairs / batch {
-		round()
+	const phases = 5
+	perRequest := math.Inf(1)
+	for range phases {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range pairs / batch / phases {
+			round()
+		}
+		runtime.ReadMemStats(&after)
+		n := after.Mallocs - before.Mallocs
+		t.Logf("%d requests (half forged conclusions): %d allocations in the process, %.4f a request",
+			2*pairs/phases, n, float64(n)/(2*pairs/phases))
+		perRequest = min(perRequest, float64(n)/(2*pairs/phases))
 	}
-	runtime.ReadMemStats(&after)
-	perRequest := float64(after.Mallocs-before.Mallocs) / (2 * pairs)
-	t.Logf("%d requests (half forged conclusions): %d allocations in the process, %.4f a request",
-		2*pairs, after.Mallocs-before.Mallocs, perRequest)
 	require.Equal(t, uint64(pairs), ln.m.dropped.Load()-dropped, "forged conclusions dropped")
 	if raceEnabled {
 		// The race detector makes sync.Pool drop a quarter of what is put
