@@ -404,8 +404,8 @@ func (c *Conn) discardMessageLocked(off int) {
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcvBuf.At(off)
 	c.freeRcvBuf(s.buf)
-	if s.state == slotData && !s.inOrder {
-		c.rcvUnordered--
+	if s.state == slotData && !s.inOrder && c.isMessage() {
+		c.rcvUnordered-- // counted in message mode only (see onData)
 	}
 	c.rcvBuf.Set(off, rcvPkt{state: state})
 }
