@@ -299,12 +299,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
-	if os.Getenv("UDT_ALLOCS_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSteadyStateAllocs$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "UDT_ALLOCS_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("child process:\n%s", out)
-		require.NoError(t, err, "TestSteadyStateAllocs in a process of its own")
+	if runAlone(t) {
 		return
 	}
 	const phases = 5
@@ -355,6 +350,23 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 }
 
+// runAlone runs the calling test alone in a child process of the test
+// binary and reports true, unless this is that child: then it reports false
+// and the test goes on. For tests that count the process's allocations,
+// which earlier tests' connections, timing out in the background, add to.
+func runAlone(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("UDT_ALLOCS_CHILD") != "" {
+		return false
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "UDT_ALLOCS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("child process:\n%s", out)
+	require.NoError(t, err, "%s in a process of its own", t.Name())
+	return true
+}
+
 // TestReadBatchesSurviveGC reads a datagram, lets the socket find nothing
 // more to read (which gives its read batch back), collects garbage twice
 // and reads again: the batch and its buffers come back from the free lists
@@ -367,12 +379,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 // of the test binary, as TestSteadyStateAllocs does: in the full suite,
 // connections that earlier tests closed allocate as they time out.
 func TestReadBatchesSurviveGC(t *testing.T) {
-	if os.Getenv("UDT_ALLOCS_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestReadBatchesSurviveGC$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "UDT_ALLOCS_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("child process:\n%s", out)
-		require.NoError(t, err, "TestReadBatchesSurviveGC in a process of its own")
+	if runAlone(t) {
 		return
 	}
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
