@@ -3,6 +3,10 @@ package udt
 import (
 	"runtime"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/udt-go/udt/internal/pktbuf"
 
 	"github.com/stretchr/testify/require"
 )
@@ -53,4 +57,42 @@ func TestFreeListBounded(t *testing.T) {
 	require.Same(t, a, f.get())
 	f.get()
 	require.Equal(t, 4, made)
+}
+
+// A free list lets go of what no get needed for a trim interval, oldest
+// first, and keeps what a steady user keeps taking (virtual time).
+func TestFreeListTrims(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := freeList[int]{max: 8, new: func() *int { return new(int) }}
+		vs := make([]*int, 6)
+		for i := range vs {
+			vs[i] = f.get()
+		}
+		for _, v := range vs {
+			f.put(v)
+		}
+		// A user that takes and returns two at a time for two intervals
+		// (values put since the last trim count as used: an idle value
+		// goes within two intervals): the four below them go.
+		time.Sleep(time.Millisecond)
+		for range 8 {
+			a, b := f.get(), f.get()
+			f.put(b)
+			f.put(a)
+			time.Sleep(pktbuf.TrimInterval / 4)
+		}
+		synctest.Wait()
+		f.mu.Lock()
+		require.ElementsMatch(t, []*int{vs[5], vs[4]}, f.list, "the two in use stay, the four idle ones go")
+		f.mu.Unlock()
+		// Nobody takes any for two more intervals: all go, and the list
+		// stops arming timers.
+		time.Sleep(2 * pktbuf.TrimInterval)
+		synctest.Wait()
+		f.mu.Lock()
+		require.Empty(t, f.list)
+		require.Nil(t, f.list, "the emptied list lets its array go too")
+		require.False(t, f.armed)
+		f.mu.Unlock()
+	})
 }
