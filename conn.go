@@ -691,28 +691,6 @@ func (c *Conn) linger(ctx context.Context) string {
 // passed for Close not to linger (see linger).
 const staleDeadline = 100 * time.Millisecond
 
-// UnacknowledgedError is returned by Close when written data was still
-// unacknowledged as the connection shut down: Config.Linger ran out, or is
-// negative. The peer may not have received those bytes, and it cannot
-// tell: its Read sees the shutdown as the end of the stream. It matches
-// [ErrUnacknowledged] with errors.Is.
-type UnacknowledgedError struct {
-	Bytes  int    // written, not acknowledged
-	Reason string // why Close stopped waiting
-}
-
-// Error says how many bytes were left unacknowledged, and why.
-func (e *UnacknowledgedError) Error() string {
-	msg := fmt.Sprintf("udt: %d bytes written were not acknowledged before the shutdown", e.Bytes)
-	if e.Reason != "" {
-		msg += ": " + e.Reason
-	}
-	return msg
-}
-
-// Is reports whether target is ErrUnacknowledged.
-func (e *UnacknowledgedError) Is(target error) bool { return target == ErrUnacknowledged }
-
 // closeWait is how long a closed connection stays registered after sending
 // its shutdown, answering the peer's packets with another shutdown, so a
 // lost one does not leave the peer waiting for the broken-connection

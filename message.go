@@ -1,8 +1,6 @@
 package udt
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -50,36 +48,6 @@ const dropExact = 1 << 31
 // isMessage reports whether c carries messages (Config.Type, fixed for its
 // life).
 func (c *Conn) isMessage() bool { return c.cfg.Type == TypeMessage }
-
-// MessageSizeError is returned by ReadMessage (and Read, on a message
-// connection) when the buffer is shorter than the next message. The
-// message stays queued: a call with a buffer of at least Size bytes reads
-// it. It matches [io.ErrShortBuffer] with errors.Is.
-type MessageSizeError struct {
-	Size int // bytes in the message
-	Buf  int // bytes in the buffer given
-}
-
-// Error names the message's size and the buffer's.
-func (e *MessageSizeError) Error() string {
-	return fmt.Sprintf("udt: message of %d bytes does not fit a %d-byte buffer", e.Size, e.Buf)
-}
-
-// Unwrap returns io.ErrShortBuffer.
-func (e *MessageSizeError) Unwrap() error { return io.ErrShortBuffer }
-
-// MessageTooLargeError is returned by WriteMessage (and Write, on a
-// message connection) for a message that cannot fit the send buffer or
-// the peer's receive buffer (the C++ library's ELARGEMSG).
-type MessageTooLargeError struct {
-	Size int // bytes in the message
-	Max  int // the largest message the connection carries, bytes
-}
-
-// Error names the message's size and the limit.
-func (e *MessageTooLargeError) Error() string {
-	return fmt.Sprintf("udt: message of %d bytes exceeds the %d-byte limit of the send and peer's receive buffers", e.Size, e.Max)
-}
 
 // MaxMessageSize returns the largest message the connection can send: the
 // send buffer (Config.SendBuffer packets) and the peer's receive buffer,

@@ -213,17 +213,6 @@ func (m *multiplexer) fail(err error) {
 	}
 }
 
-// SocketError reports that the UDP socket under a connection or listener
-// failed for good: it was closed from outside, or reading from it kept
-// failing. Every connection sharing the socket ends with it.
-type SocketError struct {
-	Err error // the socket's error
-}
-
-func (e *SocketError) Error() string { return "udt: UDP socket failed: " + e.Err.Error() }
-
-func (e *SocketError) Unwrap() error { return e.Err }
-
 // reserveConn counts a new connection on m unless limit (Config.MaxConns;
 // zero for none) is reached. Close, or the dial's failure, gives it back
 // (releaseConn).

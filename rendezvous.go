@@ -18,7 +18,6 @@ package udt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -32,12 +31,6 @@ import (
 // Config.ConnectTimeout is zero: the C++ library's 30 s (ten times its
 // regular connect timeout).
 const DefaultRendezvousTimeout = 30 * time.Second
-
-var (
-	errRendezvousListener = errors.New("udt: a listener uses this port: requests with destination 0 reach it, so a rendezvous cannot")
-	errRendezvousPending  = errors.New("udt: a rendezvous dial is in progress on this port: a listener would take its peer's requests")
-	errRendezvousTwice    = errors.New("udt: a rendezvous with this peer is already in progress on this port")
-)
 
 // DialRendezvous connects to raddr in rendezvous mode (the C++ library's
 // UDT_RENDEZVOUS): the peer, which does not listen, dials back to laddr at

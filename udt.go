@@ -98,7 +98,6 @@ package udt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -430,56 +429,6 @@ func (c Config) withDefaults() (Config, error) {
 
 // payloadSize is the data bytes one packet carries at the given MSS.
 func payloadSize(mss int) int { return mss - 44 }
-
-var (
-	// ErrConnLost reports a peer silent past the broken-connection bound,
-	// or making no progress for as long (see Config.PeerIdleTimeout): its
-	// ACK does not advance while our data is outstanding, or a gap in its
-	// data stays unrepaired. The error returned matches it with errors.Is
-	// and says which.
-	ErrConnLost error = &timeoutError{"udt: connection lost: peer silent"}
-	// ErrConnRefused reports a listener's refusal (handshake type 1002).
-	ErrConnRefused = errors.New("udt: connection refused")
-	// ErrHandshakeTimeout reports a handshake not answered in time.
-	ErrHandshakeTimeout error = &timeoutError{"udt: handshake timed out"}
-	// ErrPeerClosed is returned by Write after the peer shut the connection down.
-	ErrPeerClosed = errors.New("udt: peer closed the connection")
-	// ErrPeerAborted is returned by Read when the peer shut the connection
-	// down while packets it sent were still missing (its linger time ran
-	// out): the stream is incomplete.
-	ErrPeerAborted = errors.New("udt: peer shut down before all its data arrived")
-	// ErrUnacknowledged matches the error Close returns when written data
-	// was not acknowledged before the shutdown (see [UnacknowledgedError]).
-	// ErrTooManyConns is returned by a Dial from a local address whose
-	// socket already carries Config.MaxConns connections.
-	ErrTooManyConns   = errors.New("udt: too many connections on the UDP socket (Config.MaxConns)")
-	ErrUnacknowledged = errors.New("udt: written data not acknowledged before the shutdown")
-	// ErrNotMessageMode is returned by WriteMessage and ReadMessage on a
-	// stream connection (the C++ library's ESTREAMILL).
-	ErrNotMessageMode = errors.New("udt: message call on a stream connection")
-	// ErrHandshakeRejected reports a handshake answer the client cannot accept
-	// (the server's echo of the ISN does not match).
-	ErrHandshakeRejected = errors.New("udt: handshake response rejected")
-)
-
-var (
-	errListenerExists = errors.New("udt: a listener already uses this address")
-)
-
-// timeoutError is an error whose Timeout method reports true.
-type timeoutError struct{ msg string }
-
-func (e *timeoutError) Error() string   { return e.msg }
-func (e *timeoutError) Timeout() bool   { return true }
-func (e *timeoutError) Temporary() bool { return true }
-
-// connLostError is ErrConnLost with another reason than the peer's silence.
-type connLostError struct{ reason string }
-
-func (e *connLostError) Error() string        { return "udt: connection lost: " + e.reason }
-func (e *connLostError) Timeout() bool        { return true }
-func (e *connLostError) Temporary() bool      { return true }
-func (e *connLostError) Is(target error) bool { return target == ErrConnLost }
 
 // Dialer dials UDT connections with a Config. The zero value is usable.
 type Dialer struct {

@@ -1,0 +1,42 @@
+package udt
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Each error type matches its sentinel, and the timeouts are net.Errors
+// that say so.
+func TestErrorsMatch(t *testing.T) {
+	lost := &connLostError{"a gap in the peer's data unrepaired for 46s"}
+	require.ErrorIs(t, lost, ErrConnLost)
+	require.Equal(t, "udt: connection lost: a gap in the peer's data unrepaired for 46s", lost.Error())
+	for _, err := range []error{ErrConnLost, ErrHandshakeTimeout, lost} {
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout(), "%v", err)
+	}
+	require.NotErrorIs(t, ErrHandshakeTimeout, ErrConnLost)
+
+	un := &UnacknowledgedError{Bytes: 1500, Reason: "linger ran out"}
+	require.ErrorIs(t, un, ErrUnacknowledged)
+	require.Equal(t, "udt: 1500 bytes written were not acknowledged before the shutdown: linger ran out", un.Error())
+
+	short := &MessageSizeError{Size: 9000, Buf: 1500}
+	require.ErrorIs(t, short, io.ErrShortBuffer)
+	require.Contains(t, short.Error(), "9000")
+
+	large := &MessageTooLargeError{Size: 1 << 30, Max: 1 << 20}
+	require.Contains(t, large.Error(), "1073741824")
+
+	sock := &SocketError{Err: os.ErrClosed}
+	require.ErrorIs(t, sock, os.ErrClosed)
+	var se *SocketError
+	require.ErrorAs(t, error(sock), &se)
+	require.False(t, errors.Is(sock, ErrConnLost))
+}
