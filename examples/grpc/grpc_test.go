@@ -1,4 +1,4 @@
-package examples_test
+package grpc_test
 
 import (
 	"bytes"
