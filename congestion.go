@@ -17,18 +17,23 @@ import (
 // sender runs by, and the ACK timing the receiver runs by.
 //
 // A controller serves one connection: [Config.NewController] makes one per
-// connection. The built-in controllers are [NewDAIMD] (the default),
-// [NewModelBased], [NewFixedRate] and [NewTCPLike]; a custom controller
-// may wrap one of them to observe or adjust it.
+// connection. The built-in controllers are [NewModelBased] (the default,
+// [CongestionModel]), [NewDAIMD] (the C++ library's), [NewFixedRate] and
+// [NewTCPLike]; a custom controller may wrap one of them to observe or
+// adjust it.
 //
 // A connection calls its controller's methods one at a time, never
 // concurrently, and with the connection's lock held, from whichever
 // goroutine handles the event: the multiplexer's receive worker (Init,
 // OnACK, OnLoss, OnPktReceived), its send worker (OnPktSent) or the
 // connection's timer (OnTimeout). The methods must return quickly and must
-// not block or call methods of the [Conn]; the receive and send workers
-// serve every connection on the UDP port. A controller whose state is read
-// by other goroutines guards it itself.
+// not block or call methods of the [Conn]. The receive and send workers
+// serve every connection on the UDP port: a slow controller slows every
+// connection of the port, not its own alone, and one that blocks stalls
+// them all. (Unlike Config.Logger's handler, which the library calls off
+// its workers, a controller runs in the packet path and cannot be moved
+// off it.) A controller whose state is read by other goroutines guards it
+// itself.
 //
 // Sequence numbers are UDT's 31-bit numbers: they wrap from 2³¹−1 to 0.
 type CongestionController interface {

@@ -191,6 +191,7 @@ type Conn struct {
 	closing      bool      // Close called
 	lastShutdown time.Time // last shutdown sent by a closed connection
 	lastBurstLog time.Time // last retransmission burst logged (see logRetransmission)
+	logs         logQueue  // records for cfg.Logger, handed over off the locks and workers
 	unregOnce    sync.Once
 	timer        *time.Timer
 	timerAt      time.Time

@@ -3,7 +3,6 @@ package udt
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -22,6 +21,7 @@ type Listener struct {
 	cfg     Config
 	addr    *net.UDPAddr
 	cookies *cookieJar
+	logs    logQueue // records for cfg.Logger, handed over off the worker
 
 	// The handshakes answered (see hsKey), guarded by tabMu: the receive
 	// worker looks them up and adds them, closing connections retire
@@ -252,7 +252,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	if h.version != udtVersion || h.sockType != l.cfg.Type.wire() {
 		l.refuse(ob, &h)
-		l.logRefused(slog.LevelInfo, from, fmt.Sprintf("version %d, socket type %d; this listener: version %d, type %d (%v)",
+		l.logRefused(from, fmt.Sprintf("version %d, socket type %d; this listener: version %d, type %d (%v)",
 			h.version, h.sockType, udtVersion, l.cfg.Type.wire(), l.cfg.Type))
 		return
 	}
@@ -286,7 +286,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	if reason != "" {
 		l.refused++
 		l.refuse(ob, &h)
-		l.logRefused(slog.LevelInfo, from, reason)
+		l.logRefused(from, reason)
 		return
 	}
 	registry.mu.Lock()

@@ -9,7 +9,9 @@ import (
 
 // Connection events for Config.Logger (its documentation lists them).
 
-// logf emits one record for c if its logger is enabled for level.
+// logf queues one record for c's logger if it is enabled for level: the
+// handler runs later on the log queue's goroutine (see logQueue), never
+// under c's lock or on the socket's workers.
 func (c *Conn) logf(level slog.Level, msg string, attrs ...slog.Attr) {
 	l := c.cfg.Logger
 	if l == nil || !l.Enabled(context.Background(), level) {
@@ -20,7 +22,7 @@ func (c *Conn) logf(level slog.Level, msg string, attrs ...slog.Attr) {
 		slog.String("local", c.laddr.String()),
 		slog.String("remote", c.peer.String()),
 	}
-	l.LogAttrs(context.Background(), level, msg, append(base, attrs...)...)
+	c.logs.add(l.Handler(), base, newLogRecord(level, msg, base, attrs))
 }
 
 // logging reports whether records at level would be kept, so callers can
@@ -81,19 +83,15 @@ func (c *Conn) logRetransmission(now time.Time, cause string, n int) {
 		slog.Int("packets", n), slog.Duration("rtt", c.rtt.RTT), slog.Duration("period", c.period))
 }
 
-// logRefused records a handshake request the listener refused (Info) or
-// dropped (Debug).
-func (l *Listener) logRefused(level slog.Level, from netip.AddrPort, reason string) {
+// logRefused records a handshake request the listener refused.
+func (l *Listener) logRefused(from netip.AddrPort, reason string) {
 	lg := l.cfg.Logger
-	if lg == nil || !lg.Enabled(context.Background(), level) {
+	if lg == nil || !lg.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	msg := "udt: handshake refused"
-	if level < slog.LevelInfo {
-		msg = "udt: handshake dropped"
-	}
-	lg.LogAttrs(context.Background(), level, msg,
-		slog.String("listener", l.addr.String()), slog.String("remote", from.String()), slog.String("reason", reason))
+	base := []slog.Attr{slog.String("listener", l.addr.String())}
+	l.logs.add(lg.Handler(), base, newLogRecord(slog.LevelInfo, "udt: handshake refused", base,
+		[]slog.Attr{slog.String("remote", from.String()), slog.String("reason", reason)}))
 }
 
 // noteBadCookie notes a conclusion dropped for a bad or expired cookie

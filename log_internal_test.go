@@ -72,6 +72,8 @@ func TestLoggerConnectionLife(t *testing.T) {
 	_, err = io.ReadAll(s)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
+	c.logs.wait()
+	s.logs.wait()
 
 	up := cl.find("udt: connected")
 	require.Len(t, up, 1)
@@ -97,7 +99,9 @@ func TestLoggerRefusedDial(t *testing.T) {
 	d := Dialer{Config: Config{Logger: slog.New(&cl)}}
 	_, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
 	require.ErrorIs(t, err, ErrConnRefused)
+	require.Eventually(t, func() bool { return len(cl.find("udt: dial refused")) > 0 }, 5*time.Second, time.Millisecond)
 	require.Len(t, cl.find("udt: dial refused"), 1)
+	ln.logs.wait()
 	refused := sl.find("udt: handshake refused")
 	require.NotEmpty(t, refused)
 	require.Contains(t, refused[0].attrs["reason"], "socket type 1")
@@ -112,6 +116,7 @@ func TestLoggerLostPeer(t *testing.T) {
 	buf := make([]byte, 1)
 	_, err := c.Read(buf)
 	require.ErrorIs(t, err, ErrConnLost)
+	c.logs.wait()
 	var lost []logged
 	for _, l := range rec.find("udt: connection lost") {
 		if l.attrs["remote"] == c.RemoteAddr().String() {
@@ -139,6 +144,8 @@ func TestLoggerRetransmissionBursts(t *testing.T) {
 			pa.Link().SetConfig(l)
 		}()
 		transfer(t, c, s, 8<<20)
+		c.logs.wait()
+		s.logs.wait()
 		var bursts []time.Duration
 		for _, r := range rec.find("udt: retransmission burst") {
 			if r.attrs["cause"] == "timeout" {
@@ -197,4 +204,126 @@ func TestLoggerBadCookiesAggregated(t *testing.T) {
 	got = rec.find("udt: handshakes dropped")
 	require.Len(t, got, 2, "logged at Close")
 	require.Equal(t, "5", got[1].attrs["count"])
+}
+
+// blockingHandler blocks for hold in its first "udt: closed" record, and
+// says when it entered and left.
+type blockingHandler struct {
+	recorder
+	hold          time.Duration
+	once          sync.Once
+	entered, left chan time.Time
+}
+
+func (h *blockingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "udt: closed" {
+		h.once.Do(func() {
+			h.entered <- time.Now()
+			time.Sleep(h.hold)
+			h.left <- time.Now()
+		})
+	}
+	return h.recorder.Handle(ctx, r)
+}
+
+// TestLoggerBlockingHandler: a log handler that blocks for 1 s in one
+// connection's record holds up no other connection of the UDP socket.
+// The listener's connection A records its peer's shutdown on the receive
+// worker, with A's lock held; connection B, on the same socket, keeps
+// moving data all the while.
+func TestLoggerBlockingHandler(t *testing.T) {
+	h := &blockingHandler{hold: time.Second, entered: make(chan time.Time, 1), left: make(chan time.Time, 1)}
+	ln := listenRaw(t, Config{Logger: slog.New(h)})
+	var d Dialer
+	a, err := d.DialUDT(t.Context(), "udp", ln.Addr().String())
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := d.DialUDT(t.Context(), "udp", ln.Addr().String())
+	require.NoError(t, err)
+	defer b.Close()
+	var sb *Conn
+	for range 2 {
+		s, err := ln.AcceptUDT()
+		require.NoError(t, err)
+		defer s.Close()
+		if s.RemoteAddr().String() == b.LocalAddr().String() {
+			sb = s
+		}
+	}
+	require.NotNil(t, sb)
+
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		block := make([]byte, 64<<10)
+		for {
+			select {
+			case <-stop:
+				wrote <- nil
+				return
+			default:
+			}
+			if _, err := b.Write(block); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		require.NoError(t, <-wrote)
+	}()
+
+	// B's reader notes when each read returned.
+	type read struct {
+		at time.Time
+		n  int
+	}
+	reads := make(chan read, 1<<16)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := sb.Read(buf)
+			if err != nil {
+				close(reads)
+				return
+			}
+			select {
+			case reads <- read{time.Now(), n}:
+			default: // the test has what it needs
+			}
+		}
+	}()
+	for got := 0; got < 4<<20; {
+		r, ok := <-reads
+		require.True(t, ok, "B's stream ended")
+		got += r.n
+	}
+
+	require.NoError(t, a.Close()) // A's peer shuts down: the handler blocks
+	var in, out time.Time
+	select {
+	case in = <-h.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's shutdown was not logged")
+	}
+	out = <-h.left
+	// What B's reader got while the handler was blocked.
+	var bytes, gapMax int64
+	last := in
+	for r := range reads {
+		if r.at.Before(in) {
+			continue
+		}
+		if r.at.After(out) {
+			break
+		}
+		bytes += int64(r.n)
+		gapMax = max(gapMax, int64(r.at.Sub(last)))
+		last = r.at
+	}
+	gapMax = max(gapMax, int64(out.Sub(last)))
+	t.Logf("handler blocked %v; B read %d KiB meanwhile, longest pause %v", out.Sub(in).Round(time.Millisecond), bytes>>10, time.Duration(gapMax).Round(time.Millisecond))
+	require.Greater(t, bytes, int64(1<<20), "B moved under 1 MiB while A's log handler blocked")
+	require.Less(t, time.Duration(gapMax), 300*time.Millisecond, "B's reader paused while A's log handler blocked")
 }

@@ -256,12 +256,17 @@ type Config struct {
 	//   - Warn "udt: connection lost", with the error.
 	//   - Info "udt: retransmission burst": a timeout, or a loss report of
 	//     64 packets or more; at most one a second per connection.
-	//   - Debug "udt: handshake dropped": a bad or expired cookie (a SYN
-	//     flood shows here).
+	//   - Debug "udt: handshakes dropped": conclusions with a bad or
+	//     expired cookie (a SYN flood shows here), counted, at most one
+	//     record a second.
 	//
-	// The handler runs on the multiplexer's goroutines and the
-	// connection's timer with the connection's lock held: it must not
-	// block or call back into the connection.
+	// Records are made where the event happens and handed to the
+	// handler on a goroutine of the connection's (or the listener's) own,
+	// in order, shortly after: never with a lock of the library held and
+	// never on the UDP socket's workers, so a slow or blocking handler
+	// holds up only the records of its connection. Past 256 records
+	// waiting, more are dropped, and a Warn "udt: log records dropped"
+	// says how many once the handler catches up.
 	Logger *slog.Logger
 
 	// MessageTTL is the time to live of the messages Write sends on a
