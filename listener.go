@@ -212,21 +212,15 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	l.handshakes.Add(1)
 	h, _ := parseHandshake(p.body)
-	now := time.Now()
-	ob := &l.m.rcvOut
-	defer func() {
-		for start, i := 0, 0; i < len(ob.ends); i++ {
-			l.m.writeTo(ob.b[start:ob.ends[i]], from)
-			start = ob.ends[i]
-		}
-		ob.reset()
-	}()
 	l.mu.Lock()
 	closing := l.closing
 	l.mu.Unlock()
 	if closing {
 		return
 	}
+	ob := &l.m.rcvOut
+	defer ob.writeTo(l.m, from)
+	now := time.Now()
 	switch h.reqType {
 	case reqInduction:
 		// The cookie reply: the request echoed with the cookie filled in.
@@ -234,12 +228,17 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		reply := h
 		reply.cookie = l.cookies.issue(from, now)
 		ob.add(appendHandshakePacket(ob.next(), h.socketID, &reply))
-		return
 	case reqConclusion:
+		l.conclude(ob, &h, from, now)
 	default:
 		l.m.dropped.Add(1)
-		return
 	}
+}
+
+// conclude answers a conclusion request h from from: with the answer given
+// before if it repeats one, a refusal, or a new connection's answer. It
+// drops one whose cookie or fields are bad. Receive worker.
+func (l *Listener) conclude(ob *outbox, h *handshake, from netip.AddrPort, now time.Time) {
 	if !l.cookies.check(from, h.cookie, now) {
 		l.m.dropped.Add(1)
 		l.badCookieDrops.Add(1)
@@ -251,17 +250,13 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		return
 	}
 	if h.version != udtVersion || h.sockType != l.cfg.Type.wire() {
-		l.refuse(ob, &h)
+		l.refuse(ob, h)
 		l.logRefused(from, fmt.Sprintf("version %d, socket type %d; this listener: version %d, type %d (%v)",
 			h.version, h.sockType, udtVersion, l.cfg.Type.wire(), l.cfg.Type))
 		return
 	}
 	key := hsKey{from, h.socketID, h.isn}
-	l.tabMu.Lock()
-	l.expireRetired(now)
-	e := l.known[key]
-	l.tabMu.Unlock()
-	if e != nil {
+	if e := l.answered(key, now); e != nil {
 		// A repeat of a request already answered (its answer was lost, or
 		// a C++ client sent it twice): the same answer again, even when
 		// the connection has closed since.
@@ -274,21 +269,43 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var reason string
-	switch {
-	case l.closing:
-		reason = "listener closing"
-	case len(l.accept) >= cap(l.accept):
-		reason = "backlog full"
-	case !l.m.reserveConn(l.cfg.MaxConns):
-		reason = fmt.Sprintf("connection limit (MaxConns %d)", l.cfg.MaxConns)
-	}
-	if reason != "" {
+	if reason := l.admitLocked(); reason != "" {
 		l.refused++
-		l.refuse(ob, &h)
+		l.refuse(ob, h)
 		l.logRefused(from, reason)
 		return
 	}
+	resp := l.acceptLocked(h, key, from, now)
+	ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+}
+
+// answered returns the entry of a handshake already answered, if key's
+// is one, expiring the retired entries whose time is up.
+func (l *Listener) answered(key hsKey, now time.Time) *hsEntry {
+	l.tabMu.Lock()
+	defer l.tabMu.Unlock()
+	l.expireRetired(now)
+	return l.known[key]
+}
+
+// admitLocked reserves room for a new connection, or says why there is
+// none. l.mu held.
+func (l *Listener) admitLocked() (refused string) {
+	switch {
+	case l.closing:
+		return "listener closing"
+	case len(l.accept) >= cap(l.accept):
+		return "backlog full"
+	case !l.m.reserveConn(l.cfg.MaxConns):
+		return fmt.Sprintf("connection limit (MaxConns %d)", l.cfg.MaxConns)
+	}
+	return ""
+}
+
+// acceptLocked makes the connection that conclusion h from from asks
+// for, established, registered and queued for Accept, and returns its
+// answer. The room was reserved (admitLocked). l.mu held.
+func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, now time.Time) handshake {
 	registry.mu.Lock()
 	l.m.refs++
 	registry.mu.Unlock()
@@ -306,7 +323,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		cookie:   h.cookie,
 	}
 	putPeerIP(&c.hs.peerIP, from.Addr())
-	c.hsPeer = h
+	c.hsPeer = *h
 	c.mu.Lock()
 	isn := seq.Num(h.isn)
 	c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
@@ -318,7 +335,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	l.peak = max(l.peak, len(l.known))
 	l.tabMu.Unlock()
 	l.accept <- c // cannot block: only this worker sends, and there is room
-	ob.add(appendHandshakePacket(ob.next(), h.socketID, &resp))
+	return resp
 }
 
 // hsEntry is the answer given to one client handshake.
