@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/udt-go/udt/internal/cc"
-	"github.com/udt-go/udt/internal/lossl"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -263,62 +262,4 @@ func (info *CongestionInfo) inputs() cc.Inputs {
 		Sent:       info.Sent,
 		InFlight:   info.InFlight,
 	}
-}
-
-// newController makes the connection's controller from its Config.
-func (c *Conn) newController() CongestionController {
-	if c.cfg.NewController != nil {
-		if ctl := c.cfg.NewController(); ctl != nil {
-			return ctl
-		}
-	}
-	if c.cfg.Congestion == CongestionModel {
-		return NewModelBased()
-	}
-	return NewDAIMD()
-}
-
-// ccInputs is what the connection tells its controller.
-func (c *Conn) ccInputs() CongestionInfo {
-	return CongestionInfo{
-		SocketID:   c.id,
-		MSS:        c.mss,
-		ISN:        uint32(c.sndISN),
-		FlowWindow: c.flowWindow,
-		LastSent:   uint32(c.sndCurrSeq),
-		LastACK:    uint32(c.sndLastAck),
-		InFlight:   seq.Off(c.sndLastAck, c.sndCurrSeq) + 1,
-		RTT:        c.rtt.RTT,
-		RTTVar:     c.rtt.Var,
-		RTTSample:  c.rttSample,
-		SenderRTT:  c.ackRTT,
-		RecvRate:   c.rate,
-		RateSample: c.rateSample,
-		AppLimited: c.appLimited,
-		Bandwidth:  c.bandwidth,
-		Delivered:  c.delivered,
-		Lost:       c.nakLost,
-		Sent:       c.stats.pktSent,
-	}
-}
-
-// ccUpdateLocked takes the controller's settings after one of its calls.
-func (c *Conn) ccUpdateLocked() {
-	p := c.cc.Params()
-	c.period = cc.FloorPeriod(max(p.Period, 0), c.mss, c.cfg.MaxBandwidth)
-	c.ccWindow = p.Window
-	c.ackEvery = max(p.ACKEvery, 0)
-	c.ackPeriod = synInterval
-	if p.ACKPeriod > 0 {
-		c.ackPeriod = min(max(p.ACKPeriod, MinACKPeriod), MaxACKPeriod)
-	}
-}
-
-// ccLossRanges converts a NAK's ranges for OnLoss, into a reused slice.
-func (c *Conn) ccLossRanges(rs []lossl.Range) []LossRange {
-	c.ccLoss = c.ccLoss[:0]
-	for _, r := range rs {
-		c.ccLoss = append(c.ccLoss, LossRange{First: uint32(r.First), Last: uint32(r.Last)})
-	}
-	return c.ccLoss
 }

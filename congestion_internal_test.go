@@ -229,8 +229,8 @@ func TestTCPLikeHalvesOnLoss(t *testing.T) {
 				go func() { // sample the sender every 5 ms
 					for range 2000 {
 						c.mu.Lock()
-						inFlight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
-						w := c.ccWindow
+						inFlight := seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
+						w := c.cc.window
 						c.mu.Unlock()
 						maxInFlight.Store(max(maxInFlight.Load(), int64(inFlight)))
 						maxWindow.Store(max(maxWindow.Load(), int64(w)))
@@ -500,7 +500,7 @@ func TestNewControllerConfig(t *testing.T) {
 		require.Equal(t, int32(2), calls.Load(), "the dialer's and the listener's")
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		b, ok := c.cc.(*builtinCC)
+		b, ok := c.cc.ctl.(*builtinCC)
 		require.True(t, ok)
 		_, ok = b.c.(*cc.DAIMD)
 		require.True(t, ok, "nil from the factory means the default controller")
@@ -523,7 +523,7 @@ func TestModelAfterApplicationLimitedSpell(t *testing.T) {
 			require.NoError(t, err)
 			for {
 				c.mu.Lock()
-				done := c.sndBuf.Len() == 0
+				done := c.snd.buf.Len() == 0
 				c.mu.Unlock()
 				if done {
 					return time.Since(start)
@@ -547,18 +547,18 @@ func TestModelAfterApplicationLimitedSpell(t *testing.T) {
 // scattered and reports 0; the receiver reports the span rate instead,
 // what arrived over the time it took.
 func TestArrivalRateOfBatches(t *testing.T) {
-	c := &Conn{arrivals: window.NewArrivals()}
+	c := &Conn{rcv: receiver{arrivals: window.NewArrivals()}}
 	now := time.Unix(0, 0)
 	var s seq.Num
 	// 32 packets every 100 µs: 320,000 packets/s.
 	for range 100 {
 		now = now.Add(100 * time.Microsecond)
 		for range 32 {
-			c.arrivals.OnData(now, s)
+			c.rcv.arrivals.OnData(now, s)
 			s = s.Inc()
 		}
 	}
-	require.Zero(t, c.arrivals.ReceiveRate(), "the median's verdict")
+	require.Zero(t, c.rcv.arrivals.ReceiveRate(), "the median's verdict")
 	require.InEpsilon(t, 320_000, c.arrivalRateLocked(), 0.05)
 
 	// Slow and scattered (three packets together every 10 ms): 0, as
@@ -567,7 +567,7 @@ func TestArrivalRateOfBatches(t *testing.T) {
 	for range 20 {
 		now = now.Add(10 * time.Millisecond)
 		for range 3 {
-			c.arrivals.OnData(now, s)
+			c.rcv.arrivals.OnData(now, s)
 			s = s.Inc()
 		}
 	}
@@ -584,17 +584,17 @@ func TestArrivalRateOfBatches(t *testing.T) {
 			gap = 100 * time.Microsecond
 		}
 		now = now.Add(gap)
-		c.arrivals.OnData(now, s)
+		c.rcv.arrivals.OnData(now, s)
 		s = s.Inc()
 	}
-	require.InEpsilon(t, 770, c.arrivals.ReceiveRate(), 0.02, "the median's verdict")
+	require.InEpsilon(t, 770, c.rcv.arrivals.ReceiveRate(), 0.02, "the median's verdict")
 	require.InEpsilon(t, 1000, c.arrivalRateLocked(), 0.02)
 
 	// Evenly spaced at 1,000 packets/s: the median's own figure.
 	c.arrivalRateLocked()
 	for range 100 {
 		now = now.Add(time.Millisecond)
-		c.arrivals.OnData(now, s)
+		c.rcv.arrivals.OnData(now, s)
 		s = s.Inc()
 	}
 	require.Equal(t, 1000, c.arrivalRateLocked())

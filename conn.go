@@ -50,16 +50,8 @@ type Conn struct {
 	// before it is registered.
 	rendezvous bool
 
-	// Send-queue position, guarded by m.sndq.mu.
-	sqIndex int
-	sqAt    time.Time
-
-	readReady  chan struct{} // data, EOF or error for Read; capacity 1
-	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
-	writeSem   chan struct{} // held by the stream Write in progress; capacity 1
-	closed     chan struct{} // closed when Close begins, waking blocked calls
-	connected  chan struct{} // closed when the handshake completes or fails (dials)
-	rdl, wdl   *deadline.Deadline
+	sq  sqSlot  // the send queue's place for it; guarded by m.sndq.mu
+	sig signals // wake-ups and deadlines of the blocking calls; channels
 
 	mu    sync.Mutex
 	state connState // guarded by mu
@@ -69,155 +61,44 @@ type Conn struct {
 	peerID  uint32
 	mss     int
 	payload int
-	hs      handshake // our last handshake: request (dial) or response (accept)
-	hsPeer  handshake // the peer's handshake we completed with
-	// hsConclusionAt is, while a dial waits for the answer to its
-	// conclusion, when it first sent it.
-	hsConclusionAt time.Time
-	hsAnsweredAt   time.Time // the last answer to a handshake while connected
 
-	// rcvPayload is the largest data payload accepted: payload, or in
-	// rendezvous the one our own MSS allows, since a C++ 4.11 peer sends
-	// with the MSS we announced.
-	rcvPayload int
+	hs   handshakeState // the handshake's messages; guarded by mu
+	snd  sender         // guarded by mu
+	rcv  receiver       // guarded by mu
+	cc   ccState        // the congestion controller and the path's estimates; guarded by mu
+	live liveness       // timers, progress and shutdown; guarded by mu
 
-	// inRun is set while handleData hands over a run of packets read
-	// together; runACK records that one of them asked for an ACK at once,
-	// which goes once, after the run. Guarded by mu.
-	inRun, runACK bool
-
-	// Payload buffers at hand, of payload and rcvPayload bytes; guarded
-	// by mu. Each goes back to the shared pool when its buffer empties.
-	sndBufs, rcvBufs pktbuf.Cache
-
-	// Sender, guarded by mu.
-	sndBuf     *pktbuf.Ring[sndPkt] // offset 0 holds sndLastAck
-	sndLastAck seq.Num              // oldest unacknowledged
-	sndDataAck seq.Num              // last full/short ACK processed
-	sndCurrSeq seq.Num              // highest sent
-	sndLoss    *lossl.List
-	flowWindow int
-	// appLimited: the application left the sender idle with the windows
-	// open, last when appLimitedTo was the newest packet sent.
-	appLimited   bool
-	appLimitedTo seq.Num
-	cc           CongestionController
-	period       time.Duration
-	sndTarget    time.Time // pacing: when the packet being sent was due
-	probeNext    bool      // a probe start went last: its partner goes next
-	peerWindow   int       // the peer's receive buffer, packets, from the handshake
-	scheduled    bool      // in the send queue, or being served by it
-	holdUntil    time.Time // accepted conns: no data before this (see establishLocked)
-	msgNo        seq.Msg
-	rtt          window.RTT
-	delivered    uint64        // packets acknowledged, cumulative (for cc)
-	rttSample    time.Duration // RTT in the peer's latest ACK
-	// The RTT and its variation in the peer's latest ACK, advancing or
-	// not: a receiver holds back an unchanged ACK for its RTT+4·RTTVar,
-	// which our smoothed copy of its reports lags (see expInterval).
-	peerRTT, peerRTTVar time.Duration
-	rateSample          int // arrival rate in the peer's latest full ACK, bounded by plausibleRate
-	rateSamples         int // full ACKs with rate words received
-	// The fastest we have sent, packets/s over the span between two full
-	// ACKs, and where the span in progress began (see coldRateBound).
-	maxSendRate  int
-	rateMark     time.Time
-	rateMarkSent uint64
-	rate         int // EWMA of the peer's reported arrival rate, packets/s
-	bandwidth    int // EWMA of the peer's reported link capacity, packets/s
-	nakScratch   []lossl.Range
-	scratch      [64]byte // control bodies being built
-	nakBody      []byte   // periodic NAK body
-
-	// Congestion control, guarded by mu: what ccUpdateLocked read from
-	// the controller after its last call (the packet period is period).
-	ccWindow  int           // packets; ≤ 0: none
-	ackEvery  int           // full ACK every so many packets received; 0: none
-	ackPeriod time.Duration // full-ACK timer
-	ccLoss    []LossRange   // OnLoss argument, reused
-	sndISN    seq.Num       // first sequence number sent, for CongestionInfo
-	ccPerPkt  bool          // call OnPktSent/OnPktReceived: a user's controller (the built-ins ignore them)
-
-	// The sender's own RTT sample (cc.Inputs.AckRTT): sentAt of the newest
-	// packet ACKs released since the last full ACK (0 if none), and the
-	// time from its send to that full ACK (0 if none). ackedHole reports
-	// that they released a retransmitted packet too: the ACK point waited
-	// at its hole, and the sample would measure the repair, not the path.
-	ackedSentAt int64
-	ackedHole   bool
-	// peerRenaks reports that the peer has reported a retransmitted packet
-	// lost: it repeats its loss reports, which 4.11 never does.
-	peerRenaks bool
-	// nakLost counts the packets the peer's NAKs reported lost, newly
-	// queued for retransmission (CongestionInfo.Lost).
-	nakLost uint64
-	ackRTT  time.Duration
-
-	// Receiver, guarded by mu.
-	rcvBuf        *pktbuf.Ring[rcvPkt] // offset 0 holds rcvReadSeq
-	rcvUnordered  int                  // message mode: slots holding packets of out-of-order messages
-	rcvReadSeq    seq.Num              // next to deliver
-	rcvReadOff    int                  // bytes of rcvReadSeq already delivered
-	rcvLastSeq    seq.Num              // highest received
-	rcvLoss       *lossl.List
-	rcvHeld       int64   // bytes of payload buffers held, counted against ReceiveMemory
-	rcvLastAck    seq.Num // ACK number of the last full/short ACK sent
-	rcvLastAckAt  time.Time
-	rcvLastFullAt time.Time
-	rcvLastAck2   seq.Num // highest ACK number confirmed by ACK2
-	rcvAdvertised int     // available buffer in the last ACK
-	ackNo         seq.Ack
-	ackHist       window.ACKHistory
-	arrivals      *window.Arrivals
-	pktsSinceAck  int
-	lightAcks     int
-	nextACK       time.Time
-	nextNAK       time.Time
-	nakThrough    seq.Num // the periodic NAK re-reports losses up to here (reportLossLocked)
-	// Where the first gap was when the timer first saw it unrepaired, and
-	// when (see rcvGapStuckLocked).
-	rcvStuckSeq seq.Num
-	rcvStuckAt  time.Time
-
-	// Liveness, guarded by mu.
-	expCount     int
-	lastHeard    time.Time // last packet from the peer or EXP expiry
-	lastPacket   time.Time // last packet from the peer
-	lastProgress time.Time // last ACK advance or NAK (the peer gets our data), or when data was first outstanding
-	ackAdvanced  time.Time // last ACK advance, or when data was first outstanding
-	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDue
-	stallResends int       // such resends since the last progress
-	peerClosed   bool      // SHUTDOWN received
-	closing      bool      // Close called
-	lastShutdown time.Time // last shutdown sent by a closed connection
-	lastBurstLog time.Time // last retransmission burst logged (see logRetransmission)
-	logs         logQueue  // records for cfg.Logger, handed over off the locks and workers
-	unregOnce    sync.Once
-	timer        *time.Timer
-	timerAt      time.Time
-
-	stats connStats // guarded by mu
-
-	unregistered bool // out of the multiplexer; guarded by mu
-	// After a shutdown: the closeWait timer and the next repeat's, both
-	// stopped by unregister so that they let go of the connection at once.
-	waitTimer, repeatTimer *time.Timer // guarded by mu
+	stats   connStats // guarded by mu
+	logs    logQueue  // records for cfg.Logger, handed over off the locks and workers
+	scratch [64]byte  // control bodies being built; guarded by mu
 }
 
-// sndPkt is one packet's payload in the send buffer.
-type sndPkt struct {
-	buf     *[]byte
-	msg     seq.Msg
-	pos     msgPos
-	inOrder bool
-	// sentAt is when it was sent, in ns since c.start, if it was sent
-	// once; once retransmitted, -1 less the time of its latest
-	// retransmission (Karn: an ACK then answers no one transmission, and
-	// takes no RTT sample; see stallDue); 0 before it is sent.
-	sentAt int64
-	// expire is when its message's time to live ends, in ns since
-	// c.start; 0 if it has none.
-	expire int64
+// sqSlot is a connection's place in the send queue's heap; guarded by
+// the send queue's lock.
+type sqSlot struct {
+	index int       // in the heap; -1 when not in it
+	at    time.Time // when the connection is due
+}
+
+// signals wake a connection's blocking calls, and bound them.
+type signals struct {
+	readReady  chan struct{} // data, EOF or error for Read; capacity 1
+	writeReady chan struct{} // send-buffer space or an error for Write/Close; capacity 1
+	writeSem   chan struct{} // held by the stream Write in progress; capacity 1
+	closed     chan struct{} // closed when Close begins, waking blocked calls
+	connected  chan struct{} // closed when the handshake completes or fails (dials)
+	rdl, wdl   *deadline.Deadline
+}
+
+// handshakeState is what a connection keeps of its handshake; guarded by
+// Conn.mu.
+type handshakeState struct {
+	ours handshake // our last handshake: request (dial) or response (accept)
+	peer handshake // the peer's handshake we completed with
+	// conclusionAt is, while a dial waits for the answer to its
+	// conclusion, when it first sent it.
+	conclusionAt time.Time
+	answeredAt   time.Time // the last answer to a handshake while connected
 }
 
 // firstDataHold is how long an accepted connection holds its first data
@@ -228,26 +109,32 @@ const firstDataHold = 10 * time.Millisecond
 func newConn(m *multiplexer, cfg Config, peer netip.AddrPort) *Conn {
 	now := time.Now()
 	c := &Conn{
-		m:          m,
-		cfg:        cfg,
-		id:         m.newSocketID(),
-		peer:       peer,
-		laddr:      net.UDPAddrFromAddrPort(m.laddr),
-		raddr:      net.UDPAddrFromAddrPort(peer),
-		start:      now,
-		sqIndex:    -1,
-		readReady:  make(chan struct{}, 1),
-		writeReady: make(chan struct{}, 1),
-		writeSem:   make(chan struct{}, 1),
-		closed:     make(chan struct{}),
-		connected:  make(chan struct{}),
-		rtt:        window.NewRTT(),
-		rate:       16,
-		bandwidth:  1,
-		lastHeard:  now,
-		lastPacket: now,
-		rdl:        deadline.New(),
-		wdl:        deadline.New(),
+		m:     m,
+		cfg:   cfg,
+		id:    m.newSocketID(),
+		peer:  peer,
+		laddr: net.UDPAddrFromAddrPort(m.laddr),
+		raddr: net.UDPAddrFromAddrPort(peer),
+		start: now,
+		sq:    sqSlot{index: -1},
+		sig: signals{
+			readReady:  make(chan struct{}, 1),
+			writeReady: make(chan struct{}, 1),
+			writeSem:   make(chan struct{}, 1),
+			closed:     make(chan struct{}),
+			connected:  make(chan struct{}),
+			rdl:        deadline.New(),
+			wdl:        deadline.New(),
+		},
+		cc: ccState{
+			rtt:       window.NewRTT(),
+			rate:      16,
+			bandwidth: 1,
+		},
+		live: liveness{
+			lastHeard:  now,
+			lastPacket: now,
+		},
 	}
 	return c
 }
@@ -259,48 +146,48 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.peerID = peerID
 	c.mss = mss
 	c.payload = payloadSize(mss)
-	c.rcvPayload = c.payload
-	c.sndBufs, c.rcvBufs = pktbuf.NewCache(c.payload), pktbuf.NewCache(c.rcvPayload)
-	c.flowWindow = peerWindow
-	c.peerWindow = peerWindow
-	c.sndBuf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
-	c.sndLastAck = sndISN
-	c.sndDataAck = sndISN
-	c.sndCurrSeq = sndISN.Dec()
-	c.sndLoss = lossl.New(c.flowWindowCap())
-	c.rcvBuf = pktbuf.New[rcvPkt](c.cfg.ReceiveBuffer)
-	c.rcvReadSeq = rcvISN
-	c.rcvLastSeq = rcvISN.Dec()
-	c.rcvLastAck = rcvISN
-	c.rcvLastAck2 = rcvISN
-	c.rcvLoss = lossl.New(c.cfg.FlowWindow)
-	c.rcvAdvertised = c.cfg.ReceiveBuffer
-	c.arrivals = window.NewArrivals()
-	c.msgNo = 1
-	c.sndISN = sndISN
-	c.cc = c.newController()
-	_, builtin := c.cc.(*builtinCC)
-	c.ccPerPkt = !builtin
-	c.cc.Init(now, c.ccInputs())
+	c.rcv.maxPayload = c.payload
+	c.snd.bufs, c.rcv.bufs = pktbuf.NewCache(c.payload), pktbuf.NewCache(c.rcv.maxPayload)
+	c.snd.flowWindow = peerWindow
+	c.snd.peerWindow = peerWindow
+	c.snd.buf = pktbuf.New[sndPkt](c.cfg.SendBuffer)
+	c.snd.lastAck = sndISN
+	c.snd.dataAck = sndISN
+	c.snd.currSeq = sndISN.Dec()
+	c.snd.loss = lossl.New(c.flowWindowCap())
+	c.rcv.buf = pktbuf.New[rcvPkt](c.cfg.ReceiveBuffer)
+	c.rcv.readSeq = rcvISN
+	c.rcv.lastSeq = rcvISN.Dec()
+	c.rcv.lastAck = rcvISN
+	c.rcv.lastAck2 = rcvISN
+	c.rcv.loss = lossl.New(c.cfg.FlowWindow)
+	c.rcv.advertised = c.cfg.ReceiveBuffer
+	c.rcv.arrivals = window.NewArrivals()
+	c.snd.msgNo = 1
+	c.cc.isn = sndISN
+	c.cc.ctl = c.newController()
+	_, builtin := c.cc.ctl.(*builtinCC)
+	c.cc.perPkt = !builtin
+	c.cc.ctl.Init(now, c.ccInputs())
 	c.ccUpdateLocked()
-	c.sndTarget = now
-	c.lastHeard = now
-	c.lastPacket = now
-	c.lastProgress = now
-	c.expCount = 1
+	c.snd.target = now
+	c.live.lastHeard = now
+	c.live.lastPacket = now
+	c.live.lastProgress = now
+	c.live.expCount = 1
 	c.stats.start = now
 	if !c.isDial {
 		// A C++ 4.11 client drops what reaches it in the first few ms
 		// after its connect returns (its socket is not routed yet). Data
 		// waits that long, or until the client is heard from.
-		c.holdUntil = now.Add(firstDataHold)
+		c.snd.holdUntil = now.Add(firstDataHold)
 	}
 	c.armTimerLocked(now)
 	c.logConnected()
 }
 
 // flowWindowCap bounds the sender's loss list: twice the largest window.
-func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.flowWindow, 32) }
+func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.snd.flowWindow, 32) }
 
 // Read reads stream data. It returns io.EOF once the peer has shut the
 // connection down and all it sent has been read. On a message connection
@@ -323,11 +210,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) {
 	for {
 		c.mu.Lock()
-		if c.closing {
+		if c.live.closing {
 			c.mu.Unlock()
 			return 0, c.opError("read", net.ErrClosed)
 		}
-		if c.rdl.Passed() {
+		if c.sig.rdl.Passed() {
 			// A passed deadline fails the read even with data buffered,
 			// as for a net.TCPConn (nettest's PastTimeout).
 			c.mu.Unlock()
@@ -352,41 +239,41 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 			c.mu.Unlock()
 			c.signalRead() // the end is for every blocked reader, not one
 			return 0, c.opError("read", err)
-		case c.peerClosed:
+		case c.live.peerClosed:
 			c.mu.Unlock()
 			c.signalRead()
 			return 0, io.EOF
 		}
 		c.mu.Unlock()
 		select {
-		case <-c.readReady:
-		case <-c.rdl.Wait():
+		case <-c.sig.readReady:
+		case <-c.sig.rdl.Wait():
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
-		case <-c.closed:
+		case <-c.sig.closed:
 		}
 	}
 }
 
 // readLocked copies readable bytes into b.
 func (c *Conn) readLocked(b []byte) int {
-	if c.state != stateConnected && c.rcvBuf == nil {
+	if c.state != stateConnected && c.rcv.buf == nil {
 		return 0
 	}
-	contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+	contig := seq.Off(c.rcv.readSeq, c.rcvContig())
 	n := 0
 	for n < len(b) && contig > 0 {
-		slot := c.rcvBuf.At(0).buf
+		slot := c.rcv.buf.At(0).buf
 		if slot == nil {
 			break
 		}
-		k := copy(b[n:], (*slot)[c.rcvReadOff:])
+		k := copy(b[n:], (*slot)[c.rcv.readOff:])
 		n += k
-		c.rcvReadOff += k
-		if c.rcvReadOff == len(*slot) {
-			c.rcvBuf.PopFront()
+		c.rcv.readOff += k
+		if c.rcv.readOff == len(*slot) {
+			c.rcv.buf.PopFront()
 			c.freeRcvBuf(slot)
-			c.rcvReadSeq = c.rcvReadSeq.Inc()
-			c.rcvReadOff = 0
+			c.rcv.readSeq = c.rcv.readSeq.Inc()
+			c.rcv.readOff = 0
 			contig--
 		}
 	}
@@ -396,7 +283,7 @@ func (c *Conn) readLocked(b []byte) int {
 // readableLocked reports whether Read would return data now (in message
 // mode, whether a message may be: see onMessageData).
 func (c *Conn) readableLocked() bool {
-	return c.rcvBuf != nil && c.rcvReadSeq != c.rcvContig()
+	return c.rcv.buf != nil && c.rcv.readSeq != c.rcvContig()
 }
 
 // Write writes stream data. It blocks while the send buffer is full and
@@ -408,10 +295,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return c.writeMessage(b, c.cfg.MessageTTL, true)
 	}
 	c.mu.Lock()
-	if c.state == stateConnected && c.sndBuf != nil {
+	if c.state == stateConnected && c.snd.buf != nil {
 		// Nothing queued: the send path was idle, so the EXP clock restarts.
-		if c.sndBuf.Len() == 0 {
-			c.lastHeard = time.Now()
+		if c.snd.buf.Len() == 0 {
+			c.live.lastHeard = time.Now()
 		}
 	}
 	c.mu.Unlock()
@@ -420,7 +307,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if err := c.writeErr(); err != nil {
 			return 0, err
 		}
-		if c.wdl.Passed() {
+		if c.sig.wdl.Passed() {
 			return 0, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		return 0, nil
@@ -428,13 +315,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 	// One Write at a time, as on a *net.TCPConn: concurrent Writes each
 	// stay whole in the stream, never interleaved.
 	select {
-	case c.writeSem <- struct{}{}:
-	case <-c.wdl.Wait():
+	case c.sig.writeSem <- struct{}{}:
+	case <-c.sig.wdl.Wait():
 		return 0, c.opError("write", os.ErrDeadlineExceeded)
-	case <-c.closed:
+	case <-c.sig.closed:
 		return 0, c.opError("write", net.ErrClosed)
 	}
-	defer func() { <-c.writeSem }()
+	defer func() { <-c.sig.writeSem }()
 	for len(b) > 0 {
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
@@ -442,34 +329,34 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.signalWrite() // the end is for every blocked writer, not one
 			return total - len(b), err
 		}
-		if c.wdl.Passed() {
+		if c.sig.wdl.Passed() {
 			// A passed deadline fails the write before it queues
 			// anything, as for a net.TCPConn (nettest's PastTimeout).
 			c.mu.Unlock()
 			return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
 		}
-		if c.sndBuf.Full() {
+		if c.snd.buf.Full() {
 			c.mu.Unlock()
 			select {
-			case <-c.writeReady:
-			case <-c.wdl.Wait():
+			case <-c.sig.writeReady:
+			case <-c.sig.wdl.Wait():
 				return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
-			case <-c.closed:
+			case <-c.sig.closed:
 			}
 			continue
 		}
-		for len(b) > 0 && !c.sndBuf.Full() {
-			buf := c.sndBufs.Get()
+		for len(b) > 0 && !c.snd.buf.Full() {
+			buf := c.snd.bufs.Get()
 			k := copy(*buf, b)
 			*buf = (*buf)[:k]
 			b = b[k:]
-			c.sndBuf.Push(sndPkt{buf: buf, msg: c.msgNo, pos: c.msgPos(total, len(b), k)})
+			c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, len(b), k)})
 		}
 		if len(b) == 0 {
-			c.msgNo = c.msgNo.Next()
+			c.snd.msgNo = c.snd.msgNo.Next()
 		}
 		c.kickLocked(time.Now())
-		room := !c.sndBuf.Full()
+		room := !c.snd.buf.Full()
 		c.mu.Unlock()
 		if len(b) == 0 && room {
 			// An ACK wakes one writer; pass the space it left on to the
@@ -504,9 +391,9 @@ func (c *Conn) writeErr() error {
 
 func (c *Conn) writeErrLocked() error {
 	switch {
-	case c.closing:
+	case c.live.closing:
 		return c.opError("write", net.ErrClosed)
-	case c.peerClosed:
+	case c.live.peerClosed:
 		return c.opError("write", ErrPeerClosed)
 	case c.err != nil:
 		return c.opError("write", c.err)
@@ -531,18 +418,18 @@ func (c *Conn) Close() error { return c.CloseContext(context.Background()) }
 // program that must not wait for a peer can bound the linger per call.
 func (c *Conn) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
-	if c.closing {
+	if c.live.closing {
 		c.mu.Unlock()
 		return c.opError("close", net.ErrClosed)
 	}
-	c.closing = true
+	c.live.closing = true
 	c.mu.Unlock()
 	c.m.releaseConn()
 	// Blocked Read and Write calls return now, not after the linger.
-	close(c.closed)
-	c.rdl.Stop()
+	close(c.sig.closed)
+	c.sig.rdl.Stop()
 	why := c.linger(ctx)
-	c.wdl.Stop()
+	c.sig.wdl.Stop()
 
 	c.mu.Lock()
 	var ob outbox
@@ -553,10 +440,10 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 	var unacked int
 	// live: the connection ends here, by this Close, not by the peer or
 	// an error.
-	live := c.state == stateConnected && !c.peerClosed && c.err == nil
-	if live && c.sndBuf != nil {
-		for i := range c.sndBuf.Len() {
-			unacked += len(*c.sndBuf.At(i).buf)
+	live := c.state == stateConnected && !c.live.peerClosed && c.err == nil
+	if live && c.snd.buf != nil {
+		for i := range c.snd.buf.Len() {
+			unacked += len(*c.snd.buf.At(i).buf)
 		}
 	}
 	switch {
@@ -570,7 +457,7 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 		// but whose connect call has not yet returned takes the shutdown
 		// as a close during setup, and its connect fails ("Connection
 		// setup failure") though our side accepted.
-		if hold = time.Until(c.holdUntil); hold <= 0 {
+		if hold = time.Until(c.snd.holdUntil); hold <= 0 {
 			for range 2 {
 				ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 			}
@@ -586,10 +473,10 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 	if live {
 		c.logClosed(slog.LevelInfo, "local", nil)
 	}
-	repeatAfter := max(c.rtt.RTT, synInterval)
+	repeatAfter := max(c.cc.rtt.RTT, synInterval)
 	c.state = stateClosed
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.live.timer != nil {
+		c.live.timer.Stop()
 	}
 	c.releaseBuffersLocked()
 	c.mu.Unlock()
@@ -598,8 +485,8 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 	case wasConnecting:
 	case sentShutdown:
 		c.mu.Lock()
-		if !c.unregistered { // the peer's shutdown may have come already
-			c.waitTimer = time.AfterFunc(closeWait, c.unregister)
+		if !c.live.unregistered { // the peer's shutdown may have come already
+			c.live.waitTimer = time.AfterFunc(closeWait, c.unregister)
 		}
 		c.mu.Unlock()
 		if hold > 0 {
@@ -639,7 +526,7 @@ func (c *Conn) linger(ctx context.Context) string {
 		return "Config.Linger is negative"
 	}
 	start := time.Now()
-	if wd := c.wdl.When(); !wd.IsZero() && start.Sub(wd) > staleDeadline {
+	if wd := c.sig.wdl.When(); !wd.IsZero() && start.Sub(wd) > staleDeadline {
 		return fmt.Sprintf("the write deadline had passed %v before Close", start.Sub(wd).Round(time.Millisecond))
 	}
 	end := time.NewTimer(c.cfg.Linger)
@@ -653,14 +540,14 @@ func (c *Conn) linger(ctx context.Context) string {
 	}
 	for {
 		c.mu.Lock()
-		drained := c.sndBuf.Len() == 0 && c.sndDataAck == c.sndLastAck
-		done := c.state != stateConnected || c.peerClosed || c.err != nil || drained
+		drained := c.snd.buf.Len() == 0 && c.snd.dataAck == c.snd.lastAck
+		done := c.state != stateConnected || c.live.peerClosed || c.err != nil || drained
 		c.mu.Unlock()
 		if done {
 			return ""
 		}
 		select {
-		case <-c.writeReady:
+		case <-c.sig.writeReady:
 		case <-end.C:
 			return fmt.Sprintf("Config.Linger (%v) ran out", c.cfg.Linger)
 		case <-stallC:
@@ -669,10 +556,10 @@ func (c *Conn) linger(ctx context.Context) string {
 			// the peer is gone its silence ends the connection.
 			c.mu.Lock()
 			since := start
-			if c.ackAdvanced.After(since) {
-				since = c.ackAdvanced
+			if c.live.ackAdvanced.After(since) {
+				since = c.live.ackAdvanced
 			}
-			open := c.flowWindow > minAdvertisedWindow
+			open := c.snd.flowWindow > minAdvertisedWindow
 			c.mu.Unlock()
 			left := c.cfg.LingerStall - time.Since(since)
 			if !open && left <= 0 {
@@ -713,12 +600,12 @@ func (c *Conn) repeatShutdown(d time.Duration, n int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.unregistered {
+	if c.live.unregistered {
 		return
 	}
-	c.repeatTimer = time.AfterFunc(d, func() {
+	c.live.repeatTimer = time.AfterFunc(d, func() {
 		c.mu.Lock()
-		done := c.unregistered
+		done := c.live.unregistered
 		c.mu.Unlock()
 		if done {
 			return
@@ -735,8 +622,8 @@ func (c *Conn) answerClosedLocked(p *packet, now time.Time, ob *outbox) (unregis
 	if p.control && p.typ == ctrlShutdown {
 		return true
 	}
-	if now.Sub(c.lastShutdown) >= synInterval {
-		c.lastShutdown = now
+	if now.Sub(c.live.lastShutdown) >= synInterval {
+		c.live.lastShutdown = now
 		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
 	}
 	return false
@@ -744,12 +631,12 @@ func (c *Conn) answerClosedLocked(p *packet, now time.Time, ob *outbox) (unregis
 
 // unregister takes c out of the multiplexer and drops its reference; it
 // runs once.
-func (c *Conn) unregister() { c.unregOnce.Do(c.doUnregister) }
+func (c *Conn) unregister() { c.live.unregOnce.Do(c.doUnregister) }
 
 func (c *Conn) doUnregister() {
 	c.mu.Lock()
-	c.unregistered = true
-	for _, t := range []*time.Timer{c.waitTimer, c.repeatTimer} {
+	c.live.unregistered = true
+	for _, t := range []*time.Timer{c.live.waitTimer, c.live.repeatTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -776,17 +663,17 @@ func (c *Conn) doUnregister() {
 }
 
 func (c *Conn) releaseBuffersLocked() {
-	if c.sndBuf != nil {
-		for c.sndBuf.Len() > 0 {
-			c.sndBufs.Put(c.sndBuf.PopFront().buf)
+	if c.snd.buf != nil {
+		for c.snd.buf.Len() > 0 {
+			c.snd.bufs.Put(c.snd.buf.PopFront().buf)
 		}
-		c.sndBufs.Flush()
+		c.snd.bufs.Flush()
 	}
-	if c.rcvBuf != nil {
-		for c.rcvBuf.Len() > 0 {
-			c.freeRcvBuf(c.rcvBuf.PopFront().buf)
+	if c.rcv.buf != nil {
+		for c.rcv.buf.Len() > 0 {
+			c.freeRcvBuf(c.rcv.buf.PopFront().buf)
 		}
-		c.rcvBufs.Flush()
+		c.rcv.bufs.Flush()
 	}
 }
 
@@ -801,8 +688,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.closedErr("set"); err != nil {
 		return err
 	}
-	c.rdl.Set(t)
-	c.wdl.Set(t)
+	c.sig.rdl.Set(t)
+	c.sig.wdl.Set(t)
 	return nil
 }
 
@@ -811,7 +698,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if err := c.closedErr("set"); err != nil {
 		return err
 	}
-	c.rdl.Set(t)
+	c.sig.rdl.Set(t)
 	return nil
 }
 
@@ -820,14 +707,14 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if err := c.closedErr("set"); err != nil {
 		return err
 	}
-	c.wdl.Set(t)
+	c.sig.wdl.Set(t)
 	return nil
 }
 
 func (c *Conn) closedErr(op string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.live.closing {
 		// Shaped as *net.TCPConn's: the local address, and no source.
 		return &net.OpError{Op: op, Net: "udt", Addr: c.laddr, Err: net.ErrClosed}
 	}
@@ -840,14 +727,14 @@ func (c *Conn) opError(op string, err error) error {
 
 func (c *Conn) signalRead() {
 	select {
-	case c.readReady <- struct{}{}:
+	case c.sig.readReady <- struct{}{}:
 	default:
 	}
 }
 
 func (c *Conn) signalWrite() {
 	select {
-	case c.writeReady <- struct{}{}:
+	case c.sig.writeReady <- struct{}{}:
 	default:
 	}
 }
@@ -858,8 +745,8 @@ func (c *Conn) failLocked(err error) {
 		c.err = err
 		c.logClosed(slog.LevelWarn, "error", err)
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.live.timer != nil {
+		c.live.timer.Stop()
 	}
 	c.signalRead()
 	c.signalWrite()

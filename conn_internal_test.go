@@ -78,33 +78,35 @@ func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	saved, savedCount, savedPeer, savedPeerVar := c.rtt, c.expCount, c.peerRTT, c.peerRTTVar
-	defer func() { c.rtt, c.expCount, c.peerRTT, c.peerRTTVar = saved, savedCount, savedPeer, savedPeerVar }()
-	c.expCount, c.peerRTT, c.peerRTTVar = 1, 0, 0
-	c.rtt.RTT, c.rtt.Var = 300*time.Millisecond, time.Millisecond
-	held := c.rtt.RTT + 4*c.rtt.Var + synInterval // the receiver's silence, at most
+	saved, savedCount, savedPeer, savedPeerVar := c.cc.rtt, c.live.expCount, c.cc.peerRTT, c.cc.peerRTTVar
+	defer func() {
+		c.cc.rtt, c.live.expCount, c.cc.peerRTT, c.cc.peerRTTVar = saved, savedCount, savedPeer, savedPeerVar
+	}()
+	c.live.expCount, c.cc.peerRTT, c.cc.peerRTTVar = 1, 0, 0
+	c.cc.rtt.RTT, c.cc.rtt.Var = 300*time.Millisecond, time.Millisecond
+	held := c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval // the receiver's silence, at most
 	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
 	require.Equal(t, 432500*time.Microsecond, c.expInterval())
-	c.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term, and margin
-	held = c.rtt.RTT + 4*c.rtt.Var + synInterval
+	c.cc.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term, and margin
+	held = c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval
 	require.Greater(t, c.expInterval(), held+40*time.Millisecond)
 	require.Equal(t, 757500*time.Microsecond, c.expInterval())
 
 	// The receiver's report runs ahead of our RTT: it sets the interval.
-	c.rtt.Var = 10 * time.Millisecond
-	c.peerRTT, c.peerRTTVar = 500*time.Millisecond, 60*time.Millisecond
-	held = c.peerRTT + 4*c.peerRTTVar + synInterval
+	c.cc.rtt.Var = 10 * time.Millisecond
+	c.cc.peerRTT, c.cc.peerRTTVar = 500*time.Millisecond, 60*time.Millisecond
+	held = c.cc.peerRTT + 4*c.cc.peerRTTVar + synInterval
 	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
 	require.Equal(t, 822500*time.Microsecond, c.expInterval())
 	// A forged report counts no more than twice our RTT, a variation no
 	// more than our RTT.
-	c.peerRTT, c.peerRTTVar = time.Hour, time.Hour
+	c.cc.peerRTT, c.cc.peerRTTVar = time.Hour, time.Hour
 	require.Equal(t, (600+1200+75+20)*time.Millisecond, c.expInterval())
 
-	c.peerRTT, c.peerRTTVar = 0, 0
-	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
+	c.cc.peerRTT, c.cc.peerRTTVar = 0, 0
+	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
 	require.Equal(t, minEXPInterval, c.expInterval())
-	c.expCount = 3
+	c.live.expCount = 3
 	require.Equal(t, 3*minEXPInterval, c.expInterval())
 }
 
@@ -118,21 +120,21 @@ func TestStallDueAfterRetransmission(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.timer.Stop()
-	saved := c.rtt
-	defer func() { c.rtt = saved; c.sndBuf.PopFront() }()
-	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
-	require.Zero(t, c.sndBuf.Len())
+	c.live.timer.Stop()
+	saved := c.cc.rtt
+	defer func() { c.cc.rtt = saved; c.snd.buf.PopFront() }()
+	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.snd.buf.Len())
 	sent := time.Duration(5 * time.Second)
-	require.True(t, c.sndBuf.Push(sndPkt{sentAt: int64(sent)}))
-	c.ackAdvanced, c.stallResent, c.stallResends = c.start.Add(sent), time.Time{}, 0
+	require.True(t, c.snd.buf.Push(sndPkt{sentAt: int64(sent)}))
+	c.live.ackAdvanced, c.live.stallResent, c.live.stallResends = c.start.Add(sent), time.Time{}, 0
 	require.Equal(t, c.start.Add(sent+c.expInterval()), c.stallDue(), "a packet sent once")
 	resent := sent + 80*time.Millisecond
-	c.sndBuf.Ptr(0).sentAt = -int64(resent) - 1
-	wait := c.rtt.RTT + 4*c.rtt.Var + 2*synInterval
+	c.snd.buf.Ptr(0).sentAt = -int64(resent) - 1
+	wait := c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
 	require.Equal(t, c.start.Add(resent+wait), c.stallDue(), "a retransmitted packet")
 	require.Less(t, resent+wait, sent+c.expInterval())
-	c.stallResends = 2 // backoff, as for packets sent once
+	c.live.stallResends = 2 // backoff, as for packets sent once
 	require.Equal(t, c.start.Add(resent+4*wait), c.stallDue())
 }
 
@@ -144,17 +146,17 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.timer.Stop()
-	saved, savedCurr := c.rtt, c.sndCurrSeq
+	c.live.timer.Stop()
+	saved, savedCurr := c.cc.rtt, c.snd.currSeq
 	defer func() {
-		c.rtt, c.sndCurrSeq, c.peerRenaks = saved, savedCurr, false
-		c.sndLoss.Clear()
-		for c.sndBuf.Len() > 0 {
-			c.sndBuf.PopFront()
+		c.cc.rtt, c.snd.currSeq, c.cc.peerRenaks = saved, savedCurr, false
+		c.snd.loss.Clear()
+		for c.snd.buf.Len() > 0 {
+			c.snd.buf.PopFront()
 		}
 	}()
-	c.rtt.RTT, c.rtt.Var = 100*time.Millisecond, time.Millisecond
-	require.Zero(t, c.sndBuf.Len())
+	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
+	require.Zero(t, c.snd.buf.Len())
 	t0 := 5 * time.Second
 	for _, at := range []int64{
 		-int64(t0) - 1,                      // retransmitted at t0: the hole
@@ -162,20 +164,20 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 		-int64(t0+10*time.Millisecond) - 1,  // retransmitted, as overdue
 		-int64(t0+100*time.Millisecond) - 1, // retransmitted lately
 	} {
-		require.True(t, c.sndBuf.Push(sndPkt{sentAt: at}))
+		require.True(t, c.snd.buf.Push(sndPkt{sentAt: at}))
 	}
-	c.sndCurrSeq = c.sndLastAck.Add(3)
+	c.snd.currSeq = c.snd.lastAck.Add(3)
 	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWait())
 	c.resendStalledLocked(now)
-	require.Equal(t, 2, c.sndLoss.Len())
-	require.True(t, c.sndLoss.Contains(c.sndLastAck))
-	require.True(t, c.sndLoss.Contains(c.sndLastAck.Add(2)))
+	require.Equal(t, 2, c.snd.loss.Len())
+	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
+	require.True(t, c.snd.loss.Contains(c.snd.lastAck.Add(2)))
 
-	c.sndLoss.Clear()
-	c.peerRenaks = true
+	c.snd.loss.Clear()
+	c.cc.peerRenaks = true
 	c.resendStalledLocked(now)
-	require.Equal(t, 1, c.sndLoss.Len(), "a peer that repeats its loss reports")
-	require.True(t, c.sndLoss.Contains(c.sndLastAck))
+	require.Equal(t, 1, c.snd.loss.Len(), "a peer that repeats its loss reports")
+	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
 }
 
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the
@@ -185,13 +187,13 @@ func TestEXPScheduleMatchesCpp(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.timer.Stop()
-	now := c.lastHeard
+	c.live.timer.Stop()
+	now := c.live.lastHeard
 	start := now
 	var ob outbox
 	keepalives := 0
 	for c.err == nil {
-		now = c.lastHeard.Add(c.expInterval())
+		now = c.live.lastHeard.Add(c.expInterval())
 		c.onExpiryLocked(now, &ob)
 		keepalives = len(ob.ends)
 		require.Less(t, now.Sub(start), 2*time.Minute)
@@ -212,8 +214,8 @@ func TestACKRepeatsAtHole(t *testing.T) {
 	_, s := internalPair(t, Config{Linger: -1})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.timer.Stop()
-	s.rtt.RTT, s.rtt.Var = 300*time.Millisecond, 5*time.Millisecond
+	s.live.timer.Stop()
+	s.cc.rtt.RTT, s.cc.rtt.Var = 300*time.Millisecond, 5*time.Millisecond
 	acks := func(ob *outbox) (n int, last seq.Num) {
 		from := 0
 		for _, end := range ob.ends {
@@ -230,7 +232,7 @@ func TestACKRepeatsAtHole(t *testing.T) {
 		return n, last
 	}
 	ob := new(outbox)
-	first := s.rcvLastSeq.Inc()
+	first := s.rcv.lastSeq.Inc()
 	payload := []byte("x")
 	now := time.Now()
 	data := func(n int) {
@@ -238,23 +240,23 @@ func TestACKRepeatsAtHole(t *testing.T) {
 	}
 	data(0)
 	data(2) // first+1 is missing
-	require.Equal(t, 1, s.rcvLoss.Len())
+	require.Equal(t, 1, s.rcv.loss.Len())
 	s.sendACKLocked(now, ob)
 	n, ack := acks(ob)
 	require.Equal(t, 1, n)
 	require.Equal(t, first.Inc(), ack)
-	s.rcvLastAck2 = ack // its ACK2 came back
+	s.rcv.lastAck2 = ack // its ACK2 came back
 
 	now = now.Add(100 * time.Millisecond)
 	data(3) // data keeps arriving behind the hole
 	s.sendACKLocked(now, ob)
 	n, _ = acks(ob)
 	require.Zero(t, n, "held back for RTT+4·RTTVar")
-	s.timerAt = time.Time{}
+	s.live.timerAt = time.Time{}
 	s.armTimerLocked(now)
-	due := s.rcvLastAckAt.Add(s.rtt.RTT + 4*s.rtt.Var)
-	require.False(t, s.timerAt.After(due), "the timer wakes for the repeat")
-	s.timer.Stop()
+	due := s.rcv.lastAckAt.Add(s.cc.rtt.RTT + 4*s.cc.rtt.Var)
+	require.False(t, s.live.timerAt.After(due), "the timer wakes for the repeat")
+	s.live.timer.Stop()
 
 	now = due
 	s.sendACKLocked(now, ob)
@@ -268,7 +270,7 @@ func TestACKRepeatsAtHole(t *testing.T) {
 	n, ack = acks(ob)
 	require.Equal(t, 1, n)
 	require.Equal(t, first.Add(4), ack)
-	s.rcvLastAck2 = ack
+	s.rcv.lastAck2 = ack
 	now = now.Add(time.Second)
 	s.sendACKLocked(now, ob)
 	n, _ = acks(ob)

@@ -31,8 +31,8 @@ func (c *Conn) handlePacket(p *packet) {
 		}
 		return
 	}
-	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
-	c.holdUntil = time.Time{}
+	c.live.lastHeard, c.live.lastPacket, c.live.expCount = now, now, 1
+	c.snd.holdUntil = time.Time{}
 	if !p.control {
 		c.onData(p, now, ob)
 	} else {
@@ -76,15 +76,15 @@ func (c *Conn) handleData(ps []packet) {
 		return
 	}
 	now := time.Now()
-	c.lastHeard, c.lastPacket, c.expCount = now, now, 1
-	c.holdUntil = time.Time{}
-	c.inRun = true
+	c.live.lastHeard, c.live.lastPacket, c.live.expCount = now, now, 1
+	c.snd.holdUntil = time.Time{}
+	c.rcv.inRun = true
 	for i := range ps {
 		c.onData(&ps[i], now, ob)
 	}
-	c.inRun = false
-	if c.runACK {
-		c.runACK = false
+	c.rcv.inRun = false
+	if c.rcv.runACK {
+		c.rcv.runACK = false
 		c.sendACKLocked(now, ob)
 	}
 	c.armTimerLocked(now)
@@ -101,10 +101,10 @@ func (c *Conn) countForeign() {
 
 // rcvContig is the first sequence number not yet received: the ACK number.
 func (c *Conn) rcvContig() seq.Num {
-	if f, ok := c.rcvLoss.First(); ok {
+	if f, ok := c.rcv.loss.First(); ok {
 		return f
 	}
-	return c.rcvLastSeq.Inc()
+	return c.rcv.lastSeq.Inc()
 }
 
 // onData stores a data packet in the receive window.
@@ -116,26 +116,26 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	if !p.arrival.IsZero() {
 		at = p.arrival
 	}
-	c.arrivals.OnData(at, s)
+	c.rcv.arrivals.OnData(at, s)
 	c.stats.pktRecv++
-	if c.ccPerPkt {
-		c.cc.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
+	if c.cc.perPkt {
+		c.cc.ctl.OnPktReceived(now, CongestionPacket{Seq: uint32(s), Size: len(p.body)})
 		c.ccUpdateLocked()
 	}
-	off := seq.Off(c.rcvReadSeq, s)
-	if off < 0 || off >= c.rcvBuf.Limit()-1 || len(p.body) > c.rcvPayload || len(p.body) == 0 {
+	off := seq.Off(c.rcv.readSeq, s)
+	if off < 0 || off >= c.rcv.buf.Limit()-1 || len(p.body) > c.rcv.maxPayload || len(p.body) == 0 {
 		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
 		return
 	}
-	if c.rcvBuf.At(off).state != slotEmpty {
+	if c.rcv.buf.At(off).state != slotEmpty {
 		c.stats.pktRecvDropped++ // a duplicate, or of a dropped message
 		return
 	}
-	if seq.Cmp(s, c.rcvLastSeq) <= 0 && !c.rcvLoss.Contains(s) {
+	if seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s) {
 		c.stats.pktRecvDropped++ // already delivered
 		return
 	}
-	if c.overMemoryLocked() && (c.rcvLoss.Len() == 0 || s != c.rcvContig()) {
+	if c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContig()) {
 		// The socket's connections hold all ReceiveMemory allows; only
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
@@ -145,31 +145,31 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 	buf := c.holdRcvBuf()
 	*buf = (*buf)[:copy(*buf, p.body)]
-	c.rcvBuf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
+	c.rcv.buf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
 	if c.isMessage() && !p.inOrder {
-		c.rcvUnordered++
+		c.rcv.unordered++
 	}
 
 	wasReadable := c.readableLocked()
 	oldContig := c.rcvContig()
-	if seq.Cmp(s, c.rcvLastSeq) > 0 {
-		if next := c.rcvLastSeq.Inc(); next != s {
+	if seq.Cmp(s, c.rcv.lastSeq) > 0 {
+		if next := c.rcv.lastSeq.Inc(); next != s {
 			// A gap: report it at once.
 			gap := lossl.Range{First: next, Last: s.Dec()}
-			if c.rcvLoss.Len() == 0 {
+			if c.rcv.loss.Len() == 0 {
 				// The first loss outstanding starts the re-report
 				// timer; later gaps leave it running, so that a steady
 				// trickle of new losses cannot postpone it forever.
-				c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), gap.Last
+				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), gap.Last
 			}
-			c.stats.pktRcvLoss += uint64(c.rcvLoss.Insert(gap.First, gap.Last))
+			c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(gap.First, gap.Last))
 			ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
 			c.stats.nakSent++
 		}
-		c.rcvLastSeq = s
+		c.rcv.lastSeq = s
 	} else {
-		c.rcvLoss.Remove(s)
+		c.rcv.loss.Remove(s)
 	}
 	if c.isMessage() {
 		c.onMessageData(off, oldContig)
@@ -180,26 +180,26 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	if len(p.body) < c.payload {
 		// A short packet ends a message: acknowledge at once, or in a
 		// run read together, once at its end.
-		if c.inRun {
-			c.runACK = true
+		if c.rcv.inRun {
+			c.rcv.runACK = true
 		} else {
 			c.sendACKLocked(now, ob)
 		}
 		return
 	}
-	c.pktsSinceAck++
-	if c.ackEvery > 0 && c.pktsSinceAck >= c.ackEvery {
+	c.rcv.pktsSinceAck++
+	if c.cc.ackEvery > 0 && c.rcv.pktsSinceAck >= c.cc.ackEvery {
 		c.sendACKLocked(now, ob) // the controller's ACK interval
 		return
 	}
-	if c.pktsSinceAck >= lightACKEvery*(c.lightAcks+1) {
+	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
 		ack := c.rcvContig()
-		if ack != c.rcvLastAck2 {
+		if ack != c.rcv.lastAck2 {
 			light := ackBody{ack: ack, words: 1}
 			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
 			c.stats.ackSent++
 		}
-		c.lightAcks++
+		c.rcv.lightAcks++
 	}
 }
 
@@ -208,11 +208,11 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 // or than this connection's fair share of it has (see overMemoryLocked),
 // whichever is more; and never below 2, so a stalled sender can probe.
 func (c *Conn) availLocked() int {
-	used := seq.Off(c.rcvReadSeq, c.rcvContig())
-	avail := c.rcvBuf.Limit() - used - 1
-	if limit := c.cfg.ReceiveMemory; limit > 0 && c.rcvPayload > 0 {
-		room := max(limit-c.m.rcvHeld.Load(), c.memoryShare()-c.rcvHeld)
-		avail = int(min(int64(avail), room/int64(c.rcvPayload)))
+	used := seq.Off(c.rcv.readSeq, c.rcvContig())
+	avail := c.rcv.buf.Limit() - used - 1
+	if limit := c.cfg.ReceiveMemory; limit > 0 && c.rcv.maxPayload > 0 {
+		room := max(limit-c.m.rcvHeld.Load(), c.memoryShare()-c.rcv.held)
+		avail = int(min(int64(avail), room/int64(c.rcv.maxPayload)))
 	}
 	return max(avail, minAdvertisedWindow)
 }
@@ -230,24 +230,24 @@ func (c *Conn) memoryShare() int64 {
 // which filled the socket's memory, cannot starve the others.
 func (c *Conn) overMemoryLocked() bool {
 	limit := c.cfg.ReceiveMemory
-	return limit > 0 && c.m.rcvHeld.Load()+int64(c.rcvPayload) > limit && c.rcvHeld >= c.memoryShare()
+	return limit > 0 && c.m.rcvHeld.Load()+int64(c.rcv.maxPayload) > limit && c.rcv.held >= c.memoryShare()
 }
 
 // holdRcvBuf takes a payload buffer for the receive window, counted
 // against the socket's ReceiveMemory until freeRcvBuf gives it back.
 func (c *Conn) holdRcvBuf() *[]byte {
-	c.rcvHeld += int64(c.rcvPayload)
-	c.m.rcvHeld.Add(int64(c.rcvPayload))
-	return c.rcvBufs.Get()
+	c.rcv.held += int64(c.rcv.maxPayload)
+	c.m.rcvHeld.Add(int64(c.rcv.maxPayload))
+	return c.rcv.bufs.Get()
 }
 
 // freeRcvBuf gives back a payload buffer of the receive window; b may be
 // nil (a slot without one).
 func (c *Conn) freeRcvBuf(b *[]byte) {
 	if b != nil {
-		c.rcvHeld -= int64(c.rcvPayload)
-		c.m.rcvHeld.Add(-int64(c.rcvPayload))
-		c.rcvBufs.Put(b)
+		c.rcv.held -= int64(c.rcv.maxPayload)
+		c.m.rcvHeld.Add(-int64(c.rcv.maxPayload))
+		c.rcv.bufs.Put(b)
 	}
 }
 
@@ -269,14 +269,14 @@ const minAdvertisedWindow = 2
 // peer for silent, and resent all it had in flight (700 packets the
 // receiver had, on a 20 Mbit/s, 300 ms path at 0.5 % loss).
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
-	c.pktsSinceAck, c.lightAcks = 0, 0
-	c.nextACK = now.Add(c.ackPeriod)
+	c.rcv.pktsSinceAck, c.rcv.lightAcks = 0, 0
+	c.rcv.nextACK = now.Add(c.cc.ackPeriod)
 	ack := c.rcvContig()
-	if ack == c.rcvLastAck2 && seq.Cmp(ack, c.rcvLastAck) <= 0 && c.rcvLoss.Len() == 0 {
+	if ack == c.rcv.lastAck2 && seq.Cmp(ack, c.rcv.lastAck) <= 0 && c.rcv.loss.Len() == 0 {
 		return // everything confirmed already
 	}
-	if seq.Cmp(ack, c.rcvLastAck) < 0 ||
-		ack == c.rcvLastAck && now.Before(c.ackRepeatDue()) {
+	if seq.Cmp(ack, c.rcv.lastAck) < 0 ||
+		ack == c.rcv.lastAck && now.Before(c.ackRepeatDue()) {
 		return
 	}
 	c.sendACKNowLocked(now, ack, ob)
@@ -284,7 +284,7 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 
 // ackRepeatDue is when an unchanged ACK is sent again.
 func (c *Conn) ackRepeatDue() time.Time {
-	return c.rcvLastAckAt.Add(c.rtt.RTT + 4*c.rtt.Var)
+	return c.rcv.lastAckAt.Add(c.cc.rtt.RTT + 4*c.cc.rtt.Var)
 }
 
 // arrivalRateLocked returns the arrival rate for ACK word 5: 4.11's
@@ -308,8 +308,8 @@ func (c *Conn) ackRepeatDue() time.Time {
 // (a few packets now and then) still report 0, as 4.11 does: a 4.11
 // sender sizes its window by the rate, and keeps its last one on a 0.
 func (c *Conn) arrivalRateLocked() int {
-	median := c.arrivals.ReceiveRate()
-	span := c.arrivals.SpanRate()
+	median := c.rcv.arrivals.ReceiveRate()
+	span := c.rcv.arrivals.SpanRate()
 	switch {
 	case span == 0:
 		return median
@@ -330,34 +330,34 @@ func (c *Conn) arrivalRateLocked() int {
 const fastArrivals = 1_000_000 / 8
 
 func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
-	c.ackNo = c.ackNo.Next()
+	c.rcv.ackNo = c.rcv.ackNo.Next()
 	a := ackBody{
 		ack:    ack,
-		rtt:    uint32(c.rtt.RTT.Microseconds()),
-		rttVar: uint32(c.rtt.Var.Microseconds()),
+		rtt:    uint32(c.cc.rtt.RTT.Microseconds()),
+		rttVar: uint32(c.cc.rtt.Var.Microseconds()),
 		avail:  uint32(c.availLocked()),
 		words:  4,
 	}
-	if now.Sub(c.rcvLastFullAt) >= synInterval {
+	if now.Sub(c.rcv.lastFullAt) >= synInterval {
 		a.rate = uint32(c.arrivalRateLocked())
-		a.bandwidth = uint32(c.arrivals.Bandwidth())
+		a.bandwidth = uint32(c.rcv.arrivals.Bandwidth())
 		a.words = 6
-		c.rcvLastFullAt = now
+		c.rcv.lastFullAt = now
 	}
-	ob.add(appendControl(ob.next(), ctrlACK, uint32(c.ackNo), c.peerID, a.append(c.scratch[:0])))
-	c.ackHist.Store(c.ackNo, ack, now)
-	c.rcvLastAck, c.rcvLastAckAt = ack, now
-	c.rcvAdvertised = int(a.avail)
+	ob.add(appendControl(ob.next(), ctrlACK, uint32(c.rcv.ackNo), c.peerID, a.append(c.scratch[:0])))
+	c.rcv.ackHist.Store(c.rcv.ackNo, ack, now)
+	c.rcv.lastAck, c.rcv.lastAckAt = ack, now
+	c.rcv.advertised = int(a.avail)
 	c.stats.ackSent++
 }
 
 // windowUpdateLocked announces reopened receive space after a Read, when
 // the last ACK left the sender nearly blocked.
 func (c *Conn) windowUpdateLocked() *outbox {
-	if c.state != stateConnected || c.rcvBuf == nil || c.rcvAdvertised > c.rcvBuf.Limit()/4 {
+	if c.state != stateConnected || c.rcv.buf == nil || c.rcv.advertised > c.rcv.buf.Limit()/4 {
 		return nil
 	}
-	if c.availLocked() < c.rcvBuf.Limit()/2 {
+	if c.availLocked() < c.rcv.buf.Limit()/2 {
 		return nil
 	}
 	ob := getOutbox()
@@ -367,16 +367,16 @@ func (c *Conn) windowUpdateLocked() *outbox {
 
 // onACK2 takes an RTT sample from the ACK it answers.
 func (c *Conn) onACK2(p *packet, now time.Time) {
-	ack, rtt, ok := c.ackHist.Acknowledge(seq.Ack(p.info&uint32(seq.Max)), now)
+	ack, rtt, ok := c.rcv.ackHist.Acknowledge(seq.Ack(p.info&uint32(seq.Max)), now)
 	if !ok {
 		c.stats.dropped++
 		return
 	}
 	if rtt > 0 {
-		c.rtt.Update(c.plausibleRTTLocked(now, rtt, 0))
+		c.cc.rtt.Update(c.plausibleRTTLocked(now, rtt, 0))
 	}
-	if seq.Cmp(ack, c.rcvLastAck2) > 0 {
-		c.rcvLastAck2 = ack
+	if seq.Cmp(ack, c.rcv.lastAck2) > 0 {
+		c.rcv.lastAck2 = ack
 	}
 }
 
@@ -386,19 +386,19 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 // ErrPeerAborted instead. On a message connection the messages those
 // packets belong to are lost, like expired ones, and the rest are read.
 func (c *Conn) onShutdown() {
-	if c.peerClosed {
+	if c.live.peerClosed {
 		return // the repeat of a shutdown
 	}
-	c.peerClosed = true
+	c.live.peerClosed = true
 	c.logClosed(slog.LevelInfo, "peer", nil)
 	switch {
 	case c.isMessage():
 		c.abandonLossesLocked()
-	case c.rcvLoss.Len() > 0 && c.err == nil:
+	case c.rcv.loss.Len() > 0 && c.err == nil:
 		c.err = ErrPeerAborted
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.live.timer != nil {
+		c.live.timer.Stop()
 	}
 	c.signalRead()
 	c.signalWrite()
@@ -419,13 +419,13 @@ func (c *Conn) onHandshakeWhileConnected(p *packet, now time.Time, ob *outbox) {
 	switch {
 	case err != nil || h.socketID != c.peerID || c.isDial && !c.rendezvous:
 	case !c.rendezvous && h.reqType != reqConclusion, c.rendezvous && h.reqType == reqAgreement:
-	case !c.hsAnsweredAt.IsZero() && now.Sub(c.hsAnsweredAt) < hsAnswerInterval:
+	case !c.hs.answeredAt.IsZero() && now.Sub(c.hs.answeredAt) < hsAnswerInterval:
 	default:
-		c.hsAnsweredAt = now
+		c.hs.answeredAt = now
 		if c.rendezvous {
 			c.answerRendezvousLocked(ob)
 		} else {
-			ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs))
+			ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs.ours))
 		}
 		return
 	}
@@ -446,9 +446,9 @@ const hsAnswerInterval = 100 * time.Millisecond
 // and each duplicate NAK would count as a new congestion signal for the
 // sender's controller.
 func (c *Conn) nakInterval() time.Duration {
-	d := c.rtt.RTT + 4*c.rtt.Var + synInterval
-	if rate := c.arrivals.ReceiveRate(); rate > 0 {
-		d += time.Duration(c.rcvLoss.Len()) * time.Second / time.Duration(rate)
+	d := c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval
+	if rate := c.rcv.arrivals.ReceiveRate(); rate > 0 {
+		d += time.Duration(c.rcv.loss.Len()) * time.Second / time.Duration(rate)
 	}
 	return max(d, minNAKInterval)
 }
@@ -461,12 +461,12 @@ func (c *Conn) nakInterval() time.Duration {
 // being answered.
 func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 	var n int
-	c.nakBody, n = lossl.AppendNAKThrough(c.nakBody[:0], c.rcvLoss.Ranges(), c.nakThrough, c.payload)
+	c.rcv.nakBody, n = lossl.AppendNAKThrough(c.rcv.nakBody[:0], c.rcv.loss.Ranges(), c.rcv.nakThrough, c.payload)
 	if n > 0 {
-		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.nakBody))
+		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.rcv.nakBody))
 		c.stats.nakSent++
 	}
-	c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), c.rcvLastSeq
+	c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), c.rcv.lastSeq
 }
 
 // expInterval is the EXP timeout after n expiries (§11.4), with the
@@ -488,27 +488,27 @@ func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 // dead-peer detection), plus an eighth of the RTT and a second SYN for the
 // receiver's timer and the ACK's way back.
 func (c *Conn) expInterval() time.Duration {
-	n := time.Duration(c.expCount)
-	rtt := max(c.rtt.RTT, min(c.peerRTT, 2*c.rtt.RTT))
-	rttVar := max(c.rtt.Var, min(c.peerRTTVar, c.rtt.RTT))
+	n := time.Duration(c.live.expCount)
+	rtt := max(c.cc.rtt.RTT, min(c.cc.peerRTT, 2*c.cc.rtt.RTT))
+	rttVar := max(c.cc.rtt.Var, min(c.cc.peerRTTVar, c.cc.rtt.RTT))
 	return max(n*(rtt+max(4*rttVar, rtt/4))+rtt/8+2*synInterval, n*minEXPInterval)
 }
 
 // onTimer runs the ACK, NAK and EXP timers.
 func (c *Conn) onTimer() {
 	c.mu.Lock()
-	if c.state != stateConnected || c.err != nil || c.peerClosed {
+	if c.state != stateConnected || c.err != nil || c.live.peerClosed {
 		c.mu.Unlock()
 		return
 	}
 	ob := getOutbox()
 	defer putOutbox(ob)
 	now := time.Now()
-	c.timerAt = time.Time{}
-	if !now.Before(c.nextACK) {
+	c.live.timerAt = time.Time{}
+	if !now.Before(c.rcv.nextACK) {
 		c.sendACKLocked(now, ob)
 	}
-	if c.rcvLoss.Len() > 0 && !now.Before(c.nextNAK) {
+	if c.rcv.loss.Len() > 0 && !now.Before(c.rcv.nextNAK) {
 		c.reportLossLocked(now, ob)
 	}
 	if c.rcvGapStuckLocked(now) {
@@ -516,9 +516,9 @@ func (c *Conn) onTimer() {
 		c.dropHeldLocked()
 	} else if c.peerLostLocked(now) {
 		c.failLocked(ErrConnLost)
-	} else if now.Sub(c.lastHeard) >= c.expInterval() {
+	} else if now.Sub(c.live.lastHeard) >= c.expInterval() {
 		c.onExpiryLocked(now, ob)
-	} else if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !now.Before(c.stallDue()) {
+	} else if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !now.Before(c.stallDue()) {
 		c.resendStalledLocked(now)
 	}
 	if c.err == nil {
@@ -532,7 +532,7 @@ func (c *Conn) onTimer() {
 // trip, its variance and two SYNs (the receiver's ACK interval, and its
 // timer's granularity).
 func (c *Conn) retransWait() time.Duration {
-	return c.rtt.RTT + 4*c.rtt.Var + 2*synInterval
+	return c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
 }
 
 // stallDue is when, while data is unacknowledged, a peer that does not
@@ -551,20 +551,20 @@ func (c *Conn) retransWait() time.Duration {
 // silence and a timeout that resent all that was in flight (5,574 packets
 // the receiver had, on a 100 Mbit/s, 100 ms link at 1 % loss).
 func (c *Conn) stallDue() time.Time {
-	from := c.ackAdvanced
-	if c.stallResent.After(from) {
-		from = c.stallResent
+	from := c.live.ackAdvanced
+	if c.live.stallResent.After(from) {
+		from = c.live.stallResent
 	}
 	wait := c.expInterval()
-	if c.sndBuf.Len() > 0 {
-		if at := c.sndBuf.Ptr(0).sentAt; at < 0 {
+	if c.snd.buf.Len() > 0 {
+		if at := c.snd.buf.Ptr(0).sentAt; at < 0 {
 			if t := c.start.Add(time.Duration(-at - 1)); t.After(from) {
 				from = t
 			}
 			wait = min(wait, c.retransWait())
 		}
 	}
-	return from.Add(wait << min(c.stallResends, 6))
+	return from.Add(wait << min(c.live.stallResends, 6))
 }
 
 // resendStalledLocked queues the oldest unacknowledged packet again, and
@@ -578,17 +578,17 @@ func (c *Conn) stallDue() time.Time {
 // Mbit/s for seconds. What is queued here is not reported to the
 // congestion controller: nothing says it was lost to congestion.
 func (c *Conn) resendStalledLocked(now time.Time) {
-	c.stallResent = now
-	c.stallResends++
+	c.live.stallResent = now
+	c.live.stallResends++
 	c.stats.stallResent++
-	n := c.sndLoss.Insert(c.sndLastAck, c.sndLastAck)
-	if !c.peerRenaks && c.sndBuf.Len() > 0 && c.sndBuf.Ptr(0).sentAt < 0 {
+	n := c.snd.loss.Insert(c.snd.lastAck, c.snd.lastAck)
+	if !c.cc.peerRenaks && c.snd.buf.Len() > 0 && c.snd.buf.Ptr(0).sentAt < 0 {
 		due := now.Sub(c.start) - c.retransWait()
-		last := min(seq.Off(c.sndLastAck, c.sndCurrSeq), c.sndBuf.Len()-1)
+		last := min(seq.Off(c.snd.lastAck, c.snd.currSeq), c.snd.buf.Len()-1)
 		for i := 1; i <= last; i++ {
-			if at := c.sndBuf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
-				s := c.sndLastAck.Add(i)
-				n += c.sndLoss.Insert(s, s)
+			if at := c.snd.buf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
+				s := c.snd.lastAck.Add(i)
+				n += c.snd.loss.Insert(s, s)
 			}
 		}
 	}
@@ -605,26 +605,26 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 		return
 	}
 	c.stats.expiries++
-	unacked := seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0
+	unacked := seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0
 	switch {
 	case unacked:
-		if c.sndLoss.Len() == 0 {
-			c.stats.pktSndLoss += uint64(c.sndLoss.Insert(c.sndLastAck, c.sndCurrSeq))
+		if c.snd.loss.Len() == 0 {
+			c.stats.pktSndLoss += uint64(c.snd.loss.Insert(c.snd.lastAck, c.snd.currSeq))
 		}
-		c.logRetransmission(now, "timeout", c.sndLoss.Len())
+		c.logRetransmission(now, "timeout", c.snd.loss.Len())
 		if !c.peerBufferFullLocked() {
-			c.cc.OnTimeout(now, c.ccInputs())
+			c.cc.ctl.OnTimeout(now, c.ccInputs())
 			c.ccUpdateLocked()
 		}
 		c.kickLocked(now)
-	case c.sndBuf.Len() > 0:
+	case c.snd.buf.Len() > 0:
 		c.kickLocked(now)
 	default:
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, c.peerID, nil))
 		c.releaseIdleLocked()
 	}
-	c.expCount++
-	c.lastHeard = now
+	c.live.expCount++
+	c.live.lastHeard = now
 }
 
 // releaseIdleLocked hands the storage of empty buffers back: the rings'
@@ -632,13 +632,13 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 // since its buffers empty and fill again many times a second; this runs
 // once it has been idle for an EXP interval.
 func (c *Conn) releaseIdleLocked() {
-	if c.sndBuf.Len() == 0 {
-		c.sndBuf.Release()
-		c.sndBufs.Flush()
+	if c.snd.buf.Len() == 0 {
+		c.snd.buf.Release()
+		c.snd.bufs.Flush()
 	}
-	if c.rcvBuf.Len() == 0 {
-		c.rcvBuf.Release()
-		c.rcvBufs.Flush()
+	if c.rcv.buf.Len() == 0 {
+		c.rcv.buf.Release()
+		c.rcv.bufs.Flush()
 	}
 }
 
@@ -648,13 +648,13 @@ func (c *Conn) releaseIdleLocked() {
 // but neither advances its ACK nor sends a NAK for as long while our data
 // is outstanding (a path dead in one direction) is lost too.
 func (c *Conn) peerLostLocked(now time.Time) bool {
-	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.lastProgress) >= c.progressBound() {
+	if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.live.lastProgress) >= c.progressBound() {
 		return true
 	}
 	if c.cfg.PeerIdleTimeout > 0 {
-		return now.Sub(c.lastPacket) >= c.cfg.PeerIdleTimeout
+		return now.Sub(c.live.lastPacket) >= c.cfg.PeerIdleTimeout
 	}
-	return c.expCount > 16 && now.Sub(c.lastHeard) > 5*time.Second
+	return c.live.expCount > 16 && now.Sub(c.live.lastHeard) > 5*time.Second
 }
 
 // rcvGapStuckLocked reports whether the receive window's first gap (the
@@ -665,27 +665,27 @@ func (c *Conn) peerLostLocked(now time.Time) bool {
 // otherwise pin everything received behind the gap, up to the whole
 // receive buffer, for as long as it liked.
 func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
-	if c.rcvLoss.Len() == 0 {
-		c.rcvStuckAt = time.Time{}
+	if c.rcv.loss.Len() == 0 {
+		c.rcv.stuckAt = time.Time{}
 		return false
 	}
-	if contig := c.rcvContig(); c.rcvStuckAt.IsZero() || contig != c.rcvStuckSeq {
-		c.rcvStuckSeq, c.rcvStuckAt = contig, now
+	if contig := c.rcvContig(); c.rcv.stuckAt.IsZero() || contig != c.rcv.stuckSeq {
+		c.rcv.stuckSeq, c.rcv.stuckAt = contig, now
 		return false
 	}
-	return now.Sub(c.rcvStuckAt) >= c.progressBound()
+	return now.Sub(c.rcv.stuckAt) >= c.progressBound()
 }
 
 // dropHeldLocked frees the payloads received behind the first gap, which
 // a lost connection can no longer deliver; what lies before it can still
 // be read.
 func (c *Conn) dropHeldLocked() {
-	for i := seq.Off(c.rcvReadSeq, c.rcvContig()); i < c.rcvBuf.Len(); i++ {
-		if s := c.rcvBuf.At(i); s.state == slotData {
+	for i := seq.Off(c.rcv.readSeq, c.rcvContig()); i < c.rcv.buf.Len(); i++ {
+		if s := c.rcv.buf.At(i); s.state == slotData {
 			c.settleSlotLocked(i, slotDropped)
 		}
 	}
-	c.rcvBufs.Flush()
+	c.rcv.bufs.Flush()
 }
 
 // peerBufferFullLocked reports whether the peer's receive buffer is full
@@ -694,7 +694,7 @@ func (c *Conn) dropHeldLocked() {
 // until its application reads: a slow reader, not a lost peer, and not
 // congestion.
 func (c *Conn) peerBufferFullLocked() bool {
-	return c.flowWindow <= minAdvertisedWindow && seq.Off(c.sndLastAck, c.sndCurrSeq)+1 >= c.flowWindow
+	return c.snd.flowWindow <= minAdvertisedWindow && seq.Off(c.snd.lastAck, c.snd.currSeq)+1 >= c.snd.flowWindow
 }
 
 // progressBound is how long outstanding data may go without the peer's
@@ -713,34 +713,34 @@ const defaultStallTimeout = 46 * time.Second
 
 // armTimerLocked sets the connection's one timer to its earliest deadline.
 func (c *Conn) armTimerLocked(now time.Time) {
-	at := c.lastHeard.Add(c.expInterval())
+	at := c.live.lastHeard.Add(c.expInterval())
 	if c.cfg.PeerIdleTimeout > 0 {
-		at = minTime(at, c.lastPacket.Add(c.cfg.PeerIdleTimeout))
+		at = minTime(at, c.live.lastPacket.Add(c.cfg.PeerIdleTimeout))
 	}
-	if seq.Cmp(c.sndCurrSeq, c.sndLastAck) >= 0 {
+	if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 {
 		if !c.peerBufferFullLocked() {
-			at = minTime(at, c.lastProgress.Add(c.progressBound()))
+			at = minTime(at, c.live.lastProgress.Add(c.progressBound()))
 		}
 		at = minTime(at, c.stallDue())
 	}
 	switch {
-	case c.rcvContig() != c.rcvLastAck2:
-		at = minTime(at, c.nextACK)
-	case c.rcvLoss.Len() > 0: // the ACK waits at a hole: its repeat
-		at = minTime(at, maxTime(c.nextACK, c.ackRepeatDue()))
+	case c.rcvContig() != c.rcv.lastAck2:
+		at = minTime(at, c.rcv.nextACK)
+	case c.rcv.loss.Len() > 0: // the ACK waits at a hole: its repeat
+		at = minTime(at, maxTime(c.rcv.nextACK, c.ackRepeatDue()))
 	}
-	if c.rcvLoss.Len() > 0 {
-		at = minTime(at, c.nextNAK)
+	if c.rcv.loss.Len() > 0 {
+		at = minTime(at, c.rcv.nextNAK)
 	}
-	if !c.timerAt.IsZero() && !at.Before(c.timerAt) {
+	if !c.live.timerAt.IsZero() && !at.Before(c.live.timerAt) {
 		return // the armed timer fires first and re-arms
 	}
-	c.timerAt = at
+	c.live.timerAt = at
 	d := max(at.Sub(now), 0)
-	if c.timer == nil {
-		c.timer = time.AfterFunc(d, c.onTimer)
+	if c.live.timer == nil {
+		c.live.timer = time.AfterFunc(d, c.onTimer)
 	} else {
-		c.timer.Reset(d)
+		c.live.timer.Reset(d)
 	}
 }
 

@@ -22,17 +22,17 @@ const (
 
 // kickLocked puts the connection in the send queue if it is not there.
 func (c *Conn) kickLocked(now time.Time) {
-	if c.scheduled || c.state != stateConnected || c.err != nil || c.peerClosed {
+	if c.snd.scheduled || c.state != stateConnected || c.err != nil || c.live.peerClosed {
 		return
 	}
-	c.scheduled = true
-	if c.sndTarget.Before(now) {
-		c.sndTarget = now
+	c.snd.scheduled = true
+	if c.snd.target.Before(now) {
+		c.snd.target = now
 	}
-	if c.sndTarget.Before(c.holdUntil) {
-		c.sndTarget = c.holdUntil
+	if c.snd.target.Before(c.snd.holdUntil) {
+		c.snd.target = c.snd.holdUntil
 	}
-	c.m.sndq.schedule(c, c.sndTarget)
+	c.m.sndq.schedule(c, c.snd.target)
 }
 
 // packBatch appends to t the data packets due by horizon, under one lock,
@@ -53,15 +53,15 @@ func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 			return next, ok
 		}
 	}
-	return c.sndTarget, true
+	return c.snd.target, true
 }
 
 // packLocked appends the next data packet due (a retransmission first, else
 // a new packet the windows allow) to b. It returns when the connection
 // wants to send again, and false when it has nothing to send.
 func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
-	if c.state != stateConnected || c.err != nil || c.peerClosed {
-		c.scheduled = false
+	if c.state != stateConnected || c.err != nil || c.live.peerClosed {
+		c.snd.scheduled = false
 		return b, time.Time{}, false
 	}
 	var (
@@ -71,33 +71,33 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		found   bool
 		retrans bool
 	)
-	if c.probeNext {
+	if c.snd.probeNext {
 		// The partner of a probe start follows it before any
 		// retransmission, so that the receiver measures the pair (see
 		// window.Arrivals.OnData).
-		c.probeNext = false
+		c.snd.probeNext = false
 		s, pk, off, found = c.nextNewLocked(now)
 	}
 	for !found {
-		first, ok := c.sndLoss.PopFirst()
+		first, ok := c.snd.loss.PopFirst()
 		if !ok {
 			break
 		}
-		off = seq.Off(c.sndLastAck, first)
-		if off < 0 || off >= c.sndBuf.Len() || seq.Cmp(first, c.sndCurrSeq) > 0 {
+		off = seq.Off(c.snd.lastAck, first)
+		if off < 0 || off >= c.snd.buf.Len() || seq.Cmp(first, c.snd.currSeq) > 0 {
 			continue // acknowledged meanwhile, or never sent
 		}
-		s, pk, found, retrans = first, c.sndBuf.At(off), true, true
+		s, pk, found, retrans = first, c.snd.buf.At(off), true, true
 	}
 	if !found {
 		if s, pk, off, found = c.nextNewLocked(now); !found {
-			c.scheduled = false
+			c.snd.scheduled = false
 			return b, time.Time{}, false
 		}
 	}
 	if pk.expire != 0 && now.Sub(c.start).Nanoseconds() >= pk.expire {
 		// Its message outlived its TTL: a drop request takes the slot.
-		return c.dropMessageLocked(b, off), c.sndTarget, true
+		return c.dropMessageLocked(b, off), c.snd.target, true
 	}
 	p := packet{
 		seq:     s,
@@ -110,9 +110,9 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	b = append(p.appendHeader(b), *pk.buf...)
 	// The send time, for the sender's RTT samples (see onACK).
 	if retrans {
-		c.sndBuf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
+		c.snd.buf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
 	} else {
-		c.sndBuf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
+		c.snd.buf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
 	}
 	c.stats.pktSent++
 	c.stats.bytesSent += uint64(len(*pk.buf))
@@ -120,8 +120,8 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.stats.pktRetrans++
 		c.stats.bytesRetrans += uint64(len(*pk.buf))
 	}
-	if c.ccPerPkt {
-		c.cc.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
+	if c.cc.perPkt {
+		c.cc.ctl.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
 		c.ccUpdateLocked()
 	}
 
@@ -129,14 +129,14 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 	// connection running late catches up in a burst of bounded length.
 	if !retrans && s%16 == 0 {
 		// Probe pair: the next packet follows at once.
-		c.probeNext = true
-		return b, c.sndTarget, true
+		c.snd.probeNext = true
+		return b, c.snd.target, true
 	}
-	c.sndTarget = c.sndTarget.Add(jitter(c.period))
-	if floor := now.Add(-max(maxPacingLag, pacingLagPackets*c.period)); c.sndTarget.Before(floor) {
-		c.sndTarget = floor
+	c.snd.target = c.snd.target.Add(jitter(c.cc.period))
+	if floor := now.Add(-max(maxPacingLag, pacingLagPackets*c.cc.period)); c.snd.target.Before(floor) {
+		c.snd.target = floor
 	}
-	return b, c.sndTarget, true
+	return b, c.snd.target, true
 }
 
 // jitter returns a gap drawn uniformly from [p/2, 3p/2]: the period p on
@@ -155,8 +155,8 @@ func jitter(p time.Duration) time.Duration {
 // nextNewLocked takes the next packet never sent, if the flow and
 // congestion windows allow one.
 func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok bool) {
-	inflight := seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
-	window := c.flowWindow
+	inflight := seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
+	window := c.snd.flowWindow
 	if inflight == 0 {
 		// A window probe: with nothing in flight, one packet goes even
 		// into a window the peer offered as closed (an ACK of zero, or
@@ -167,24 +167,24 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 		// nothing else would ever ask again.
 		window = max(window, 1)
 	}
-	if c.ccWindow > 0 {
-		window = min(window, c.ccWindow)
+	if c.cc.window > 0 {
+		window = min(window, c.cc.window)
 	}
 	if inflight >= window {
 		return 0, sndPkt{}, 0, false
 	}
-	if inflight >= c.sndBuf.Len() {
+	if inflight >= c.snd.buf.Len() {
 		// Nothing left to send though the windows allow more: the
 		// application holds the rate down, and the arrival rates the
 		// peer reports for these packets say so, not the path's.
-		c.appLimitedTo, c.appLimited = c.sndCurrSeq, true
+		c.snd.appLimitedTo, c.snd.appLimited = c.snd.currSeq, true
 		return 0, sndPkt{}, 0, false
 	}
 	if inflight == 0 {
-		c.lastProgress, c.ackAdvanced = now, now // data outstanding from now on
+		c.live.lastProgress, c.live.ackAdvanced = now, now // data outstanding from now on
 	}
-	c.sndCurrSeq = c.sndCurrSeq.Inc()
-	return c.sndCurrSeq, c.sndBuf.At(inflight), inflight, true
+	c.snd.currSeq = c.snd.currSeq.Inc()
+	return c.snd.currSeq, c.snd.buf.At(inflight), inflight, true
 }
 
 // appLimitedSpan is how many arrivals the peer's rate reports span.
@@ -198,7 +198,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 		return
 	}
 	c.stats.ackRecv++
-	if seq.Cmp(a.ack, c.sndCurrSeq.Inc()) > 0 {
+	if seq.Cmp(a.ack, c.snd.currSeq.Inc()) > 0 {
 		// Acknowledges what was never sent: a spoofed or broken peer.
 		// The C++ library breaks the connection; we drop the packet.
 		c.stats.dropped++
@@ -206,57 +206,57 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	}
 	if a.words == 1 {
 		// Light ACK: moves the window only.
-		if seq.Cmp(a.ack, c.sndLastAck) > 0 {
-			c.flowWindow -= seq.Off(c.sndLastAck, a.ack)
+		if seq.Cmp(a.ack, c.snd.lastAck) > 0 {
+			c.snd.flowWindow -= seq.Off(c.snd.lastAck, a.ack)
 			c.releaseAckedLocked(a.ack)
 			c.kickLocked(now)
 		}
 		return
 	}
 	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
-	if seq.Cmp(a.ack, c.sndLastAck) >= 0 && a.words >= 4 {
-		c.flowWindow = int(min(a.avail, 1<<30))
-		c.peerRTT = min(time.Duration(a.rtt)*time.Microsecond, maxRTT)
-		c.peerRTTVar = min(time.Duration(a.rttVar)*time.Microsecond, maxRTT)
+	if seq.Cmp(a.ack, c.snd.lastAck) >= 0 && a.words >= 4 {
+		c.snd.flowWindow = int(min(a.avail, 1<<30))
+		c.cc.peerRTT = min(time.Duration(a.rtt)*time.Microsecond, maxRTT)
+		c.cc.peerRTTVar = min(time.Duration(a.rttVar)*time.Microsecond, maxRTT)
 	}
-	if seq.Cmp(a.ack, c.sndLastAck) > 0 {
+	if seq.Cmp(a.ack, c.snd.lastAck) > 0 {
 		c.releaseAckedLocked(a.ack)
 	}
-	if seq.Cmp(a.ack, c.sndDataAck) <= 0 {
+	if seq.Cmp(a.ack, c.snd.dataAck) <= 0 {
 		c.kickLocked(now)
 		return
 	}
-	c.sndDataAck = a.ack
+	c.snd.dataAck = a.ack
 	c.signalWrite() // a lingering Close waits for this (see Close)
-	c.ackRTT = 0
-	if c.ackedSentAt > 0 && !c.ackedHole {
-		c.ackRTT = now.Sub(c.start) - time.Duration(c.ackedSentAt)
+	c.cc.ackRTT = 0
+	if c.cc.ackedSentAt > 0 && !c.cc.ackedHole {
+		c.cc.ackRTT = now.Sub(c.start) - time.Duration(c.cc.ackedSentAt)
 	}
-	c.ackedSentAt, c.ackedHole = 0, false
+	c.cc.ackedSentAt, c.cc.ackedHole = 0, false
 	if a.words >= 4 && a.rtt > 0 {
-		c.rttSample = c.plausibleRTTLocked(now, time.Duration(min(a.rtt, 1<<30))*time.Microsecond, c.ackRTT)
-		c.rtt.Update(c.rttSample)
+		c.cc.rttSample = c.plausibleRTTLocked(now, time.Duration(min(a.rtt, 1<<30))*time.Microsecond, c.cc.ackRTT)
+		c.cc.rtt.Update(c.cc.rttSample)
 	}
-	c.rateSample = 0
+	c.cc.rateSample = 0
 	// The peer's arrival rate is a median over its last 16 arrivals: it
 	// is the application's while any of them was sent with nothing more
 	// to send behind it.
-	if c.appLimited && seq.Cmp(a.ack, c.appLimitedTo.Add(appLimitedSpan)) > 0 {
-		c.appLimited = false
+	if c.snd.appLimited && seq.Cmp(a.ack, c.snd.appLimitedTo.Add(appLimitedSpan)) > 0 {
+		c.snd.appLimited = false
 	}
 	if a.words >= 6 {
-		c.rateSamples++
-		warm := c.rateSamples > rateWarmup
+		c.cc.rateSamples++
+		warm := c.cc.rateSamples > rateWarmup
 		cold := c.coldRateBound(now)
-		c.rateSample = plausibleRate(a.rate, c.rate, warm, cold)
+		c.cc.rateSample = plausibleRate(a.rate, c.cc.rate, warm, cold)
 		if a.rate > 0 {
-			c.rate = (7*c.rate + c.rateSample) >> 3
+			c.cc.rate = (7*c.cc.rate + c.cc.rateSample) >> 3
 		}
 		if a.bandwidth > 0 {
-			c.bandwidth = (7*c.bandwidth + plausibleRate(a.bandwidth, c.bandwidth, warm, cold)) >> 3
+			c.cc.bandwidth = (7*c.cc.bandwidth + plausibleRate(a.bandwidth, c.cc.bandwidth, warm, cold)) >> 3
 		}
 	}
-	c.cc.OnACK(now, uint32(a.ack), c.ccInputs())
+	c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputs())
 	c.ccUpdateLocked()
 	c.kickLocked(now)
 }
@@ -278,8 +278,8 @@ const maxRTT = 10 * time.Second
 // the EXP interval, and dead-peer detection with it, at days.
 func (c *Conn) plausibleRTTLocked(now time.Time, sample, local time.Duration) time.Duration {
 	bound := min(maxRTT, max(now.Sub(c.stats.start), time.Microsecond))
-	if c.rtt.Sampled() {
-		bound = min(bound, 2*(c.rtt.RTT+4*c.rtt.Var)+synInterval)
+	if c.cc.rtt.Sampled() {
+		bound = min(bound, 2*(c.cc.rtt.RTT+4*c.cc.rtt.Var)+synInterval)
 	}
 	if local > 0 {
 		bound = min(bound, 2*local+synInterval)
@@ -323,38 +323,38 @@ const coldRateFloor = 1024
 // we sent, but in bursts), and at least coldRateFloor. It ends the span in
 // progress at now.
 func (c *Conn) coldRateBound(now time.Time) int {
-	if c.rateMark.IsZero() {
-		c.rateMark = c.start
+	if c.cc.rateMark.IsZero() {
+		c.cc.rateMark = c.start
 	}
-	if dt := now.Sub(c.rateMark); dt > 0 {
-		r := float64(c.stats.pktSent-c.rateMarkSent) / dt.Seconds()
-		c.maxSendRate = max(c.maxSendRate, int(min(r, 1<<28)))
+	if dt := now.Sub(c.cc.rateMark); dt > 0 {
+		r := float64(c.stats.pktSent-c.cc.rateMarkSent) / dt.Seconds()
+		c.cc.maxSendRate = max(c.cc.maxSendRate, int(min(r, 1<<28)))
 	}
-	c.rateMark, c.rateMarkSent = now, c.stats.pktSent
-	return max(coldRateFactor*c.maxSendRate, coldRateFloor)
+	c.cc.rateMark, c.cc.rateMarkSent = now, c.stats.pktSent
+	return max(coldRateFactor*c.cc.maxSendRate, coldRateFloor)
 }
 
 // releaseAckedLocked frees the send buffer up to ack (exclusive).
 func (c *Conn) releaseAckedLocked(ack seq.Num) {
-	n := min(seq.Off(c.sndLastAck, ack), c.sndBuf.Len())
+	n := min(seq.Off(c.snd.lastAck, ack), c.snd.buf.Len())
 	for i := range n {
-		pk := c.sndBuf.PopFront()
-		c.sndBufs.Put(pk.buf)
+		pk := c.snd.buf.PopFront()
+		c.snd.bufs.Put(pk.buf)
 		if pk.sentAt < 0 {
-			c.ackedHole = true
+			c.cc.ackedHole = true
 		}
 		if i == n-1 {
-			c.ackedSentAt = pk.sentAt
+			c.cc.ackedSentAt = pk.sentAt
 		}
 	}
-	c.sndLastAck = ack
-	c.lastProgress = time.Now() // the peer is receiving our data
-	c.ackAdvanced, c.stallResends = c.lastProgress, 0
-	c.delivered += uint64(max(n, 0))
-	if seq.Cmp(c.sndCurrSeq, ack) < 0 {
-		c.sndCurrSeq = ack.Dec()
+	c.snd.lastAck = ack
+	c.live.lastProgress = time.Now() // the peer is receiving our data
+	c.live.ackAdvanced, c.live.stallResends = c.live.lastProgress, 0
+	c.cc.delivered += uint64(max(n, 0))
+	if seq.Cmp(c.snd.currSeq, ack) < 0 {
+		c.snd.currSeq = ack.Dec()
 	}
-	c.sndLoss.RemoveBefore(ack)
+	c.snd.loss.RemoveBefore(ack)
 	if n > 0 {
 		c.signalWrite()
 	}
@@ -368,21 +368,21 @@ const maxNAKRanges = 1024
 
 // onNAK handles a loss report: the listed packets go first in line.
 func (c *Conn) onNAK(p *packet, now time.Time) {
-	c.nakScratch = c.nakScratch[:0]
+	c.snd.nakScratch = c.snd.nakScratch[:0]
 	valid := true
 	err := lossl.ParseNAK(p.body, func(r lossl.Range) bool {
-		if seq.Cmp(r.Last, c.sndCurrSeq) > 0 {
+		if seq.Cmp(r.Last, c.snd.currSeq) > 0 {
 			valid = false // reports a loss of what was never sent
 			return false
 		}
-		if seq.Cmp(r.Last, c.sndLastAck) < 0 {
+		if seq.Cmp(r.Last, c.snd.lastAck) < 0 {
 			return true // already acknowledged
 		}
-		if seq.Cmp(r.First, c.sndLastAck) < 0 {
-			r.First = c.sndLastAck
+		if seq.Cmp(r.First, c.snd.lastAck) < 0 {
+			r.First = c.snd.lastAck
 		}
-		if len(c.nakScratch) < maxNAKRanges {
-			c.nakScratch = append(c.nakScratch, r)
+		if len(c.snd.nakScratch) < maxNAKRanges {
+			c.snd.nakScratch = append(c.snd.nakScratch, r)
 		}
 		return true
 	})
@@ -391,22 +391,22 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 		return
 	}
 	c.stats.nakRecv++
-	c.lastProgress = now
-	if len(c.nakScratch) == 0 {
+	c.live.lastProgress = now
+	if len(c.snd.nakScratch) == 0 {
 		return
 	}
 	in := c.ccInputs()
-	in.LossRTT = c.lossRTTLocked(now, c.nakScratch[len(c.nakScratch)-1])
-	c.cc.OnLoss(now, c.ccLossRanges(c.nakScratch), in)
+	in.LossRTT = c.lossRTTLocked(now, c.snd.nakScratch[len(c.snd.nakScratch)-1])
+	c.cc.ctl.OnLoss(now, c.ccLossRanges(c.snd.nakScratch), in)
 	c.ccUpdateLocked()
 	reported := 0
-	for _, r := range c.nakScratch {
-		if off := seq.Off(c.sndLastAck, r.First); !c.peerRenaks && off >= 0 && off < c.sndBuf.Len() && c.sndBuf.Ptr(off).sentAt < 0 {
-			c.peerRenaks = true // a retransmission reported lost: the peer repeats its reports
+	for _, r := range c.snd.nakScratch {
+		if off := seq.Off(c.snd.lastAck, r.First); !c.cc.peerRenaks && off >= 0 && off < c.snd.buf.Len() && c.snd.buf.Ptr(off).sentAt < 0 {
+			c.cc.peerRenaks = true // a retransmission reported lost: the peer repeats its reports
 		}
-		n := uint64(c.sndLoss.Insert(r.First, r.Last))
+		n := uint64(c.snd.loss.Insert(r.First, r.Last))
 		c.stats.pktSndLoss += n
-		c.nakLost += n
+		c.cc.nakLost += n
 		reported += seq.Len(r.First, r.Last)
 	}
 	if reported >= burstLog {
@@ -424,10 +424,10 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 // onNAK has clipped r to what is unacknowledged and sent.
 func (c *Conn) lossRTTLocked(now time.Time, r lossl.Range) time.Duration {
 	next := r.Last.Inc()
-	if c.sndLoss.Contains(r.First) || seq.Cmp(next, c.sndCurrSeq) > 0 {
+	if c.snd.loss.Contains(r.First) || seq.Cmp(next, c.snd.currSeq) > 0 {
 		return 0
 	}
-	first, after := c.sndBuf.Ptr(seq.Off(c.sndLastAck, r.First)).sentAt, c.sndBuf.Ptr(seq.Off(c.sndLastAck, next)).sentAt
+	first, after := c.snd.buf.Ptr(seq.Off(c.snd.lastAck, r.First)).sentAt, c.snd.buf.Ptr(seq.Off(c.snd.lastAck, next)).sentAt
 	if first < 0 || after < 0 {
 		return 0
 	}

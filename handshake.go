@@ -83,9 +83,9 @@ func (c *Conn) abandon() {
 	c.m.releaseConn()
 	c.mu.Lock()
 	c.state = stateClosed
-	c.closing = true
+	c.live.closing = true
 	c.mu.Unlock()
-	close(c.closed)
+	close(c.sig.closed)
 	c.unregister()
 }
 
@@ -93,7 +93,7 @@ func (c *Conn) abandon() {
 func (c *Conn) abortDial(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !isClosed(c.connected) {
+	if !isClosed(c.sig.connected) {
 		c.failDialLocked(err)
 	}
 }
@@ -101,7 +101,7 @@ func (c *Conn) abortDial(err error) {
 // failDialLocked ends the handshake, which is still in progress, with err.
 func (c *Conn) failDialLocked(err error) {
 	c.err = err
-	close(c.connected)
+	close(c.sig.connected)
 }
 
 // newDialingConn makes a connection on m that dials peer, with its first
@@ -111,7 +111,7 @@ func newDialingConn(m *multiplexer, cfg Config, peer netip.AddrPort, reqType int
 	if m.laddr.Addr().IsUnspecified() {
 		c.laddr = routeSource(net.UDPAddrFromAddrPort(peer), m.laddr.Port())
 	}
-	c.hs = handshake{
+	c.hs.ours = handshake{
 		version:  udtVersion,
 		sockType: cfg.Type.wire(),
 		isn:      uint32(randomISN()),
@@ -121,9 +121,9 @@ func newDialingConn(m *multiplexer, cfg Config, peer netip.AddrPort, reqType int
 		socketID: c.id,
 	}
 	if cfg.isn != 0 {
-		c.hs.isn = (cfg.isn - 1) & uint32(seq.Max)
+		c.hs.ours.isn = (cfg.isn - 1) & uint32(seq.Max)
 	}
-	putPeerIP(&c.hs.peerIP, peer.Addr())
+	putPeerIP(&c.hs.ours.peerIP, peer.Addr())
 	return c
 }
 
@@ -154,22 +154,22 @@ func (c *Conn) handshake(ctx context.Context) error {
 		dst := uint32(0)
 		if c.rendezvous {
 			// Addressed to the peer once we have its socket ID (§8).
-			dst = c.hsPeer.socketID
-		} else if c.hs.reqType == reqConclusion {
+			dst = c.hs.peer.socketID
+		} else if c.hs.ours.reqType == reqConclusion {
 			conclusions++
 			if conclusions > conclusionRetries {
-				c.hs.reqType, c.hs.cookie = reqInduction, 0
-				c.hsConclusionAt = time.Time{}
+				c.hs.ours.reqType, c.hs.ours.cookie = reqInduction, 0
+				c.hs.conclusionAt = time.Time{}
 				conclusions = 0
 			}
 		} else {
 			conclusions = 0
 		}
-		buf = appendHandshakePacket(buf[:0], dst, &c.hs)
+		buf = appendHandshakePacket(buf[:0], dst, &c.hs.ours)
 		c.mu.Unlock()
 		c.m.writeTo(buf, c.peer)
 		select {
-		case <-c.connected:
+		case <-c.sig.connected:
 			c.mu.Lock()
 			err := c.err
 			c.mu.Unlock()
@@ -207,23 +207,23 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		c.mu.Unlock()
 		c.flush(ob)
 	}()
-	if c.state != stateConnecting || isClosed(c.connected) {
+	if c.state != stateConnecting || isClosed(c.sig.connected) {
 		return false
 	}
 	switch h.reqType {
 	case reqInduction:
 		// The cookie reply: our request echoed with the cookie set.
-		if h.socketID != c.id || c.hs.reqType != reqInduction {
+		if h.socketID != c.id || c.hs.ours.reqType != reqInduction {
 			return false
 		}
-		c.hs.reqType, c.hs.cookie = reqConclusion, h.cookie
-		ob.add(appendHandshakePacket(ob.next(), 0, &c.hs))
-		if c.hsConclusionAt.IsZero() {
-			c.hsConclusionAt = time.Now()
+		c.hs.ours.reqType, c.hs.ours.cookie = reqConclusion, h.cookie
+		ob.add(appendHandshakePacket(ob.next(), 0, &c.hs.ours))
+		if c.hs.conclusionAt.IsZero() {
+			c.hs.conclusionAt = time.Now()
 		}
 		return false
 	case reqConclusion:
-		if h.isn != c.hs.isn {
+		if h.isn != c.hs.ours.isn {
 			c.failDialLocked(ErrHandshakeRejected)
 			return false
 		}
@@ -231,10 +231,10 @@ func (c *Conn) handleConnecting(p *packet) bool {
 			return false
 		}
 		mss := min(int(h.mss), c.cfg.MSS)
-		c.hsPeer = h
+		c.hs.peer = h
 		isn := seq.Num(h.isn)
 		now := time.Now()
-		if !c.hsConclusionAt.IsZero() {
+		if !c.hs.conclusionAt.IsZero() {
 			// The conclusion's round trip is the first RTT measured:
 			// samples from ACKs are smoothed against it, rather than the
 			// first of them replacing the initial guess. It counts from
@@ -243,10 +243,10 @@ func (c *Conn) handleConnecting(p *packet) bool {
 			// first answer is the first conclusion's unless that was
 			// lost (then the seed runs long by the resends, which only
 			// lengthens the timers until the samples bring it down).
-			c.rtt.Seed(min(now.Sub(c.hsConclusionAt), maxRTT))
+			c.cc.rtt.Seed(min(now.Sub(c.hs.conclusionAt), maxRTT))
 		}
 		c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
-		close(c.connected)
+		close(c.sig.connected)
 		return true
 	case reqRefused:
 		c.logf(slog.LevelInfo, "udt: dial refused")

@@ -352,7 +352,7 @@ func TestHostileHandshakes(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	s.mu.Lock()
-	window := s.flowWindow
+	window := s.snd.flowWindow
 	s.mu.Unlock()
 	require.LessOrEqual(t, window, 1<<30)
 }

@@ -44,10 +44,10 @@ func TestHostilePeerPackets(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // mid-transfer
 
 		c.mu.Lock()
-		sent := c.sndCurrSeq
+		sent := c.snd.currSeq
 		c.mu.Unlock()
 		s.mu.Lock()
-		last := s.rcvLastSeq
+		last := s.rcv.lastSeq
 		s.mu.Unlock()
 		droppedC, droppedS := c.Stats().Total.Dropped, s.Stats().Total.Dropped
 
@@ -99,7 +99,7 @@ func TestHostilePeerPackets(t *testing.T) {
 		require.GreaterOrEqual(t, ss.PktRecvDropped, uint64(2), "far and oversized data packets")
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		require.Zero(t, c.sndLoss.Len(), "losses left behind by the hostile reports")
+		require.Zero(t, c.snd.loss.Len(), "losses left behind by the hostile reports")
 	})
 }
 
@@ -110,28 +110,28 @@ func TestLongNAKBounded(t *testing.T) {
 	c, _ := internalPair(t, Config{Linger: -1})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.timer.Stop()
+	c.live.timer.Stop()
 	const inFlight = 7000
 	for range inFlight {
-		require.True(t, c.sndBuf.Push(sndPkt{sentAt: int64(time.Second)}))
+		require.True(t, c.snd.buf.Push(sndPkt{sentAt: int64(time.Second)}))
 	}
-	c.sndCurrSeq = c.sndLastAck.Add(inFlight - 1)
+	c.snd.currSeq = c.snd.lastAck.Add(inFlight - 1)
 	defer func() {
-		c.sndLoss.Clear()
-		for c.sndBuf.Len() > 0 {
-			c.sndBuf.PopFront()
+		c.snd.loss.Clear()
+		for c.snd.buf.Len() > 0 {
+			c.snd.buf.PopFront()
 		}
-		c.sndCurrSeq = c.sndLastAck.Dec()
+		c.snd.currSeq = c.snd.lastAck.Dec()
 	}()
 	var long []lossl.Range
 	for i := range 3000 {
-		f := c.sndLastAck.Add(2 * i)
+		f := c.snd.lastAck.Add(2 * i)
 		long = append(long, lossl.Range{First: f, Last: f})
 	}
 	c.onNAK(&packet{control: true, typ: ctrlNAK, body: lossl.AppendNAK(nil, long)}, time.Now())
-	require.Equal(t, maxNAKRanges, c.sndLoss.NumRanges())
-	require.True(t, c.sndLoss.Contains(long[maxNAKRanges-1].First))
-	require.False(t, c.sndLoss.Contains(long[maxNAKRanges].First))
+	require.Equal(t, maxNAKRanges, c.snd.loss.NumRanges())
+	require.True(t, c.snd.loss.Contains(long[maxNAKRanges-1].First))
+	require.False(t, c.snd.loss.Contains(long[maxNAKRanges].First))
 }
 
 // TestWrongAddressIgnored sends a connected socket, over real UDP, a
@@ -143,7 +143,7 @@ func TestWrongAddressIgnored(t *testing.T) {
 	require.NoError(t, err)
 	defer attacker.Close()
 	s.mu.Lock()
-	sid, next := s.id, s.rcvLastSeq.Inc()
+	sid, next := s.id, s.rcv.lastSeq.Inc()
 	s.mu.Unlock()
 	to := s.LocalAddr().(*net.UDPAddr)
 	data := packet{seq: next, msg: 1, pos: posSolo, dst: sid, body: []byte("forged")}
@@ -205,7 +205,7 @@ func TestHandshakeAnswersLimited(t *testing.T) {
 		c, s, pa, pb := simPair(t, fwd, back, Config{Linger: -1}, 3)
 		time.Sleep(100 * time.Millisecond)
 		c.mu.Lock()
-		req := c.hs // the conclusion request it dialed with
+		req := c.hs.ours // the conclusion request it dialed with
 		c.mu.Unlock()
 		s.mu.Lock()
 		sid := s.id
@@ -315,8 +315,8 @@ func TestGapPinningPeerCutOff(t *testing.T) {
 		require.Equal(t, before*s.payload, n, "what lay before the gap was read")
 		require.Less(t, took, bound+2*time.Second, "the gap stood past the bound")
 		held := 0
-		for i := range s.rcvBuf.Len() {
-			if s.rcvBuf.At(i).buf != nil {
+		for i := range s.rcv.buf.Len() {
+			if s.rcv.buf.At(i).buf != nil {
 				held++
 			}
 		}
@@ -398,14 +398,14 @@ func TestWindowProbes(t *testing.T) {
 			readAll(t, s, 1<<20)
 			time.Sleep(100 * time.Millisecond) // all acknowledged
 			c.mu.Lock()
-			closed := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 20_000, rttVar: 1000, avail: 0, words: 4}
+			closed := ackBody{ack: c.snd.currSeq.Inc(), rtt: 20_000, rttVar: 1000, avail: 0, words: 4}
 			id := c.id
 			c.mu.Unlock()
 			_, err := pb.WriteTo(appendControl(nil, ctrlACK, 1, id, closed.append(nil)), pa.LocalAddr())
 			require.NoError(t, err)
 			time.Sleep(20 * time.Millisecond)
 			c.mu.Lock()
-			require.Zero(t, c.flowWindow, "the closing ACK was taken")
+			require.Zero(t, c.snd.flowWindow, "the closing ACK was taken")
 			c.mu.Unlock()
 			start := time.Now()
 			go c.Write(make([]byte, 1<<20))

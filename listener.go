@@ -312,7 +312,7 @@ func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, no
 	c := newConn(l.m, l.cfg, from)
 	c.ln, c.lnKey = l, key
 	mss := min(int(h.mss), l.cfg.MSS)
-	c.hs = handshake{
+	c.hs.ours = handshake{
 		version:  udtVersion,
 		sockType: l.cfg.Type.wire(),
 		isn:      h.isn,
@@ -322,12 +322,12 @@ func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, no
 		socketID: c.id,
 		cookie:   h.cookie,
 	}
-	putPeerIP(&c.hs.peerIP, from.Addr())
-	c.hsPeer = *h
+	putPeerIP(&c.hs.ours.peerIP, from.Addr())
+	c.hs.peer = *h
 	c.mu.Lock()
 	isn := seq.Num(h.isn)
 	c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
-	resp := c.hs
+	resp := c.hs.ours
 	c.mu.Unlock()
 	l.m.socks[c.id] = c
 	l.tabMu.Lock()

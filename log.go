@@ -46,7 +46,7 @@ func (c *Conn) logConnected() {
 	}
 	c.logf(slog.LevelInfo, "udt: connected", slog.String("role", role),
 		slog.Uint64("peer_id", uint64(c.peerID)), slog.Int("mss", c.mss),
-		slog.String("type", c.cfg.Type.String()), slog.Int("flow_window", c.flowWindow))
+		slog.String("type", c.cfg.Type.String()), slog.Int("flow_window", c.snd.flowWindow))
 }
 
 // logClosed records the end of an established connection: by whom
@@ -75,12 +75,12 @@ func (c *Conn) logClosed(level slog.Level, by string, err error) {
 // packets queued again) or a loss report of n packets, at most once a
 // second.
 func (c *Conn) logRetransmission(now time.Time, cause string, n int) {
-	if !c.logging(slog.LevelInfo) || now.Sub(c.lastBurstLog) < time.Second {
+	if !c.logging(slog.LevelInfo) || now.Sub(c.live.lastBurstLog) < time.Second {
 		return
 	}
-	c.lastBurstLog = now
+	c.live.lastBurstLog = now
 	c.logf(slog.LevelInfo, "udt: retransmission burst", slog.String("cause", cause),
-		slog.Int("packets", n), slog.Duration("rtt", c.rtt.RTT), slog.Duration("period", c.period))
+		slog.Int("packets", n), slog.Duration("rtt", c.cc.rtt.RTT), slog.Duration("period", c.cc.period))
 }
 
 // logRefused records a handshake request the listener refused.

@@ -60,10 +60,10 @@ func (c *Conn) MaxMessageSize() int {
 }
 
 func (c *Conn) maxMessageLocked() int {
-	if c.sndBuf == nil {
+	if c.snd.buf == nil {
 		return 0
 	}
-	return max(min(c.cfg.SendBuffer, c.peerWindow-1), 1) * c.payload
+	return max(min(c.cfg.SendBuffer, c.snd.peerWindow-1), 1) * c.payload
 }
 
 // WriteMessage sends b as one message. ttl > 0 is its time to live: if
@@ -91,7 +91,7 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			c.signalWrite() // the end is for every blocked writer, not one
 			return 0, err
 		}
-		if c.wdl.Passed() {
+		if c.sig.wdl.Passed() {
 			// As Write: a passed deadline fails before anything is queued.
 			c.mu.Unlock()
 			return 0, c.opError("write", os.ErrDeadlineExceeded)
@@ -105,10 +105,10 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			return 0, c.opError("write", &MessageTooLargeError{Size: len(b), Max: limit})
 		}
 		n := (len(b) + c.payload - 1) / c.payload
-		if c.sndBuf.Limit()-c.sndBuf.Len() >= n {
+		if c.snd.buf.Limit()-c.snd.buf.Len() >= n {
 			now := time.Now()
-			if c.sndBuf.Len() == 0 {
-				c.lastHeard = now // the send path was idle: the EXP clock restarts
+			if c.snd.buf.Len() == 0 {
+				c.live.lastHeard = now // the send path was idle: the EXP clock restarts
 			}
 			var expire int64
 			if ttl > 0 {
@@ -116,15 +116,15 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			}
 			total, rest := len(b), b
 			for len(rest) > 0 {
-				buf := c.sndBufs.Get()
+				buf := c.snd.bufs.Get()
 				k := copy(*buf, rest)
 				*buf = (*buf)[:k]
 				rest = rest[k:]
-				c.sndBuf.Push(sndPkt{buf: buf, msg: c.msgNo, pos: c.msgPos(total, len(rest), k), inOrder: inOrder, expire: expire})
+				c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, len(rest), k), inOrder: inOrder, expire: expire})
 			}
-			c.msgNo = c.msgNo.Next()
+			c.snd.msgNo = c.snd.msgNo.Next()
 			c.kickLocked(now)
-			room := !c.sndBuf.Full()
+			room := !c.snd.buf.Full()
 			c.mu.Unlock()
 			if room {
 				c.signalWrite() // as Write: pass the space on to the next writer
@@ -133,10 +133,10 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 		}
 		c.mu.Unlock()
 		select {
-		case <-c.writeReady:
-		case <-c.wdl.Wait():
+		case <-c.sig.writeReady:
+		case <-c.sig.wdl.Wait():
 			return 0, c.opError("write", os.ErrDeadlineExceeded)
-		case <-c.closed:
+		case <-c.sig.closed:
 		}
 	}
 }
@@ -155,7 +155,7 @@ func (c *Conn) ReadMessage(b []byte) (int, error) {
 
 func (c *Conn) readMessage(b []byte) (int, error) {
 	return c.readLoop(func() (int, error, bool) {
-		if c.rcvBuf == nil {
+		if c.rcv.buf == nil {
 			return 0, nil, false
 		}
 		off, slots, size, ok := c.nextMessageLocked()
@@ -182,10 +182,10 @@ func (c *Conn) onMessageData(off int, oldContig seq.Num) {
 		c.signalRead()
 		return
 	}
-	if c.rcvBuf.Ptr(off).inOrder {
+	if c.rcv.buf.Ptr(off).inOrder {
 		return // read when the in-order point passes it
 	}
-	if head := c.rcvBuf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessage(end) {
+	if head := c.rcv.buf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessage(end) {
 		c.signalRead()
 	}
 }
@@ -212,22 +212,22 @@ func continuesRun(a, b *rcvPkt) bool {
 // the slot after, as it continues them. It returns the offsets of the
 // first and last slots of its run.
 func (c *Conn) joinRunLocked(off int) (start, end int) {
-	p := c.rcvBuf.Ptr(off)
+	p := c.rcv.buf.Ptr(off)
 	start, end = off, off
 	if off > 0 {
-		if prev := c.rcvBuf.Ptr(off - 1); continuesRun(prev, p) {
+		if prev := c.rcv.buf.Ptr(off - 1); continuesRun(prev, p) {
 			start = off - int(prev.run)
 		}
 	}
-	if off+1 < c.rcvBuf.Len() {
-		if next := c.rcvBuf.Ptr(off + 1); continuesRun(p, next) {
+	if off+1 < c.rcv.buf.Len() {
+		if next := c.rcv.buf.Ptr(off + 1); continuesRun(p, next) {
 			end = off + int(next.run)
 		}
 	}
 	n := int32(end - start + 1)
 	p.run = n
-	c.rcvBuf.Ptr(start).run = n
-	c.rcvBuf.Ptr(end).run = n
+	c.rcv.buf.Ptr(start).run = n
+	c.rcv.buf.Ptr(end).run = n
 	return start, end
 }
 
@@ -236,31 +236,31 @@ func (c *Conn) joinRunLocked(off int) (start, end int) {
 // dropped: a drop request drops a message's packets up to the end of its
 // range, and packets of the message beyond it stay.
 func (c *Conn) remeasureRunLocked(off int) {
-	if off <= 0 || off >= c.rcvBuf.Len() || c.rcvBuf.Ptr(off).state != slotData {
+	if off <= 0 || off >= c.rcv.buf.Len() || c.rcv.buf.Ptr(off).state != slotData {
 		return
 	}
 	end := off
-	for end+1 < c.rcvBuf.Len() && continuesRun(c.rcvBuf.Ptr(end), c.rcvBuf.Ptr(end+1)) {
+	for end+1 < c.rcv.buf.Len() && continuesRun(c.rcv.buf.Ptr(end), c.rcv.buf.Ptr(end+1)) {
 		end++
 	}
 	n := int32(end - off + 1)
-	c.rcvBuf.Ptr(off).run = n
-	c.rcvBuf.Ptr(end).run = n
+	c.rcv.buf.Ptr(off).run = n
+	c.rcv.buf.Ptr(end).run = n
 }
 
 // endsMessage reports whether the slot at off holds a message's last
 // packet.
 func (c *Conn) endsMessage(off int) bool {
-	pos := c.rcvBuf.Ptr(off).pos
+	pos := c.rcv.buf.Ptr(off).pos
 	return pos == posLast || pos == posSolo
 }
 
 // messageAt checks the message whose first packet is at offset off: it
 // returns its packet count and byte size, and whether it is all present.
 func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
-	head := c.rcvBuf.At(off)
-	for i := off; i < c.rcvBuf.Len(); i++ {
-		s := c.rcvBuf.At(i)
+	head := c.rcv.buf.At(off)
+	for i := off; i < c.rcv.buf.Len(); i++ {
+		s := c.rcv.buf.At(i)
 		if s.state != slotData || s.msg != head.msg || (i > off && (s.pos == posFirst || s.pos == posSolo)) {
 			return 0, 0, false
 		}
@@ -278,14 +278,14 @@ func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
 // packets of messages that can no longer complete (a slot of theirs was
 // dropped).
 func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
-	contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+	contig := seq.Off(c.rcv.readSeq, c.rcvContig())
 	contig -= c.popSettledLocked(contig)
 	end := contig
-	if c.rcvUnordered > 0 {
-		end = c.rcvBuf.Len()
+	if c.rcv.unordered > 0 {
+		end = c.rcv.buf.Len()
 	}
 	for i := 0; i < end; {
-		s := c.rcvBuf.At(i)
+		s := c.rcv.buf.At(i)
 		if s.state != slotData {
 			i++
 			continue
@@ -322,7 +322,7 @@ func (c *Conn) orphanAt(off int) bool {
 	if off == 0 {
 		return true // the slots before were read or dropped
 	}
-	prev, s := c.rcvBuf.At(off-1), c.rcvBuf.At(off)
+	prev, s := c.rcv.buf.At(off-1), c.rcv.buf.At(off)
 	switch prev.state {
 	case slotEmpty:
 		return false
@@ -336,9 +336,9 @@ func (c *Conn) orphanAt(off int) bool {
 // longer complete: before its last packet comes a slot that is not of it
 // and will not be filled.
 func (c *Conn) brokenAt(off int) bool {
-	head := c.rcvBuf.At(off)
-	for i := off + 1; i < c.rcvBuf.Len(); i++ {
-		s := c.rcvBuf.At(i)
+	head := c.rcv.buf.At(off)
+	for i := off + 1; i < c.rcv.buf.Len(); i++ {
+		s := c.rcv.buf.At(i)
 		switch {
 		case s.state == slotEmpty:
 			return false // may still arrive
@@ -354,9 +354,9 @@ func (c *Conn) brokenAt(off int) bool {
 // discardMessageLocked drops the received packets of the message whose
 // packet is at off, from there on.
 func (c *Conn) discardMessageLocked(off int) {
-	msg := c.rcvBuf.At(off).msg
-	for i := off; i < c.rcvBuf.Len(); i++ {
-		s := c.rcvBuf.At(i)
+	msg := c.rcv.buf.At(off).msg
+	for i := off; i < c.rcv.buf.Len(); i++ {
+		s := c.rcv.buf.At(i)
 		if s.state != slotData || s.msg != msg {
 			return
 		}
@@ -370,25 +370,25 @@ func (c *Conn) discardMessageLocked(off int) {
 // settleSlotLocked frees the payload of the data slot at off and marks it
 // read or dropped.
 func (c *Conn) settleSlotLocked(off int, state slotState) {
-	s := c.rcvBuf.At(off)
+	s := c.rcv.buf.At(off)
 	c.freeRcvBuf(s.buf)
 	if s.state == slotData && !s.inOrder && c.isMessage() {
-		c.rcvUnordered-- // counted in message mode only (see onData)
+		c.rcv.unordered-- // counted in message mode only (see onData)
 	}
-	c.rcvBuf.Set(off, rcvPkt{state: state})
+	c.rcv.buf.Set(off, rcvPkt{state: state})
 }
 
 // popSettledLocked moves the read point past the slots at the front, up
 // to contig, that were read or dropped, and returns how many it passed.
 func (c *Conn) popSettledLocked(contig int) int {
 	n := 0
-	for n < contig && c.rcvBuf.Len() > 0 {
-		st := c.rcvBuf.At(0).state
+	for n < contig && c.rcv.buf.Len() > 0 {
+		st := c.rcv.buf.At(0).state
 		if st != slotRead && st != slotDropped {
 			break
 		}
-		c.rcvBuf.PopFront()
-		c.rcvReadSeq = c.rcvReadSeq.Inc()
+		c.rcv.buf.PopFront()
+		c.rcv.readSeq = c.rcv.readSeq.Inc()
 		n++
 	}
 	return n
@@ -399,10 +399,10 @@ func (c *Conn) popSettledLocked(contig int) int {
 func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
 	n := 0
 	for i := off; i < off+slots; i++ {
-		n += copy(b[n:], *c.rcvBuf.At(i).buf)
+		n += copy(b[n:], *c.rcv.buf.At(i).buf)
 		c.settleSlotLocked(i, slotRead)
 	}
-	c.popSettledLocked(seq.Off(c.rcvReadSeq, c.rcvContig()))
+	c.popSettledLocked(seq.Off(c.rcv.readSeq, c.rcvContig()))
 }
 
 // onDropRequest skips a message the sender gave up on (its TTL ran out):
@@ -415,7 +415,7 @@ func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
 func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	d, err := parseDrop(p.body)
 	if err != nil || !c.isMessage() || seq.Cmp(d.first, d.last) > 0 ||
-		seq.Cmp(d.last, c.rcvLastSeq.Add(c.rcvBuf.Limit())) > 0 {
+		seq.Cmp(d.last, c.rcv.lastSeq.Add(c.rcv.buf.Limit())) > 0 {
 		c.stats.dropped++
 		return
 	}
@@ -434,33 +434,33 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	// continuesRun) is measured again from the last slot dropped on.
 	dropped := -1
 	defer func() { c.remeasureRunLocked(dropped + 1) }()
-	for i := range min(seq.Off(c.rcvReadSeq, d.first), c.rcvBuf.Len()) {
-		if s := c.rcvBuf.At(i); s.state == slotData && s.msg == msg {
+	for i := range min(seq.Off(c.rcv.readSeq, d.first), c.rcv.buf.Len()) {
+		if s := c.rcv.buf.At(i); s.state == slotData && s.msg == msg {
 			c.settleSlotLocked(i, slotDropped)
 			dropped = i
 		}
 	}
 	first := d.first
-	if seq.Cmp(first, c.rcvReadSeq) < 0 {
-		first = c.rcvReadSeq
+	if seq.Cmp(first, c.rcv.readSeq) < 0 {
+		first = c.rcv.readSeq
 	}
 	// The range is clipped to the receive window: a sender cannot have
 	// sent beyond it.
-	if limit := c.rcvReadSeq.Add(c.rcvBuf.Limit() - 2); seq.Cmp(last, limit) > 0 {
+	if limit := c.rcv.readSeq.Add(c.rcv.buf.Limit() - 2); seq.Cmp(last, limit) > 0 {
 		last = limit
 	}
 	if seq.Cmp(first, last) > 0 {
 		return
 	}
 	for s := first; seq.Cmp(s, last) <= 0; s = s.Inc() {
-		off := seq.Off(c.rcvReadSeq, s)
-		switch slot := c.rcvBuf.At(off); {
+		off := seq.Off(c.rcv.readSeq, s)
+		switch slot := c.rcv.buf.At(off); {
 		case slot.state == slotData && slot.msg == msg:
 			c.settleSlotLocked(off, slotDropped)
 			dropped = off
 		case slot.state == slotEmpty:
-			c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
-			c.rcvLoss.Remove(s)
+			c.rcv.buf.Set(off, rcvPkt{state: slotDropped})
+			c.rcv.loss.Remove(s)
 		}
 	}
 	// Move the highest-received point past the range so that no gap
@@ -468,14 +468,14 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	// sent before it and not here, are lost (4.11 leaves the point where
 	// it is then, and reports the dropped packets lost when the next one
 	// arrives).
-	if seq.Cmp(last, c.rcvLastSeq) > 0 {
-		if next := c.rcvLastSeq.Inc(); seq.Cmp(first, next) > 0 {
-			if c.rcvLoss.Len() == 0 {
-				c.nextNAK, c.nakThrough = now.Add(c.nakInterval()), first.Dec()
+	if seq.Cmp(last, c.rcv.lastSeq) > 0 {
+		if next := c.rcv.lastSeq.Inc(); seq.Cmp(first, next) > 0 {
+			if c.rcv.loss.Len() == 0 {
+				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), first.Dec()
 			}
-			c.stats.pktRcvLoss += uint64(c.rcvLoss.Insert(next, first.Dec()))
+			c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(next, first.Dec()))
 		}
-		c.rcvLastSeq = last
+		c.rcv.lastSeq = last
 	}
 	c.signalRead()
 }
@@ -485,19 +485,19 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 // skips when it drops a message it had not sent all of still owed): their
 // slots are marked dropped, so that the messages after them can be read.
 func (c *Conn) abandonLossesLocked() {
-	limit := c.rcvBuf.Limit() - 1
-	for _, r := range c.rcvLoss.Ranges() {
+	limit := c.rcv.buf.Limit() - 1
+	for _, r := range c.rcv.loss.Ranges() {
 		for s := r.First; seq.Cmp(s, r.Last) <= 0; s = s.Inc() {
-			off := seq.Off(c.rcvReadSeq, s)
+			off := seq.Off(c.rcv.readSeq, s)
 			if off >= limit {
 				break
 			}
-			if off >= 0 && c.rcvBuf.At(off).state == slotEmpty {
-				c.rcvBuf.Set(off, rcvPkt{state: slotDropped})
+			if off >= 0 && c.rcv.buf.At(off).state == slotEmpty {
+				c.rcv.buf.Set(off, rcvPkt{state: slotDropped})
 			}
 		}
 	}
-	c.rcvLoss.Clear()
+	c.rcv.loss.Clear()
 }
 
 // dropMessageLocked gives up the message of the packet at offset off of
@@ -507,26 +507,26 @@ func (c *Conn) abandonLossesLocked() {
 // sent. Asked again for a packet of it (the request was lost), it sends
 // the request again.
 func (c *Conn) dropMessageLocked(b []byte, off int) []byte {
-	pk := c.sndBuf.At(off)
+	pk := c.snd.buf.At(off)
 	a, z := off, off
 	for a > 0 && pk.pos != posFirst && pk.pos != posSolo {
-		prev := c.sndBuf.At(a - 1)
+		prev := c.snd.buf.At(a - 1)
 		if prev.msg != pk.msg {
 			break
 		}
 		a--
 		pk = prev
 	}
-	for z+1 < c.sndBuf.Len() {
-		if p := c.sndBuf.At(z); p.pos == posLast || p.pos == posSolo {
+	for z+1 < c.snd.buf.Len() {
+		if p := c.snd.buf.At(z); p.pos == posLast || p.pos == posSolo {
 			break
 		}
 		z++
 	}
-	first, last := c.sndLastAck.Add(a), c.sndLastAck.Add(z)
-	c.sndLoss.RemoveRange(first, last)
-	if seq.Cmp(c.sndCurrSeq, last) < 0 {
-		c.sndCurrSeq = last
+	first, last := c.snd.lastAck.Add(a), c.snd.lastAck.Add(z)
+	c.snd.loss.RemoveRange(first, last)
+	if seq.Cmp(c.snd.currSeq, last) < 0 {
+		c.snd.currSeq = last
 	}
 	c.stats.dropSent++
 	d := dropBody{first: first, last: last}

@@ -37,7 +37,7 @@ func BenchmarkMessageReceive(b *testing.B) {
 				defer c.mu.Unlock()
 				b.ResetTimer()
 				for k := range b.N {
-					first := c.rcvReadSeq
+					first := c.rcv.readSeq
 					msg := seq.Msg(k%1000 + 1)
 					now := time.Now()
 					for _, i := range order {
@@ -77,7 +77,7 @@ func benchMessageReceiver(b *testing.B, window int) *Conn {
 	c := newConn(m, cfg, netip.MustParseAddrPort("127.0.0.1:9"))
 	c.mu.Lock()
 	c.establishLocked(time.Now(), 7, DefaultMSS, window, 100, seq.Num(seq.Max-20))
-	c.timer.Stop()
+	c.live.timer.Stop()
 	c.mu.Unlock()
 	return c
 }

@@ -26,7 +26,7 @@ func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
 	const isn = seq.Num(seq.Max - 20) // the window crosses the wrap
 	c.mu.Lock()
 	c.establishLocked(time.Now(), 7, DefaultMSS, 64, 100, isn)
-	c.timer.Stop()
+	c.live.timer.Stop()
 	c.mu.Unlock()
 	return c, isn
 }
@@ -37,20 +37,20 @@ func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
 // or lies at or beyond the in-order point contig.
 func checkRuns(t *testing.T, c *Conn, contig int) {
 	t.Helper()
-	for i := 0; i < c.rcvBuf.Len(); {
-		if c.rcvBuf.Ptr(i).state != slotData {
+	for i := 0; i < c.rcv.buf.Len(); {
+		if c.rcv.buf.Ptr(i).state != slotData {
 			i++
 			continue
 		}
 		end := i
-		for end+1 < c.rcvBuf.Len() && continuesRun(c.rcvBuf.Ptr(end), c.rcvBuf.Ptr(end+1)) {
+		for end+1 < c.rcv.buf.Len() && continuesRun(c.rcv.buf.Ptr(end), c.rcv.buf.Ptr(end+1)) {
 			end++
 		}
 		n := int32(end - i + 1)
-		if a, z := c.rcvBuf.Ptr(i).run, c.rcvBuf.Ptr(end).run; a != n || z != n {
+		if a, z := c.rcv.buf.Ptr(i).run, c.rcv.buf.Ptr(end).run; a != n || z != n {
 			t.Fatalf("run of slots %d-%d: its ends hold lengths %d and %d", i, end, a, z)
 		}
-		head, tail := c.rcvBuf.Ptr(i), c.rcvBuf.Ptr(end)
+		head, tail := c.rcv.buf.Ptr(i), c.rcv.buf.Ptr(end)
 		if (head.pos == posFirst || head.pos == posSolo) && (tail.pos == posLast || tail.pos == posSolo) &&
 			(!head.inOrder || end < contig) {
 			t.Fatalf("message in slots %d-%d is complete and readable, but was not read", i, end)
@@ -102,10 +102,10 @@ func FuzzMessageReceiver(f *testing.F) {
 				if !ok {
 					break
 				}
-				first := c.rcvReadSeq.Add(off)
+				first := c.rcv.readSeq.Add(off)
 				var want []byte
 				for i := range slots {
-					held := *c.rcvBuf.At(off + i).buf
+					held := *c.rcv.buf.At(off + i).buf
 					want = append(want, held...)
 					if !slices.ContainsFunc(sent[first.Add(i)], func(b []byte) bool { return bytes.Equal(b, held) }) {
 						t.Fatalf("slot %d holds bytes that were not sent as packet %d", off+i, first.Add(i))
@@ -116,10 +116,10 @@ func FuzzMessageReceiver(f *testing.F) {
 					t.Fatalf("message read as %q, its packets hold %q", buf[:size], want)
 				}
 			}
-			contig := seq.Off(c.rcvReadSeq, c.rcvContig())
+			contig := seq.Off(c.rcv.readSeq, c.rcvContig())
 			unordered := 0
-			for i := range c.rcvBuf.Len() {
-				sl := c.rcvBuf.At(i)
+			for i := range c.rcv.buf.Len() {
+				sl := c.rcv.buf.At(i)
 				if i < contig && sl.state == slotEmpty {
 					t.Fatalf("slot %d, before the ACK point %d, is empty", i, contig)
 				}
@@ -127,8 +127,8 @@ func FuzzMessageReceiver(f *testing.F) {
 					unordered++
 				}
 			}
-			if unordered != c.rcvUnordered {
-				t.Fatalf("%d out-of-order packets held, counted %d", unordered, c.rcvUnordered)
+			if unordered != c.rcv.unordered {
+				t.Fatalf("%d out-of-order packets held, counted %d", unordered, c.rcv.unordered)
 			}
 			checkRuns(t, c, contig)
 			c.mu.Unlock()

@@ -316,7 +316,7 @@ func (r receiverAt) drop(info uint32, first, last int) {
 func (r receiverAt) lost(off int) bool {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
-	return r.s.rcvLoss.Contains(r.isn.Add(off))
+	return r.s.rcv.loss.Contains(r.isn.Add(off))
 }
 
 // read returns the next message, or "" if none is readable within 100 ms.
@@ -335,7 +335,7 @@ func (r receiverAt) read() string {
 func newReceiverAt(t *testing.T) receiverAt {
 	_, s := internalPair(t, Config{Type: TypeMessage})
 	s.mu.Lock()
-	isn := s.rcvReadSeq
+	isn := s.rcv.readSeq
 	s.mu.Unlock()
 	return receiverAt{t: t, s: s, isn: isn}
 }
@@ -378,7 +378,7 @@ func TestDropRequestExact(t *testing.T) {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	require.Equal(t, r.isn.Add(4), r.s.rcvContig(), "the window moved past the dropped message")
-	require.Zero(t, r.s.rcvLoss.Len())
+	require.Zero(t, r.s.rcv.loss.Len())
 }
 
 // TestDropRequestAheadOfData has the drop request overtake the packets
@@ -401,7 +401,7 @@ func TestDropRequestAheadOfData(t *testing.T) {
 func TestDropRequestIgnoredOnStream(t *testing.T) {
 	c, s := internalPair(t, Config{})
 	s.mu.Lock()
-	isn := s.rcvReadSeq
+	isn := s.rcv.readSeq
 	d := dropBody{first: isn, last: isn.Add(3)}
 	s.onDropRequest(&packet{control: true, typ: ctrlDropReq, info: 1, body: d.append(nil)}, time.Now())
 	require.Equal(t, isn, s.rcvContig())

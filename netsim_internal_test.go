@@ -215,12 +215,12 @@ func TestSequenceWrap(t *testing.T) {
 		cfg.isn = uint32(seq.Max-500) + 1
 		c, s, _, _ := simPair(t, l, l, cfg, 4)
 		c.mu.Lock()
-		require.Equal(t, seq.Max-500, c.sndLastAck)
+		require.Equal(t, seq.Max-500, c.snd.lastAck)
 		c.mu.Unlock()
 		transfer(t, c, s, 8<<20) // about 5,800 packets: well past the wrap
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		require.Less(t, uint32(s.rcvLastSeq), uint32(10000), "the receiver's sequence wrapped")
+		require.Less(t, uint32(s.rcv.lastSeq), uint32(10000), "the receiver's sequence wrapped")
 	})
 }
 
@@ -409,7 +409,7 @@ func TestForgedRateWordsBounded(t *testing.T) {
 					for {
 						time.Sleep(time.Millisecond)
 						c.mu.Lock()
-						n := c.rateSamples
+						n := c.cc.rateSamples
 						c.mu.Unlock()
 						if n >= 2 {
 							break
@@ -418,13 +418,13 @@ func TestForgedRateWordsBounded(t *testing.T) {
 				}
 
 				c.mu.Lock()
-				rate, bw := c.rate, c.bandwidth
+				rate, bw := c.cc.rate, c.cc.bandwidth
 				if warm {
-					require.Greater(t, c.rateSamples, rateWarmup)
+					require.Greater(t, c.cc.rateSamples, rateWarmup)
 				} else {
-					require.LessOrEqual(t, c.rateSamples, 2)
+					require.LessOrEqual(t, c.cc.rateSamples, 2)
 				}
-				forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 100_000, rttVar: 1000, avail: 8000, rate: 1 << 28, bandwidth: 1 << 28, words: 6}
+				forged := ackBody{ack: c.snd.currSeq.Inc(), rtt: 100_000, rttVar: 1000, avail: 8000, rate: 1 << 28, bandwidth: 1 << 28, words: 6}
 				id := c.id
 				c.mu.Unlock()
 				_, err := pb.WriteTo(appendControl(nil, ctrlACK, 1, id, forged.append(nil)), pa.LocalAddr())
@@ -433,15 +433,15 @@ func TestForgedRateWordsBounded(t *testing.T) {
 
 				c.mu.Lock()
 				defer c.mu.Unlock()
-				require.Equal(t, forged.ack, c.sndDataAck, "the forged ACK was taken")
+				require.Equal(t, forged.ack, c.snd.dataAck, "the forged ACK was taken")
 				t.Logf("arrival rate %d -> %d, capacity %d -> %d packets/s (the link carries %d)",
-					rate, c.rate, bw, c.bandwidth, linkPackets)
+					rate, c.cc.rate, bw, c.cc.bandwidth, linkPackets)
 				if warm {
-					require.Less(t, c.rate, 2*rate, "arrival-rate average")
-					require.Less(t, c.bandwidth, 2*bw, "capacity average")
+					require.Less(t, c.cc.rate, 2*rate, "arrival-rate average")
+					require.Less(t, c.cc.bandwidth, 2*bw, "capacity average")
 				} else {
-					require.Less(t, c.rate, 8*linkPackets, "arrival-rate average")
-					require.Less(t, c.bandwidth, 8*linkPackets, "capacity average")
+					require.Less(t, c.cc.rate, 8*linkPackets, "arrival-rate average")
+					require.Less(t, c.cc.bandwidth, 8*linkPackets, "capacity average")
 				}
 			})
 		})
@@ -573,7 +573,7 @@ func TestForgedRTTWordBounded(t *testing.T) {
 			require.NoError(t, err)
 			time.Sleep(time.Millisecond) // sent; the peer's ACK of it is 10 ms away
 			c.mu.Lock()
-			forged := ackBody{ack: c.sndCurrSeq.Inc(), rtt: 1 << 30, rttVar: 1 << 30, avail: 8000, rate: 1000, bandwidth: 1000, words: 6}
+			forged := ackBody{ack: c.snd.currSeq.Inc(), rtt: 1 << 30, rttVar: 1 << 30, avail: 8000, rate: 1000, bandwidth: 1000, words: 6}
 			id := c.id
 			c.mu.Unlock()
 			if forge {
@@ -582,8 +582,8 @@ func TestForgedRTTWordBounded(t *testing.T) {
 			}
 			time.Sleep(6 * time.Millisecond) // across the link, before the peer's own ACK
 			c.mu.Lock()
-			rtt := c.rtt.RTT
-			taken := c.sndDataAck == forged.ack
+			rtt := c.cc.rtt.RTT
+			taken := c.snd.dataAck == forged.ack
 			c.mu.Unlock()
 			require.Less(t, rtt, 50*time.Millisecond, "RTT estimate")
 			if forge {
@@ -616,9 +616,9 @@ func TestHandshakeSeedsRTT(t *testing.T) {
 		c, _, _, _ := simPair(t, l, l, Config{Linger: -1}, 5)
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		require.True(t, c.rtt.Sampled())
-		require.GreaterOrEqual(t, c.rtt.RTT, 300*time.Millisecond)
-		require.Less(t, c.rtt.RTT, 310*time.Millisecond)
+		require.True(t, c.cc.rtt.Sampled())
+		require.GreaterOrEqual(t, c.cc.rtt.RTT, 300*time.Millisecond)
+		require.Less(t, c.cc.rtt.RTT, 310*time.Millisecond)
 	})
 }
 

@@ -130,18 +130,18 @@ func (r *receivePath) check(t *testing.T) {
 	c := r.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateConnected || c.rcvBuf == nil {
+	if c.state != stateConnected || c.rcv.buf == nil {
 		return // a fuzzed shutdown ended it; nothing more to check
 	}
-	if c.rcvLoss.Len() > c.cfg.FlowWindow {
-		t.Fatalf("loss list of %d packets, window %d", c.rcvLoss.Len(), c.cfg.FlowWindow)
+	if c.rcv.loss.Len() > c.cfg.FlowWindow {
+		t.Fatalf("loss list of %d packets, window %d", c.rcv.loss.Len(), c.cfg.FlowWindow)
 	}
-	for i := range c.rcvBuf.Len() {
-		sl := c.rcvBuf.At(i)
+	for i := range c.rcv.buf.Len() {
+		sl := c.rcv.buf.At(i)
 		if sl.buf == nil {
 			continue
 		}
-		s := c.rcvReadSeq.Add(i)
+		s := c.rcv.readSeq.Add(i)
 		found := false
 		for _, body := range r.sent[s] {
 			if bytes.Equal(body, *sl.buf) {
@@ -168,7 +168,7 @@ func (r *receivePath) check(t *testing.T) {
 	// beyond the window.
 	if r.runs++; r.runs%1024 == 0 {
 		for s := range r.sent {
-			if off := seq.Off(c.rcvReadSeq, s); off < 0 || off >= c.rcvBuf.Limit() {
+			if off := seq.Off(c.rcv.readSeq, s); off < 0 || off >= c.rcv.buf.Limit() {
 				delete(r.sent, s)
 			}
 		}

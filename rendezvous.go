@@ -146,13 +146,13 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 		c.mu.Unlock()
 		c.flush(ob)
 	}()
-	if c.state != stateConnecting || isClosed(c.connected) {
+	if c.state != stateConnecting || isClosed(c.sig.connected) {
 		return false
 	}
 	if !p.control || p.typ == ctrlKeepAlive {
 		// The peer is connected and sends data or keep-alives to our ID:
 		// complete with the last handshake it sent (§8 step 4).
-		if p.dst != c.id || c.hsPeer.socketID == 0 {
+		if p.dst != c.id || c.hs.peer.socketID == 0 {
 			return false
 		}
 		c.establishRendezvousLocked(false, ob)
@@ -165,13 +165,13 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 	if err != nil || !c.acceptableRendezvous(&h) {
 		return false
 	}
-	c.hsPeer = h
-	if c.hs.reqType == reqRendezvous || h.reqType == reqRendezvous {
+	c.hs.peer = h
+	if c.hs.ours.reqType == reqRendezvous || h.reqType == reqRendezvous {
 		// §8 step 2: answer at once with −1, addressed to the peer. It
 		// announces the smaller MSS, which a C++ peer adopts.
-		c.hs.reqType = reqConclusion
-		c.hs.mss = uint32(min(c.cfg.MSS, int(h.mss)))
-		ob.add(appendHandshakePacket(ob.next(), h.socketID, &c.hs))
+		c.hs.ours.reqType = reqConclusion
+		c.hs.ours.mss = uint32(min(c.cfg.MSS, int(h.mss)))
+		ob.add(appendHandshakePacket(ob.next(), h.socketID, &c.hs.ours))
 		return false
 	}
 	// Ours is −1 and the peer's −1 or −2 (§8 steps 3 and 5). After a −1 the
@@ -188,7 +188,7 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 func (c *Conn) acceptableRendezvous(h *handshake) bool {
 	switch h.reqType {
 	case reqRendezvous, reqConclusion:
-		if h.version != udtVersion || h.sockType != c.hs.sockType {
+		if h.version != udtVersion || h.sockType != c.hs.ours.sockType {
 			return false
 		}
 	case reqAgreement:
@@ -204,16 +204,16 @@ func (c *Conn) acceptableRendezvous(h *handshake) bool {
 // (a C++ peer takes ours verbatim, so we accept packets as large as our
 // own MSS allows).
 func (c *Conn) establishRendezvousLocked(keepAlive bool, ob *outbox) {
-	h := c.hsPeer
+	h := c.hs.peer
 	mss := min(c.cfg.MSS, int(h.mss))
-	c.hs.mss = uint32(mss)
-	c.establishLocked(time.Now(), h.socketID, mss, int(min(h.window, 1<<30)), seq.Num(c.hs.isn), seq.Num(h.isn))
-	c.rcvPayload = payloadSize(c.cfg.MSS)
-	c.rcvBufs = pktbuf.NewCache(c.rcvPayload)
+	c.hs.ours.mss = uint32(mss)
+	c.establishLocked(time.Now(), h.socketID, mss, int(min(h.window, 1<<30)), seq.Num(c.hs.ours.isn), seq.Num(h.isn))
+	c.rcv.maxPayload = payloadSize(c.cfg.MSS)
+	c.rcv.bufs = pktbuf.NewCache(c.rcv.maxPayload)
 	if keepAlive {
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, h.socketID, nil))
 	}
-	close(c.connected)
+	close(c.sig.connected)
 }
 
 // answerRendezvousLocked answers a handshake reaching a connected
@@ -224,9 +224,9 @@ func (c *Conn) establishRendezvousLocked(keepAlive bool, ob *outbox) {
 // its FC option.
 func (c *Conn) answerRendezvousLocked(ob *outbox) {
 	r := handshake{
-		isn:      c.hs.isn,
+		isn:      c.hs.ours.isn,
 		mss:      uint32(c.mss),
-		window:   c.hs.window,
+		window:   c.hs.ours.window,
 		reqType:  reqAgreement,
 		socketID: c.id,
 	}

@@ -113,10 +113,10 @@ func checkPaired(t *testing.T, a, b *Conn, isnA, isnB seq.Num) {
 	defer b.mu.Unlock()
 	require.Equal(t, b.id, a.peerID)
 	require.Equal(t, a.id, b.peerID)
-	require.Equal(t, isnA, seq.Num(a.hs.isn))
-	require.Equal(t, isnB, seq.Num(b.hs.isn))
-	require.Equal(t, isnA, seq.Num(b.hsPeer.isn), "B receives from A's ISN")
-	require.Equal(t, isnB, seq.Num(a.hsPeer.isn), "A receives from B's ISN")
+	require.Equal(t, isnA, seq.Num(a.hs.ours.isn))
+	require.Equal(t, isnB, seq.Num(b.hs.ours.isn))
+	require.Equal(t, isnA, seq.Num(b.hs.peer.isn), "B receives from A's ISN")
+	require.Equal(t, isnB, seq.Num(a.hs.peer.isn), "A receives from B's ISN")
 }
 
 func withISN(c Config, isn seq.Num) Config {

@@ -766,7 +766,7 @@ func newDispatchRig(tb testing.TB, idle int) *dispatchRig {
 		conclude(i)
 	}
 	r.s, r.from = conclude(idle)
-	r.next = r.s.rcvReadSeq
+	r.next = r.s.rcv.readSeq
 	body := make([]byte, payloadSize(cfg.MSS))
 	p := packet{pos: posSolo, inOrder: true, msg: 1, dst: r.s.id, body: body}
 	r.pkt = p.append(nil)
@@ -810,7 +810,7 @@ func (r *dispatchRig) feed(tb testing.TB, n int) time.Duration {
 		n -= k
 		for deadline := time.Now().Add(10 * time.Second); ; {
 			r.s.mu.Lock()
-			drained, dropped := r.s.rcvReadSeq == r.next, r.s.stats.pktRecvDropped
+			drained, dropped := r.s.rcv.readSeq == r.next, r.s.stats.pktRecvDropped
 			r.s.mu.Unlock()
 			require.Zero(tb, dropped, "data packets dropped")
 			if drained {

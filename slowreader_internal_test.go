@@ -121,7 +121,7 @@ func TestSlowReaderFullBuffer(t *testing.T) {
 		// Those are the only packets lost or dropped, and no timeout
 		// slows the sender (the controller is not told of them).
 		c.mu.Lock()
-		expiries, stalls, period := c.stats.expiries, c.stats.stallResent, c.period
+		expiries, stalls, period := c.stats.expiries, c.stats.stallResent, c.cc.period
 		c.mu.Unlock()
 		t.Logf("sender: %d timeouts, %d stall resends; sending period at the end %v", expiries, stalls, period)
 		assert.LessOrEqual(t, rs.PktRecvDropped, 2*(expiries+stalls)+rs.PktRcvLoss, "dropped beyond the probes")

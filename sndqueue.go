@@ -30,14 +30,14 @@ func newSendQueue(m *multiplexer) *sendQueue {
 func (q *sendQueue) schedule(c *Conn, at time.Time) {
 	q.mu.Lock()
 	first := false
-	if c.sqIndex < 0 {
-		c.sqAt = at
+	if c.sq.index < 0 {
+		c.sq.at = at
 		heap.Push(&q.h, c)
-		first = c.sqIndex == 0
-	} else if at.Before(c.sqAt) {
-		c.sqAt = at
-		heap.Fix(&q.h, c.sqIndex)
-		first = c.sqIndex == 0
+		first = c.sq.index == 0
+	} else if at.Before(c.sq.at) {
+		c.sq.at = at
+		heap.Fix(&q.h, c.sq.index)
+		first = c.sq.index == 0
 	}
 	q.mu.Unlock()
 	if first {
@@ -51,8 +51,8 @@ func (q *sendQueue) schedule(c *Conn, at time.Time) {
 // remove takes c out of the queue.
 func (q *sendQueue) remove(c *Conn) {
 	q.mu.Lock()
-	if c.sqIndex >= 0 {
-		heap.Remove(&q.h, c.sqIndex)
+	if c.sq.index >= 0 {
+		heap.Remove(&q.h, c.sq.index)
 	}
 	q.mu.Unlock()
 }
@@ -148,10 +148,10 @@ func (q *sendQueue) loop() {
 		}
 		c := q.h[0]
 		now := time.Now()
-		if wait := c.sqAt.Sub(now); wait > batchWindow {
+		if wait := c.sq.at.Sub(now); wait > batchWindow {
 			q.mu.Unlock()
 			flush()
-			if time.Until(c.sqAt) <= batchWindow {
+			if time.Until(c.sq.at) <= batchWindow {
 				continue // the write took that long
 			}
 			timer.Reset(wait)
@@ -175,8 +175,8 @@ func (q *sendQueue) loop() {
 		// 500 Mbit/s link with a 4 ms queue lost 1.2 % of the fastest
 		// flow's packets and 13-14 % of the slowest ones'.
 		horizon := now.Add(batchWindow)
-		if len(q.h) > 0 && q.h[0].sqAt.Before(horizon) {
-			horizon = q.h[0].sqAt
+		if len(q.h) > 0 && q.h[0].sq.at.Before(horizon) {
+			horizon = q.h[0].sq.at
 		}
 		q.mu.Unlock()
 
@@ -197,22 +197,22 @@ func (q *sendQueue) loop() {
 type connHeap []*Conn
 
 func (h connHeap) Len() int           { return len(h) }
-func (h connHeap) Less(i, j int) bool { return h[i].sqAt.Before(h[j].sqAt) }
+func (h connHeap) Less(i, j int) bool { return h[i].sq.at.Before(h[j].sq.at) }
 func (h connHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].sqIndex = i
-	h[j].sqIndex = j
+	h[i].sq.index = i
+	h[j].sq.index = j
 }
 func (h *connHeap) Push(x any) {
 	c := x.(*Conn)
-	c.sqIndex = len(*h)
+	c.sq.index = len(*h)
 	*h = append(*h, c)
 }
 func (h *connHeap) Pop() any {
 	old := *h
 	c := old[len(old)-1]
 	old[len(old)-1] = nil
-	c.sqIndex = -1
+	c.sq.index = -1
 	*h = old[:len(old)-1]
 	return c
 }

@@ -110,8 +110,8 @@ func (c *Conn) Stats() Stats {
 		Total:    tot,
 		Interval: tot.sub(st.last),
 		Elapsed:  now.Sub(st.lastTime),
-		RTT:      c.rtt.RTT,
-		RTTVar:   c.rtt.Var,
+		RTT:      c.cc.rtt.RTT,
+		RTTVar:   c.cc.rtt.Var,
 	}
 	if !st.start.IsZero() {
 		s.Duration = now.Sub(st.start)
@@ -121,21 +121,21 @@ func (c *Conn) Stats() Stats {
 		s.SendRate = float64(s.Interval.BytesSent) * 8 / 1e6 / secs
 		s.RecvRate = float64(s.Interval.BytesRecv) * 8 / 1e6 / secs
 	}
-	if c.state == stateConnected && c.sndBuf != nil {
-		s.Bandwidth = float64(c.bandwidth) * float64(c.payload) * 8 / 1e6
-		s.PktSndPeriod = c.period
-		s.CongestionWindow = c.ccWindow
-		s.FlowWindow = c.flowWindow
-		s.PktInFlight = seq.Off(c.sndLastAck, c.sndCurrSeq) + 1
-		for i := range c.sndBuf.Len() {
-			s.SendBufferBytes += len(*c.sndBuf.At(i).buf)
+	if c.state == stateConnected && c.snd.buf != nil {
+		s.Bandwidth = float64(c.cc.bandwidth) * float64(c.payload) * 8 / 1e6
+		s.PktSndPeriod = c.cc.period
+		s.CongestionWindow = c.cc.window
+		s.FlowWindow = c.snd.flowWindow
+		s.PktInFlight = seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
+		for i := range c.snd.buf.Len() {
+			s.SendBufferBytes += len(*c.snd.buf.At(i).buf)
 		}
-		for i := range seq.Off(c.rcvReadSeq, c.rcvContig()) {
-			if b := c.rcvBuf.At(i).buf; b != nil {
+		for i := range seq.Off(c.rcv.readSeq, c.rcvContig()) {
+			if b := c.rcv.buf.At(i).buf; b != nil {
 				s.RecvBufferBytes += len(*b)
 			}
 		}
-		s.RecvBufferBytes -= c.rcvReadOff
+		s.RecvBufferBytes -= c.rcv.readOff
 	}
 	return s
 }

@@ -403,10 +403,10 @@ func (rc *recordConn) finish(all *sync.WaitGroup, f *stressFailures) {
 	// 770 unread, once under -race in CI).
 	blocked := func() bool {
 		cy.mu.Lock()
-		acked := cy.sndBuf.Len() == 0
+		acked := cy.snd.buf.Len() == 0
 		cy.mu.Unlock()
 		cx.mu.Lock()
-		full := cx.sndBuf.Full()
+		full := cx.snd.buf.Full()
 		readable := cx.readableLocked()
 		cx.mu.Unlock()
 		return full && !readable && acked &&

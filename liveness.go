@@ -1,0 +1,31 @@
+package udt
+
+import (
+	"sync"
+	"time"
+)
+
+// liveness is what a connection knows of its peer's life and its own
+// end: the timer, when the peer was last heard and last made progress,
+// and the shutdown. Guarded by Conn.mu, except unregOnce.
+type liveness struct {
+	timer        *time.Timer
+	timerAt      time.Time
+	expCount     int
+	lastHeard    time.Time // last packet from the peer or EXP expiry
+	lastPacket   time.Time // last packet from the peer
+	lastProgress time.Time // last ACK advance or NAK (the peer gets our data), or when data was first outstanding
+	ackAdvanced  time.Time // last ACK advance, or when data was first outstanding
+	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDue
+	stallResends int       // such resends since the last progress
+	lastBurstLog time.Time // last retransmission burst logged (see logRetransmission)
+
+	peerClosed   bool      // SHUTDOWN received
+	closing      bool      // Close called
+	lastShutdown time.Time // last shutdown sent by a closed connection
+	unregistered bool      // out of the multiplexer
+	unregOnce    sync.Once
+	// After a shutdown: the closeWait timer and the next repeat's, both
+	// stopped by unregister so that they let go of the connection at once.
+	waitTimer, repeatTimer *time.Timer
+}

@@ -1,0 +1,51 @@
+package udt
+
+import (
+	"time"
+
+	"github.com/udt-go/udt/internal/lossl"
+	"github.com/udt-go/udt/internal/pktbuf"
+	"github.com/udt-go/udt/internal/seq"
+)
+
+// sender is the sending half of a connection: the send buffer, the
+// packets the peer reported lost, the windows and the pacing. Guarded by
+// Conn.mu.
+type sender struct {
+	buf     *pktbuf.Ring[sndPkt] // offset 0 holds lastAck
+	lastAck seq.Num              // oldest unacknowledged
+	dataAck seq.Num              // last full/short ACK processed
+	currSeq seq.Num              // highest sent
+	loss    *lossl.List          // reported lost, to be sent again
+	// Payload buffers at hand, of Conn.payload bytes; each goes back to
+	// the shared pool when the buffer empties.
+	bufs       pktbuf.Cache
+	flowWindow int // the peer's flow window, packets
+	// appLimited: the application left the sender idle with the windows
+	// open, last when appLimitedTo was the newest packet sent.
+	appLimited   bool
+	appLimitedTo seq.Num
+	target       time.Time // pacing: when the packet being sent was due
+	probeNext    bool      // a probe start went last: its partner goes next
+	peerWindow   int       // the peer's receive buffer, packets, from the handshake
+	scheduled    bool      // in the send queue, or being served by it
+	holdUntil    time.Time // accepted conns: no data before this (see establishLocked)
+	msgNo        seq.Msg
+	nakScratch   []lossl.Range // a NAK's ranges, parsed
+}
+
+// sndPkt is one packet's payload in the send buffer.
+type sndPkt struct {
+	buf     *[]byte
+	msg     seq.Msg
+	pos     msgPos
+	inOrder bool
+	// sentAt is when it was sent, in ns since c.start, if it was sent
+	// once; once retransmitted, -1 less the time of its latest
+	// retransmission (Karn: an ACK then answers no one transmission, and
+	// takes no RTT sample; see stallDue); 0 before it is sent.
+	sentAt int64
+	// expire is when its message's time to live ends, in ns since
+	// c.start; 0 if it has none.
+	expire int64
+}
