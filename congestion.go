@@ -90,8 +90,9 @@ type CongestionParams struct {
 
 	// ACKPeriod is the receiver's full-ACK timer (CCC's setACKTimer). If
 	// zero, 10 ms (UDT's SYN interval); otherwise it is kept within
-	// [MinACKPeriod, MaxACKPeriod]. Received data is readable once
-	// acknowledged, so a longer period delays Read.
+	// [MinACKPeriod, MaxACKPeriod]. Received data is readable on
+	// arrival; a longer period delays the sender's release of its buffer
+	// and the rate and RTT figures the ACKs carry.
 	ACKPeriod time.Duration
 }
 
@@ -169,8 +170,8 @@ type CongestionPacket struct {
 	Retransmission bool   // sent before; OnPktSent only
 }
 
-// NewDAIMD returns UDT's native controller, the C++ library's CUDTCC and
-// the default ([CongestionDAIMD]): slow start, then a rate-based additive
+// NewDAIMD returns UDT's native controller, the C++ library's CUDTCC
+// ([CongestionDAIMD]): slow start, then a rate-based additive
 // increase scaled by the estimated link capacity and a 1/9 decrease on
 // loss.
 func NewDAIMD() CongestionController {

@@ -190,7 +190,7 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 // appLimitedSpan is how many arrivals the peer's rate reports span.
 const appLimitedSpan = 16
 
-// onACK handles an ACK from the peer (§7.1 of the protocol notes).
+// onACK handles an ACK from the peer (docs/protocol.md §7.1).
 func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	a, err := parseACK(p.body)
 	if err != nil {

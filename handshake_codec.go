@@ -1,6 +1,6 @@
 package udt
 
-// Handshake body (control type 0), 48 bytes (§4 of udt4-protocol.md):
+// Handshake body (control type 0), 48 bytes (docs/protocol.md §4):
 //
 //	+---------------------------------------------------------------+
 //	|                 UDT version (4)                               |  0

@@ -7,7 +7,7 @@ import (
 	"github.com/udt-go/udt/internal/seq"
 )
 
-// Message mode (Config.Type = TypeMessage; §14 of the protocol notes).
+// Message mode (Config.Type = TypeMessage; docs/protocol.md §14).
 //
 // The sender numbers each message and marks its packets first, middle,
 // last or solo; the receive window keeps those marks per slot. A message

@@ -3,8 +3,8 @@ package udt
 // Wire codec of UDT4 packets: the 16-byte header shared by data and control
 // packets, and the bodies of the control types other than the handshake
 // (which lives in handshake.go). Every word is big-endian on the wire; data
-// payload bytes are carried as they are. See ../shared/docs/udt4-protocol.md
-// sections 1–3 and 7.
+// payload bytes are carried as they are. See docs/protocol.md §1-§3 and
+// §7.
 //
 // Data packet (§2):
 //

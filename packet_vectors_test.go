@@ -16,8 +16,7 @@ import (
 	"github.com/udt-go/udt/internal/lossl"
 )
 
-// vectorFile is one capture of two C++ 4.11 peers (testdata/vectors,
-// copied from ../shared/vectors).
+// vectorFile is one capture of two C++ 4.11 peers talking (testdata/vectors).
 type vectorFile struct {
 	Scenario string         `json:"scenario"`
 	Packets  []vectorPacket `json:"packets"`

@@ -1,6 +1,6 @@
 package udt
 
-// Rendezvous connection set-up (§8 of udt4-protocol.md): both peers dial
+// Rendezvous connection set-up (docs/protocol.md §8): both peers dial
 // each other from bound ports; neither listens.
 //
 //	A                                             B

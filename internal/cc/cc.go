@@ -1,7 +1,7 @@
 // Package cc holds UDT congestion controllers behind one interface,
 // [Controller]. The connection calls a controller on each event and reads back
 // the inter-packet period and the congestion window it paces by
-// (../shared/docs/udt4-protocol.md §11 and §13).
+// (docs/protocol.md §11 and §13).
 //
 // Controllers are plain logic: no goroutines, no clock. Each method takes the
 // caller's now and what the connection measured, in [Inputs].
@@ -16,7 +16,7 @@ import (
 // Inputs is what the connection tells its controller on each event.
 type Inputs struct {
 	MSS        int           // bytes, IP and UDP headers included
-	MaxWindow  int           // flow window announced by the peer in the handshake, packets
+	MaxWindow  int           // the peer's flow window, packets: announced in the handshake, then as each ACK reports it
 	SndCurrSeq seq.Num       // largest sequence number sent so far
 	RTT        time.Duration // sender's smoothed RTT
 	RecvRate   int           // sender's EWMA of ACK word 5, packets/s
@@ -43,8 +43,8 @@ type Inputs struct {
 	InFlight int    // packets sent and not yet acknowledged
 }
 
-// Controller is a congestion controller. Its methods are called by the
-// connection's loop goroutine only; implementations need not be safe for
+// Controller is a congestion controller. The connection calls its methods
+// one at a time, with its lock held; implementations need not be safe for
 // concurrent use.
 type Controller interface {
 	// Init starts the controller when the connection is established.

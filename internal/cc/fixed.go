@@ -32,7 +32,7 @@ func NewFixedRate(bytesPerSecond int64) *FixedRate {
 
 // probeSpacing makes up for the sender's packet pairs: after each new
 // packet whose sequence number is a multiple of 16 the next goes at once
-// (../shared/docs/udt4-protocol.md §10.5), so 16 packets take 15 periods.
+// (docs/protocol.md §10.5), so 16 packets take 15 periods.
 const probeSpacing = 16.0 / 15
 
 // Init sets the period to MSS/rate, stretched by 16/15 for the packet

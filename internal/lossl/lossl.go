@@ -1,5 +1,5 @@
 // Package lossl keeps UDT4 loss lists — the sender's list of packets to
-// retransmit (§11.3 of the protocol notes) and the receiver's list of packets
+// retransmit (docs/protocol.md §11.3) and the receiver's list of packets
 // still missing (§10.4) — as ordered runs of sequence numbers, and encodes and
 // decodes the loss list carried in a NAK (control type 3, §7.2).
 //

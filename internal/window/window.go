@@ -1,11 +1,11 @@
 // Package window holds UDT4's measurement windows: the ACK history that turns
 // ACK2 packets into RTT samples, the smoothed RTT estimator, and the receiver's
 // arrival and packet-pair windows that feed words 5 and 6 of a full ACK
-// (../shared/docs/udt4-protocol.md §7.1 and §10.5).
+// (docs/protocol.md §7.1 and §10.5).
 //
 // Everything here is plain logic: no goroutines, no clock. Each method takes
-// the caller's now. None of the types is safe for concurrent use; they belong
-// to the connection's loop goroutine.
+// the caller's now. None of the types is safe for concurrent use; the
+// connection calls them with its lock held.
 package window
 
 import (
