@@ -339,51 +339,67 @@ func (cc CongestionControl) String() string {
 
 // validate checks c and returns a copy with defaults filled in.
 func (c Config) withDefaults() (Config, error) {
+	for _, step := range []func(*Config) error{(*Config).sizes, (*Config).buffers, (*Config).times, (*Config).kinds, (*Config).limits} {
+		if err := step(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// sizes fills in and checks the packet size and the flow window.
+func (c *Config) sizes() error {
 	if c.MSS == 0 {
 		c.MSS = DefaultMSS
 	}
 	if c.MSS < minMSS || c.MSS > maxMSS {
-		return c, fmt.Errorf("udt: Config.MSS %d is outside %d…%d", c.MSS, minMSS, maxMSS)
+		return fmt.Errorf("udt: Config.MSS %d is outside %d…%d", c.MSS, minMSS, maxMSS)
 	}
 	if c.FlowWindow == 0 {
 		c.FlowWindow = DefaultFlowWindow
 	}
 	if c.FlowWindow < 0 || c.FlowWindow > maxWindow {
-		return c, fmt.Errorf("udt: Config.FlowWindow %d is outside 0…%d", c.FlowWindow, maxWindow)
+		return fmt.Errorf("udt: Config.FlowWindow %d is outside 0…%d", c.FlowWindow, maxWindow)
 	}
-	if c.FlowWindow < 32 {
-		c.FlowWindow = 32
-	}
+	c.FlowWindow = max(c.FlowWindow, 32)
+	return nil
+}
+
+// buffers fills in and checks the connection's and the socket's buffers.
+func (c *Config) buffers() error {
 	if c.SendBuffer == 0 {
 		c.SendBuffer = DefaultSendBuffer
 	}
 	if c.SendBuffer < 2 || c.SendBuffer > maxWindow {
-		return c, fmt.Errorf("udt: Config.SendBuffer %d is outside 2…%d", c.SendBuffer, maxWindow)
+		return fmt.Errorf("udt: Config.SendBuffer %d is outside 2…%d", c.SendBuffer, maxWindow)
 	}
 	if c.ReceiveBuffer == 0 {
 		c.ReceiveBuffer = DefaultReceiveBuffer
 	}
 	if c.ReceiveBuffer < 0 || c.ReceiveBuffer > maxWindow {
-		return c, fmt.Errorf("udt: Config.ReceiveBuffer %d is outside 0…%d", c.ReceiveBuffer, maxWindow)
+		return fmt.Errorf("udt: Config.ReceiveBuffer %d is outside 0…%d", c.ReceiveBuffer, maxWindow)
 	}
-	if c.ReceiveBuffer < 32 {
-		c.ReceiveBuffer = 32
-	}
-	if c.ReceiveBuffer > c.FlowWindow {
-		c.ReceiveBuffer = c.FlowWindow
-	}
+	c.ReceiveBuffer = min(max(c.ReceiveBuffer, 32), c.FlowWindow)
 	if c.UDPSendBuffer == 0 {
 		c.UDPSendBuffer = DefaultUDPSendBuffer
 	}
 	if c.UDPSendBuffer < c.MSS {
-		return c, fmt.Errorf("udt: Config.UDPSendBuffer %d is below the MSS %d", c.UDPSendBuffer, c.MSS)
+		return fmt.Errorf("udt: Config.UDPSendBuffer %d is below the MSS %d", c.UDPSendBuffer, c.MSS)
 	}
 	if c.UDPReceiveBuffer == 0 {
 		c.UDPReceiveBuffer = c.ReceiveBuffer * c.MSS
 	}
 	if c.UDPReceiveBuffer < c.MSS {
-		return c, fmt.Errorf("udt: Config.UDPReceiveBuffer %d is below the MSS %d", c.UDPReceiveBuffer, c.MSS)
+		return fmt.Errorf("udt: Config.UDPReceiveBuffer %d is below the MSS %d", c.UDPReceiveBuffer, c.MSS)
 	}
+	if c.ReceiveMemory == 0 {
+		c.ReceiveMemory = DefaultReceiveMemory
+	}
+	return nil
+}
+
+// times fills in and checks the durations.
+func (c *Config) times() error {
 	if c.Linger == 0 {
 		c.Linger = DefaultLinger
 	}
@@ -394,13 +410,21 @@ func (c Config) withDefaults() (Config, error) {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.ConnectTimeout < 0 {
-		return c, fmt.Errorf("udt: Config.ConnectTimeout %v is negative", c.ConnectTimeout)
+		return fmt.Errorf("udt: Config.ConnectTimeout %v is negative", c.ConnectTimeout)
 	}
 	if c.PeerIdleTimeout < 0 {
-		return c, fmt.Errorf("udt: Config.PeerIdleTimeout %v is negative", c.PeerIdleTimeout)
+		return fmt.Errorf("udt: Config.PeerIdleTimeout %v is negative", c.PeerIdleTimeout)
 	}
+	if c.MessageTTL < 0 {
+		return fmt.Errorf("udt: Config.MessageTTL %v is negative", c.MessageTTL)
+	}
+	return nil
+}
+
+// kinds fills in and checks the congestion controller and the socket type.
+func (c *Config) kinds() error {
 	if c.NewController != nil && c.Congestion != CongestionDefault {
-		return c, fmt.Errorf("udt: Config.NewController and Config.Congestion %v are both set", c.Congestion)
+		return fmt.Errorf("udt: Config.NewController and Config.Congestion %v are both set", c.Congestion)
 	}
 	switch c.Congestion {
 	case CongestionDefault:
@@ -409,27 +433,27 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	case CongestionDAIMD, CongestionModel:
 	default:
-		return c, fmt.Errorf("udt: Config.Congestion %d is not a known controller", int(c.Congestion))
+		return fmt.Errorf("udt: Config.Congestion %d is not a known controller", int(c.Congestion))
 	}
 	if c.Type != TypeStream && c.Type != TypeMessage {
-		return c, fmt.Errorf("udt: Config.Type %d is neither TypeStream nor TypeMessage", int(c.Type))
+		return fmt.Errorf("udt: Config.Type %d is neither TypeStream nor TypeMessage", int(c.Type))
 	}
-	if c.MessageTTL < 0 {
-		return c, fmt.Errorf("udt: Config.MessageTTL %v is negative", c.MessageTTL)
-	}
-	if c.ReceiveMemory == 0 {
-		c.ReceiveMemory = DefaultReceiveMemory
-	}
+	return nil
+}
+
+// limits fills in and checks the listener's backlog and the socket's
+// connection limit.
+func (c *Config) limits() error {
 	if c.Backlog == 0 {
 		c.Backlog = DefaultBacklog
 	}
 	if c.Backlog < 0 || c.Backlog > maxBacklog {
-		return c, fmt.Errorf("udt: Config.Backlog %d is outside 1…%d", c.Backlog, maxBacklog)
+		return fmt.Errorf("udt: Config.Backlog %d is outside 1…%d", c.Backlog, maxBacklog)
 	}
 	if c.MaxConns < 0 {
-		return c, fmt.Errorf("udt: Config.MaxConns %d is negative", c.MaxConns)
+		return fmt.Errorf("udt: Config.MaxConns %d is negative", c.MaxConns)
 	}
-	return c, nil
+	return nil
 }
 
 // payloadSize is the data bytes one packet carries at the given MSS.
