@@ -432,18 +432,38 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 	c.sig.wdl.Stop()
 
 	c.mu.Lock()
-	var ob outbox
-	sentShutdown := false
-	var hold time.Duration // the shutdown waits this long (see below)
+	e := c.closeLocked()
+	c.mu.Unlock()
+	c.flush(&e.ob)
+	c.afterClose(&e)
+	if e.unacked > 0 {
+		return c.opError("close", &UnacknowledgedError{Bytes: e.unacked, Reason: why})
+	}
+	return nil
+}
+
+// closeEnd is what closeLocked decided, for afterClose to carry out once
+// the lock is released.
+type closeEnd struct {
+	ob            outbox        // the shutdowns to send now
+	wasConnecting bool          // the handshake had not completed
+	sentShutdown  bool          // we end the connection: repeat the shutdown, then wait (closeWait)
+	hold          time.Duration // the first shutdown waits this long (see closeLocked)
+	repeatAfter   time.Duration // the first repeat's delay
 	// Written bytes the peer has not acknowledged (the linger ran out, or
 	// is negative): lost with the connection, which Close reports.
-	var unacked int
+	unacked int
+}
+
+// closeLocked ends the connection after the linger: it builds the
+// shutdown, logs the close and lets the buffers go. c.mu held.
+func (c *Conn) closeLocked() (e closeEnd) {
 	// live: the connection ends here, by this Close, not by the peer or
 	// an error.
 	live := c.state == stateConnected && !c.live.peerClosed && c.err == nil
 	if live && c.snd.buf != nil {
 		for i := range c.snd.buf.Len() {
-			unacked += len(*c.snd.buf.At(i).buf)
+			e.unacked += len(*c.snd.buf.At(i).buf)
 		}
 	}
 	switch {
@@ -457,51 +477,49 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 		// but whose connect call has not yet returned takes the shutdown
 		// as a close during setup, and its connect fails ("Connection
 		// setup failure") though our side accepted.
-		if hold = time.Until(c.snd.holdUntil); hold <= 0 {
+		if e.hold = time.Until(c.snd.holdUntil); e.hold <= 0 {
 			for range 2 {
-				ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+				e.ob.add(appendControl(e.ob.next(), ctrlShutdown, 0, c.peerID, nil))
 			}
 		}
-		sentShutdown = true
+		e.sentShutdown = true
+		c.logClosed(slog.LevelInfo, "local", nil)
 	default:
 		// The peer shut down first and waits out closeWait for our
 		// shutdown: this answer lets it go at once (4.11 sends none
 		// here; its socket ignores one after its own).
-		ob.add(appendControl(ob.next(), ctrlShutdown, 0, c.peerID, nil))
+		e.ob.add(appendControl(e.ob.next(), ctrlShutdown, 0, c.peerID, nil))
 	}
-	wasConnecting := c.state == stateConnecting
-	if live {
-		c.logClosed(slog.LevelInfo, "local", nil)
-	}
-	repeatAfter := max(c.cc.rtt.RTT, synInterval)
+	e.wasConnecting = c.state == stateConnecting
+	e.repeatAfter = max(c.cc.rtt.RTT, synInterval)
 	c.state = stateClosed
 	if c.live.timer != nil {
 		c.live.timer.Stop()
 	}
 	c.releaseBuffersLocked()
-	c.mu.Unlock()
-	c.flush(&ob)
+	return e
+}
+
+// afterClose repeats the shutdown and unregisters the connection, at
+// once or after closeWait, as closeLocked decided.
+func (c *Conn) afterClose(e *closeEnd) {
 	switch {
-	case wasConnecting:
-	case sentShutdown:
+	case e.wasConnecting:
+	case e.sentShutdown:
 		c.mu.Lock()
 		if !c.live.unregistered { // the peer's shutdown may have come already
 			c.live.waitTimer = time.AfterFunc(closeWait, c.unregister)
 		}
 		c.mu.Unlock()
-		if hold > 0 {
+		if e.hold > 0 {
 			// The held shutdown counts as the first repeat.
-			c.repeatShutdown(hold, shutdownRepeats+1)
+			c.repeatShutdown(e.hold, shutdownRepeats+1)
 		} else {
-			c.repeatShutdown(repeatAfter, shutdownRepeats)
+			c.repeatShutdown(e.repeatAfter, shutdownRepeats)
 		}
 	default:
 		c.unregister()
 	}
-	if unacked > 0 {
-		return c.opError("close", &UnacknowledgedError{Bytes: unacked, Reason: why})
-	}
-	return nil
 }
 
 // linger waits, for Close, until the peer has acknowledged all that was
