@@ -302,15 +302,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 		}
 	}
 	c.mu.Unlock()
-	total := len(b)
-	if total == 0 {
-		if err := c.writeErr(); err != nil {
-			return 0, err
-		}
-		if c.sig.wdl.Passed() {
-			return 0, c.opError("write", os.ErrDeadlineExceeded)
-		}
-		return 0, nil
+	if len(b) == 0 {
+		return 0, c.writeNothing()
 	}
 	// One Write at a time, as on a *net.TCPConn: concurrent Writes each
 	// stay whole in the stream, never interleaved.
@@ -322,49 +315,73 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.opError("write", net.ErrClosed)
 	}
 	defer func() { <-c.sig.writeSem }()
+	total := len(b)
 	for len(b) > 0 {
-		c.mu.Lock()
-		if err := c.writeErrLocked(); err != nil {
-			c.mu.Unlock()
-			c.signalWrite() // the end is for every blocked writer, not one
+		var err error
+		if b, err = c.writeSome(b, total); err != nil {
 			return total - len(b), err
-		}
-		if c.sig.wdl.Passed() {
-			// A passed deadline fails the write before it queues
-			// anything, as for a net.TCPConn (nettest's PastTimeout).
-			c.mu.Unlock()
-			return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
-		}
-		if c.snd.buf.Full() {
-			c.mu.Unlock()
-			select {
-			case <-c.sig.writeReady:
-			case <-c.sig.wdl.Wait():
-				return total - len(b), c.opError("write", os.ErrDeadlineExceeded)
-			case <-c.sig.closed:
-			}
-			continue
-		}
-		for len(b) > 0 && !c.snd.buf.Full() {
-			buf := c.snd.bufs.Get()
-			k := copy(*buf, b)
-			*buf = (*buf)[:k]
-			b = b[k:]
-			c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, len(b), k)})
-		}
-		if len(b) == 0 {
-			c.snd.msgNo = c.snd.msgNo.Next()
-		}
-		c.kickLocked(time.Now())
-		room := !c.snd.buf.Full()
-		c.mu.Unlock()
-		if len(b) == 0 && room {
-			// An ACK wakes one writer; pass the space it left on to the
-			// next, or a writer could wait on an idle connection.
-			c.signalWrite()
 		}
 	}
 	return total, nil
+}
+
+// writeNothing is an empty Write: it reports the error a Write would
+// meet, or none.
+func (c *Conn) writeNothing() error {
+	if err := c.writeErr(); err != nil {
+		return err
+	}
+	if c.sig.wdl.Passed() {
+		return c.opError("write", os.ErrDeadlineExceeded)
+	}
+	return nil
+}
+
+// writeSome queues as much of b, the rest of a Write of total bytes, as
+// the send buffer takes, or waits for room in it; it returns what is left
+// of b.
+func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
+	c.mu.Lock()
+	if err := c.writeErrLocked(); err != nil {
+		c.mu.Unlock()
+		c.signalWrite() // the end is for every blocked writer, not one
+		return b, err
+	}
+	if c.sig.wdl.Passed() {
+		// A passed deadline fails the write before it queues
+		// anything, as for a net.TCPConn (nettest's PastTimeout).
+		c.mu.Unlock()
+		return b, c.opError("write", os.ErrDeadlineExceeded)
+	}
+	if c.snd.buf.Full() {
+		c.mu.Unlock()
+		select {
+		case <-c.sig.writeReady:
+		case <-c.sig.wdl.Wait():
+			return b, c.opError("write", os.ErrDeadlineExceeded)
+		case <-c.sig.closed:
+		}
+		return b, nil
+	}
+	for len(b) > 0 && !c.snd.buf.Full() {
+		buf := c.snd.bufs.Get()
+		k := copy(*buf, b)
+		*buf = (*buf)[:k]
+		b = b[k:]
+		c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, len(b), k)})
+	}
+	if len(b) == 0 {
+		c.snd.msgNo = c.snd.msgNo.Next()
+	}
+	c.kickLocked(time.Now())
+	room := !c.snd.buf.Full()
+	c.mu.Unlock()
+	if len(b) == 0 && room {
+		// An ACK wakes one writer; pass the space it left on to the
+		// next, or a writer could wait on an idle connection.
+		c.signalWrite()
+	}
+	return b, nil
 }
 
 // msgPos returns the FF bits of the packet that took k bytes, leaving
