@@ -123,23 +123,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.ccUpdateLocked()
 	}
 	off := seq.Off(c.rcv.readSeq, s)
-	if off < 0 || off >= c.rcv.buf.Limit()-1 || len(p.body) > c.rcv.maxPayload || len(p.body) == 0 {
-		c.stats.pktRecvDropped++ // duplicate, outside the window or oversized
-		return
-	}
-	if c.rcv.buf.At(off).state != slotEmpty {
-		c.stats.pktRecvDropped++ // a duplicate, or of a dropped message
-		return
-	}
-	if seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s) {
-		c.stats.pktRecvDropped++ // already delivered
-		return
-	}
-	if c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContig()) {
-		// The socket's connections hold all ReceiveMemory allows; only
-		// a repair of the gap the ACK waits at, which makes data behind
-		// it readable, is taken. The sender, offered less since, resends
-		// the rest.
+	if !c.takesDataLocked(p, off) {
 		c.stats.pktRecvDropped++
 		return
 	}
@@ -154,20 +138,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	wasReadable := c.readableLocked()
 	oldContig := c.rcvContig()
 	if seq.Cmp(s, c.rcv.lastSeq) > 0 {
-		if next := c.rcv.lastSeq.Inc(); next != s {
-			// A gap: report it at once.
-			gap := lossl.Range{First: next, Last: s.Dec()}
-			if c.rcv.loss.Len() == 0 {
-				// The first loss outstanding starts the re-report
-				// timer; later gaps leave it running, so that a steady
-				// trickle of new losses cannot postpone it forever.
-				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), gap.Last
-			}
-			c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(gap.First, gap.Last))
-			ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
-			c.stats.nakSent++
-		}
-		c.rcv.lastSeq = s
+		c.advanceLastLocked(s, now, ob)
 	} else {
 		c.rcv.loss.Remove(s)
 	}
@@ -176,8 +147,54 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	} else if !wasReadable && c.readableLocked() {
 		c.signalRead()
 	}
+	c.ackDataLocked(len(p.body), now, ob)
+}
 
-	if len(p.body) < c.payload {
+// takesDataLocked reports whether data packet p, off packets past the
+// read point, is to be stored: not a duplicate, within the window and the
+// connection's payload size, and within the socket's receive memory.
+func (c *Conn) takesDataLocked(p *packet, off int) bool {
+	s := p.seq
+	switch {
+	case off < 0 || off >= c.rcv.buf.Limit()-1 || len(p.body) > c.rcv.maxPayload || len(p.body) == 0:
+		return false // duplicate, outside the window or oversized
+	case c.rcv.buf.At(off).state != slotEmpty:
+		return false // a duplicate, or of a dropped message
+	case seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s):
+		return false // already delivered
+	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContig()):
+		// The socket's connections hold all ReceiveMemory allows; only
+		// a repair of the gap the ACK waits at, which makes data behind
+		// it readable, is taken. The sender, offered less since, resends
+		// the rest.
+		return false
+	}
+	return true
+}
+
+// advanceLastLocked takes s, newer than any received, as the newest, and
+// reports the gap before it, if any, at once.
+func (c *Conn) advanceLastLocked(s seq.Num, now time.Time, ob *outbox) {
+	if next := c.rcv.lastSeq.Inc(); next != s {
+		gap := lossl.Range{First: next, Last: s.Dec()}
+		if c.rcv.loss.Len() == 0 {
+			// The first loss outstanding starts the re-report
+			// timer; later gaps leave it running, so that a steady
+			// trickle of new losses cannot postpone it forever.
+			c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), gap.Last
+		}
+		c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(gap.First, gap.Last))
+		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
+		c.stats.nakSent++
+	}
+	c.rcv.lastSeq = s
+}
+
+// ackDataLocked acknowledges data as a data packet of size bytes asks:
+// at once after a short packet (it ends a message), at the controller's
+// packet count, or with a light ACK every lightACKEvery packets.
+func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
+	if size < c.payload {
 		// A short packet ends a message: acknowledge at once, or in a
 		// run read together, once at its end.
 		if c.rcv.inRun {
