@@ -27,12 +27,12 @@ type ccState struct {
 	rttSample time.Duration // RTT in the peer's latest ACK
 	// The RTT and its variation in the peer's latest ACK, advancing or
 	// not: a receiver holds back an unchanged ACK for its RTT+4·RTTVar,
-	// which our smoothed copy of its reports lags (see expInterval).
+	// which our smoothed copy of its reports lags (see expIntervalLocked).
 	peerRTT, peerRTTVar time.Duration
 	rateSample          int // arrival rate in the peer's latest full ACK, bounded by plausibleRate
 	rateSamples         int // full ACKs with rate words received
 	// The fastest we have sent, packets/s over the span between two full
-	// ACKs, and where the span in progress began (see coldRateBound).
+	// ACKs, and where the span in progress began (see coldRateBoundLocked).
 	maxSendRate  int
 	rateMark     time.Time
 	rateMarkSent uint64
@@ -70,8 +70,8 @@ func (c *Conn) newController() CongestionController {
 	return NewDAIMD()
 }
 
-// ccInputs is what the connection tells its controller.
-func (c *Conn) ccInputs() CongestionInfo {
+// ccInputsLocked is what the connection tells its controller.
+func (c *Conn) ccInputsLocked() CongestionInfo {
 	return CongestionInfo{
 		SocketID:   c.id,
 		MSS:        c.mss,
@@ -106,8 +106,8 @@ func (c *Conn) ccUpdateLocked() {
 	}
 }
 
-// ccLossRanges converts a NAK's ranges for OnLoss, into a reused slice.
-func (c *Conn) ccLossRanges(rs []lossl.Range) []LossRange {
+// ccLossRangesLocked converts a NAK's ranges for OnLoss, into a reused slice.
+func (c *Conn) ccLossRangesLocked(rs []lossl.Range) []LossRange {
 	c.cc.loss = c.cc.loss[:0]
 	for _, r := range rs {
 		c.cc.loss = append(c.cc.loss, LossRange{First: uint32(r.First), Last: uint32(r.Last)})

@@ -154,7 +154,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.snd.lastAck = sndISN
 	c.snd.dataAck = sndISN
 	c.snd.currSeq = sndISN.Dec()
-	c.snd.loss = lossl.New(c.flowWindowCap())
+	c.snd.loss = lossl.New(c.flowWindowCapLocked())
 	c.rcv.buf = pktbuf.New[rcvPkt](c.cfg.ReceiveBuffer)
 	c.rcv.readSeq = rcvISN
 	c.rcv.lastSeq = rcvISN.Dec()
@@ -168,7 +168,7 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.cc.ctl = c.newController()
 	_, builtin := c.cc.ctl.(*builtinCC)
 	c.cc.perPkt = !builtin
-	c.cc.ctl.Init(now, c.ccInputs())
+	c.cc.ctl.Init(now, c.ccInputsLocked())
 	c.ccUpdateLocked()
 	c.snd.target = now
 	c.live.lastHeard = now
@@ -183,11 +183,11 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 		c.snd.holdUntil = now.Add(firstDataHold)
 	}
 	c.armTimerLocked(now)
-	c.logConnected()
+	c.logConnectedLocked()
 }
 
-// flowWindowCap bounds the sender's loss list: twice the largest window.
-func (c *Conn) flowWindowCap() int { return 2 * max(c.cfg.FlowWindow, c.snd.flowWindow, 32) }
+// flowWindowCapLocked bounds the sender's loss list: twice the largest window.
+func (c *Conn) flowWindowCapLocked() int { return 2 * max(c.cfg.FlowWindow, c.snd.flowWindow, 32) }
 
 // Read reads stream data. It returns io.EOF once the peer has shut the
 // connection down and all it sent has been read. On a message connection
@@ -259,7 +259,7 @@ func (c *Conn) readLocked(b []byte) int {
 	if c.state != stateConnected && c.rcv.buf == nil {
 		return 0
 	}
-	contig := seq.Off(c.rcv.readSeq, c.rcvContig())
+	contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
 	n := 0
 	for n < len(b) && contig > 0 {
 		slot := c.rcv.buf.At(0).buf
@@ -271,7 +271,7 @@ func (c *Conn) readLocked(b []byte) int {
 		c.rcv.readOff += k
 		if c.rcv.readOff == len(*slot) {
 			c.rcv.buf.PopFront()
-			c.freeRcvBuf(slot)
+			c.freeRcvBufLocked(slot)
 			c.rcv.readSeq = c.rcv.readSeq.Inc()
 			c.rcv.readOff = 0
 			contig--
@@ -281,9 +281,9 @@ func (c *Conn) readLocked(b []byte) int {
 }
 
 // readableLocked reports whether Read would return data now (in message
-// mode, whether a message may be: see onMessageData).
+// mode, whether a message may be: see onMessageDataLocked).
 func (c *Conn) readableLocked() bool {
-	return c.rcv.buf != nil && c.rcv.readSeq != c.rcvContig()
+	return c.rcv.buf != nil && c.rcv.readSeq != c.rcvContigLocked()
 }
 
 // Write writes stream data. It blocks while the send buffer is full and
@@ -500,7 +500,7 @@ func (c *Conn) closeLocked() (e closeEnd) {
 			}
 		}
 		e.sentShutdown = true
-		c.logClosed(slog.LevelInfo, "local", nil)
+		c.logClosedLocked(slog.LevelInfo, "local", nil)
 	default:
 		// The peer shut down first and waits out closeWait for our
 		// shutdown: this answer lets it go at once (4.11 sends none
@@ -706,7 +706,7 @@ func (c *Conn) releaseBuffersLocked() {
 	}
 	if c.rcv.buf != nil {
 		for c.rcv.buf.Len() > 0 {
-			c.freeRcvBuf(c.rcv.buf.PopFront().buf)
+			c.freeRcvBufLocked(c.rcv.buf.PopFront().buf)
 		}
 		c.rcv.bufs.Flush()
 	}
@@ -778,7 +778,7 @@ func (c *Conn) signalWrite() {
 func (c *Conn) failLocked(err error) {
 	if c.err == nil {
 		c.err = err
-		c.logClosed(slog.LevelWarn, "error", err)
+		c.logClosedLocked(slog.LevelWarn, "error", err)
 	}
 	if c.live.timer != nil {
 		c.live.timer.Stop()

@@ -85,29 +85,29 @@ func TestEXPIntervalOutlastsHeldACK(t *testing.T) {
 	c.live.expCount, c.cc.peerRTT, c.cc.peerRTTVar = 1, 0, 0
 	c.cc.rtt.RTT, c.cc.rtt.Var = 300*time.Millisecond, time.Millisecond
 	held := c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval // the receiver's silence, at most
-	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
-	require.Equal(t, 432500*time.Microsecond, c.expInterval())
+	require.Greater(t, c.expIntervalLocked(), held+50*time.Millisecond)
+	require.Equal(t, 432500*time.Microsecond, c.expIntervalLocked())
 	c.cc.rtt.Var = 100 * time.Millisecond // a varying path: 4.11's term, and margin
 	held = c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval
-	require.Greater(t, c.expInterval(), held+40*time.Millisecond)
-	require.Equal(t, 757500*time.Microsecond, c.expInterval())
+	require.Greater(t, c.expIntervalLocked(), held+40*time.Millisecond)
+	require.Equal(t, 757500*time.Microsecond, c.expIntervalLocked())
 
 	// The receiver's report runs ahead of our RTT: it sets the interval.
 	c.cc.rtt.Var = 10 * time.Millisecond
 	c.cc.peerRTT, c.cc.peerRTTVar = 500*time.Millisecond, 60*time.Millisecond
 	held = c.cc.peerRTT + 4*c.cc.peerRTTVar + synInterval
-	require.Greater(t, c.expInterval(), held+50*time.Millisecond)
-	require.Equal(t, 822500*time.Microsecond, c.expInterval())
+	require.Greater(t, c.expIntervalLocked(), held+50*time.Millisecond)
+	require.Equal(t, 822500*time.Microsecond, c.expIntervalLocked())
 	// A forged report counts no more than twice our RTT, a variation no
 	// more than our RTT.
 	c.cc.peerRTT, c.cc.peerRTTVar = time.Hour, time.Hour
-	require.Equal(t, (600+1200+75+20)*time.Millisecond, c.expInterval())
+	require.Equal(t, (600+1200+75+20)*time.Millisecond, c.expIntervalLocked())
 
 	c.cc.peerRTT, c.cc.peerRTTVar = 0, 0
 	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
-	require.Equal(t, minEXPInterval, c.expInterval())
+	require.Equal(t, minEXPInterval, c.expIntervalLocked())
 	c.live.expCount = 3
-	require.Equal(t, 3*minEXPInterval, c.expInterval())
+	require.Equal(t, 3*minEXPInterval, c.expIntervalLocked())
 }
 
 // TestStallDueAfterRetransmission checks when the oldest unacknowledged
@@ -128,14 +128,14 @@ func TestStallDueAfterRetransmission(t *testing.T) {
 	sent := time.Duration(5 * time.Second)
 	require.True(t, c.snd.buf.Push(sndPkt{sentAt: int64(sent)}))
 	c.live.ackAdvanced, c.live.stallResent, c.live.stallResends = c.start.Add(sent), time.Time{}, 0
-	require.Equal(t, c.start.Add(sent+c.expInterval()), c.stallDue(), "a packet sent once")
+	require.Equal(t, c.start.Add(sent+c.expIntervalLocked()), c.stallDueLocked(), "a packet sent once")
 	resent := sent + 80*time.Millisecond
 	c.snd.buf.Ptr(0).sentAt = -int64(resent) - 1
 	wait := c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
-	require.Equal(t, c.start.Add(resent+wait), c.stallDue(), "a retransmitted packet")
-	require.Less(t, resent+wait, sent+c.expInterval())
+	require.Equal(t, c.start.Add(resent+wait), c.stallDueLocked(), "a retransmitted packet")
+	require.Less(t, resent+wait, sent+c.expIntervalLocked())
 	c.live.stallResends = 2 // backoff, as for packets sent once
-	require.Equal(t, c.start.Add(resent+4*wait), c.stallDue())
+	require.Equal(t, c.start.Add(resent+4*wait), c.stallDueLocked())
 }
 
 // TestStallResendsOverdueRetransmissions checks what a stall resend
@@ -167,7 +167,7 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 		require.True(t, c.snd.buf.Push(sndPkt{sentAt: at}))
 	}
 	c.snd.currSeq = c.snd.lastAck.Add(3)
-	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWait())
+	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWaitLocked())
 	c.resendStalledLocked(now)
 	require.Equal(t, 2, c.snd.loss.Len())
 	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
@@ -193,7 +193,7 @@ func TestEXPScheduleMatchesCpp(t *testing.T) {
 	var ob outbox
 	keepalives := 0
 	for c.err == nil {
-		now = c.live.lastHeard.Add(c.expInterval())
+		now = c.live.lastHeard.Add(c.expIntervalLocked())
 		c.onExpiryLocked(now, &ob)
 		keepalives = len(ob.ends)
 		require.Less(t, now.Sub(start), 2*time.Minute)
@@ -236,7 +236,7 @@ func TestACKRepeatsAtHole(t *testing.T) {
 	payload := []byte("x")
 	now := time.Now()
 	data := func(n int) {
-		s.onData(&packet{seq: first.Add(n), pos: posSolo, inOrder: true, msg: seq.Msg(n + 1), body: payload}, now, ob)
+		s.onDataLocked(&packet{seq: first.Add(n), pos: posSolo, inOrder: true, msg: seq.Msg(n + 1), body: payload}, now, ob)
 	}
 	data(0)
 	data(2) // first+1 is missing

@@ -34,22 +34,22 @@ func (c *Conn) handlePacket(p *packet) {
 	c.live.lastHeard, c.live.lastPacket, c.live.expCount = now, now, 1
 	c.snd.holdUntil = time.Time{}
 	if !p.control {
-		c.onData(p, now, ob)
+		c.onDataLocked(p, now, ob)
 	} else {
 		c.stats.ctrlRecv++
 		switch p.typ {
 		case ctrlACK:
-			c.onACK(p, now, ob)
+			c.onACKLocked(p, now, ob)
 		case ctrlNAK:
-			c.onNAK(p, now)
+			c.onNAKLocked(p, now)
 		case ctrlACK2:
-			c.onACK2(p, now)
+			c.onACK2Locked(p, now)
 		case ctrlShutdown:
-			c.onShutdown()
+			c.onShutdownLocked()
 		case ctrlHandshake:
-			c.onHandshakeWhileConnected(p, now, ob)
+			c.onHandshakeWhileConnectedLocked(p, now, ob)
 		case ctrlDropReq:
-			c.onDropRequest(p, now)
+			c.onDropRequestLocked(p, now)
 		case ctrlKeepAlive, ctrlCongestion, ctrlError, ctrlUser:
 			// Keep-alive only resets the EXP state (done above). The
 			// congestion warning's effect is void in 4.11 too; error
@@ -80,7 +80,7 @@ func (c *Conn) handleData(ps []packet) {
 	c.snd.holdUntil = time.Time{}
 	c.rcv.inRun = true
 	for i := range ps {
-		c.onData(&ps[i], now, ob)
+		c.onDataLocked(&ps[i], now, ob)
 	}
 	c.rcv.inRun = false
 	if c.rcv.runACK {
@@ -99,16 +99,16 @@ func (c *Conn) countForeign() {
 	c.mu.Unlock()
 }
 
-// rcvContig is the first sequence number not yet received: the ACK number.
-func (c *Conn) rcvContig() seq.Num {
+// rcvContigLocked is the first sequence number not yet received: the ACK number.
+func (c *Conn) rcvContigLocked() seq.Num {
 	if f, ok := c.rcv.loss.First(); ok {
 		return f
 	}
 	return c.rcv.lastSeq.Inc()
 }
 
-// onData stores a data packet in the receive window.
-func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
+// onDataLocked stores a data packet in the receive window.
+func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	s := p.seq
 	// Arrival-rate and packet-pair estimates use the kernel's arrival
 	// time when there is one (see stamp_linux.go).
@@ -127,7 +127,7 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 		c.stats.pktRecvDropped++
 		return
 	}
-	buf := c.holdRcvBuf()
+	buf := c.holdRcvBufLocked()
 	*buf = (*buf)[:copy(*buf, p.body)]
 	c.rcv.buf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
@@ -136,14 +136,14 @@ func (c *Conn) onData(p *packet, now time.Time, ob *outbox) {
 	}
 
 	wasReadable := c.readableLocked()
-	oldContig := c.rcvContig()
+	oldContig := c.rcvContigLocked()
 	if seq.Cmp(s, c.rcv.lastSeq) > 0 {
 		c.advanceLastLocked(s, now, ob)
 	} else {
 		c.rcv.loss.Remove(s)
 	}
 	if c.isMessage() {
-		c.onMessageData(off, oldContig)
+		c.onMessageDataLocked(off, oldContig)
 	} else if !wasReadable && c.readableLocked() {
 		c.signalRead()
 	}
@@ -162,7 +162,7 @@ func (c *Conn) takesDataLocked(p *packet, off int) bool {
 		return false // a duplicate, or of a dropped message
 	case seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s):
 		return false // already delivered
-	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContig()):
+	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContigLocked()):
 		// The socket's connections hold all ReceiveMemory allows; only
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
@@ -181,7 +181,7 @@ func (c *Conn) advanceLastLocked(s seq.Num, now time.Time, ob *outbox) {
 			// The first loss outstanding starts the re-report
 			// timer; later gaps leave it running, so that a steady
 			// trickle of new losses cannot postpone it forever.
-			c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), gap.Last
+			c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), gap.Last
 		}
 		c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(gap.First, gap.Last))
 		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
@@ -210,7 +210,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 		return
 	}
 	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
-		ack := c.rcvContig()
+		ack := c.rcvContigLocked()
 		if ack != c.rcv.lastAck2 {
 			light := ackBody{ack: ack, words: 1}
 			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
@@ -225,7 +225,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 // or than this connection's fair share of it has (see overMemoryLocked),
 // whichever is more; and never below 2, so a stalled sender can probe.
 func (c *Conn) availLocked() int {
-	used := seq.Off(c.rcv.readSeq, c.rcvContig())
+	used := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
 	avail := c.rcv.buf.Limit() - used - 1
 	if limit := c.cfg.ReceiveMemory; limit > 0 && c.rcv.maxPayload > 0 {
 		room := max(limit-c.m.rcvHeld.Load(), c.memoryShare()-c.rcv.held)
@@ -250,17 +250,17 @@ func (c *Conn) overMemoryLocked() bool {
 	return limit > 0 && c.m.rcvHeld.Load()+int64(c.rcv.maxPayload) > limit && c.rcv.held >= c.memoryShare()
 }
 
-// holdRcvBuf takes a payload buffer for the receive window, counted
-// against the socket's ReceiveMemory until freeRcvBuf gives it back.
-func (c *Conn) holdRcvBuf() *[]byte {
+// holdRcvBufLocked takes a payload buffer for the receive window, counted
+// against the socket's ReceiveMemory until freeRcvBufLocked gives it back.
+func (c *Conn) holdRcvBufLocked() *[]byte {
 	c.rcv.held += int64(c.rcv.maxPayload)
 	c.m.rcvHeld.Add(int64(c.rcv.maxPayload))
 	return c.rcv.bufs.Get()
 }
 
-// freeRcvBuf gives back a payload buffer of the receive window; b may be
+// freeRcvBufLocked gives back a payload buffer of the receive window; b may be
 // nil (a slot without one).
-func (c *Conn) freeRcvBuf(b *[]byte) {
+func (c *Conn) freeRcvBufLocked(b *[]byte) {
 	if b != nil {
 		c.rcv.held -= int64(c.rcv.maxPayload)
 		c.m.rcvHeld.Add(-int64(c.rcv.maxPayload))
@@ -288,19 +288,19 @@ const minAdvertisedWindow = 2
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 	c.rcv.pktsSinceAck, c.rcv.lightAcks = 0, 0
 	c.rcv.nextACK = now.Add(c.cc.ackPeriod)
-	ack := c.rcvContig()
+	ack := c.rcvContigLocked()
 	if ack == c.rcv.lastAck2 && seq.Cmp(ack, c.rcv.lastAck) <= 0 && c.rcv.loss.Len() == 0 {
 		return // everything confirmed already
 	}
 	if seq.Cmp(ack, c.rcv.lastAck) < 0 ||
-		ack == c.rcv.lastAck && now.Before(c.ackRepeatDue()) {
+		ack == c.rcv.lastAck && now.Before(c.ackRepeatDueLocked()) {
 		return
 	}
 	c.sendACKNowLocked(now, ack, ob)
 }
 
-// ackRepeatDue is when an unchanged ACK is sent again.
-func (c *Conn) ackRepeatDue() time.Time {
+// ackRepeatDueLocked is when an unchanged ACK is sent again.
+func (c *Conn) ackRepeatDueLocked() time.Time {
 	return c.rcv.lastAckAt.Add(c.cc.rtt.RTT + 4*c.cc.rtt.Var)
 }
 
@@ -378,12 +378,12 @@ func (c *Conn) windowUpdateLocked() *outbox {
 		return nil
 	}
 	ob := getOutbox()
-	c.sendACKNowLocked(time.Now(), c.rcvContig(), ob)
+	c.sendACKNowLocked(time.Now(), c.rcvContigLocked(), ob)
 	return ob
 }
 
-// onACK2 takes an RTT sample from the ACK it answers.
-func (c *Conn) onACK2(p *packet, now time.Time) {
+// onACK2Locked takes an RTT sample from the ACK it answers.
+func (c *Conn) onACK2Locked(p *packet, now time.Time) {
 	ack, rtt, ok := c.rcv.ackHist.Acknowledge(seq.Ack(p.info&uint32(seq.Max)), now)
 	if !ok {
 		c.stats.dropped++
@@ -397,17 +397,17 @@ func (c *Conn) onACK2(p *packet, now time.Time) {
 	}
 }
 
-// onShutdown ends the connection at the peer's request: what was received
+// onShutdownLocked ends the connection at the peer's request: what was received
 // stays readable, then Read returns io.EOF. If packets the peer sent are
 // known to be missing, the stream is incomplete and Read fails with
 // ErrPeerAborted instead. On a message connection the messages those
 // packets belong to are lost, like expired ones, and the rest are read.
-func (c *Conn) onShutdown() {
+func (c *Conn) onShutdownLocked() {
 	if c.live.peerClosed {
 		return // the repeat of a shutdown
 	}
 	c.live.peerClosed = true
-	c.logClosed(slog.LevelInfo, "peer", nil)
+	c.logClosedLocked(slog.LevelInfo, "peer", nil)
 	switch {
 	case c.isMessage():
 		c.abandonLossesLocked()
@@ -421,7 +421,7 @@ func (c *Conn) onShutdown() {
 	c.signalWrite()
 }
 
-// onHandshakeWhileConnected re-answers a repeated request of the peer
+// onHandshakeWhileConnectedLocked re-answers a repeated request of the peer
 // whose answer was lost. An accepted connection answers a conclusion
 // request with the response it sent (the listener routes most of those,
 // to destination 0; here only a stray one to our ID arrives); a
@@ -431,7 +431,7 @@ func (c *Conn) onShutdown() {
 // hsAnswerInterval: each answer is 64 bytes, and a forged source address
 // would otherwise turn a stream of 16-byte headers into three times the
 // traffic toward a victim.
-func (c *Conn) onHandshakeWhileConnected(p *packet, now time.Time, ob *outbox) {
+func (c *Conn) onHandshakeWhileConnectedLocked(p *packet, now time.Time, ob *outbox) {
 	h, err := parseHandshake(p.body)
 	switch {
 	case err != nil || h.socketID != c.peerID || c.isDial && !c.rendezvous:
@@ -450,11 +450,11 @@ func (c *Conn) onHandshakeWhileConnected(p *packet, now time.Time, ob *outbox) {
 }
 
 // hsAnswerInterval is the least time between two answers to handshakes
-// (see onHandshakeWhileConnected): well under the 250 ms at which both
+// (see onHandshakeWhileConnectedLocked): well under the 250 ms at which both
 // libraries repeat an unanswered request.
 const hsAnswerInterval = 100 * time.Millisecond
 
-// nakInterval is the period of the loss-list re-report: the time a
+// nakIntervalLocked is the period of the loss-list re-report: the time a
 // retransmission takes to answer a NAK (a round trip, its variation, the
 // sender's wait for its next sending slot and our timer's slack, which
 // synInterval covers, as it does in the EXP interval), plus the time the
@@ -462,7 +462,7 @@ const hsAnswerInterval = 100 * time.Millisecond
 // Shorter, it would re-report losses whose retransmission is on its way,
 // and each duplicate NAK would count as a new congestion signal for the
 // sender's controller.
-func (c *Conn) nakInterval() time.Duration {
+func (c *Conn) nakIntervalLocked() time.Duration {
 	d := c.cc.rtt.RTT + 4*c.cc.rtt.Var + synInterval
 	if rate := c.rcv.arrivals.ReceiveRate(); rate > 0 {
 		d += time.Duration(c.rcv.loss.Len()) * time.Second / time.Duration(rate)
@@ -483,10 +483,10 @@ func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.rcv.nakBody))
 		c.stats.nakSent++
 	}
-	c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), c.rcv.lastSeq
+	c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), c.rcv.lastSeq
 }
 
-// expInterval is the EXP timeout after n expiries (§11.4), with the
+// expIntervalLocked is the EXP timeout after n expiries (§11.4), with the
 // variance term at least a quarter of the RTT. A receiver waiting for a
 // retransmission holds back its unchanged ACK for RTT+4·RTTVar (4.11 does,
 // and so do we) and sends it at its next SYN tick: the sender hears
@@ -504,7 +504,7 @@ func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 // report (the report at most twice ours, so that a forged one cannot stretch
 // dead-peer detection), plus an eighth of the RTT and a second SYN for the
 // receiver's timer and the ACK's way back.
-func (c *Conn) expInterval() time.Duration {
+func (c *Conn) expIntervalLocked() time.Duration {
 	n := time.Duration(c.live.expCount)
 	rtt := max(c.cc.rtt.RTT, min(c.cc.peerRTT, 2*c.cc.rtt.RTT))
 	rttVar := max(c.cc.rtt.Var, min(c.cc.peerRTTVar, c.cc.rtt.RTT))
@@ -533,9 +533,9 @@ func (c *Conn) onTimer() {
 		c.dropHeldLocked()
 	} else if c.peerLostLocked(now) {
 		c.failLocked(ErrConnLost)
-	} else if now.Sub(c.live.lastHeard) >= c.expInterval() {
+	} else if now.Sub(c.live.lastHeard) >= c.expIntervalLocked() {
 		c.onExpiryLocked(now, ob)
-	} else if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !now.Before(c.stallDue()) {
+	} else if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !now.Before(c.stallDueLocked()) {
 		c.resendStalledLocked(now)
 	}
 	if c.err == nil {
@@ -545,14 +545,14 @@ func (c *Conn) onTimer() {
 	c.flush(ob)
 }
 
-// retransWait is how long the answer to a retransmission may take: a round
+// retransWaitLocked is how long the answer to a retransmission may take: a round
 // trip, its variance and two SYNs (the receiver's ACK interval, and its
 // timer's granularity).
-func (c *Conn) retransWait() time.Duration {
+func (c *Conn) retransWaitLocked() time.Duration {
 	return c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
 }
 
-// stallDue is when, while data is unacknowledged, a peer that does not
+// stallDueLocked is when, while data is unacknowledged, a peer that does not
 // move its ACK has the oldest packet resent: one EXP interval after the
 // last ACK advance or such resend, doubling with each resend up to 64
 // intervals. It answers a lost retransmission when the peer never reports
@@ -567,18 +567,18 @@ func (c *Conn) retransWait() time.Duration {
 // for the EXP timer there made every lost retransmission cost 300 ms of
 // silence and a timeout that resent all that was in flight (5,574 packets
 // the receiver had, on a 100 Mbit/s, 100 ms link at 1 % loss).
-func (c *Conn) stallDue() time.Time {
+func (c *Conn) stallDueLocked() time.Time {
 	from := c.live.ackAdvanced
 	if c.live.stallResent.After(from) {
 		from = c.live.stallResent
 	}
-	wait := c.expInterval()
+	wait := c.expIntervalLocked()
 	if c.snd.buf.Len() > 0 {
 		if at := c.snd.buf.Ptr(0).sentAt; at < 0 {
 			if t := c.start.Add(time.Duration(-at - 1)); t.After(from) {
 				from = t
 			}
-			wait = min(wait, c.retransWait())
+			wait = min(wait, c.retransWaitLocked())
 		}
 	}
 	return from.Add(wait << min(c.live.stallResends, 6))
@@ -586,7 +586,7 @@ func (c *Conn) stallDue() time.Time {
 
 // resendStalledLocked queues the oldest unacknowledged packet again, and
 // with it, where that packet had been retransmitted already, every packet
-// whose latest retransmission is as overdue (see stallDue): a 4.11
+// whose latest retransmission is as overdue (see stallDueLocked): a 4.11
 // receiver reports a loss once, and a burst that took one retransmission
 // took its neighbours too (a peer of ours, which repeats its loss reports,
 // asks for them itself). Resending them one stall at a time, after a
@@ -600,7 +600,7 @@ func (c *Conn) resendStalledLocked(now time.Time) {
 	c.stats.stallResent++
 	n := c.snd.loss.Insert(c.snd.lastAck, c.snd.lastAck)
 	if !c.cc.peerRenaks && c.snd.buf.Len() > 0 && c.snd.buf.Ptr(0).sentAt < 0 {
-		due := now.Sub(c.start) - c.retransWait()
+		due := now.Sub(c.start) - c.retransWaitLocked()
 		last := min(seq.Off(c.snd.lastAck, c.snd.currSeq), c.snd.buf.Len()-1)
 		for i := 1; i <= last; i++ {
 			if at := c.snd.buf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
@@ -628,9 +628,9 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 		if c.snd.loss.Len() == 0 {
 			c.stats.pktSndLoss += uint64(c.snd.loss.Insert(c.snd.lastAck, c.snd.currSeq))
 		}
-		c.logRetransmission(now, "timeout", c.snd.loss.Len())
+		c.logRetransmissionLocked(now, "timeout", c.snd.loss.Len())
 		if !c.peerBufferFullLocked() {
-			c.cc.ctl.OnTimeout(now, c.ccInputs())
+			c.cc.ctl.OnTimeout(now, c.ccInputsLocked())
 			c.ccUpdateLocked()
 		}
 		c.kickLocked(now)
@@ -686,7 +686,7 @@ func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
 		c.rcv.stuckAt = time.Time{}
 		return false
 	}
-	if contig := c.rcvContig(); c.rcv.stuckAt.IsZero() || contig != c.rcv.stuckSeq {
+	if contig := c.rcvContigLocked(); c.rcv.stuckAt.IsZero() || contig != c.rcv.stuckSeq {
 		c.rcv.stuckSeq, c.rcv.stuckAt = contig, now
 		return false
 	}
@@ -697,7 +697,7 @@ func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
 // a lost connection can no longer deliver; what lies before it can still
 // be read.
 func (c *Conn) dropHeldLocked() {
-	for i := seq.Off(c.rcv.readSeq, c.rcvContig()); i < c.rcv.buf.Len(); i++ {
+	for i := seq.Off(c.rcv.readSeq, c.rcvContigLocked()); i < c.rcv.buf.Len(); i++ {
 		if s := c.rcv.buf.At(i); s.state == slotData {
 			c.settleSlotLocked(i, slotDropped)
 		}
@@ -730,7 +730,7 @@ const defaultStallTimeout = 46 * time.Second
 
 // armTimerLocked sets the connection's one timer to its earliest deadline.
 func (c *Conn) armTimerLocked(now time.Time) {
-	at := c.live.lastHeard.Add(c.expInterval())
+	at := c.live.lastHeard.Add(c.expIntervalLocked())
 	if c.cfg.PeerIdleTimeout > 0 {
 		at = minTime(at, c.live.lastPacket.Add(c.cfg.PeerIdleTimeout))
 	}
@@ -738,13 +738,13 @@ func (c *Conn) armTimerLocked(now time.Time) {
 		if !c.peerBufferFullLocked() {
 			at = minTime(at, c.live.lastProgress.Add(c.progressBound()))
 		}
-		at = minTime(at, c.stallDue())
+		at = minTime(at, c.stallDueLocked())
 	}
 	switch {
-	case c.rcvContig() != c.rcv.lastAck2:
+	case c.rcvContigLocked() != c.rcv.lastAck2:
 		at = minTime(at, c.rcv.nextACK)
 	case c.rcv.loss.Len() > 0: // the ACK waits at a hole: its repeat
-		at = minTime(at, maxTime(c.rcv.nextACK, c.ackRepeatDue()))
+		at = minTime(at, maxTime(c.rcv.nextACK, c.ackRepeatDueLocked()))
 	}
 	if c.rcv.loss.Len() > 0 {
 		at = minTime(at, c.rcv.nextNAK)

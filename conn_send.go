@@ -108,7 +108,7 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		dst:     c.peerID,
 	}
 	b = append(p.appendHeader(b), *pk.buf...)
-	// The send time, for the sender's RTT samples (see onACK).
+	// The send time, for the sender's RTT samples (see onACKLocked).
 	if retrans {
 		c.snd.buf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
 	} else {
@@ -190,8 +190,8 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 // appLimitedSpan is how many arrivals the peer's rate reports span.
 const appLimitedSpan = 16
 
-// onACK handles an ACK from the peer (docs/protocol.md §7.1).
-func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
+// onACKLocked handles an ACK from the peer (docs/protocol.md §7.1).
+func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 	a, err := parseACK(p.body)
 	if err != nil {
 		c.stats.dropped++
@@ -247,7 +247,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 	if a.words >= 6 {
 		c.cc.rateSamples++
 		warm := c.cc.rateSamples > rateWarmup
-		cold := c.coldRateBound(now)
+		cold := c.coldRateBoundLocked(now)
 		c.cc.rateSample = plausibleRate(a.rate, c.cc.rate, warm, cold)
 		if a.rate > 0 {
 			c.cc.rate = (7*c.cc.rate + c.cc.rateSample) >> 3
@@ -256,7 +256,7 @@ func (c *Conn) onACK(p *packet, now time.Time, ob *outbox) {
 			c.cc.bandwidth = (7*c.cc.bandwidth + plausibleRate(a.bandwidth, c.cc.bandwidth, warm, cold)) >> 3
 		}
 	}
-	c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputs())
+	c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputsLocked())
 	c.ccUpdateLocked()
 	c.kickLocked(now)
 }
@@ -293,7 +293,7 @@ const rateWarmup = 16
 
 // plausibleRate bounds a rate sample from an ACK (word 5 or 6, packets/s):
 // at most 2^28; once warm, at most twice the running average avg; before,
-// at most cold (see coldRateBound). A rate that truly grows still doubles
+// at most cold (see coldRateBoundLocked). A rate that truly grows still doubles
 // the average within about six ACKs; one forged or corrupted word (UDT has
 // no checksum of its own) can no longer raise the average a millionfold
 // and, through the controller, let the sender burst without bound, on the
@@ -313,16 +313,16 @@ func plausibleRate(sample uint32, avg int, warm bool, cold int) int {
 // the link from packet pairs, which may be far faster than we send.
 const coldRateFactor = 16
 
-// coldRateFloor is the least coldRateBound allows, packets/s: what 4.11's
+// coldRateFloor is the least coldRateBoundLocked allows, packets/s: what 4.11's
 // averages start from, and then some.
 const coldRateFloor = 1024
 
-// coldRateBound returns the bound of a rate word before the averages are
+// coldRateBoundLocked returns the bound of a rate word before the averages are
 // warm: coldRateFactor times the fastest we have sent over the span
 // between two full ACKs (the peer cannot have received from us faster than
 // we sent, but in bursts), and at least coldRateFloor. It ends the span in
 // progress at now.
-func (c *Conn) coldRateBound(now time.Time) int {
+func (c *Conn) coldRateBoundLocked(now time.Time) int {
 	if c.cc.rateMark.IsZero() {
 		c.cc.rateMark = c.start
 	}
@@ -366,8 +366,8 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 // costs bounded work.
 const maxNAKRanges = 1024
 
-// onNAK handles a loss report: the listed packets go first in line.
-func (c *Conn) onNAK(p *packet, now time.Time) {
+// onNAKLocked handles a loss report: the listed packets go first in line.
+func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 	c.snd.nakScratch = c.snd.nakScratch[:0]
 	valid := true
 	err := lossl.ParseNAK(p.body, func(r lossl.Range) bool {
@@ -395,9 +395,9 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 	if len(c.snd.nakScratch) == 0 {
 		return
 	}
-	in := c.ccInputs()
+	in := c.ccInputsLocked()
 	in.LossRTT = c.lossRTTLocked(now, c.snd.nakScratch[len(c.snd.nakScratch)-1])
-	c.cc.ctl.OnLoss(now, c.ccLossRanges(c.snd.nakScratch), in)
+	c.cc.ctl.OnLoss(now, c.ccLossRangesLocked(c.snd.nakScratch), in)
 	c.ccUpdateLocked()
 	reported := 0
 	for _, r := range c.snd.nakScratch {
@@ -410,7 +410,7 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 		reported += seq.Len(r.First, r.Last)
 	}
 	if reported >= burstLog {
-		c.logRetransmission(now, "loss report", reported)
+		c.logRetransmissionLocked(now, "loss report", reported)
 	}
 	c.kickLocked(now)
 }
@@ -421,7 +421,7 @@ func (c *Conn) onNAK(p *packet, now time.Time) {
 // that packet was retransmitted or not sent yet, and where r is not new:
 // already queued for retransmission, or its first packet retransmitted
 // (a periodic re-report comes long after the packet that revealed it).
-// onNAK has clipped r to what is unacknowledged and sent.
+// onNAKLocked has clipped r to what is unacknowledged and sent.
 func (c *Conn) lossRTTLocked(now time.Time, r lossl.Range) time.Duration {
 	next := r.Last.Inc()
 	if c.snd.loss.Contains(r.First) || seq.Cmp(next, c.snd.currSeq) > 0 {

@@ -128,7 +128,7 @@ func TestLongNAKBounded(t *testing.T) {
 		f := c.snd.lastAck.Add(2 * i)
 		long = append(long, lossl.Range{First: f, Last: f})
 	}
-	c.onNAK(&packet{control: true, typ: ctrlNAK, body: lossl.AppendNAK(nil, long)}, time.Now())
+	c.onNAKLocked(&packet{control: true, typ: ctrlNAK, body: lossl.AppendNAK(nil, long)}, time.Now())
 	require.Equal(t, maxNAKRanges, c.snd.loss.NumRanges())
 	require.True(t, c.snd.loss.Contains(long[maxNAKRanges-1].First))
 	require.False(t, c.snd.loss.Contains(long[maxNAKRanges].First))

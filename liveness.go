@@ -16,9 +16,9 @@ type liveness struct {
 	lastPacket   time.Time // last packet from the peer
 	lastProgress time.Time // last ACK advance or NAK (the peer gets our data), or when data was first outstanding
 	ackAdvanced  time.Time // last ACK advance, or when data was first outstanding
-	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDue
+	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDueLocked
 	stallResends int       // such resends since the last progress
-	lastBurstLog time.Time // last retransmission burst logged (see logRetransmission)
+	lastBurstLog time.Time // last retransmission burst logged (see logRetransmissionLocked)
 
 	peerClosed   bool      // SHUTDOWN received
 	closing      bool      // Close called

@@ -32,8 +32,8 @@ func (c *Conn) logging(level slog.Level) bool {
 	return l != nil && l.Enabled(context.Background(), level)
 }
 
-// logConnected records an established connection.
-func (c *Conn) logConnected() {
+// logConnectedLocked records an established connection.
+func (c *Conn) logConnectedLocked() {
 	if !c.logging(slog.LevelInfo) {
 		return
 	}
@@ -49,9 +49,9 @@ func (c *Conn) logConnected() {
 		slog.String("type", c.cfg.Type.String()), slog.Int("flow_window", c.snd.flowWindow))
 }
 
-// logClosed records the end of an established connection: by whom
+// logClosedLocked records the end of an established connection: by whom
 // ("local", "peer") or the error that ended it.
-func (c *Conn) logClosed(level slog.Level, by string, err error) {
+func (c *Conn) logClosedLocked(level slog.Level, by string, err error) {
 	if !c.logging(level) {
 		return
 	}
@@ -71,10 +71,10 @@ func (c *Conn) logClosed(level slog.Level, by string, err error) {
 	c.logf(level, msg, attrs...)
 }
 
-// logRetransmission records a retransmission timeout (n unacknowledged
+// logRetransmissionLocked records a retransmission timeout (n unacknowledged
 // packets queued again) or a loss report of n packets, at most once a
 // second.
-func (c *Conn) logRetransmission(now time.Time, cause string, n int) {
+func (c *Conn) logRetransmissionLocked(now time.Time, cause string, n int) {
 	if !c.logging(slog.LevelInfo) || now.Sub(c.live.lastBurstLog) < time.Second {
 		return
 	}

@@ -164,9 +164,9 @@ func TestLoggerFreeWhenUnset(t *testing.T) {
 	defer c.mu.Unlock()
 	now := time.Now()
 	allocs := testing.AllocsPerRun(100, func() {
-		c.logConnected()
-		c.logClosed(slog.LevelInfo, "local", nil)
-		c.logRetransmission(now, "timeout", 100)
+		c.logConnectedLocked()
+		c.logClosedLocked(slog.LevelInfo, "local", nil)
+		c.logRetransmissionLocked(now, "timeout", 100)
 		c.logf(slog.LevelInfo, "udt: dial refused")
 	})
 	require.Zero(t, allocs)

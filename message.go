@@ -170,22 +170,22 @@ func (c *Conn) readMessage(b []byte) (int, error) {
 	})
 }
 
-// onMessageData records the packet stored at off in its run (see
+// onMessageDataLocked records the packet stored at off in its run (see
 // continuesRun) and wakes a reader when the packet moved the in-order point
 // from oldContig, or completed an out-of-order message. Receive worker; it
 // takes constant time, whatever the message's size and wherever its gaps
 // (it walked back to the message's head, or a gap, for every packet of an
 // out-of-order message: quadratic in the message's size).
-func (c *Conn) onMessageData(off int, oldContig seq.Num) {
+func (c *Conn) onMessageDataLocked(off int, oldContig seq.Num) {
 	start, end := c.joinRunLocked(off)
-	if c.rcvContig() != oldContig {
+	if c.rcvContigLocked() != oldContig {
 		c.signalRead()
 		return
 	}
 	if c.rcv.buf.Ptr(off).inOrder {
 		return // read when the in-order point passes it
 	}
-	if head := c.rcv.buf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessage(end) {
+	if head := c.rcv.buf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessageLocked(end) {
 		c.signalRead()
 	}
 }
@@ -199,7 +199,7 @@ func (c *Conn) onMessageData(off int, oldContig seq.Num) {
 // it (possibly joining the run beyond), and leaves whole (read, or
 // discarded with its message), or from its start on (a drop request, see
 // remeasureRunLocked), so the ends stay true. The reader does not rely on
-// runs: it walks the slots (messageAt), once per message it reads.
+// runs: it walks the slots (messageAtLocked), once per message it reads.
 //
 // continuesRun reports whether b, in the slot after a, continues a's run.
 func continuesRun(a, b *rcvPkt) bool {
@@ -248,16 +248,16 @@ func (c *Conn) remeasureRunLocked(off int) {
 	c.rcv.buf.Ptr(end).run = n
 }
 
-// endsMessage reports whether the slot at off holds a message's last
+// endsMessageLocked reports whether the slot at off holds a message's last
 // packet.
-func (c *Conn) endsMessage(off int) bool {
+func (c *Conn) endsMessageLocked(off int) bool {
 	pos := c.rcv.buf.Ptr(off).pos
 	return pos == posLast || pos == posSolo
 }
 
-// messageAt checks the message whose first packet is at offset off: it
+// messageAtLocked checks the message whose first packet is at offset off: it
 // returns its packet count and byte size, and whether it is all present.
-func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
+func (c *Conn) messageAtLocked(off int) (slots, size int, ok bool) {
 	head := c.rcv.buf.At(off)
 	for i := off; i < c.rcv.buf.Len(); i++ {
 		s := c.rcv.buf.At(i)
@@ -278,7 +278,7 @@ func (c *Conn) messageAt(off int) (slots, size int, ok bool) {
 // packets of messages that can no longer complete (a slot of theirs was
 // dropped).
 func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
-	contig := seq.Off(c.rcv.readSeq, c.rcvContig())
+	contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
 	contig -= c.popSettledLocked(contig)
 	end := contig
 	if c.rcv.unordered > 0 {
@@ -294,13 +294,13 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 			// Not a message's head: the rest of an incomplete message
 			// (skipped below), or a tail whose head is gone, dropped or
 			// read, which can never be read.
-			if i < contig && c.orphanAt(i) {
+			if i < contig && c.orphanAtLocked(i) {
 				c.discardMessageLocked(i)
 			}
 			i++
 			continue
 		}
-		n, sz, complete := c.messageAt(i)
+		n, sz, complete := c.messageAtLocked(i)
 		if complete {
 			if !s.inOrder || i+n <= contig {
 				return i, n, sz, true
@@ -308,7 +308,7 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 			i += n
 			continue
 		}
-		if c.brokenAt(i) {
+		if c.brokenAtLocked(i) {
 			c.discardMessageLocked(i)
 		}
 		i++
@@ -316,9 +316,9 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 	return 0, 0, 0, false
 }
 
-// orphanAt reports whether the packet at off, not a message's head, has
+// orphanAtLocked reports whether the packet at off, not a message's head, has
 // lost its head: the slot before it is settled or of another message.
-func (c *Conn) orphanAt(off int) bool {
+func (c *Conn) orphanAtLocked(off int) bool {
 	if off == 0 {
 		return true // the slots before were read or dropped
 	}
@@ -332,10 +332,10 @@ func (c *Conn) orphanAt(off int) bool {
 	return true
 }
 
-// brokenAt reports whether the incomplete message starting at off can no
+// brokenAtLocked reports whether the incomplete message starting at off can no
 // longer complete: before its last packet comes a slot that is not of it
 // and will not be filled.
-func (c *Conn) brokenAt(off int) bool {
+func (c *Conn) brokenAtLocked(off int) bool {
 	head := c.rcv.buf.At(off)
 	for i := off + 1; i < c.rcv.buf.Len(); i++ {
 		s := c.rcv.buf.At(i)
@@ -371,9 +371,9 @@ func (c *Conn) discardMessageLocked(off int) {
 // read or dropped.
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcv.buf.At(off)
-	c.freeRcvBuf(s.buf)
+	c.freeRcvBufLocked(s.buf)
 	if s.state == slotData && !s.inOrder && c.isMessage() {
-		c.rcv.unordered-- // counted in message mode only (see onData)
+		c.rcv.unordered-- // counted in message mode only (see onDataLocked)
 	}
 	c.rcv.buf.Set(off, rcvPkt{state: state})
 }
@@ -402,17 +402,17 @@ func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
 		n += copy(b[n:], *c.rcv.buf.At(i).buf)
 		c.settleSlotLocked(i, slotRead)
 	}
-	c.popSettledLocked(seq.Off(c.rcv.readSeq, c.rcvContig()))
+	c.popSettledLocked(seq.Off(c.rcv.readSeq, c.rcvContigLocked()))
 }
 
-// onDropRequest skips a message the sender gave up on (its TTL ran out):
+// onDropRequestLocked skips a message the sender gave up on (its TTL ran out):
 // the request names the message and a sequence range, first to last.
 // Received packets of the message are dropped, and missing ones in the
 // range are recorded as dropped and leave the loss list. From 4.11, the
 // range ends one packet past the message (§7.3), at the next message's
 // first packet: that one is left alone, to be asked for and delivered. A
 // stream connection ignores drop requests.
-func (c *Conn) onDropRequest(p *packet, now time.Time) {
+func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 	d, err := parseDrop(p.body)
 	if err != nil || !c.isMessage() || seq.Cmp(d.first, d.last) > 0 ||
 		seq.Cmp(d.last, c.rcv.lastSeq.Add(c.rcv.buf.Limit())) > 0 {
@@ -471,7 +471,7 @@ func (c *Conn) onDropRequest(p *packet, now time.Time) {
 	if seq.Cmp(last, c.rcv.lastSeq) > 0 {
 		if next := c.rcv.lastSeq.Inc(); seq.Cmp(first, next) > 0 {
 			if c.rcv.loss.Len() == 0 {
-				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakInterval()), first.Dec()
+				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), first.Dec()
 			}
 			c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(next, first.Dec()))
 		}

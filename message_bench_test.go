@@ -48,7 +48,7 @@ func BenchmarkMessageReceive(b *testing.B) {
 						case n - 1:
 							pos = posLast
 						}
-						c.onData(&packet{seq: first.Add(i), pos: pos, msg: msg, body: body}, now, &ob)
+						c.onDataLocked(&packet{seq: first.Add(i), pos: pos, msg: msg, body: body}, now, &ob)
 						ob.b, ob.ends = ob.b[:0], ob.ends[:0]
 					}
 					off, slots, size, ok := c.nextMessageLocked()

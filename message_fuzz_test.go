@@ -88,14 +88,14 @@ func FuzzMessageReceiver(f *testing.F) {
 				body := bytes.Repeat([]byte{op[5]}, 1+int(op[5])%40)
 				p := &packet{seq: s, msg: seq.Msg(op[2] % 8), pos: msgPos(op[3] & 3), inOrder: op[4]&1 == 1, body: body}
 				sent[s] = append(sent[s], body)
-				c.onData(p, time.Now(), &ob)
+				c.onDataLocked(p, time.Now(), &ob)
 			} else {
 				info := uint32(op[2] % 8)
 				if op[4]&0x80 != 0 {
 					info |= dropExact
 				}
 				d := dropBody{first: s, last: s.Add(int(op[3] % 12))}
-				c.onDropRequest(&packet{control: true, typ: ctrlDropReq, info: info, body: d.append(nil)}, time.Now())
+				c.onDropRequestLocked(&packet{control: true, typ: ctrlDropReq, info: info, body: d.append(nil)}, time.Now())
 			}
 			for {
 				off, slots, size, ok := c.nextMessageLocked()
@@ -116,7 +116,7 @@ func FuzzMessageReceiver(f *testing.F) {
 					t.Fatalf("message read as %q, its packets hold %q", buf[:size], want)
 				}
 			}
-			contig := seq.Off(c.rcv.readSeq, c.rcvContig())
+			contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
 			unordered := 0
 			for i := range c.rcv.buf.Len() {
 				sl := c.rcv.buf.At(i)

@@ -302,7 +302,7 @@ func (r receiverAt) data(off int, msg seq.Msg, pos msgPos, body string) {
 	defer r.s.mu.Unlock()
 	p := &packet{seq: r.isn.Add(off), msg: msg, pos: pos, inOrder: true, body: []byte(body)}
 	var ob outbox
-	r.s.onData(p, time.Now(), &ob)
+	r.s.onDataLocked(p, time.Now(), &ob)
 }
 
 // drop delivers a drop request: info is the additional-info word.
@@ -310,7 +310,7 @@ func (r receiverAt) drop(info uint32, first, last int) {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	d := dropBody{first: r.isn.Add(first), last: r.isn.Add(last)}
-	r.s.onDropRequest(&packet{control: true, typ: ctrlDropReq, info: info, body: d.append(nil)}, time.Now())
+	r.s.onDropRequestLocked(&packet{control: true, typ: ctrlDropReq, info: info, body: d.append(nil)}, time.Now())
 }
 
 func (r receiverAt) lost(off int) bool {
@@ -377,7 +377,7 @@ func TestDropRequestExact(t *testing.T) {
 	require.Equal(t, "", r.read())
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
-	require.Equal(t, r.isn.Add(4), r.s.rcvContig(), "the window moved past the dropped message")
+	require.Equal(t, r.isn.Add(4), r.s.rcvContigLocked(), "the window moved past the dropped message")
 	require.Zero(t, r.s.rcv.loss.Len())
 }
 
@@ -403,8 +403,8 @@ func TestDropRequestIgnoredOnStream(t *testing.T) {
 	s.mu.Lock()
 	isn := s.rcv.readSeq
 	d := dropBody{first: isn, last: isn.Add(3)}
-	s.onDropRequest(&packet{control: true, typ: ctrlDropReq, info: 1, body: d.append(nil)}, time.Now())
-	require.Equal(t, isn, s.rcvContig())
+	s.onDropRequestLocked(&packet{control: true, typ: ctrlDropReq, info: 1, body: d.append(nil)}, time.Now())
+	require.Equal(t, isn, s.rcvContigLocked())
 	s.mu.Unlock()
 	_, err := c.Write([]byte("stream"))
 	require.NoError(t, err)

@@ -64,7 +64,7 @@ type multiplexer struct {
 
 	open atomic.Int64 // connections counted against Config.MaxConns
 	// rcvHeld is the received data its connections hold, in bytes, counted
-	// against Config.ReceiveMemory (see Conn.holdRcvBuf).
+	// against Config.ReceiveMemory (see Conn.holdRcvBufLocked).
 	rcvHeld atomic.Int64
 }
 

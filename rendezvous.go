@@ -162,7 +162,7 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 		return false
 	}
 	h, err := parseHandshake(p.body)
-	if err != nil || !c.acceptableRendezvous(&h) {
+	if err != nil || !c.acceptableRendezvousLocked(&h) {
 		return false
 	}
 	c.hs.peer = h
@@ -181,11 +181,11 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 	return true
 }
 
-// acceptableRendezvous reports whether h can be the peer's rendezvous
+// acceptableRendezvousLocked reports whether h can be the peer's rendezvous
 // handshake. Types 0 and −1 must match our version and socket type; the
 // −2 reply of a connected C++ socket carries zeros there. Anything else,
 // type 1 (a regular dial) included, is ignored.
-func (c *Conn) acceptableRendezvous(h *handshake) bool {
+func (c *Conn) acceptableRendezvousLocked(h *handshake) bool {
 	switch h.reqType {
 	case reqRendezvous, reqConclusion:
 		if h.version != udtVersion || h.sockType != c.hs.ours.sockType {

@@ -43,7 +43,7 @@ type sndPkt struct {
 	// sentAt is when it was sent, in ns since c.start, if it was sent
 	// once; once retransmitted, -1 less the time of its latest
 	// retransmission (Karn: an ACK then answers no one transmission, and
-	// takes no RTT sample; see stallDue); 0 before it is sent.
+	// takes no RTT sample; see stallDueLocked); 0 before it is sent.
 	sentAt int64
 	// expire is when its message's time to live ends, in ns since
 	// c.start; 0 if it has none.

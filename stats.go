@@ -130,7 +130,7 @@ func (c *Conn) Stats() Stats {
 		for i := range c.snd.buf.Len() {
 			s.SendBufferBytes += len(*c.snd.buf.At(i).buf)
 		}
-		for i := range seq.Off(c.rcv.readSeq, c.rcvContig()) {
+		for i := range seq.Off(c.rcv.readSeq, c.rcvContigLocked()) {
 			if b := c.rcv.buf.At(i).buf; b != nil {
 				s.RecvBufferBytes += len(*b)
 			}
