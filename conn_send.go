@@ -222,12 +222,20 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 	if seq.Cmp(a.ack, c.snd.lastAck) > 0 {
 		c.releaseAckedLocked(a.ack)
 	}
-	if seq.Cmp(a.ack, c.snd.dataAck) <= 0 {
-		c.kickLocked(now)
-		return
+	if seq.Cmp(a.ack, c.snd.dataAck) > 0 {
+		c.snd.dataAck = a.ack
+		c.signalWrite() // a lingering Close waits for this (see Close)
+		c.ackEstimatesLocked(&a, now)
+		c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputsLocked())
+		c.ccUpdateLocked()
 	}
-	c.snd.dataAck = a.ack
-	c.signalWrite() // a lingering Close waits for this (see Close)
+	c.kickLocked(now)
+}
+
+// ackEstimatesLocked takes what a full ACK a that advanced tells of the
+// path: RTT samples, ours and the peer's, and the peer's arrival rate and
+// link capacity, each bounded to what is plausible.
+func (c *Conn) ackEstimatesLocked(a *ackBody, now time.Time) {
 	c.cc.ackRTT = 0
 	if c.cc.ackedSentAt > 0 && !c.cc.ackedHole {
 		c.cc.ackRTT = now.Sub(c.start) - time.Duration(c.cc.ackedSentAt)
@@ -256,9 +264,6 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 			c.cc.bandwidth = (7*c.cc.bandwidth + plausibleRate(a.bandwidth, c.cc.bandwidth, warm, cold)) >> 3
 		}
 	}
-	c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputsLocked())
-	c.ccUpdateLocked()
-	c.kickLocked(now)
 }
 
 // maxRTT is the longest round trip taken from the network: no path this
