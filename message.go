@@ -452,6 +452,16 @@ func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 	if seq.Cmp(first, last) > 0 {
 		return
 	}
+	dropped = max(dropped, c.dropRangeLocked(first, last, msg))
+	c.skipDroppedLocked(first, last, now)
+	c.signalRead()
+}
+
+// dropRangeLocked drops the packets of message msg from first to last,
+// received or not, and returns the offset of the last slot it dropped a
+// received packet from, or -1.
+func (c *Conn) dropRangeLocked(first, last seq.Num, msg seq.Msg) (dropped int) {
+	dropped = -1
 	for s := first; seq.Cmp(s, last) <= 0; s = s.Inc() {
 		off := seq.Off(c.rcv.readSeq, s)
 		switch slot := c.rcv.buf.At(off); {
@@ -463,21 +473,25 @@ func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 			c.rcv.loss.Remove(s)
 		}
 	}
-	// Move the highest-received point past the range so that no gap
-	// reports its packets lost. Those between that point and the range,
-	// sent before it and not here, are lost (4.11 leaves the point where
-	// it is then, and reports the dropped packets lost when the next one
-	// arrives).
-	if seq.Cmp(last, c.rcv.lastSeq) > 0 {
-		if next := c.rcv.lastSeq.Inc(); seq.Cmp(first, next) > 0 {
-			if c.rcv.loss.Len() == 0 {
-				c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), first.Dec()
-			}
-			c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(next, first.Dec()))
-		}
-		c.rcv.lastSeq = last
+	return dropped
+}
+
+// skipDroppedLocked moves the highest-received point past a dropped range
+// from first to last, so that no gap reports its packets lost. Those
+// between that point and the range, sent before it and not here, are lost
+// (4.11 leaves the point where it is then, and reports the dropped packets
+// lost when the next one arrives).
+func (c *Conn) skipDroppedLocked(first, last seq.Num, now time.Time) {
+	if seq.Cmp(last, c.rcv.lastSeq) <= 0 {
+		return
 	}
-	c.signalRead()
+	if next := c.rcv.lastSeq.Inc(); seq.Cmp(first, next) > 0 {
+		if c.rcv.loss.Len() == 0 {
+			c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), first.Dec()
+		}
+		c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(next, first.Dec()))
+	}
+	c.rcv.lastSeq = last
 }
 
 // abandonLossesLocked gives up the packets still missing when the peer
