@@ -64,66 +64,17 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.snd.scheduled = false
 		return b, time.Time{}, false
 	}
-	var (
-		s       seq.Num
-		pk      sndPkt
-		off     int
-		found   bool
-		retrans bool
-	)
-	if c.snd.probeNext {
-		// The partner of a probe start follows it before any
-		// retransmission, so that the receiver measures the pair (see
-		// window.Arrivals.OnData).
-		c.snd.probeNext = false
-		s, pk, off, found = c.nextNewLocked(now)
-	}
-	for !found {
-		first, ok := c.snd.loss.PopFirst()
-		if !ok {
-			break
-		}
-		off = seq.Off(c.snd.lastAck, first)
-		if off < 0 || off >= c.snd.buf.Len() || seq.Cmp(first, c.snd.currSeq) > 0 {
-			continue // acknowledged meanwhile, or never sent
-		}
-		s, pk, found, retrans = first, c.snd.buf.At(off), true, true
-	}
+	s, off, retrans, found := c.pickLocked(now)
 	if !found {
-		if s, pk, off, found = c.nextNewLocked(now); !found {
-			c.snd.scheduled = false
-			return b, time.Time{}, false
-		}
+		c.snd.scheduled = false
+		return b, time.Time{}, false
 	}
+	pk := c.snd.buf.At(off)
 	if pk.expire != 0 && now.Sub(c.start).Nanoseconds() >= pk.expire {
 		// Its message outlived its TTL: a drop request takes the slot.
 		return c.dropMessageLocked(b, off), c.snd.target, true
 	}
-	p := packet{
-		seq:     s,
-		pos:     pk.pos,
-		inOrder: pk.inOrder,
-		msg:     pk.msg,
-		ts:      uint32(now.Sub(c.start).Microseconds()),
-		dst:     c.peerID,
-	}
-	b = append(p.appendHeader(b), *pk.buf...)
-	// The send time, for the sender's RTT samples (see onACKLocked).
-	if retrans {
-		c.snd.buf.Ptr(off).sentAt = -now.Sub(c.start).Nanoseconds() - 1
-	} else {
-		c.snd.buf.Ptr(off).sentAt = now.Sub(c.start).Nanoseconds()
-	}
-	c.stats.pktSent++
-	c.stats.bytesSent += uint64(len(*pk.buf))
-	if retrans {
-		c.stats.pktRetrans++
-		c.stats.bytesRetrans += uint64(len(*pk.buf))
-	}
-	if c.cc.perPkt {
-		c.cc.ctl.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: len(*pk.buf), Retransmission: retrans})
-		c.ccUpdateLocked()
-	}
+	b = c.appendDataLocked(b, s, off, retrans, now)
 
 	// Pacing: the next packet is due one period after this one was; a
 	// connection running late catches up in a burst of bounded length.
@@ -137,6 +88,67 @@ func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
 		c.snd.target = floor
 	}
 	return b, c.snd.target, true
+}
+
+// pickLocked chooses the packet to send next: the partner of a probe
+// start, else the first reported lost, else a new one if the windows
+// allow. It returns its sequence number and offset in the send buffer.
+func (c *Conn) pickLocked(now time.Time) (s seq.Num, off int, retrans, found bool) {
+	if c.snd.probeNext {
+		// The partner of a probe start follows it before any
+		// retransmission, so that the receiver measures the pair (see
+		// window.Arrivals.OnData).
+		c.snd.probeNext = false
+		if s, off, found = c.nextNewLocked(now); found {
+			return s, off, false, true
+		}
+	}
+	for {
+		first, ok := c.snd.loss.PopFirst()
+		if !ok {
+			break
+		}
+		off = seq.Off(c.snd.lastAck, first)
+		if off < 0 || off >= c.snd.buf.Len() || seq.Cmp(first, c.snd.currSeq) > 0 {
+			continue // acknowledged meanwhile, or never sent
+		}
+		return first, off, true, true
+	}
+	s, off, found = c.nextNewLocked(now)
+	return s, off, false, found
+}
+
+// appendDataLocked appends data packet s, at offset off in the send
+// buffer, to b, and counts it sent.
+func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now time.Time) []byte {
+	pk := c.snd.buf.Ptr(off)
+	p := packet{
+		seq:     s,
+		pos:     pk.pos,
+		inOrder: pk.inOrder,
+		msg:     pk.msg,
+		ts:      uint32(now.Sub(c.start).Microseconds()),
+		dst:     c.peerID,
+	}
+	b = append(p.appendHeader(b), *pk.buf...)
+	// The send time, for the sender's RTT samples (see onACKLocked).
+	if retrans {
+		pk.sentAt = -now.Sub(c.start).Nanoseconds() - 1
+	} else {
+		pk.sentAt = now.Sub(c.start).Nanoseconds()
+	}
+	size := len(*pk.buf)
+	c.stats.pktSent++
+	c.stats.bytesSent += uint64(size)
+	if retrans {
+		c.stats.pktRetrans++
+		c.stats.bytesRetrans += uint64(size)
+	}
+	if c.cc.perPkt {
+		c.cc.ctl.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: size, Retransmission: retrans})
+		c.ccUpdateLocked()
+	}
+	return b
 }
 
 // jitter returns a gap drawn uniformly from [p/2, 3p/2]: the period p on
@@ -154,7 +166,7 @@ func jitter(p time.Duration) time.Duration {
 
 // nextNewLocked takes the next packet never sent, if the flow and
 // congestion windows allow one.
-func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok bool) {
+func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 	inflight := seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
 	window := c.snd.flowWindow
 	if inflight == 0 {
@@ -171,20 +183,20 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, pk sndPkt, off int, ok b
 		window = min(window, c.cc.window)
 	}
 	if inflight >= window {
-		return 0, sndPkt{}, 0, false
+		return 0, 0, false
 	}
 	if inflight >= c.snd.buf.Len() {
 		// Nothing left to send though the windows allow more: the
 		// application holds the rate down, and the arrival rates the
 		// peer reports for these packets say so, not the path's.
 		c.snd.appLimitedTo, c.snd.appLimited = c.snd.currSeq, true
-		return 0, sndPkt{}, 0, false
+		return 0, 0, false
 	}
 	if inflight == 0 {
 		c.live.lastProgress, c.live.ackAdvanced = now, now // data outstanding from now on
 	}
 	c.snd.currSeq = c.snd.currSeq.Inc()
-	return c.snd.currSeq, c.snd.buf.At(inflight), inflight, true
+	return c.snd.currSeq, inflight, true
 }
 
 // appLimitedSpan is how many arrivals the peer's rate reports span.
