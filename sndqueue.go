@@ -114,83 +114,113 @@ func putTxBatch(t *txBatch) {
 }
 
 func (q *sendQueue) loop() {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	// The batch is taken from the pool while packets flow and handed
-	// back when the queue goes idle.
-	var tx *txBatch
-	flush := func() {
-		if tx != nil && len(tx.ends) > 0 {
-			q.m.writeBatch(tx)
-			tx.reset()
-		}
+	w := sendWorker{q: q, timer: time.NewTimer(time.Hour)}
+	defer w.stop()
+	for w.step() {
 	}
-	defer func() {
-		if tx != nil {
-			putTxBatch(tx)
-		}
-	}()
-	for {
-		q.mu.Lock()
-		if len(q.h) == 0 {
-			q.mu.Unlock()
-			flush()
-			if tx != nil {
-				putTxBatch(tx)
-				tx = nil
-			}
-			select {
-			case <-q.wake:
-				continue
-			case <-q.m.closed:
-				return
-			}
-		}
-		c := q.h[0]
-		now := time.Now()
-		if wait := c.sq.at.Sub(now); wait > batchWindow {
-			q.mu.Unlock()
-			flush()
-			if time.Until(c.sq.at) <= batchWindow {
-				continue // the write took that long
-			}
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-q.wake:
-				timer.Stop()
-			case <-q.m.closed:
-				return
-			}
-			continue
-		}
-		heap.Pop(&q.h)
-		// The connection's packets go into the batch up to the next
-		// one's due time, so that the batch holds every connection's
-		// packets in the order they are due. Packed one connection's
-		// window at a time, a flow with a packet due at once (the
-		// fastest) led every batch, and where a queue downstream took
-		// only a batch's first packets the slower flows lost several
-		// times its share: eight flows through one send queue into a
-		// 500 Mbit/s link with a 4 ms queue lost 1.2 % of the fastest
-		// flow's packets and 13-14 % of the slowest ones'.
-		horizon := now.Add(batchWindow)
-		if len(q.h) > 0 && q.h[0].sq.at.Before(horizon) {
-			horizon = q.h[0].sq.at
-		}
-		q.mu.Unlock()
+}
 
-		if tx == nil {
-			tx = getTxBatch()
-		}
-		next, ok := c.packBatch(tx, now, horizon)
-		if ok {
-			q.schedule(c, next)
-		}
-		if tx.full() {
-			flush()
-		}
+// sendWorker is the send queue's goroutine's own state.
+type sendWorker struct {
+	q     *sendQueue
+	timer *time.Timer
+	// The batch is taken from the free list while packets flow and
+	// handed back when the queue goes idle.
+	tx *txBatch
+}
+
+// flush writes the batch's packets.
+func (w *sendWorker) flush() {
+	if w.tx != nil && len(w.tx.ends) > 0 {
+		w.q.m.writeBatch(w.tx)
+		w.tx.reset()
 	}
+}
+
+func (w *sendWorker) stop() {
+	w.timer.Stop()
+	if w.tx != nil {
+		putTxBatch(w.tx)
+	}
+}
+
+// step packs the packets of the connection due first, or waits for one to
+// be due; it reports false when the socket has closed.
+func (w *sendWorker) step() bool {
+	q := w.q
+	q.mu.Lock()
+	if len(q.h) == 0 {
+		q.mu.Unlock()
+		return w.idle()
+	}
+	c := q.h[0]
+	now := time.Now()
+	if at := c.sq.at; at.Sub(now) > batchWindow {
+		q.mu.Unlock()
+		return w.waitUntil(at)
+	}
+	heap.Pop(&q.h)
+	// The connection's packets go into the batch up to the next
+	// one's due time, so that the batch holds every connection's
+	// packets in the order they are due. Packed one connection's
+	// window at a time, a flow with a packet due at once (the
+	// fastest) led every batch, and where a queue downstream took
+	// only a batch's first packets the slower flows lost several
+	// times its share: eight flows through one send queue into a
+	// 500 Mbit/s link with a 4 ms queue lost 1.2 % of the fastest
+	// flow's packets and 13-14 % of the slowest ones'.
+	horizon := now.Add(batchWindow)
+	if len(q.h) > 0 && q.h[0].sq.at.Before(horizon) {
+		horizon = q.h[0].sq.at
+	}
+	q.mu.Unlock()
+
+	if w.tx == nil {
+		w.tx = getTxBatch()
+	}
+	next, ok := c.packBatch(w.tx, now, horizon)
+	if ok {
+		q.schedule(c, next)
+	}
+	if w.tx.full() {
+		w.flush()
+	}
+	return true
+}
+
+// idle writes what is batched, lets the batch go and waits for a
+// connection to schedule.
+func (w *sendWorker) idle() bool {
+	w.flush()
+	if w.tx != nil {
+		putTxBatch(w.tx)
+		w.tx = nil
+	}
+	select {
+	case <-w.q.wake:
+		return true
+	case <-w.q.m.closed:
+		return false
+	}
+}
+
+// waitUntil writes what is batched and waits until at, when the first
+// connection is due, or until another is scheduled.
+func (w *sendWorker) waitUntil(at time.Time) bool {
+	w.flush()
+	wait := time.Until(at)
+	if wait <= batchWindow {
+		return true // the write took that long
+	}
+	w.timer.Reset(wait)
+	select {
+	case <-w.timer.C:
+	case <-w.q.wake:
+		w.timer.Stop()
+	case <-w.q.m.closed:
+		return false
+	}
+	return true
 }
 
 // connHeap orders connections by sqAt.
