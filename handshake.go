@@ -223,34 +223,41 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		}
 		return false
 	case reqConclusion:
-		if h.isn != c.hs.ours.isn {
-			c.failDialLocked(ErrHandshakeRejected)
-			return false
-		}
-		if h.socketID == 0 || h.socketID&0x80000000 != 0 || h.mss < minMSS || h.window == 0 {
-			return false
-		}
-		mss := min(int(h.mss), c.cfg.MSS)
-		c.hs.peer = h
-		isn := seq.Num(h.isn)
-		now := time.Now()
-		if !c.hs.conclusionAt.IsZero() {
-			// The conclusion's round trip is the first RTT measured:
-			// samples from ACKs are smoothed against it, rather than the
-			// first of them replacing the initial guess. It counts from
-			// the first conclusion: a path longer than handshakeResend
-			// has it sent again before any answer can come, and the
-			// first answer is the first conclusion's unless that was
-			// lost (then the seed runs long by the resends, which only
-			// lengthens the timers until the samples bring it down).
-			c.cc.rtt.Seed(min(now.Sub(c.hs.conclusionAt), maxRTT))
-		}
-		c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
-		close(c.sig.connected)
-		return true
+		return c.concludeDialLocked(&h)
 	case reqRefused:
 		c.logf(slog.LevelInfo, "udt: dial refused")
 		c.failDialLocked(ErrConnRefused)
 	}
 	return false
+}
+
+// concludeDialLocked completes a dial with the listener's answer h to our
+// conclusion, or fails it if h does not echo our ISN; it reports whether
+// the connection is established.
+func (c *Conn) concludeDialLocked(h *handshake) bool {
+	if h.isn != c.hs.ours.isn {
+		c.failDialLocked(ErrHandshakeRejected)
+		return false
+	}
+	if h.socketID == 0 || h.socketID&0x80000000 != 0 || h.mss < minMSS || h.window == 0 {
+		return false
+	}
+	mss := min(int(h.mss), c.cfg.MSS)
+	c.hs.peer = *h
+	isn := seq.Num(h.isn)
+	now := time.Now()
+	if !c.hs.conclusionAt.IsZero() {
+		// The conclusion's round trip is the first RTT measured:
+		// samples from ACKs are smoothed against it, rather than the
+		// first of them replacing the initial guess. It counts from
+		// the first conclusion: a path longer than handshakeResend
+		// has it sent again before any answer can come, and the
+		// first answer is the first conclusion's unless that was
+		// lost (then the seed runs long by the resends, which only
+		// lengthens the timers until the samples bring it down).
+		c.cc.rtt.Seed(min(now.Sub(c.hs.conclusionAt), maxRTT))
+	}
+	c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
+	close(c.sig.connected)
+	return true
 }
