@@ -367,9 +367,37 @@ func (m *Model) bwSlot() uint64 {
 // OnACK implements Controller.
 func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 	m.maxWindow = max(in.MaxWindow, minCwnd)
-	// The minimum RTT: lower samples replace it at once; once it is
-	// older than minRTTWindow, ProbeRTT drains the queue and its first
-	// sample replaces it whatever its value.
+	m.takeMinRTT(now, in)
+	newRound := m.nextRound(now)
+	m.takeRates(now, in)
+	if m.share.active() {
+		m.share.grow(now, float64(in.Delivered-m.roundAcked), m.smoothedRTT(in))
+	}
+	m.roundAcked = in.Delivered
+	// Until the first rate sample: slow start on deliveries.
+	if m.bw() == 0 {
+		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
+	}
+	m.sampleDelivered = in.Delivered
+
+	if newRound {
+		m.endRound(now, in)
+	}
+	if in.Lost != m.lostSeen {
+		m.lostSeen, m.lostAt = in.Lost, now
+	}
+	if m.state == modelStartup && in.AckRTT > 0 {
+		m.hystart(in.AckRTT)
+	}
+	m.advanceState(now, in)
+	m.update(now, in)
+}
+
+// takeMinRTT takes the ACK's RTT samples into the minimum RTT: lower
+// samples replace it at once; once it is older than minRTTWindow,
+// ProbeRTT drains the queue and its first sample replaces it whatever its
+// value.
+func (m *Model) takeMinRTT(now time.Time, in Inputs) {
 	expired := now.Sub(m.minRTTAt) > minRTTWindow
 	// Samples are the sender's own (AckRTT): the receiver's RTT in ACK
 	// word 3 starts at a 100 ms guess and is smoothed.
@@ -383,21 +411,28 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 		// come near the minimum.
 		m.minRTTAt = now
 	}
+}
 
-	// Rounds last one minimum RTT. (Counting them by the ACK passing what
-	// was sent at their start would stall while a loss is repaired, as a
-	// UDT ACK cannot pass a hole.)
-	newRound := false
-	if now.Sub(m.roundStart) >= m.roundLength() {
-		m.round++
-		m.roundStart = now
-		newRound = true
-		if m.sampled {
-			m.bwRounds++
-			m.sampled = false
-		}
+// nextRound starts a new round if the current one has lasted its length,
+// and reports whether it did. Rounds last one minimum RTT. (Counting them
+// by the ACK passing what was sent at their start would stall while a
+// loss is repaired, as a UDT ACK cannot pass a hole.)
+func (m *Model) nextRound(now time.Time) bool {
+	if now.Sub(m.roundStart) < m.roundLength() {
+		return false
 	}
+	m.round++
+	m.roundStart = now
+	if m.sampled {
+		m.bwRounds++
+		m.sampled = false
+	}
+	return true
+}
 
+// takeRates takes the ACK's rate samples and the receiver's RTT into the
+// bandwidth filter and the round's figures.
+func (m *Model) takeRates(now time.Time, in Inputs) {
 	// Bandwidth: the receiver's arrival rate, a median over its last 16
 	// packet arrivals (ACK word 5). Unlike the rate at which the ACK point
 	// moves, it does not leap when a hole is repaired; when we send faster
@@ -427,27 +462,6 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 			m.baseRTT.add(now, rtt, baseRTTWindow)
 		}
 	}
-	if m.share.active() {
-		m.share.grow(now, float64(in.Delivered-m.roundAcked), m.smoothedRTT(in))
-	}
-	m.roundAcked = in.Delivered
-	// Until the first rate sample: slow start on deliveries.
-	if m.bw() == 0 {
-		m.cwnd = min(m.cwnd+int(in.Delivered-m.sampleDelivered), m.maxWindow)
-	}
-	m.sampleDelivered = in.Delivered
-
-	if newRound {
-		m.endRound(now, in)
-	}
-	if in.Lost != m.lostSeen {
-		m.lostSeen, m.lostAt = in.Lost, now
-	}
-	if m.state == modelStartup && in.AckRTT > 0 {
-		m.hystart(in.AckRTT)
-	}
-	m.advanceState(now, in)
-	m.update(now, in)
 }
 
 // rateSample returns the receiver's arrival rate in the latest full ACK,
