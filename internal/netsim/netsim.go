@@ -266,29 +266,54 @@ func (l *Link) send(now time.Time, p []byte, dst dest) (head bool) {
 	defer l.mu.Unlock()
 	cfg := &l.cfg
 	l.n++
-	if cfg.Drop != nil && cfg.Drop(p, l.n) || cfg.Blackhole || l.chance(cfg.Loss) {
+	if cfg.Drop != nil && cfg.Drop(p, l.n) || cfg.Blackhole || l.chance(cfg.Loss) || l.burstLossLocked() {
 		l.stats.dropped.Add(1)
 		return false
 	}
-	if l.hasBurst {
-		b := &l.burst
-		if l.bad {
-			l.bad = !l.chance(b.PBadToGood)
-		} else {
-			l.bad = l.chance(b.PGoodToBad)
-		}
-		loss := b.LossGood
-		if l.bad {
-			loss = b.LossBad
-		}
-		if l.chance(loss) {
-			l.stats.dropped.Add(1)
-			return false
-		}
-	}
-	if l.held+len(p) > MaxInFlight {
+	depart, ok := l.departLocked(now, len(p))
+	if !ok {
 		l.stats.queueDrops.Add(1)
 		return false
+	}
+	copies := 1
+	if l.chance(cfg.Duplicate) {
+		copies = 2
+		l.stats.duplicated.Add(1)
+	}
+	for i := range copies {
+		if l.enqueueLocked(depart, p, dst, i == 0) {
+			head = true
+		}
+	}
+	return head
+}
+
+// burstLossLocked steps the burst-loss model, if the link has one, and
+// reports whether it loses the packet.
+func (l *Link) burstLossLocked() bool {
+	if !l.hasBurst {
+		return false
+	}
+	b := &l.burst
+	if l.bad {
+		l.bad = !l.chance(b.PBadToGood)
+	} else {
+		l.bad = l.chance(b.PGoodToBad)
+	}
+	loss := b.LossGood
+	if l.bad {
+		loss = b.LossBad
+	}
+	return l.chance(loss)
+}
+
+// departLocked is when a packet of size bytes sent now leaves the far end
+// of the link, through its rate limit, queue and delay; false if the
+// queue or the in-flight bound has no room for it.
+func (l *Link) departLocked(now time.Time, size int) (time.Time, bool) {
+	cfg := &l.cfg
+	if l.held+size > MaxInFlight {
+		return time.Time{}, false
 	}
 	depart := now
 	if cfg.Rate > 0 {
@@ -296,48 +321,44 @@ func (l *Link) send(now time.Time, p []byte, dst dest) (head bool) {
 			l.busy = now
 		}
 		backlog := float64(l.busy.Sub(now)) * float64(cfg.Rate) / 8e9
-		if int(backlog)+len(p) > cfg.queueLimit() {
-			l.stats.queueDrops.Add(1)
-			return false
+		if int(backlog)+size > cfg.queueLimit() {
+			return time.Time{}, false
 		}
-		l.busy = l.busy.Add(time.Duration(int64(len(p)) * 8e9 / cfg.Rate))
+		l.busy = l.busy.Add(time.Duration(int64(size) * 8e9 / cfg.Rate))
 		depart = l.busy
 	}
-	depart = depart.Add(max(cfg.Delay, 0))
-	copies := 1
-	if l.chance(cfg.Duplicate) {
-		copies = 2
-		l.stats.duplicated.Add(1)
+	return depart.Add(max(cfg.Delay, 0)), true
+}
+
+// enqueueLocked queues a copy of p due at depart, with the link's jitter,
+// reordering and (on the first copy) corruption applied, and reports
+// whether it is now the first due.
+func (l *Link) enqueueLocked(depart time.Time, p []byte, dst dest, first bool) bool {
+	cfg := &l.cfg
+	due := depart
+	if cfg.Jitter > 0 {
+		due = due.Add(time.Duration(l.rng.Int64N(int64(cfg.Jitter))))
 	}
-	for i := range copies {
-		due := depart
-		if cfg.Jitter > 0 {
-			due = due.Add(time.Duration(l.rng.Int64N(int64(cfg.Jitter))))
+	if l.chance(cfg.Reorder) {
+		d := cfg.ReorderDelay
+		if d <= 0 {
+			d = DefaultReorderDelay
 		}
-		if l.chance(cfg.Reorder) {
-			d := cfg.ReorderDelay
-			if d <= 0 {
-				d = DefaultReorderDelay
-			}
-			due = due.Add(d)
-			l.stats.reordered.Add(1)
-		}
-		pk := getPacket(len(p))
-		copy(pk.b, p)
-		if i == 0 && len(p) > 0 && l.chance(cfg.Corrupt) {
-			pk.b[l.rng.IntN(len(p))] ^= byte(1 + l.rng.IntN(255))
-			pk.bad = cfg.ChecksumCovered
-			l.stats.corrupted.Add(1)
-		}
-		pk.due, pk.seq, pk.dst = due, l.seq, dst
-		l.seq++
-		l.held += len(p)
-		heap.Push(&l.q, pk)
-		if l.q[0] == pk {
-			head = true
-		}
+		due = due.Add(d)
+		l.stats.reordered.Add(1)
 	}
-	return head
+	pk := getPacket(len(p))
+	copy(pk.b, p)
+	if first && len(p) > 0 && l.chance(cfg.Corrupt) {
+		pk.b[l.rng.IntN(len(p))] ^= byte(1 + l.rng.IntN(255))
+		pk.bad = cfg.ChecksumCovered
+		l.stats.corrupted.Add(1)
+	}
+	pk.due, pk.seq, pk.dst = due, l.seq, dst
+	l.seq++
+	l.held += len(p)
+	heap.Push(&l.q, pk)
+	return l.q[0] == pk
 }
 
 func (l *Link) nextLocked() (time.Time, bool) {
