@@ -376,44 +376,14 @@ func (s *tcpSender) delivered(now time.Duration, g *tcpSeg, sample *time.Duratio
 
 // onACK takes in ACK a at now.
 func (s *tcpSender) onACK(now time.Time, a *tcpACK) {
-	newly := 0 // segments newly known delivered, cumulatively or by SACK
-	acked := 0 // of which cumulatively
 	sample := time.Duration(-1)
 	since := now.Sub(s.start)
 	if s.bbr != nil {
 		s.bbr.startACK(s.pipe, s.marked)
 	}
-	if a.ack > s.una {
-		for q := s.una; q < a.ack; q++ {
-			g := s.seg(q)
-			if g.flags&segSACKed != 0 {
-				s.sacked--
-			} else {
-				s.delivered(since, g, &sample)
-				newly++
-			}
-		}
-		acked = int(a.ack - s.una)
-		s.una = a.ack
-		switch {
-		case s.una == s.nxt:
-			s.rtoAt = time.Time{}
-		case !s.impatient():
-			s.rtoAt = now.Add(s.rtt.rto)
-		}
-	}
+	newly, acked := s.cumulativeACK(now, since, a.ack, &sample)
 	if !s.cfg.NoSACK {
-		for _, b := range a.blocks[:a.n] {
-			for q := max(b.start, s.una); q < min(b.end, s.nxt); q++ {
-				g := s.seg(q)
-				if g.flags&segSACKed == 0 {
-					s.delivered(since, g, &sample)
-					g.flags = g.flags&^(segOut|segLost) | segSACKed
-					s.sacked++
-					newly++
-				}
-			}
-		}
+		newly += s.selectiveACK(since, a, &sample)
 	}
 	rtt := time.Duration(-1)
 	if sample >= 0 {
@@ -444,6 +414,50 @@ func (s *tcpSender) onACK(now time.Time, a *tcpACK) {
 	default:
 		s.cc.onACK(now, newly, rtt, s.una, s.nxt, s.rtt.srtt)
 	}
+}
+
+// cumulativeACK takes a cumulative ACK up to ack: it returns the segments
+// newly known delivered by it and how far it moved, and rearms the
+// retransmission timer.
+func (s *tcpSender) cumulativeACK(now time.Time, since time.Duration, ack uint64, sample *time.Duration) (newly, acked int) {
+	if ack <= s.una {
+		return 0, 0
+	}
+	for q := s.una; q < ack; q++ {
+		g := s.seg(q)
+		if g.flags&segSACKed != 0 {
+			s.sacked--
+		} else {
+			s.delivered(since, g, sample)
+			newly++
+		}
+	}
+	acked = int(ack - s.una)
+	s.una = ack
+	switch {
+	case s.una == s.nxt:
+		s.rtoAt = time.Time{}
+	case !s.impatient():
+		s.rtoAt = now.Add(s.rtt.rto)
+	}
+	return newly, acked
+}
+
+// selectiveACK takes the SACK blocks of a: it returns the segments newly
+// known delivered by them.
+func (s *tcpSender) selectiveACK(since time.Duration, a *tcpACK, sample *time.Duration) (newly int) {
+	for _, b := range a.blocks[:a.n] {
+		for q := max(b.start, s.una); q < min(b.end, s.nxt); q++ {
+			g := s.seg(q)
+			if g.flags&segSACKed == 0 {
+				s.delivered(since, g, sample)
+				g.flags = g.flags&^(segOut|segLost) | segSACKed
+				s.sacked++
+				newly++
+			}
+		}
+	}
+	return newly
 }
 
 // detectLoss marks lost, in the order they were sent, the transmissions
