@@ -144,7 +144,7 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 		addrs:  tunAddrs(uint64(pid), n),
 		closed: make(chan struct{}),
 	}
-	fail := func(err error) (*TunPath, error) {
+	if err := p.setUp(); err != nil {
 		for _, f := range p.files {
 			if f != nil {
 				f.Close()
@@ -152,32 +152,6 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 		}
 		_ = p.removeNamespaces()
 		return nil, err
-	}
-	for i, ns := range p.ns {
-		if err := ipCmd("netns", "add", ns); err != nil {
-			p.ns[i] = "" // not created, not to be deleted
-			if i == 0 {
-				p.ns[1] = ""
-			}
-			return fail(err)
-		}
-	}
-	for i, ns := range p.ns {
-		f, err := openTun(ns)
-		if err != nil {
-			return fail(err)
-		}
-		p.files[i] = f
-		local, peer := p.addrs[i].String(), p.addrs[1-i].String()
-		for _, args := range [][]string{
-			{"-n", ns, "addr", "add", local + "/32", "peer", peer + "/32", "dev", tunName},
-			{"-n", ns, "link", "set", tunName, "mtu", strconv.Itoa(TunMTU), "txqueuelen", "10000", "up"},
-			{"-n", ns, "link", "set", "lo", "up"},
-		} {
-			if err := ipCmd(args...); err != nil {
-				return fail(err)
-			}
-		}
 	}
 	for i, cfg := range [2]LinkConfig{aToB, bToA} {
 		out := p.files[1-i]
@@ -194,6 +168,39 @@ func NewTunPath(aToB, bToA LinkConfig, seed uint64) (*TunPath, error) {
 		p.wg.Go(func() { p.dirs[i].run(p.closed) })
 	}
 	return p, nil
+}
+
+// setUp creates the path's two namespaces, each with a TUN device
+// addressed to the other's. On failure the caller closes what p.files
+// holds and removes the namespaces p.ns names.
+func (p *TunPath) setUp() error {
+	for i, ns := range p.ns {
+		if err := ipCmd("netns", "add", ns); err != nil {
+			p.ns[i] = "" // not created, not to be deleted
+			if i == 0 {
+				p.ns[1] = ""
+			}
+			return err
+		}
+	}
+	for i, ns := range p.ns {
+		f, err := openTun(ns)
+		if err != nil {
+			return err
+		}
+		p.files[i] = f
+		local, peer := p.addrs[i].String(), p.addrs[1-i].String()
+		for _, args := range [][]string{
+			{"-n", ns, "addr", "add", local + "/32", "peer", peer + "/32", "dev", tunName},
+			{"-n", ns, "link", "set", tunName, "mtu", strconv.Itoa(TunMTU), "txqueuelen", "10000", "up"},
+			{"-n", ns, "link", "set", "lo", "up"},
+		} {
+			if err := ipCmd(args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // tunAddrs returns the addresses of path n of process pid: the first two
