@@ -146,7 +146,7 @@ func TestInteropRendezvousMSS(t *testing.T) {
 			c, err := d.DialRendezvous(t.Context(), "udp", local(goPort), local(cport))
 			require.NoError(t, err)
 			smaller := min(tc.goMSS, tc.cppMSS)
-			require.Equal(t, smaller, udt.MSSOf(c), "our MSS")
+			require.Equal(t, smaller, c.Stats().MSS, "our MSS")
 			require.Equal(t, want, echoPattern(t, c, 9, n))
 			rs, err := p.Results(1, 60*time.Second)
 			require.NoError(t, err)

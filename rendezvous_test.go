@@ -153,8 +153,8 @@ func TestRendezvousLoopback(t *testing.T) {
 
 func TestRendezvousLoopbackMSS(t *testing.T) {
 	a, b, _ := rendezvousPair(t, udt.Config{MSS: 1400}, udt.Config{MSS: 1500}, 0)
-	require.Equal(t, 1400, udt.MSSOf(a))
-	require.Equal(t, 1400, udt.MSSOf(b))
+	require.Equal(t, 1400, a.Stats().MSS)
+	require.Equal(t, 1400, b.Stats().MSS)
 	swap(t, a, b, 1<<20)
 }
 

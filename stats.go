@@ -86,6 +86,7 @@ type Stats struct {
 	PktInFlight      int           // sent, not yet acknowledged
 	SendBufferBytes  int           // written, not yet acknowledged
 	RecvBufferBytes  int           // received, not yet read
+	MSS              int           // the packet size the handshake settled on, bytes (4.11's byteMSS)
 }
 
 // Stats returns the connection's figures; the interval counters restart at
@@ -122,6 +123,7 @@ func (c *Conn) Stats() Stats {
 		s.RecvRate = float64(s.Interval.BytesRecv) * 8 / 1e6 / secs
 	}
 	if c.state == stateConnected && c.snd.buf != nil {
+		s.MSS = c.mss
 		s.Bandwidth = float64(c.cc.bandwidth) * float64(c.payload) * 8 / 1e6
 		s.PktSndPeriod = c.cc.period
 		s.CongestionWindow = c.cc.window

@@ -67,7 +67,9 @@ func TestStatsMatchWire(t *testing.T) {
 		// packets the receiver got.
 		a2b := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Drop: fwd.hook, QueueBytes: 32 << 20}
 		b2a := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond, Drop: back.hook}
-		c, s, _, _ := simPair(t, a2b, b2a, Config{}, 21)
+		c, s, _, _ := simPair(t, a2b, b2a, Config{MSS: 1400}, 21)
+		require.Equal(t, 1400, c.Stats().MSS, "the MSS settled on")
+		require.Equal(t, 1400, s.Stats().MSS, "the MSS settled on")
 		transfer(t, c, s, 8<<20)
 		time.Sleep(time.Second) // the last ACKs and ACK2s settle
 		cs, ss := c.Stats().Total, s.Stats().Total
