@@ -17,35 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 )
 
-// pair returns a listener and a dialed connection with its accepted peer.
-func pair(t *testing.T) (net.Listener, net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := udt.Listen("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	c, err := udt.DialContext(ctx, "udp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	s := <-accepted
-	require.NotNil(t, s)
-	t.Cleanup(func() { s.Close() })
-	return ln, c, s
-}
-
 func TestStreamBothWays(t *testing.T) {
-	_, c, s := pair(t)
+	_, c, s := harness.Pair(t, udt.Config{})
 	data := make([]byte, 8<<20)
 	_, _ = rand.Read(data)
 	want := sha256.Sum256(data)
@@ -72,7 +48,7 @@ func TestStreamBothWays(t *testing.T) {
 }
 
 func TestCloseGivesEOF(t *testing.T) {
-	_, c, s := pair(t)
+	_, c, s := harness.Pair(t, udt.Config{})
 	msg := []byte("hello, udt")
 	_, err := c.Write(msg)
 	require.NoError(t, err)
@@ -83,7 +59,7 @@ func TestCloseGivesEOF(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	_, c, _ := pair(t)
+	_, c, _ := harness.Pair(t, udt.Config{})
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	start := time.Now()
 	_, err := c.Read(make([]byte, 10))
@@ -117,7 +93,7 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestUseAfterClose(t *testing.T) {
-	_, c, s := pair(t)
+	_, c, s := harness.Pair(t, udt.Config{})
 	require.NoError(t, c.Close())
 	_, err := c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed)
@@ -137,7 +113,7 @@ func TestUseAfterClose(t *testing.T) {
 }
 
 func TestCloseUnblocksRead(t *testing.T) {
-	_, c, _ := pair(t)
+	_, c, _ := harness.Pair(t, udt.Config{})
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Read(make([]byte, 1))
@@ -154,7 +130,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 }
 
 func TestAddrs(t *testing.T) {
-	ln, c, s := pair(t)
+	ln, c, s := harness.Pair(t, udt.Config{})
 	require.Equal(t, ln.Addr().String(), c.RemoteAddr().String())
 	require.Equal(t, c.LocalAddr().String(), s.RemoteAddr().String())
 	require.Equal(t, ln.Addr().String(), s.LocalAddr().String())
@@ -163,7 +139,7 @@ func TestAddrs(t *testing.T) {
 }
 
 func TestListenerClose(t *testing.T) {
-	ln, c, s := pair(t)
+	ln, c, s := harness.Pair(t, udt.Config{})
 	errc := make(chan error, 1)
 	go func() {
 		_, err := ln.Accept()

@@ -1,7 +1,6 @@
 package udt_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,131 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 )
 
-// freePort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	require.NoError(t, pc.Close())
-	return port
-}
-
-func local(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-// rendezvousPair dials a rendezvous between two fresh loopback ports, B
-// starting after A by delay. A port found free may be taken by another
-// program before the dial binds it; the pair is then dialed again on
-// other ports.
-func rendezvousPair(t *testing.T, cfgA, cfgB udt.Config, delay time.Duration) (a, b *udt.Conn, portA int) {
-	t.Helper()
-	for range 5 {
-		pa, pb := freePort(t), freePort(t)
-		a, b, errA, errB := dialRendezvousPair(t, cfgA, cfgB, pa, pb, delay)
-		if errors.Is(errA, syscall.EADDRINUSE) || errors.Is(errB, syscall.EADDRINUSE) {
-			t.Logf("a port was taken (A: %v, B: %v); trying others", errA, errB)
-			for _, c := range []*udt.Conn{a, b} {
-				if c != nil {
-					c.Close()
-				}
-			}
-			continue
-		}
-		if a != nil {
-			t.Cleanup(func() { a.Close() })
-		}
-		if b != nil {
-			t.Cleanup(func() { b.Close() })
-		}
-		require.NoError(t, errA, "A")
-		require.NoError(t, errB, "B")
-		return a, b, pa
-	}
-	t.Fatal("no two free ports in five tries")
-	return nil, nil, 0
-}
-
-// dialRendezvousPair dials a rendezvous from port pa to pb and back, B
-// starting after A by delay; a failure of either ends the other's dial.
-func dialRendezvousPair(t *testing.T, cfgA, cfgB udt.Config, pa, pb int, delay time.Duration) (a, b *udt.Conn, errA, errB error) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	type result struct {
-		c   *udt.Conn
-		err error
-	}
-	ra := make(chan result, 1)
-	go func() {
-		d := udt.Dialer{Config: cfgA}
-		c, err := d.DialRendezvous(ctx, "udp", local(pa), local(pb))
-		if err != nil {
-			cancel()
-		}
-		ra <- result{c, err}
-	}()
-	time.Sleep(delay)
-	d := udt.Dialer{Config: cfgB}
-	b, errB = d.DialRendezvous(ctx, "udp", local(pb), local(pa))
-	if errB != nil {
-		cancel()
-	}
-	resA := <-ra
-	return resA.c, b, resA.err, errB
-}
-
-// swap writes n bytes each way at once and checks what arrives.
-func swap(t *testing.T, a, b net.Conn, n int) {
-	t.Helper()
-	for _, c := range []net.Conn{a, b} {
-		require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
-	}
-	defer func() {
-		for _, c := range []net.Conn{a, b} {
-			_ = c.SetDeadline(time.Time{})
-		}
-	}()
-	da, db := make([]byte, n), make([]byte, n)
-	for i := range da {
-		da[i], db[i] = byte(i*3+i>>10), byte(i*5^i>>7)
-	}
-	errs := make(chan error, 4)
-	for _, w := range []struct {
-		c    net.Conn
-		data []byte
-	}{{a, da}, {b, db}} {
-		go func() {
-			_, err := w.c.Write(w.data)
-			errs <- err
-		}()
-	}
-	for _, r := range []struct {
-		c    net.Conn
-		want []byte
-	}{{b, da}, {a, db}} {
-		go func() {
-			got := make([]byte, len(r.want))
-			_, err := io.ReadFull(r.c, got)
-			if err == nil && !bytes.Equal(got, r.want) {
-				err = errors.New("delivered bytes differ from those sent")
-			}
-			errs <- err
-		}()
-	}
-	for range 4 {
-		require.NoError(t, <-errs)
-	}
-}
-
 func TestRendezvousLoopback(t *testing.T) {
-	a, b, portA := rendezvousPair(t, udt.Config{}, udt.Config{}, 300*time.Millisecond)
+	a, b, portA := harness.RendezvousPair(t, udt.Config{}, udt.Config{}, 300*time.Millisecond)
 	require.Equal(t, portA, a.LocalAddr().(*net.UDPAddr).Port)
 	require.Equal(t, portA, b.RemoteAddr().(*net.UDPAddr).Port)
-	swap(t, a, b, 4<<20)
+	harness.Swap(t, a, b, 4<<20)
 
 	// The rendezvous port carries a regular dial too.
-	ln := listenLocal(t)
+	ln := harness.Listen(t, udt.Config{})
 	d := udt.Dialer{LocalAddr: a.LocalAddr().(*net.UDPAddr)}
 	c, err := d.DialUDT(t.Context(), "udp", ln.Addr().String())
 	require.NoError(t, err)
@@ -147,15 +32,15 @@ func TestRendezvousLoopback(t *testing.T) {
 	s, err := ln.AcceptUDT()
 	require.NoError(t, err)
 	defer s.Close()
-	swap(t, c, s, 256<<10)
-	swap(t, a, b, 256<<10)
+	harness.Swap(t, c, s, 256<<10)
+	harness.Swap(t, a, b, 256<<10)
 }
 
 func TestRendezvousLoopbackMSS(t *testing.T) {
-	a, b, _ := rendezvousPair(t, udt.Config{MSS: 1400}, udt.Config{MSS: 1500}, 0)
+	a, b, _ := harness.RendezvousPair(t, udt.Config{MSS: 1400}, udt.Config{MSS: 1500}, 0)
 	require.Equal(t, 1400, a.Stats().MSS)
 	require.Equal(t, 1400, b.Stats().MSS)
-	swap(t, a, b, 1<<20)
+	harness.Swap(t, a, b, 1<<20)
 }
 
 func TestRendezvousBadArguments(t *testing.T) {
@@ -164,8 +49,8 @@ func TestRendezvousBadArguments(t *testing.T) {
 		{"127.0.0.1:0", "127.0.0.1:9", `laddr "127.0.0.1:0"`},
 		{"", "127.0.0.1:9", `laddr ""`},
 		{"127.0.0.1", "127.0.0.1:9", `laddr "127.0.0.1"`},
-		{local(freePort(t)), "127.0.0.1:0", `raddr "127.0.0.1:0"`},
-		{local(freePort(t)), "0.0.0.0:9", `raddr "0.0.0.0:9"`},
+		{harness.Local(harness.FreePort(t)), "127.0.0.1:0", `raddr "127.0.0.1:0"`},
+		{harness.Local(harness.FreePort(t)), "0.0.0.0:9", `raddr "0.0.0.0:9"`},
 	} {
 		c, err := udt.DialRendezvous(ctx, "udp", tc.laddr, tc.raddr)
 		require.Nil(t, c)
@@ -180,7 +65,7 @@ func TestRendezvousBadArguments(t *testing.T) {
 	require.ErrorContains(t, err, "Config.MSS")
 
 	// A listening port cannot rendezvous.
-	ln := listenLocal(t)
+	ln := harness.Listen(t, udt.Config{})
 	_, err = udt.DialRendezvous(ctx, "udp", ln.Addr().String(), "127.0.0.1:9")
 	require.ErrorContains(t, err, "listener")
 }
@@ -193,11 +78,11 @@ func TestRendezvousWildcardLaddr(t *testing.T) {
 	errs := make(chan error, 1)
 	for try := 0; c == nil; try++ {
 		require.Less(t, try, 5, "no two free ports in five tries")
-		pa, pb := freePort(t), freePort(t)
+		pa, pb := harness.FreePort(t), harness.FreePort(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		go func() {
-			c, err := udt.DialRendezvous(ctx, "udp", ":"+strconv.Itoa(pb), local(pa))
+			c, err := udt.DialRendezvous(ctx, "udp", ":"+strconv.Itoa(pb), harness.Local(pa))
 			if err == nil {
 				_, err = c.Write([]byte("wildcard"))
 				c.Close()
@@ -207,7 +92,7 @@ func TestRendezvousWildcardLaddr(t *testing.T) {
 			errs <- err
 		}()
 		var err error
-		c, err = udt.DialRendezvous(ctx, "udp", local(pa), local(pb))
+		c, err = udt.DialRendezvous(ctx, "udp", harness.Local(pa), harness.Local(pb))
 		if err != nil {
 			cancel()
 			if errB := <-errs; errors.Is(err, syscall.EADDRINUSE) || errors.Is(errB, syscall.EADDRINUSE) {

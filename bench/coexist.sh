@@ -43,7 +43,7 @@ bench='^BenchmarkTunCoexist$'
 if [ -n "${UDT_TUN_LINKS:-}" ]; then
   bench="$bench/$UDT_TUN_LINKS"
 fi
-go test -v -run '^$' -bench "$bench" -benchtime 1x -timeout 0 .
+go test -v -run '^$' -bench "$bench" -benchtime 1x -timeout 0 ./integrationtests
 
 echo
 echo "== coexist: rounds=${UDT_TUN_ROUNDS:-1} warmup=${UDT_TUN_WARMUP:-5s} window=$UDT_TUN_WINDOW ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -36,7 +36,7 @@ bench='^BenchmarkTunLinks$'
 if [ -n "${UDT_TUN_LINKS:-}" ]; then
   bench="$bench/$UDT_TUN_LINKS"
 fi
-go test -run '^$' -bench "$bench" -benchtime 1x -timeout 0 .
+go test -run '^$' -bench "$bench" -benchtime 1x -timeout 0 ./integrationtests
 
 echo
 echo "== tunlinks: rounds=${UDT_TUN_ROUNDS:-1} warmup=${UDT_TUN_WARMUP:-5s} window=${UDT_TUN_WINDOW:-20s} ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

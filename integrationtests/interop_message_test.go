@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"bytes"

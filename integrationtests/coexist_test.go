@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,32 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/netsim"
 )
-
-// requireTun skips the test when this machine cannot build a TUN path
-// between network namespaces, or fails it with UDT_NETNS=require, as CI
-// sets it.
-func requireTun(tb testing.TB) {
-	tb.Helper()
-	if err := netsim.TunAvailable(); err != nil {
-		if os.Getenv("UDT_NETNS") == "require" {
-			tb.Fatal(err)
-		}
-		tb.Skipf("%v (set UDT_NETNS=require to make this a failure)", err)
-	}
-}
-
-// tunPath builds an emulated path between two network namespaces, or skips
-// when this machine cannot (see requireTun).
-func tunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
-	tb.Helper()
-	requireTun(tb)
-	p, err := netsim.NewTunPath(l, l, 1)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { require.NoError(tb, p.Close()) })
-	return p
-}
 
 // flow counts what one receiver reads.
 type flow struct{ n atomic.Int64 }
@@ -128,7 +104,7 @@ func startUDT(tb testing.TB, p *netsim.TunPath, cc udt.CongestionControl) *flow 
 // congestion control tcp through one bottleneck for d, and returns each
 // one's goodput over the second half, in Mbit/s.
 func shares(tb testing.TB, cc udt.CongestionControl, tcp string, rate int64, rtt, d time.Duration) (u, t float64) {
-	p := tunPath(tb, netsim.LinkConfig{Rate: rate, Delay: rtt / 2})
+	p := harness.TunPath(tb, netsim.LinkConfig{Rate: rate, Delay: rtt / 2})
 	tf := startTCP(tb, p, tcp)
 	uf := startUDT(tb, p, cc)
 	time.Sleep(d / 2)

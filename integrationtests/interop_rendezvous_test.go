@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"crypto/sha256"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/interop"
 )
 
@@ -73,10 +74,10 @@ func TestInteropRendezvous(t *testing.T) {
 	want := interop.SHA256Pattern(5, n)
 
 	t.Run("cpp first, echoes", func(t *testing.T) {
-		goPort := freePort(t)
+		goPort := harness.FreePort(t)
 		p, cport := cppRendezvous(t, goPort, "-mode", "echo")
 		time.Sleep(300 * time.Millisecond) // the C++ side's requests go unanswered
-		c, err := udt.DialRendezvous(t.Context(), "udp", local(goPort), local(cport))
+		c, err := udt.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(cport))
 		require.NoError(t, err)
 		require.Equal(t, want, echoPattern(t, c, 5, n))
 		rs, err := p.Results(1, 60*time.Second)
@@ -87,10 +88,10 @@ func TestInteropRendezvous(t *testing.T) {
 		require.NoError(t, p.Wait(10*time.Second))
 	})
 	t.Run("go first, cpp sends", func(t *testing.T) {
-		goPort := freePort(t)
+		goPort := harness.FreePort(t)
 		p, cport := cppRendezvous(t, goPort, "-mode", "send", "-bytes", strconv.Itoa(n), "-seed", "5", "-wait", "500")
 		start := time.Now()
-		c, err := udt.DialRendezvous(t.Context(), "udp", local(goPort), local(cport))
+		c, err := udt.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(cport))
 		require.NoError(t, err)
 		t.Logf("connected after %v", time.Since(start).Round(time.Millisecond))
 		require.NoError(t, c.SetDeadline(time.Now().Add(transferBound)))
@@ -104,9 +105,9 @@ func TestInteropRendezvous(t *testing.T) {
 		require.NoError(t, p.Wait(10*time.Second))
 	})
 	t.Run("go first, cpp receives", func(t *testing.T) {
-		goPort := freePort(t)
+		goPort := harness.FreePort(t)
 		p, cport := cppRendezvous(t, goPort, "-mode", "recv", "-wait", "200")
-		c, err := udt.DialRendezvous(t.Context(), "udp", local(goPort), local(cport))
+		c, err := udt.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(cport))
 		require.NoError(t, err)
 		require.NoError(t, c.SetDeadline(time.Now().Add(transferBound)))
 		require.Equal(t, want, sendPattern(t, c, 5, n))
@@ -133,7 +134,7 @@ func TestInteropRendezvousMSS(t *testing.T) {
 		{1500, 1400, false}, {1500, 1400, true}, {1400, 1500, false}, {1400, 1500, true},
 	} {
 		t.Run(fmt.Sprintf("go %d cpp %d go first %v", tc.goMSS, tc.cppMSS, tc.goFirst), func(t *testing.T) {
-			goPort := freePort(t)
+			goPort := harness.FreePort(t)
 			args := []string{"-mode", "echo", "-mss", strconv.Itoa(tc.cppMSS)}
 			if tc.goFirst {
 				args = append(args, "-wait", "300")
@@ -143,7 +144,7 @@ func TestInteropRendezvousMSS(t *testing.T) {
 				time.Sleep(300 * time.Millisecond)
 			}
 			d := udt.Dialer{Config: udt.Config{MSS: tc.goMSS}}
-			c, err := d.DialRendezvous(t.Context(), "udp", local(goPort), local(cport))
+			c, err := d.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(cport))
 			require.NoError(t, err)
 			smaller := min(tc.goMSS, tc.cppMSS)
 			require.Equal(t, smaller, c.Stats().MSS, "our MSS")
@@ -262,8 +263,8 @@ func rendezvousOnMinus2(t *testing.T) bool {
 			cppMinus1.Store(true)
 		}
 	}
-	goPort := freePort(t)
-	cppListenPort := freePort(t)
+	goPort := harness.FreePort(t)
+	cppListenPort := harness.FreePort(t)
 	f := newForwarder(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: cppListenPort}, drop, watch)
 	cppFacing := f.cppFacing.LocalAddr().(*net.UDPAddr).Port
 	p := interop.Start(t, "rendezvous", "-host", "127.0.0.1", "-port", strconv.Itoa(cppListenPort),
@@ -271,7 +272,7 @@ func rendezvousOnMinus2(t *testing.T) bool {
 	_, err := p.WaitLine("BOUND ", 10*time.Second)
 	require.NoError(t, err)
 	goFacing := f.goFacing.LocalAddr().(*net.UDPAddr).Port
-	c, err := udt.DialRendezvous(t.Context(), "udp", local(goPort), local(goFacing))
+	c, err := udt.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(goFacing))
 	require.NoError(t, err)
 	require.NoError(t, c.SetDeadline(time.Now().Add(transferBound)))
 	got, sum := recvAll(t, c)

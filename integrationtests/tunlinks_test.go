@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/interop"
 	"github.com/udt-go/udt/internal/netsim"
 )
@@ -50,7 +51,7 @@ func (l tunLink) mbps() float64 { return float64(l.rate) / 1e6 }
 // path builds the link's path, seeded with seed; the caller closes it.
 func (l tunLink) path(tb testing.TB, seed uint64) *netsim.TunPath {
 	tb.Helper()
-	requireTun(tb)
+	harness.RequireTun(tb)
 	fwd := netsim.LinkConfig{Rate: l.rate, Delay: l.rtt / 2, Loss: l.loss}
 	back := netsim.LinkConfig{Rate: l.rate, Delay: l.rtt / 2}
 	p, err := netsim.NewTunPath(fwd, back, seed)
@@ -725,7 +726,7 @@ func tunTable(rows []*tunRow, rounds int, warm, window time.Duration) string {
 // It needs root (network namespaces and TUN devices), libudt-dev and g++,
 // and about 3 minutes per link and round with the default windows.
 func BenchmarkTunLinks(b *testing.B) {
-	requireTun(b)
+	harness.RequireTun(b)
 	interop.BuildPeer(b)
 	warm, window, rounds := tunWindows(b)
 	report := newTunReport(b)
@@ -781,7 +782,7 @@ func TestTunLinksShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("18 s on emulated paths; skipped in -short mode")
 	}
-	requireTun(t)
+	harness.RequireTun(t)
 	l := tunLink{rate: 100e6, rtt: 100 * time.Millisecond, loss: 0.01}
 	for _, s := range []tunSender{tunGoDefault, tunBBR, tunCpp} {
 		t.Run(strings.ReplaceAll(s.name, " ", "-"), func(t *testing.T) {

@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 )
 
 // The tests in this file hold our Listener and Conn to what *net.TCPListener
@@ -260,7 +261,7 @@ func TestDialErrorsDistinguishable(t *testing.T) {
 func TestEveryBlockedCallWakes(t *testing.T) {
 	const n = 3
 	t.Run("peer close wakes all readers", func(t *testing.T) {
-		_, c, s := pair(t)
+		_, c, s := harness.Pair(t, udt.Config{})
 		errs := make(chan error, n)
 		for range n {
 			go func() {
@@ -276,7 +277,7 @@ func TestEveryBlockedCallWakes(t *testing.T) {
 	})
 	t.Run("close wakes all writers", func(t *testing.T) {
 		cfg := udt.Config{SendBuffer: 32, ReceiveBuffer: 32}
-		c, s := configPair(t, cfg)
+		_, c, s := harness.Pair(t, cfg)
 		errs := make(chan error, n)
 		for range n {
 			go func() {
@@ -296,7 +297,7 @@ func TestEveryBlockedCallWakes(t *testing.T) {
 	})
 	t.Run("freed space reaches all writers", func(t *testing.T) {
 		cfg := udt.Config{SendBuffer: 32, ReceiveBuffer: 32}
-		c, s := configPair(t, cfg)
+		_, c, s := harness.Pair(t, cfg)
 		const size = 256 << 10
 		errs := make(chan error, n)
 		for range n {
@@ -315,23 +316,4 @@ func TestEveryBlockedCallWakes(t *testing.T) {
 			require.NoError(t, within(t, errs, 10*time.Second, "Write"))
 		}
 	})
-}
-
-// configPair returns a dialed connection and its accepted peer with cfg.
-func configPair(t *testing.T, cfg udt.Config) (*udt.Conn, *udt.Conn) {
-	t.Helper()
-	lc := udt.ListenConfig{Config: cfg}
-	ln, err := lc.ListenUDT(t.Context(), "udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	d := udt.Dialer{Config: cfg}
-	c, err := d.DialUDT(ctx, "udp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	s, err := ln.AcceptUDT()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return c, s
 }

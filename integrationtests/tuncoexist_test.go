@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/interop"
 )
 
@@ -159,7 +160,7 @@ func coexistSelected(tb testing.TB) []coexistPair {
 // six pairs a link and round, each the warm-up plus the window long
 // (UDT_TUN_WARMUP, UDT_TUN_WINDOW).
 func BenchmarkTunCoexist(b *testing.B) {
-	requireTun(b)
+	harness.RequireTun(b)
 	interop.BuildPeer(b)
 	warm, window, rounds := tunWindows(b)
 	pairs := coexistSelected(b)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package udt_test
+package integrationtests
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/interop"
 )
 
@@ -71,15 +72,6 @@ func TestInteropGoClientCppServer(t *testing.T) {
 	})
 }
 
-func listenLocal(t *testing.T) *udt.Listener {
-	t.Helper()
-	var lc udt.ListenConfig
-	ln, err := lc.ListenUDT(t.Context(), "udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
 func portOf(a net.Addr) string { return strconv.Itoa(a.(*net.UDPAddr).Port) }
 
 func TestInteropCppClientGoServer(t *testing.T) {
@@ -87,7 +79,7 @@ func TestInteropCppClientGoServer(t *testing.T) {
 	want := interop.SHA256Pattern(1, interopBytes)
 
 	t.Run("cpp sends", func(t *testing.T) {
-		ln := listenLocal(t)
+		ln := harness.Listen(t, udt.Config{})
 		cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-mode", "send", "-bytes", strconv.Itoa(interopBytes))
 		c, err := ln.Accept()
 		require.NoError(t, err)
@@ -101,7 +93,7 @@ func TestInteropCppClientGoServer(t *testing.T) {
 		require.NoError(t, cli.Wait(10*time.Second))
 	})
 	t.Run("cpp receives", func(t *testing.T) {
-		ln := listenLocal(t)
+		ln := harness.Listen(t, udt.Config{})
 		cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(ln.Addr()), "-mode", "recv")
 		c, err := ln.Accept()
 		require.NoError(t, err)
@@ -118,7 +110,7 @@ func TestInteropCppClientGoServer(t *testing.T) {
 // whose port already carries 50 open Go connections, all still working.
 func TestInteropCppJoinsBusyListener(t *testing.T) {
 	interop.BuildPeer(t)
-	ln := listenLocal(t)
+	ln := harness.Listen(t, udt.Config{})
 	const goConns = 50
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -172,7 +164,7 @@ func TestInteropCppJoinsBusyListener(t *testing.T) {
 // completes, and none waits for a timeout.
 func TestInteropSequentialDialsClosedAtOnce(t *testing.T) {
 	interop.BuildPeer(t)
-	ln := listenLocal(t)
+	ln := harness.Listen(t, udt.Config{})
 	const dials = 200
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package udt_test
+package integrationtests
 
 func cpuSeconds() float64 { return -1 }

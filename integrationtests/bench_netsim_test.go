@@ -1,4 +1,4 @@
-package udt_test
+package integrationtests
 
 import (
 	"context"
@@ -13,20 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/interop"
 	"github.com/udt-go/udt/internal/netsim"
 )
-
-// relayed starts a relay to target whose forward path has the given loss.
-func relayed(tb testing.TB, target *net.UDPAddr, rate int64, rtt time.Duration, loss float64) *netsim.Relay {
-	tb.Helper()
-	fwd := netsim.LinkConfig{Rate: rate, Delay: rtt / 2, Loss: loss}
-	back := netsim.LinkConfig{Rate: rate, Delay: rtt / 2}
-	r, err := netsim.NewRelay(target, fwd, back, uint64(time.Now().UnixNano()))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { r.Close() })
-	return r
-}
 
 // steadyLink is one emulated path of the benchmark grid.
 type steadyLink struct {
@@ -79,7 +69,7 @@ func goSteady(tb testing.TB, cc udt.CongestionControl, l steadyLink, warm, windo
 	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	defer ln.Close()
-	r := relayed(tb, ln.Addr().(*net.UDPAddr), l.rate, l.rtt, l.loss)
+	r := harness.Relayed(tb, ln.Addr().(*net.UDPAddr), l.rate, l.rtt, l.loss)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -109,7 +99,7 @@ func cppSteady(tb testing.TB, l steadyLink, warm, window time.Duration) float64 
 	tb.Helper()
 	srv := interop.Start(tb, "server", "-host", "127.0.0.1", "-port", "0", "-mode", "recv", "-nohash")
 	port := srv.ListenPort(10 * time.Second)
-	r := relayed(tb, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, l.rate, l.rtt, l.loss)
+	r := harness.Relayed(tb, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, l.rate, l.rtt, l.loss)
 	cli := interop.Start(tb, "client", "-host", "127.0.0.1", "-port", strconv.Itoa(r.Addr().Port),
 		"-mode", "send", "-bytes", strconv.FormatInt(1<<40, 10), "-nohash")
 	mbps := measureSteady(r, warm, window)
