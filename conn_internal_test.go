@@ -1,7 +1,6 @@
 package udt
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -12,20 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/udt-go/udt/internal/seq"
 )
-
-// internalPair returns a dialed conn and its accepted peer.
-func internalPair(t *testing.T, cfg Config) (*Conn, *Conn) {
-	t.Helper()
-	ln := listenRaw(t, cfg)
-	d := Dialer{Config: cfg}
-	c, err := d.DialUDT(context.Background(), "udp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	s, err := ln.AcceptUDT()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return c, s
-}
 
 func TestSilentPeerIsLost(t *testing.T) {
 	c, s := internalPair(t, Config{PeerIdleTimeout: time.Second, Linger: -1})

@@ -61,15 +61,6 @@ func (r *rawClient) request(id uint32) handshake {
 	return h
 }
 
-func listenRaw(t *testing.T, cfg Config) *Listener {
-	t.Helper()
-	lc := ListenConfig{Config: cfg}
-	ln, err := lc.ListenUDT(context.Background(), "udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
 func TestHandshakeCookieReplyKeepsNoState(t *testing.T) {
 	ln := listenRaw(t, Config{})
 	r := newRawClient(t, ln.Addr())

@@ -6,45 +6,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
-	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// dropConn loses a seeded random fraction of the datagrams it sends.
-type dropConn struct {
-	packetConn
-	mu   sync.Mutex
-	rng  *rand.Rand
-	loss float64
-}
-
-func (d *dropConn) WriteTo(b []byte, to netip.AddrPort) error {
-	d.mu.Lock()
-	drop := d.rng.Float64() < d.loss
-	d.mu.Unlock()
-	if drop {
-		return nil
-	}
-	return d.packetConn.WriteTo(b, to)
-}
-
-// lossyMux makes a started multiplexer on a loopback socket whose sends
-// are lost with probability loss.
-func lossyMux(t *testing.T, loss float64, seed uint64) *multiplexer {
-	t.Helper()
-	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	_ = uc.SetReadBuffer(8 << 20)
-	m := newMultiplexer(&dropConn{packetConn: udpConn{c: uc}, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss})
-	m.start()
-	return m
-}
 
 // TestTransferUnderRandomLoss moves data between real loopback sockets that
 // lose datagrams at random (the netsim tests cover the rest under synctest;

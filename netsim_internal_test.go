@@ -19,61 +19,6 @@ import (
 	"github.com/udt-go/udt/internal/seq"
 )
 
-// simPair connects a client and a server across an emulated link: a2b
-// carries the client's datagrams, b2a the server's. Must run in a synctest
-// bubble or with real time; everything is closed at the test's end.
-func simPair(t *testing.T, a2b, b2a netsim.LinkConfig, cfg Config, seed uint64) (c, s *Conn, pa, pb *netsim.PipeConn) {
-	t.Helper()
-	// Runs last: closed connections linger for closeWait, so a bubble
-	// waits that long (in virtual time) for their goroutines to end.
-	t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
-	cfg, err := cfg.withDefaults()
-	require.NoError(t, err)
-	a, b := netsim.NewPacketPipe(a2b, b2a, seed)
-	ma := newMultiplexer(netPacketConn{a})
-	ma.start()
-	mb := newMultiplexer(netPacketConn{b})
-	mb.start()
-	ln, err := listenOn(mb, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	c, err = dialOn(ctx, ma, cfg, mb.laddr)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	s, err = ln.AcceptUDT()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return c, s, a.(*netsim.PipeConn), b.(*netsim.PipeConn)
-}
-
-// transfer sends n bytes from c to s and checks them by SHA-256; it returns
-// the goodput in Mbit/s of (virtual) time.
-func transfer(t *testing.T, c, s *Conn, n int) float64 {
-	t.Helper()
-	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i*31 + i>>11)
-	}
-	start := time.Now()
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.Close()
-		}
-		werr <- err
-	}()
-	h := sha256.New()
-	got, err := io.Copy(h, s)
-	require.NoError(t, err)
-	require.NoError(t, <-werr)
-	require.Equal(t, int64(n), got)
-	require.Equal(t, sha256.Sum256(data), [32]byte(h.Sum(nil)), "delivered bytes differ from those sent")
-	return float64(n) * 8 / 1e6 / time.Since(start).Seconds()
-}
-
 func TestLossyLinks(t *testing.T) {
 	const size = 32 << 20
 	link := func(rate int64, delay time.Duration) netsim.LinkConfig {
