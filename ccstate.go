@@ -11,7 +11,8 @@ import (
 
 // ccState is a connection's congestion controller, what it last set, and
 // the estimates of the path it is told of: the RTT, the peer's reported
-// rates, what was delivered and lost. Guarded by Conn.mu.
+// rates, what was delivered and lost. Guarded by Conn.mu; its methods run
+// with it held.
 type ccState struct {
 	ctl CongestionController
 	// What ccUpdateLocked read from the controller after its last call.
@@ -106,11 +107,18 @@ func (c *Conn) ccUpdateLocked() {
 	}
 }
 
-// ccLossRangesLocked converts a NAK's ranges for OnLoss, into a reused slice.
-func (c *Conn) ccLossRangesLocked(rs []lossl.Range) []LossRange {
-	c.cc.loss = c.cc.loss[:0]
+// lossRanges converts a NAK's ranges for OnLoss, into a reused slice.
+func (s *ccState) lossRanges(rs []lossl.Range) []LossRange {
+	s.loss = s.loss[:0]
 	for _, r := range rs {
-		c.cc.loss = append(c.cc.loss, LossRange{First: uint32(r.First), Last: uint32(r.Last)})
+		s.loss = append(s.loss, LossRange{First: uint32(r.First), Last: uint32(r.Last)})
 	}
-	return c.cc.loss
+	return s.loss
+}
+
+// retransWait is how long the answer to a retransmission may take: a round
+// trip, its variance and two SYNs (the receiver's ACK interval, and its
+// timer's granularity).
+func (s *ccState) retransWait() time.Duration {
+	return s.rtt.RTT + 4*s.rtt.Var + 2*synInterval
 }

@@ -559,11 +559,11 @@ func TestArrivalRateOfBatches(t *testing.T) {
 		}
 	}
 	require.Zero(t, c.rcv.arrivals.ReceiveRate(), "the median's verdict")
-	require.InEpsilon(t, 320_000, c.arrivalRateLocked(), 0.05)
+	require.InEpsilon(t, 320_000, c.rcv.arrivalRate(), 0.05)
 
 	// Slow and scattered (three packets together every 10 ms): 0, as
 	// 4.11 reports, which a 4.11 sender ignores.
-	c.arrivalRateLocked() // a new span
+	c.rcv.arrivalRate() // a new span
 	for range 20 {
 		now = now.Add(10 * time.Millisecond)
 		for range 3 {
@@ -571,13 +571,13 @@ func TestArrivalRateOfBatches(t *testing.T) {
 			s = s.Inc()
 		}
 	}
-	require.Zero(t, c.arrivalRateLocked())
+	require.Zero(t, c.rcv.arrivalRate())
 
 	// Clumps: of every four gaps, three of 1.3 ms and one of 100 µs (a
 	// late packet and the one that caught up), 1,000 packets/s. The
 	// filter leaves out the short gaps and reads 770; the span rate is
 	// reported.
-	c.arrivalRateLocked()
+	c.rcv.arrivalRate()
 	for i := range 200 {
 		gap := 1300 * time.Microsecond
 		if i%4 == 3 {
@@ -588,14 +588,14 @@ func TestArrivalRateOfBatches(t *testing.T) {
 		s = s.Inc()
 	}
 	require.InEpsilon(t, 770, c.rcv.arrivals.ReceiveRate(), 0.02, "the median's verdict")
-	require.InEpsilon(t, 1000, c.arrivalRateLocked(), 0.02)
+	require.InEpsilon(t, 1000, c.rcv.arrivalRate(), 0.02)
 
 	// Evenly spaced at 1,000 packets/s: the median's own figure.
-	c.arrivalRateLocked()
+	c.rcv.arrivalRate()
 	for range 100 {
 		now = now.Add(time.Millisecond)
 		c.rcv.arrivals.OnData(now, s)
 		s = s.Inc()
 	}
-	require.Equal(t, 1000, c.arrivalRateLocked())
+	require.Equal(t, 1000, c.rcv.arrivalRate())
 }

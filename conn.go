@@ -229,7 +229,7 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 			c.flush(ob)
 			putOutbox(ob)
 			if n > 0 {
-				c.signalRead() // for other readers, if data is left
+				c.sig.wakeReader() // for other readers, if data is left
 			}
 			return n, err
 		}
@@ -237,11 +237,11 @@ func (c *Conn) readLoop(take func() (n int, err error, done bool)) (int, error) 
 		case c.err != nil:
 			err := c.err
 			c.mu.Unlock()
-			c.signalRead() // the end is for every blocked reader, not one
+			c.sig.wakeReader() // the end is for every blocked reader, not one
 			return 0, c.opError("read", err)
 		case c.live.peerClosed:
 			c.mu.Unlock()
-			c.signalRead()
+			c.sig.wakeReader()
 			return 0, io.EOF
 		}
 		c.mu.Unlock()
@@ -259,7 +259,7 @@ func (c *Conn) readLocked(b []byte) int {
 	if c.state != stateConnected && c.rcv.buf == nil {
 		return 0
 	}
-	contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
+	contig := seq.Off(c.rcv.readSeq, c.rcv.contig())
 	n := 0
 	for n < len(b) && contig > 0 {
 		slot := c.rcv.buf.At(0).buf
@@ -283,7 +283,7 @@ func (c *Conn) readLocked(b []byte) int {
 // readableLocked reports whether Read would return data now (in message
 // mode, whether a message may be: see onMessageDataLocked).
 func (c *Conn) readableLocked() bool {
-	return c.rcv.buf != nil && c.rcv.readSeq != c.rcvContigLocked()
+	return c.rcv.buf != nil && c.rcv.readSeq != c.rcv.contig()
 }
 
 // Write writes stream data. It blocks while the send buffer is full and
@@ -344,7 +344,7 @@ func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
 	c.mu.Lock()
 	if err := c.writeErrLocked(); err != nil {
 		c.mu.Unlock()
-		c.signalWrite() // the end is for every blocked writer, not one
+		c.sig.wakeWriter() // the end is for every blocked writer, not one
 		return b, err
 	}
 	if c.sig.wdl.Passed() {
@@ -379,7 +379,7 @@ func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
 	if len(b) == 0 && room {
 		// An ACK wakes one writer; pass the space it left on to the
 		// next, or a writer could wait on an idle connection.
-		c.signalWrite()
+		c.sig.wakeWriter()
 	}
 	return b, nil
 }
@@ -760,16 +760,20 @@ func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "udt", Source: c.laddr, Addr: c.raddr, Err: err}
 }
 
-func (c *Conn) signalRead() {
+// wakeReader wakes a Read waiting for data, EOF or an error, or the next
+// one to wait.
+func (s *signals) wakeReader() {
 	select {
-	case c.sig.readReady <- struct{}{}:
+	case s.readReady <- struct{}{}:
 	default:
 	}
 }
 
-func (c *Conn) signalWrite() {
+// wakeWriter wakes a Write or Close waiting for send-buffer space or an
+// error, or the next one to wait.
+func (s *signals) wakeWriter() {
 	select {
-	case c.sig.writeReady <- struct{}{}:
+	case s.writeReady <- struct{}{}:
 	default:
 	}
 }
@@ -783,8 +787,8 @@ func (c *Conn) failLocked(err error) {
 	if c.live.timer != nil {
 		c.live.timer.Stop()
 	}
-	c.signalRead()
-	c.signalWrite()
+	c.sig.wakeReader()
+	c.sig.wakeWriter()
 }
 
 func isClosed(c chan struct{}) bool {

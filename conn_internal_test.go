@@ -152,7 +152,7 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 		require.True(t, c.snd.buf.Push(sndPkt{sentAt: at}))
 	}
 	c.snd.currSeq = c.snd.lastAck.Add(3)
-	now := c.start.Add(t0 + 10*time.Millisecond + c.retransWaitLocked())
+	now := c.start.Add(t0 + 10*time.Millisecond + c.cc.retransWait())
 	c.resendStalledLocked(now)
 	require.Equal(t, 2, c.snd.loss.Len())
 	require.True(t, c.snd.loss.Contains(c.snd.lastAck))

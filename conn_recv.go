@@ -99,14 +99,6 @@ func (c *Conn) countForeign() {
 	c.mu.Unlock()
 }
 
-// rcvContigLocked is the first sequence number not yet received: the ACK number.
-func (c *Conn) rcvContigLocked() seq.Num {
-	if f, ok := c.rcv.loss.First(); ok {
-		return f
-	}
-	return c.rcv.lastSeq.Inc()
-}
-
 // onDataLocked stores a data packet in the receive window.
 func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	s := p.seq
@@ -136,7 +128,7 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	}
 
 	wasReadable := c.readableLocked()
-	oldContig := c.rcvContigLocked()
+	oldContig := c.rcv.contig()
 	if seq.Cmp(s, c.rcv.lastSeq) > 0 {
 		c.advanceLastLocked(s, now, ob)
 	} else {
@@ -145,7 +137,7 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	if c.isMessage() {
 		c.onMessageDataLocked(off, oldContig)
 	} else if !wasReadable && c.readableLocked() {
-		c.signalRead()
+		c.sig.wakeReader()
 	}
 	c.ackDataLocked(len(p.body), now, ob)
 }
@@ -162,7 +154,7 @@ func (c *Conn) takesDataLocked(p *packet, off int) bool {
 		return false // a duplicate, or of a dropped message
 	case seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s):
 		return false // already delivered
-	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcvContigLocked()):
+	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcv.contig()):
 		// The socket's connections hold all ReceiveMemory allows; only
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
@@ -210,7 +202,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 		return
 	}
 	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
-		ack := c.rcvContigLocked()
+		ack := c.rcv.contig()
 		if ack != c.rcv.lastAck2 {
 			light := ackBody{ack: ack, words: 1}
 			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
@@ -225,7 +217,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 // or than this connection's fair share of it has (see overMemoryLocked),
 // whichever is more; and never below 2, so a stalled sender can probe.
 func (c *Conn) availLocked() int {
-	used := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
+	used := seq.Off(c.rcv.readSeq, c.rcv.contig())
 	avail := c.rcv.buf.Limit() - used - 1
 	if limit := c.cfg.ReceiveMemory; limit > 0 && c.rcv.maxPayload > 0 {
 		room := max(limit-c.m.rcvHeld.Load(), c.memoryShare()-c.rcv.held)
@@ -288,7 +280,7 @@ const minAdvertisedWindow = 2
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 	c.rcv.pktsSinceAck, c.rcv.lightAcks = 0, 0
 	c.rcv.nextACK = now.Add(c.cc.ackPeriod)
-	ack := c.rcvContigLocked()
+	ack := c.rcv.contig()
 	if ack == c.rcv.lastAck2 && seq.Cmp(ack, c.rcv.lastAck) <= 0 && c.rcv.loss.Len() == 0 {
 		return // everything confirmed already
 	}
@@ -302,43 +294,6 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 // ackRepeatDueLocked is when an unchanged ACK is sent again.
 func (c *Conn) ackRepeatDueLocked() time.Time {
 	return c.rcv.lastAckAt.Add(c.cc.rtt.RTT + 4*c.cc.rtt.Var)
-}
-
-// arrivalRateLocked returns the arrival rate for ACK word 5: 4.11's
-// median of the last 16 gaps, unless it exceeds by more than a quarter the
-// rate measured over all arrivals since the last full ACK. Then packets
-// arrived in bursts (a host or path that delivers them late and together),
-// the median measured the bursts, and the span rate is reported instead.
-// Loss lowers the span rate by its share only, well within the margin.
-// The span rate is reported too where it exceeds the median's by more
-// than a quarter: packets arrived in clumps (a sender whose send queue,
-// busy with other connections, ran late and caught up), and the filter,
-// which leaves out gaps under an eighth of the median, averaged only the
-// long gaps between clumps (one clumped gap in four reads as 0.77 of the
-// rate); with 8 streams on loopback, one stream's probes never showed,
-// and it stayed at 800 packets/s beside streams of 100,000.
-// The span rate also stands in where the median cannot measure: gaps of
-// a few microseconds (more than fastArrivals packets/s, loopback), which
-// whole microseconds round to 0 or 1, so that 4.11's filter finds them
-// too scattered and reports 0, and a sender whose controller reads the
-// rate would have none. Slower arrivals that the filter finds scattered
-// (a few packets now and then) still report 0, as 4.11 does: a 4.11
-// sender sizes its window by the rate, and keeps its last one on a 0.
-func (c *Conn) arrivalRateLocked() int {
-	median := c.rcv.arrivals.ReceiveRate()
-	span := c.rcv.arrivals.SpanRate()
-	switch {
-	case span == 0:
-		return median
-	case median == 0:
-		if span > fastArrivals {
-			return span
-		}
-		return 0
-	case median > span+span/4 || span > median+median/4:
-		return span // bursts or clumps
-	}
-	return median
 }
 
 // fastArrivals is the arrival rate, packets/s, above which the median
@@ -356,7 +311,7 @@ func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
 		words:  4,
 	}
 	if now.Sub(c.rcv.lastFullAt) >= synInterval {
-		a.rate = uint32(c.arrivalRateLocked())
+		a.rate = uint32(c.rcv.arrivalRate())
 		a.bandwidth = uint32(c.rcv.arrivals.Bandwidth())
 		a.words = 6
 		c.rcv.lastFullAt = now
@@ -378,7 +333,7 @@ func (c *Conn) windowUpdateLocked() *outbox {
 		return nil
 	}
 	ob := getOutbox()
-	c.sendACKNowLocked(time.Now(), c.rcvContigLocked(), ob)
+	c.sendACKNowLocked(time.Now(), c.rcv.contig(), ob)
 	return ob
 }
 
@@ -410,15 +365,15 @@ func (c *Conn) onShutdownLocked() {
 	c.logClosedLocked(slog.LevelInfo, "peer", nil)
 	switch {
 	case c.isMessage():
-		c.abandonLossesLocked()
+		c.rcv.abandonLosses()
 	case c.rcv.loss.Len() > 0 && c.err == nil:
 		c.err = ErrPeerAborted
 	}
 	if c.live.timer != nil {
 		c.live.timer.Stop()
 	}
-	c.signalRead()
-	c.signalWrite()
+	c.sig.wakeReader()
+	c.sig.wakeWriter()
 }
 
 // onHandshakeWhileConnectedLocked re-answers a repeated request of the peer
@@ -545,13 +500,6 @@ func (c *Conn) onTimer() {
 	c.flush(ob)
 }
 
-// retransWaitLocked is how long the answer to a retransmission may take: a round
-// trip, its variance and two SYNs (the receiver's ACK interval, and its
-// timer's granularity).
-func (c *Conn) retransWaitLocked() time.Duration {
-	return c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
-}
-
 // stallDueLocked is when, while data is unacknowledged, a peer that does not
 // move its ACK has the oldest packet resent: one EXP interval after the
 // last ACK advance or such resend, doubling with each resend up to 64
@@ -578,7 +526,7 @@ func (c *Conn) stallDueLocked() time.Time {
 			if t := c.start.Add(time.Duration(-at - 1)); t.After(from) {
 				from = t
 			}
-			wait = min(wait, c.retransWaitLocked())
+			wait = min(wait, c.cc.retransWait())
 		}
 	}
 	return from.Add(wait << min(c.live.stallResends, 6))
@@ -600,7 +548,7 @@ func (c *Conn) resendStalledLocked(now time.Time) {
 	c.stats.stallResent++
 	n := c.snd.loss.Insert(c.snd.lastAck, c.snd.lastAck)
 	if !c.cc.peerRenaks && c.snd.buf.Len() > 0 && c.snd.buf.Ptr(0).sentAt < 0 {
-		due := now.Sub(c.start) - c.retransWaitLocked()
+		due := now.Sub(c.start) - c.cc.retransWait()
 		last := min(seq.Off(c.snd.lastAck, c.snd.currSeq), c.snd.buf.Len()-1)
 		for i := 1; i <= last; i++ {
 			if at := c.snd.buf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
@@ -629,7 +577,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 			c.stats.pktSndLoss += uint64(c.snd.loss.Insert(c.snd.lastAck, c.snd.currSeq))
 		}
 		c.logRetransmissionLocked(now, "timeout", c.snd.loss.Len())
-		if !c.peerBufferFullLocked() {
+		if !c.snd.peerBufferFull() {
 			c.cc.ctl.OnTimeout(now, c.ccInputsLocked())
 			c.ccUpdateLocked()
 		}
@@ -665,7 +613,7 @@ func (c *Conn) releaseIdleLocked() {
 // but neither advances its ACK nor sends a NAK for as long while our data
 // is outstanding (a path dead in one direction) is lost too.
 func (c *Conn) peerLostLocked(now time.Time) bool {
-	if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !c.peerBufferFullLocked() && now.Sub(c.live.lastProgress) >= c.progressBound() {
+	if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 && !c.snd.peerBufferFull() && now.Sub(c.live.lastProgress) >= c.progressBound() {
 		return true
 	}
 	if c.cfg.PeerIdleTimeout > 0 {
@@ -686,7 +634,7 @@ func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
 		c.rcv.stuckAt = time.Time{}
 		return false
 	}
-	if contig := c.rcvContigLocked(); c.rcv.stuckAt.IsZero() || contig != c.rcv.stuckSeq {
+	if contig := c.rcv.contig(); c.rcv.stuckAt.IsZero() || contig != c.rcv.stuckSeq {
 		c.rcv.stuckSeq, c.rcv.stuckAt = contig, now
 		return false
 	}
@@ -697,21 +645,12 @@ func (c *Conn) rcvGapStuckLocked(now time.Time) bool {
 // a lost connection can no longer deliver; what lies before it can still
 // be read.
 func (c *Conn) dropHeldLocked() {
-	for i := seq.Off(c.rcv.readSeq, c.rcvContigLocked()); i < c.rcv.buf.Len(); i++ {
+	for i := seq.Off(c.rcv.readSeq, c.rcv.contig()); i < c.rcv.buf.Len(); i++ {
 		if s := c.rcv.buf.At(i); s.state == slotData {
 			c.settleSlotLocked(i, slotDropped)
 		}
 	}
 	c.rcv.bufs.Flush()
-}
-
-// peerBufferFullLocked reports whether the peer's receive buffer is full
-// as far as its ACKs say: they offer the floor window of 2 packets, which
-// we have sent. The peer then drops those probes and its ACK cannot move
-// until its application reads: a slow reader, not a lost peer, and not
-// congestion.
-func (c *Conn) peerBufferFullLocked() bool {
-	return c.snd.flowWindow <= minAdvertisedWindow && seq.Off(c.snd.lastAck, c.snd.currSeq)+1 >= c.snd.flowWindow
 }
 
 // progressBound is how long outstanding data may go without the peer's
@@ -735,13 +674,13 @@ func (c *Conn) armTimerLocked(now time.Time) {
 		at = minTime(at, c.live.lastPacket.Add(c.cfg.PeerIdleTimeout))
 	}
 	if seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0 {
-		if !c.peerBufferFullLocked() {
+		if !c.snd.peerBufferFull() {
 			at = minTime(at, c.live.lastProgress.Add(c.progressBound()))
 		}
 		at = minTime(at, c.stallDueLocked())
 	}
 	switch {
-	case c.rcvContigLocked() != c.rcv.lastAck2:
+	case c.rcv.contig() != c.rcv.lastAck2:
 		at = minTime(at, c.rcv.nextACK)
 	case c.rcv.loss.Len() > 0: // the ACK waits at a hole: its repeat
 		at = minTime(at, maxTime(c.rcv.nextACK, c.ackRepeatDueLocked()))

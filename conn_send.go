@@ -236,7 +236,7 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 	}
 	if seq.Cmp(a.ack, c.snd.dataAck) > 0 {
 		c.snd.dataAck = a.ack
-		c.signalWrite() // a lingering Close waits for this (see Close)
+		c.sig.wakeWriter() // a lingering Close waits for this (see Close)
 		c.ackEstimatesLocked(&a, now)
 		c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputsLocked())
 		c.ccUpdateLocked()
@@ -373,7 +373,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	}
 	c.snd.loss.RemoveBefore(ack)
 	if n > 0 {
-		c.signalWrite()
+		c.sig.wakeWriter()
 	}
 }
 
@@ -414,7 +414,7 @@ func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 	}
 	in := c.ccInputsLocked()
 	in.LossRTT = c.lossRTTLocked(now, c.snd.nakScratch[len(c.snd.nakScratch)-1])
-	c.cc.ctl.OnLoss(now, c.ccLossRangesLocked(c.snd.nakScratch), in)
+	c.cc.ctl.OnLoss(now, c.cc.lossRanges(c.snd.nakScratch), in)
 	c.ccUpdateLocked()
 	reported := 0
 	for _, r := range c.snd.nakScratch {

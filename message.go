@@ -88,7 +88,7 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 		c.mu.Lock()
 		if err := c.writeErrLocked(); err != nil {
 			c.mu.Unlock()
-			c.signalWrite() // the end is for every blocked writer, not one
+			c.sig.wakeWriter() // the end is for every blocked writer, not one
 			return 0, err
 		}
 		if c.sig.wdl.Passed() {
@@ -127,7 +127,7 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			room := !c.snd.buf.Full()
 			c.mu.Unlock()
 			if room {
-				c.signalWrite() // as Write: pass the space on to the next writer
+				c.sig.wakeWriter() // as Write: pass the space on to the next writer
 			}
 			return total, nil
 		}
@@ -177,16 +177,16 @@ func (c *Conn) readMessage(b []byte) (int, error) {
 // (it walked back to the message's head, or a gap, for every packet of an
 // out-of-order message: quadratic in the message's size).
 func (c *Conn) onMessageDataLocked(off int, oldContig seq.Num) {
-	start, end := c.joinRunLocked(off)
-	if c.rcvContigLocked() != oldContig {
-		c.signalRead()
+	start, end := c.rcv.joinRun(off)
+	if c.rcv.contig() != oldContig {
+		c.sig.wakeReader()
 		return
 	}
 	if c.rcv.buf.Ptr(off).inOrder {
 		return // read when the in-order point passes it
 	}
-	if head := c.rcv.buf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.endsMessageLocked(end) {
-		c.signalRead()
+	if head := c.rcv.buf.Ptr(start).pos; (head == posFirst || head == posSolo) && c.rcv.endsMessage(end) {
+		c.sig.wakeReader()
 	}
 }
 
@@ -198,8 +198,8 @@ func (c *Conn) onMessageDataLocked(off int, oldContig seq.Num) {
 // length; a run only ever grows by a packet filling the empty slot next to
 // it (possibly joining the run beyond), and leaves whole (read, or
 // discarded with its message), or from its start on (a drop request, see
-// remeasureRunLocked), so the ends stay true. The reader does not rely on
-// runs: it walks the slots (messageAtLocked), once per message it reads.
+// receiver.remeasureRun), so the ends stay true. The reader does not rely on
+// runs: it walks the slots (receiver.messageAt), once per message it reads.
 //
 // continuesRun reports whether b, in the slot after a, continues a's run.
 func continuesRun(a, b *rcvPkt) bool {
@@ -207,60 +207,60 @@ func continuesRun(a, b *rcvPkt) bool {
 		a.pos != posLast && a.pos != posSolo && b.pos != posFirst && b.pos != posSolo
 }
 
-// joinRunLocked adds the data slot at off, empty until now, to the runs:
+// joinRun adds the data slot at off, empty until now, to the runs:
 // it joins the run that ends in the slot before and the one that starts in
 // the slot after, as it continues them. It returns the offsets of the
 // first and last slots of its run.
-func (c *Conn) joinRunLocked(off int) (start, end int) {
-	p := c.rcv.buf.Ptr(off)
+func (r *receiver) joinRun(off int) (start, end int) {
+	p := r.buf.Ptr(off)
 	start, end = off, off
 	if off > 0 {
-		if prev := c.rcv.buf.Ptr(off - 1); continuesRun(prev, p) {
+		if prev := r.buf.Ptr(off - 1); continuesRun(prev, p) {
 			start = off - int(prev.run)
 		}
 	}
-	if off+1 < c.rcv.buf.Len() {
-		if next := c.rcv.buf.Ptr(off + 1); continuesRun(p, next) {
+	if off+1 < r.buf.Len() {
+		if next := r.buf.Ptr(off + 1); continuesRun(p, next) {
 			end = off + int(next.run)
 		}
 	}
 	n := int32(end - start + 1)
 	p.run = n
-	c.rcv.buf.Ptr(start).run = n
-	c.rcv.buf.Ptr(end).run = n
+	r.buf.Ptr(start).run = n
+	r.buf.Ptr(end).run = n
 	return start, end
 }
 
-// remeasureRunLocked sets the length of the run that starts at off, whose
+// remeasureRun sets the length of the run that starts at off, whose
 // first slot may have been inside a longer run until the slots before were
 // dropped: a drop request drops a message's packets up to the end of its
 // range, and packets of the message beyond it stay.
-func (c *Conn) remeasureRunLocked(off int) {
-	if off <= 0 || off >= c.rcv.buf.Len() || c.rcv.buf.Ptr(off).state != slotData {
+func (r *receiver) remeasureRun(off int) {
+	if off <= 0 || off >= r.buf.Len() || r.buf.Ptr(off).state != slotData {
 		return
 	}
 	end := off
-	for end+1 < c.rcv.buf.Len() && continuesRun(c.rcv.buf.Ptr(end), c.rcv.buf.Ptr(end+1)) {
+	for end+1 < r.buf.Len() && continuesRun(r.buf.Ptr(end), r.buf.Ptr(end+1)) {
 		end++
 	}
 	n := int32(end - off + 1)
-	c.rcv.buf.Ptr(off).run = n
-	c.rcv.buf.Ptr(end).run = n
+	r.buf.Ptr(off).run = n
+	r.buf.Ptr(end).run = n
 }
 
-// endsMessageLocked reports whether the slot at off holds a message's last
+// endsMessage reports whether the slot at off holds a message's last
 // packet.
-func (c *Conn) endsMessageLocked(off int) bool {
-	pos := c.rcv.buf.Ptr(off).pos
+func (r *receiver) endsMessage(off int) bool {
+	pos := r.buf.Ptr(off).pos
 	return pos == posLast || pos == posSolo
 }
 
-// messageAtLocked checks the message whose first packet is at offset off: it
+// messageAt checks the message whose first packet is at offset off: it
 // returns its packet count and byte size, and whether it is all present.
-func (c *Conn) messageAtLocked(off int) (slots, size int, ok bool) {
-	head := c.rcv.buf.At(off)
-	for i := off; i < c.rcv.buf.Len(); i++ {
-		s := c.rcv.buf.At(i)
+func (r *receiver) messageAt(off int) (slots, size int, ok bool) {
+	head := r.buf.At(off)
+	for i := off; i < r.buf.Len(); i++ {
+		s := r.buf.At(i)
 		if s.state != slotData || s.msg != head.msg || (i > off && (s.pos == posFirst || s.pos == posSolo)) {
 			return 0, 0, false
 		}
@@ -278,8 +278,8 @@ func (c *Conn) messageAtLocked(off int) (slots, size int, ok bool) {
 // packets of messages that can no longer complete (a slot of theirs was
 // dropped).
 func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
-	contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
-	contig -= c.popSettledLocked(contig)
+	contig := seq.Off(c.rcv.readSeq, c.rcv.contig())
+	contig -= c.rcv.popSettled(contig)
 	end := contig
 	if c.rcv.unordered > 0 {
 		end = c.rcv.buf.Len()
@@ -294,13 +294,13 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 			// Not a message's head: the rest of an incomplete message
 			// (skipped below), or a tail whose head is gone, dropped or
 			// read, which can never be read.
-			if i < contig && c.orphanAtLocked(i) {
+			if i < contig && c.rcv.orphanAt(i) {
 				c.discardMessageLocked(i)
 			}
 			i++
 			continue
 		}
-		n, sz, complete := c.messageAtLocked(i)
+		n, sz, complete := c.rcv.messageAt(i)
 		if complete {
 			if !s.inOrder || i+n <= contig {
 				return i, n, sz, true
@@ -308,7 +308,7 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 			i += n
 			continue
 		}
-		if c.brokenAtLocked(i) {
+		if c.rcv.brokenAt(i) {
 			c.discardMessageLocked(i)
 		}
 		i++
@@ -316,13 +316,13 @@ func (c *Conn) nextMessageLocked() (off, slots, size int, ok bool) {
 	return 0, 0, 0, false
 }
 
-// orphanAtLocked reports whether the packet at off, not a message's head, has
+// orphanAt reports whether the packet at off, not a message's head, has
 // lost its head: the slot before it is settled or of another message.
-func (c *Conn) orphanAtLocked(off int) bool {
+func (r *receiver) orphanAt(off int) bool {
 	if off == 0 {
 		return true // the slots before were read or dropped
 	}
-	prev, s := c.rcv.buf.At(off-1), c.rcv.buf.At(off)
+	prev, s := r.buf.At(off-1), r.buf.At(off)
 	switch prev.state {
 	case slotEmpty:
 		return false
@@ -332,13 +332,13 @@ func (c *Conn) orphanAtLocked(off int) bool {
 	return true
 }
 
-// brokenAtLocked reports whether the incomplete message starting at off can no
+// brokenAt reports whether the incomplete message starting at off can no
 // longer complete: before its last packet comes a slot that is not of it
 // and will not be filled.
-func (c *Conn) brokenAtLocked(off int) bool {
-	head := c.rcv.buf.At(off)
-	for i := off + 1; i < c.rcv.buf.Len(); i++ {
-		s := c.rcv.buf.At(i)
+func (r *receiver) brokenAt(off int) bool {
+	head := r.buf.At(off)
+	for i := off + 1; i < r.buf.Len(); i++ {
+		s := r.buf.At(i)
 		switch {
 		case s.state == slotEmpty:
 			return false // may still arrive
@@ -378,17 +378,17 @@ func (c *Conn) settleSlotLocked(off int, state slotState) {
 	c.rcv.buf.Set(off, rcvPkt{state: state})
 }
 
-// popSettledLocked moves the read point past the slots at the front, up
+// popSettled moves the read point past the slots at the front, up
 // to contig, that were read or dropped, and returns how many it passed.
-func (c *Conn) popSettledLocked(contig int) int {
+func (r *receiver) popSettled(contig int) int {
 	n := 0
-	for n < contig && c.rcv.buf.Len() > 0 {
-		st := c.rcv.buf.At(0).state
+	for n < contig && r.buf.Len() > 0 {
+		st := r.buf.At(0).state
 		if st != slotRead && st != slotDropped {
 			break
 		}
-		c.rcv.buf.PopFront()
-		c.rcv.readSeq = c.rcv.readSeq.Inc()
+		r.buf.PopFront()
+		r.readSeq = r.readSeq.Inc()
 		n++
 	}
 	return n
@@ -402,7 +402,7 @@ func (c *Conn) takeMessageLocked(b []byte, off, slots int) {
 		n += copy(b[n:], *c.rcv.buf.At(i).buf)
 		c.settleSlotLocked(i, slotRead)
 	}
-	c.popSettledLocked(seq.Off(c.rcv.readSeq, c.rcvContigLocked()))
+	c.rcv.popSettled(seq.Off(c.rcv.readSeq, c.rcv.contig()))
 }
 
 // onDropRequestLocked skips a message the sender gave up on (its TTL ran out):
@@ -433,7 +433,7 @@ func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 	// Those after the range stay: the run they are part of (see
 	// continuesRun) is measured again from the last slot dropped on.
 	dropped := -1
-	defer func() { c.remeasureRunLocked(dropped + 1) }()
+	defer func() { c.rcv.remeasureRun(dropped + 1) }()
 	for i := range min(seq.Off(c.rcv.readSeq, d.first), c.rcv.buf.Len()) {
 		if s := c.rcv.buf.At(i); s.state == slotData && s.msg == msg {
 			c.settleSlotLocked(i, slotDropped)
@@ -454,7 +454,7 @@ func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 	}
 	dropped = max(dropped, c.dropRangeLocked(first, last, msg))
 	c.skipDroppedLocked(first, last, now)
-	c.signalRead()
+	c.sig.wakeReader()
 }
 
 // dropRangeLocked drops the packets of message msg from first to last,
@@ -494,24 +494,24 @@ func (c *Conn) skipDroppedLocked(first, last seq.Num, now time.Time) {
 	c.rcv.lastSeq = last
 }
 
-// abandonLossesLocked gives up the packets still missing when the peer
+// abandonLosses gives up the packets still missing when the peer
 // has shut down (4.11 also shuts down with the two sequence numbers it
 // skips when it drops a message it had not sent all of still owed): their
 // slots are marked dropped, so that the messages after them can be read.
-func (c *Conn) abandonLossesLocked() {
-	limit := c.rcv.buf.Limit() - 1
-	for _, r := range c.rcv.loss.Ranges() {
-		for s := r.First; seq.Cmp(s, r.Last) <= 0; s = s.Inc() {
-			off := seq.Off(c.rcv.readSeq, s)
+func (r *receiver) abandonLosses() {
+	limit := r.buf.Limit() - 1
+	for _, lost := range r.loss.Ranges() {
+		for s := lost.First; seq.Cmp(s, lost.Last) <= 0; s = s.Inc() {
+			off := seq.Off(r.readSeq, s)
 			if off >= limit {
 				break
 			}
-			if off >= 0 && c.rcv.buf.At(off).state == slotEmpty {
-				c.rcv.buf.Set(off, rcvPkt{state: slotDropped})
+			if off >= 0 && r.buf.At(off).state == slotEmpty {
+				r.buf.Set(off, rcvPkt{state: slotDropped})
 			}
 		}
 	}
-	c.rcv.loss.Clear()
+	r.loss.Clear()
 }
 
 // dropMessageLocked gives up the message of the packet at offset off of

@@ -116,7 +116,7 @@ func FuzzMessageReceiver(f *testing.F) {
 					t.Fatalf("message read as %q, its packets hold %q", buf[:size], want)
 				}
 			}
-			contig := seq.Off(c.rcv.readSeq, c.rcvContigLocked())
+			contig := seq.Off(c.rcv.readSeq, c.rcv.contig())
 			unordered := 0
 			for i := range c.rcv.buf.Len() {
 				sl := c.rcv.buf.At(i)

@@ -377,7 +377,7 @@ func TestDropRequestExact(t *testing.T) {
 	require.Equal(t, "", r.read())
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
-	require.Equal(t, r.isn.Add(4), r.s.rcvContigLocked(), "the window moved past the dropped message")
+	require.Equal(t, r.isn.Add(4), r.s.rcv.contig(), "the window moved past the dropped message")
 	require.Zero(t, r.s.rcv.loss.Len())
 }
 
@@ -404,7 +404,7 @@ func TestDropRequestIgnoredOnStream(t *testing.T) {
 	isn := s.rcv.readSeq
 	d := dropBody{first: isn, last: isn.Add(3)}
 	s.onDropRequestLocked(&packet{control: true, typ: ctrlDropReq, info: 1, body: d.append(nil)}, time.Now())
-	require.Equal(t, isn, s.rcvContigLocked())
+	require.Equal(t, isn, s.rcv.contig())
 	s.mu.Unlock()
 	_, err := c.Write([]byte("stream"))
 	require.NoError(t, err)

@@ -10,7 +10,7 @@ import (
 
 // sender is the sending half of a connection: the send buffer, the
 // packets the peer reported lost, the windows and the pacing. Guarded by
-// Conn.mu.
+// Conn.mu; its methods run with it held.
 type sender struct {
 	buf     *pktbuf.Ring[sndPkt] // offset 0 holds lastAck
 	lastAck seq.Num              // oldest unacknowledged
@@ -48,4 +48,13 @@ type sndPkt struct {
 	// expire is when its message's time to live ends, in ns since
 	// c.start; 0 if it has none.
 	expire int64
+}
+
+// peerBufferFull reports whether the peer's receive buffer is full
+// as far as its ACKs say: they offer the floor window of 2 packets, which
+// we have sent. The peer then drops those probes and its ACK cannot move
+// until its application reads: a slow reader, not a lost peer, and not
+// congestion.
+func (s *sender) peerBufferFull() bool {
+	return s.flowWindow <= minAdvertisedWindow && seq.Off(s.lastAck, s.currSeq)+1 >= s.flowWindow
 }

@@ -132,7 +132,7 @@ func (c *Conn) Stats() Stats {
 		for i := range c.snd.buf.Len() {
 			s.SendBufferBytes += len(*c.snd.buf.At(i).buf)
 		}
-		for i := range seq.Off(c.rcv.readSeq, c.rcvContigLocked()) {
+		for i := range seq.Off(c.rcv.readSeq, c.rcv.contig()) {
 			if b := c.rcv.buf.At(i).buf; b != nil {
 				s.RecvBufferBytes += len(*b)
 			}
