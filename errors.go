@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 )
 
 // The errors the package returns: sentinels to match with errors.Is, and
@@ -128,3 +129,13 @@ func (e *SocketError) Error() string { return "udt: UDP socket failed: " + e.Err
 
 // Unwrap returns the socket's error.
 func (e *SocketError) Unwrap() error { return e.Err }
+
+// ErrTransportClosed is the error of a Transport's methods after Close,
+// and of its connections' calls after Close ended them. It matches
+// net.ErrClosed.
+var ErrTransportClosed error = transportClosedError{}
+
+type transportClosedError struct{}
+
+func (transportClosedError) Error() string        { return "udt: transport closed" }
+func (transportClosedError) Is(target error) bool { return target == net.ErrClosed }

@@ -34,6 +34,9 @@ func TestErrorsMatch(t *testing.T) {
 	large := &MessageTooLargeError{Size: 1 << 30, Max: 1 << 20}
 	require.Contains(t, large.Error(), "1073741824")
 
+	require.ErrorIs(t, ErrTransportClosed, net.ErrClosed)
+	require.ErrorIs(t, &SocketError{Err: ErrTransportClosed}, ErrTransportClosed)
+
 	sock := &SocketError{Err: os.ErrClosed}
 	require.ErrorIs(t, sock, os.ErrClosed)
 	var se *SocketError

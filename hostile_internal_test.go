@@ -335,9 +335,9 @@ func TestReceiveMemoryBounded(t *testing.T) {
 		const budget, conns, each = 2 << 20, 3, 3 << 20
 		l := netsim.LinkConfig{Rate: 1e9, Delay: time.Millisecond}
 		a, b := netsim.NewPacketPipe(l, l, 1)
-		ma := newMultiplexer(netPacketConn{a})
+		ma := newMultiplexer(netPacketConn{c: a})
 		ma.start()
-		mb := newMultiplexer(netPacketConn{b})
+		mb := newMultiplexer(netPacketConn{c: b})
 		mb.start()
 		t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
 		cfg, err := Config{ReceiveMemory: budget}.withDefaults()

@@ -69,7 +69,7 @@ func BenchmarkMessageReceive(b *testing.B) {
 func benchMessageReceiver(b *testing.B, window int) *Conn {
 	a, p := netsim.NewPacketPipe(netsim.LinkConfig{}, netsim.LinkConfig{}, 1)
 	b.Cleanup(func() { a.Close(); p.Close() })
-	m := newMultiplexer(netPacketConn{a})
+	m := newMultiplexer(netPacketConn{c: a})
 	cfg, err := Config{Type: TypeMessage, ReceiveBuffer: window, FlowWindow: window}.withDefaults()
 	if err != nil {
 		b.Fatal(err)

@@ -17,7 +17,7 @@ import (
 func fuzzReceiver(t *testing.T) (*Conn, seq.Num) {
 	a, b := netsim.NewPacketPipe(netsim.LinkConfig{}, netsim.LinkConfig{}, 1)
 	t.Cleanup(func() { a.Close(); b.Close() })
-	m := newMultiplexer(netPacketConn{a})
+	m := newMultiplexer(netPacketConn{c: a})
 	cfg, err := Config{Type: TypeMessage, ReceiveBuffer: 64, FlowWindow: 64}.withDefaults()
 	if err != nil {
 		t.Fatal(err)

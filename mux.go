@@ -62,6 +62,13 @@ type multiplexer struct {
 
 	dropped atomic.Uint64 // malformed or unroutable datagrams
 
+	// nonUDT, if set (a Transport's), takes the datagrams that are not
+	// UDT's instead of their being dropped (see Transport); receive worker.
+	nonUDT func(b []byte, from netip.AddrPort)
+	// detached is set when the socket's owner takes it back (Transport
+	// Close): the receive worker ends every user and stops.
+	detached atomic.Bool
+
 	open atomic.Int64 // connections counted against Config.MaxConns
 	// rcvHeld is the received data its connections hold, in bytes, counted
 	// against Config.ReceiveMemory (see Conn.holdRcvBufLocked).
@@ -138,9 +145,18 @@ func newMultiplexer(pc packetConn) *multiplexer {
 	return m
 }
 
-func (m *multiplexer) start() {
-	m.wg.Go(m.receiveLoop)
+func (m *multiplexer) start() { m.startWorkers() }
+
+// startWorkers runs the receive worker and the send queue; the channel it
+// returns closes when the receive worker has stopped.
+func (m *multiplexer) startWorkers() <-chan struct{} {
+	done := make(chan struct{})
+	m.wg.Go(func() {
+		defer close(done)
+		m.receiveLoop()
+	})
 	m.wg.Go(m.sndq.loop)
+	return done
 }
 
 // release drops one reference; the last one closes the socket and waits for
@@ -254,6 +270,9 @@ func (m *multiplexer) freeSocketID(id uint32) {
 // writeBatch sends the data packets the send queue gathered: in batches
 // where the socket allows it, else one by one; send queue worker only.
 func (m *multiplexer) writeBatch(t *txBatch) {
+	if m.detached.Load() {
+		return // the socket is its owner's again
+	}
 	if u, ok := m.conn.(udpConn); ok && u.io != nil {
 		u.io.writeBatch(t, m.writeTo)
 		return
@@ -268,7 +287,24 @@ func (m *multiplexer) writeBatch(t *txBatch) {
 // writeTo sends one datagram. Errors are transient for UDP (a full kernel
 // buffer, an unreachable peer) and are left to retransmission.
 func (m *multiplexer) writeTo(b []byte, to netip.AddrPort) {
+	if m.detached.Load() {
+		return // the socket is its owner's again
+	}
 	_ = m.conn.WriteTo(b, to)
+}
+
+// detach stops both workers at once, whatever references are left, when
+// a Transport's owner takes its socket back (Transport.Close; the receive
+// worker has ended every user already): the users still holding a
+// reference release it as they close, and none is the last.
+func (m *multiplexer) detach() {
+	registry.mu.Lock()
+	m.refs -= 1 << 30
+	if !isClosed(m.closed) {
+		close(m.closed)
+	}
+	registry.mu.Unlock()
+	m.wg.Wait()
 }
 
 // packetConn is the datagram socket under a multiplexer: a UDP socket, or
@@ -282,9 +318,10 @@ type packetConn interface {
 
 // udpConn is a packetConn on a real UDP socket.
 type udpConn struct {
-	c       *net.UDPConn
-	stamped bool     // the kernel timestamps arriving datagrams (see stamp_linux.go)
-	io      *batchIO // batch reads and writes, or nil (see batchio_linux.go)
+	c        *net.UDPConn
+	stamped  bool     // the kernel timestamps arriving datagrams (see stamp_linux.go)
+	io       *batchIO // batch reads and writes, or nil (see batchio_linux.go)
+	borrowed bool     // the caller's socket (a Transport's): Close leaves it open
 }
 
 // socketIO says how multiplexers do their I/O: "batch" (the default: batch
@@ -316,10 +353,18 @@ func (u udpConn) LocalAddrPort() netip.AddrPort {
 	return u.c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-func (u udpConn) Close() error { return u.c.Close() }
+func (u udpConn) Close() error {
+	if u.borrowed {
+		return nil
+	}
+	return u.c.Close()
+}
 
 // netPacketConn adapts any net.PacketConn whose addresses are *net.UDPAddr.
-type netPacketConn struct{ c net.PacketConn }
+type netPacketConn struct {
+	c        net.PacketConn
+	borrowed bool // the caller's socket (a Transport's): Close leaves it open
+}
 
 func (p netPacketConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
 	for {
@@ -345,4 +390,9 @@ func (p netPacketConn) LocalAddrPort() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (p netPacketConn) Close() error { return p.c.Close() }
+func (p netPacketConn) Close() error {
+	if p.borrowed {
+		return nil
+	}
+	return p.c.Close()
+}

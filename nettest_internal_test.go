@@ -40,9 +40,9 @@ func netsimPipe(link netsim.LinkConfig, cfg Config, seed uint64) (c1, c2 net.Con
 		return nil, nil, nil, err
 	}
 	a, b := netsim.NewPacketPipe(link, link, seed)
-	ma := newMultiplexer(netPacketConn{a})
+	ma := newMultiplexer(netPacketConn{c: a})
 	ma.start()
-	mb := newMultiplexer(netPacketConn{b})
+	mb := newMultiplexer(netPacketConn{c: b})
 	mb.start()
 	ln, err := listenOn(mb, cfg)
 	if err != nil {

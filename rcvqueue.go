@@ -124,6 +124,10 @@ func (m *multiplexer) readFailed(err error, failing *time.Time) bool {
 		m.runPending()
 		return true
 	}
+	if m.detached.Load() {
+		m.fail(ErrTransportClosed)
+		return true
+	}
 	if failing.IsZero() {
 		*failing = time.Now()
 	}
@@ -144,7 +148,7 @@ func (m *multiplexer) readFailed(err error, failing *time.Time) bool {
 func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time) {
 	p, err := parsePacket(b)
 	if err != nil {
-		m.dropped.Add(1)
+		m.unroutable(b, from, nil)
 		return
 	}
 	p.arrival = arrival
@@ -161,9 +165,9 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			m.connecting(c, &p)
 			return
 		}
-		m.dropped.Add(1)
+		m.unroutable(b, from, &p)
 	case p.dst&0x80000000 != 0:
-		m.dropped.Add(1)
+		m.unroutable(b, from, &p)
 	default:
 		if c := m.socks[p.dst]; c != nil {
 			if c.peer != from {
@@ -181,8 +185,19 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			m.connecting(c, &p)
 			return
 		}
-		m.dropped.Add(1)
+		m.unroutable(b, from, &p)
 	}
+}
+
+// unroutable takes datagram b, which no connection, dial or listener
+// takes (p is its header, nil if it has none): a Transport's caller reads
+// it, unless it is a UDT handshake; otherwise it is dropped and counted.
+func (m *multiplexer) unroutable(b []byte, from netip.AddrPort, p *packet) {
+	if m.nonUDT != nil && (p == nil || !p.control || p.typ != ctrlHandshake) {
+		m.nonUDT(b, from)
+		return
+	}
+	m.dropped.Add(1)
 }
 
 // connecting hands p to a dial in progress; receive worker only.

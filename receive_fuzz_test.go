@@ -34,7 +34,7 @@ var (
 
 func newReceivePath() *receivePath {
 	a, _ := netsim.NewPacketPipe(netsim.LinkConfig{}, netsim.LinkConfig{}, 1)
-	m := newMultiplexer(netPacketConn{a})
+	m := newMultiplexer(netPacketConn{c: a})
 	cfg, err := Config{ReceiveBuffer: 256, FlowWindow: 256, Backlog: 4}.withDefaults()
 	if err != nil {
 		panic(err)

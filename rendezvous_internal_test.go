@@ -35,9 +35,9 @@ func simRendezvous(t *testing.T, a2b, b2a netsim.LinkConfig, a, b rdvSide, seed 
 	t.Helper()
 	t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
 	pca, pcb := netsim.NewPacketPipe(a2b, b2a, seed)
-	ma := newMultiplexer(netPacketConn{pca})
+	ma := newMultiplexer(netPacketConn{c: pca})
 	ma.start()
-	mb := newMultiplexer(netPacketConn{pcb})
+	mb := newMultiplexer(netPacketConn{c: pcb})
 	mb.start()
 	type result struct {
 		c   *Conn
@@ -221,7 +221,7 @@ func TestRendezvousTimeout(t *testing.T) {
 				l := netsim.LinkConfig{Delay: 5 * time.Millisecond, Drop: func([]byte, int) bool { sent.Add(1); return false }}
 				pa, pb := netsim.NewPacketPipe(l, l, 1)
 				defer pb.Close()
-				m := newMultiplexer(netPacketConn{pa})
+				m := newMultiplexer(netPacketConn{c: pa})
 				m.start()
 				cfg, err := tc.cfg.withDefaults()
 				require.NoError(t, err)
@@ -316,7 +316,7 @@ func TestRendezvousCompletedByData(t *testing.T) {
 		b2a := netsim.LinkConfig{Delay: 5 * time.Millisecond}
 		pca, pcb := netsim.NewPacketPipe(a2b, b2a, 31)
 		t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
-		ma, mb := newMultiplexer(netPacketConn{pca}), newMultiplexer(netPacketConn{pcb})
+		ma, mb := newMultiplexer(netPacketConn{c: pca}), newMultiplexer(netPacketConn{c: pcb})
 		ma.start()
 		mb.start()
 		cfg, err := Config{ConnectTimeout: DefaultRendezvousTimeout}.withDefaults()
@@ -358,7 +358,7 @@ func TestRendezvousHostileHandshakes(t *testing.T) {
 		l := netsim.LinkConfig{Delay: 5 * time.Millisecond}
 		pa, pb := netsim.NewPacketPipe(l, l, 1)
 		t.Cleanup(func() { time.Sleep(closeWait + time.Second) })
-		ma := newMultiplexer(netPacketConn{pa})
+		ma := newMultiplexer(netPacketConn{c: pa})
 		ma.start()
 		cfg, err := Config{ConnectTimeout: DefaultRendezvousTimeout}.withDefaults()
 		require.NoError(t, err)
@@ -413,7 +413,7 @@ func TestRendezvousHostileHandshakes(t *testing.T) {
 		default:
 		}
 		// Now the real peer arrives on pb.
-		mb := newMultiplexer(netPacketConn{pb})
+		mb := newMultiplexer(netPacketConn{c: pb})
 		mb.start()
 		cb, err := dialRendezvousOn(t.Context(), mb, cfg, ma.laddr)
 		require.NoError(t, err)
@@ -433,7 +433,7 @@ func TestRendezvousPortRules(t *testing.T) {
 		l := netsim.LinkConfig{Delay: 5 * time.Millisecond}
 		pa, pb := netsim.NewPacketPipe(l, l, 1)
 		defer pb.Close()
-		m := newMultiplexer(netPacketConn{pa})
+		m := newMultiplexer(netPacketConn{c: pa})
 		m.start()
 		registry.mu.Lock()
 		m.refs = 4 // the listener and three rendezvous dials, each released once
