@@ -99,6 +99,9 @@ type handshakeState struct {
 	// conclusion, when it first sent it.
 	conclusionAt time.Time
 	answeredAt   time.Time // the last answer to a handshake while connected
+	// strayFrom is, for a rendezvous in progress, the last address of
+	// the peer's host but another port that sent to this socket.
+	strayFrom netip.AddrPort
 }
 
 // firstDataHold is how long an accepted connection holds its first data

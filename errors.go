@@ -57,6 +57,14 @@ func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
+// handshakeTimeoutError is ErrHandshakeTimeout with what is known of why.
+type handshakeTimeoutError struct{ detail string }
+
+func (e *handshakeTimeoutError) Error() string        { return "udt: handshake timed out: " + e.detail }
+func (e *handshakeTimeoutError) Timeout() bool        { return true }
+func (e *handshakeTimeoutError) Temporary() bool      { return true }
+func (e *handshakeTimeoutError) Is(target error) bool { return target == ErrHandshakeTimeout }
+
 // connLostError is ErrConnLost with another reason than the peer's silence.
 type connLostError struct{ reason string }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -178,14 +179,34 @@ func (c *Conn) handshake(ctx context.Context) error {
 		case <-c.m.failed:
 			return c.m.failErr
 		case <-timeout.C:
-			return ErrHandshakeTimeout
+			return c.handshakeTimeout()
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return ErrHandshakeTimeout
+				return c.handshakeTimeout()
 			}
 			return ctx.Err()
 		}
 	}
+}
+
+// handshakeTimeout is the error of a handshake that ran out of time: for
+// a rendezvous, with what the socket saw of the peer's host.
+func (c *Conn) handshakeTimeout() error {
+	if !c.rendezvous {
+		return ErrHandshakeTimeout
+	}
+	c.mu.Lock()
+	heard, stray := c.hs.peer.socketID != 0, c.hs.strayFrom
+	c.mu.Unlock()
+	switch {
+	case heard:
+		return &handshakeTimeoutError{fmt.Sprintf("the rendezvous with %v did not complete", c.peer)}
+	case stray.IsValid():
+		return &handshakeTimeoutError{fmt.Sprintf("no answer from %v, but its host sent from port %d: a NAT "+
+			"that maps each destination to a port of its own (symmetric) stands between the peers", c.peer, stray.Port())}
+	}
+	return &handshakeTimeoutError{fmt.Sprintf("no answer from %v (behind NATs, both peers must dial at about the same "+
+		"time, each to the address and port the other's NAT maps it to, as a server both talk to sees them)", c.peer)}
 }
 
 // handleConnecting processes a datagram for a dial in progress; receive

@@ -165,6 +165,7 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			m.connecting(c, &p)
 			return
 		}
+		m.strayRendezvous(from)
 		m.unroutable(b, from, &p)
 	case p.dst&0x80000000 != 0:
 		m.unroutable(b, from, &p)
@@ -186,6 +187,19 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			return
 		}
 		m.unroutable(b, from, &p)
+	}
+}
+
+// strayRendezvous notes, on the rendezvous dials in progress with from's
+// host, that it sent from another port than theirs: a symmetric NAT's
+// sign, which their timeout error names; receive worker only.
+func (m *multiplexer) strayRendezvous(from netip.AddrPort) {
+	for peer, c := range m.rendezvous {
+		if peer.Addr() == from.Addr() {
+			c.mu.Lock()
+			c.hs.strayFrom = from
+			c.mu.Unlock()
+		}
 	}
 }
 

@@ -1,0 +1,188 @@
+package integrationtests
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/internal/harness"
+	"github.com/udt-go/udt/internal/netsim"
+)
+
+// natBed builds a NAT test bed, or skips (fails with UDT_NETNS=require)
+// where this machine cannot.
+func natBed(t *testing.T, a, b netsim.NATKind) *netsim.NATBed {
+	t.Helper()
+	if err := netsim.NATAvailable(); err != nil {
+		if os.Getenv("UDT_NETNS") == "require" {
+			t.Fatal(err)
+		}
+		t.Skipf("%v (set UDT_NETNS=require to make this a failure)", err)
+	}
+	bed, err := netsim.NewNATBed(a, b)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, bed.Close()) })
+	return bed
+}
+
+// rendezvousServer answers "register SESSION" datagrams: once two have
+// come for a session, it tells each the address the other's came from
+// ("peer ADDR"), and again to a repeat. It runs until the test ends.
+func rendezvousServer(t *testing.T, uc *net.UDPConn) {
+	t.Cleanup(func() { uc.Close() })
+	go func() {
+		seen := map[string][]netip.AddrPort{}
+		buf := make([]byte, 512)
+		for {
+			n, from, err := uc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			session, ok := strings.CutPrefix(string(buf[:n]), "register ")
+			if !ok {
+				continue
+			}
+			peers := seen[session]
+			if !containsAddr(peers, from) && len(peers) < 2 {
+				peers = append(peers, from)
+				seen[session] = peers
+			}
+			if len(peers) == 2 {
+				for i, p := range peers {
+					_, _ = uc.WriteToUDPAddrPort([]byte("peer "+peers[1-i].String()), p)
+				}
+			}
+		}
+	}()
+}
+
+func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// natPeer registers with the server through its Transport's own socket,
+// learns the other peer's public address, then dials it in rendezvous on
+// the same socket.
+func natPeer(ctx context.Context, tr *udt.Transport, server net.Addr, cfg udt.Config) (*udt.Conn, netip.AddrPort, error) {
+	var peer netip.AddrPort
+	buf := make([]byte, 512)
+	for peer == (netip.AddrPort{}) {
+		if _, err := tr.WriteTo([]byte("register test"), server); err != nil {
+			return nil, peer, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		n, _, err := tr.ReadNonUDTPacket(rctx, buf)
+		cancel()
+		switch {
+		case err == nil:
+			if s, ok := strings.CutPrefix(string(buf[:n]), "peer "); ok {
+				if peer, err = netip.ParseAddrPort(s); err != nil {
+					return nil, peer, err
+				}
+			}
+		case ctx.Err() != nil:
+			return nil, peer, ctx.Err()
+		}
+	}
+	c, err := tr.DialRendezvous(ctx, net.UDPAddrFromAddrPort(peer), cfg)
+	return c, peer, err
+}
+
+// TestRendezvousThroughNATs: two peers, each behind its own NAT (the
+// kernel's, in network namespaces), learn each other's public address from
+// a rendezvous server on the public side, talking to it on their
+// Transport's socket, then connect in rendezvous on that socket: through
+// endpoint-independent NATs the connection carries data both ways; with a
+// symmetric NAT on one side, both dials fail within their timeout with a
+// timeout error rather than hang.
+func TestRendezvousThroughNATs(t *testing.T) {
+	for _, tc := range []struct {
+		a, b netsim.NATKind
+		ok   bool
+		// The error of the peer behind the cone names the symmetric NAT:
+		// the other's packets reach it from another port.
+		named bool
+	}{
+		{netsim.NATPortRestricted, netsim.NATPortRestricted, true, false},
+		{netsim.NATFullCone, netsim.NATPortRestricted, true, false},
+		{netsim.NATSymmetric, netsim.NATPortRestricted, false, false},
+		{netsim.NATSymmetric, netsim.NATFullCone, false, true},
+	} {
+		t.Run(tc.a.String()+"+"+tc.b.String(), func(t *testing.T) {
+			bed := natBed(t, tc.a, tc.b)
+			su, err := bed.ListenUDP(netsim.Public, 3478)
+			require.NoError(t, err)
+			rendezvousServer(t, su)
+			server := su.LocalAddr()
+
+			const timeout = 5 * time.Second
+			cfg := udt.Config{ConnectTimeout: timeout}
+			type result struct {
+				c    *udt.Conn
+				peer netip.AddrPort
+				err  error
+				took time.Duration
+			}
+			results := make(chan result, 2)
+			for _, h := range []netsim.NATHost{netsim.PeerA, netsim.PeerB} {
+				uc, err := bed.ListenUDP(h, 9000)
+				require.NoError(t, err)
+				t.Cleanup(func() { uc.Close() })
+				tr, err := udt.NewTransport(uc)
+				require.NoError(t, err)
+				t.Cleanup(func() { tr.Close() })
+				go func() {
+					ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+					defer cancel()
+					start := time.Now()
+					c, peer, err := natPeer(ctx, tr, server, cfg)
+					results <- result{c, peer, err, time.Since(start)}
+				}()
+			}
+			var rs []result
+			for range 2 {
+				r := <-results
+				if r.c != nil {
+					t.Cleanup(func() { r.c.Close() })
+				}
+				rs = append(rs, r)
+			}
+			for _, r := range rs {
+				t.Logf("peer's public address %v: %v after %v", r.peer, r.err, r.took.Round(time.Millisecond))
+				require.NotEqual(t, netip.AddrPort{}, r.peer, "the server never answered")
+				require.True(t, r.peer.Addr() == bed.NATAddr(netsim.PeerA) || r.peer.Addr() == bed.NATAddr(netsim.PeerB),
+					"the server saw a NAT's public address, not %v", r.peer)
+			}
+			if tc.ok {
+				for _, r := range rs {
+					require.NoError(t, r.err)
+				}
+				harness.Swap(t, rs[0].c, rs[1].c, 4<<20)
+				return
+			}
+			named := false
+			for _, r := range rs {
+				require.Error(t, r.err)
+				var ne net.Error
+				require.True(t, errors.As(r.err, &ne) && ne.Timeout(), "a timeout error: %v", r.err)
+				require.ErrorIs(t, r.err, udt.ErrHandshakeTimeout)
+				require.Less(t, r.took, timeout+3*time.Second, "the dial outlived its timeout")
+				named = named || strings.Contains(r.err.Error(), "symmetric")
+			}
+			require.Equal(t, tc.named, named, "an error names the symmetric NAT")
+		})
+	}
+}
