@@ -1,11 +1,14 @@
 package integrationtests
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +188,52 @@ func TestRendezvousThroughNATs(t *testing.T) {
 			require.Equal(t, tc.named, named, "an error names the symmetric NAT")
 		})
 	}
+}
+
+// TestP2PCopyThroughNATs runs examples/p2pcopy as its README says, each
+// process on its own host of a NAT bed: the server on the public host,
+// the sender behind a port-restricted cone NAT, the receiver behind
+// another; the file arrives whole.
+func TestP2PCopyThroughNATs(t *testing.T) {
+	bed := natBed(t, netsim.NATPortRestricted, netsim.NATPortRestricted)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "p2pcopy")
+	build := exec.Command("go", "build", "-o", bin, "github.com/udt-go/udt/examples/p2pcopy")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	src := filepath.Join(dir, "data.bin")
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	require.NoError(t, os.WriteFile(src, data, 0o644))
+	dst := filepath.Join(dir, "copy.bin")
+
+	server := net.JoinHostPort(bed.Addr(netsim.Public).String(), "3478")
+	srv := bed.Command(netsim.Public, bin, "server", "-listen", server)
+	var srvOut strings.Builder
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+		t.Logf("server:\n%s", srvOut.String())
+	})
+
+	sender := bed.Command(netsim.PeerA, bin, "send", "-server", server, "-session", "nat", "-timeout", "20s", src)
+	var sendOut strings.Builder
+	sender.Stdout, sender.Stderr = &sendOut, &sendOut
+	require.NoError(t, sender.Start())
+	rcv := bed.Command(netsim.PeerB, bin, "recv", "-server", server, "-session", "nat", "-timeout", "20s", "-o", dst)
+	rcvOut, rerr := rcv.CombinedOutput()
+	serr := sender.Wait()
+	t.Logf("sender:\n%s\nreceiver:\n%s", sendOut.String(), rcvOut)
+	require.NoError(t, rerr, "receiver")
+	require.NoError(t, serr, "sender")
+	got, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "the copy differs")
+	require.Contains(t, string(rcvOut), "checked")
+	require.Contains(t, string(rcvOut), "peer at "+bed.NATAddr(netsim.PeerA).String())
 }

@@ -237,6 +237,12 @@ func (bed *NATBed) NATAddr(peer NATHost) netip.Addr { return natPublicAddr[peer]
 // to that host.
 func (bed *NATBed) Do(h NATHost, fn func() error) error { return inNamespace(bed.ns[h], fn) }
 
+// Command returns a command that runs the program name with args on host,
+// by way of "ip netns exec".
+func (bed *NATBed) Command(h NATHost, name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", bed.ns[h], name}, args...)...)
+}
+
 // ListenUDP opens a UDP socket on host, on port (0 for any).
 func (bed *NATBed) ListenUDP(h NATHost, port int) (*net.UDPConn, error) {
 	var uc *net.UDPConn
