@@ -3,7 +3,9 @@ package udt_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -277,4 +279,89 @@ func TestTransportArguments(t *testing.T) {
 	var opErr *net.OpError
 	require.True(t, errors.As(err, &opErr))
 	require.False(t, bytes.Equal(nil, []byte(opErr.Op)))
+}
+
+// Two Transports, each on its own *net.UDPConn, carry a UDT stream both
+// ways while each sends the other a stream of datagrams of its own
+// (STUN-shaped: the magic cookie, a transaction ID): every datagram read
+// through ReadNonUDTPacket is one of those sent, each once, from the other
+// Transport's socket; the UDT data arrives intact.
+func TestTransportConcurrentTraffic(t *testing.T) {
+	tr := [2]*udt.Transport{newTransport(t, udpSocket(t)), newTransport(t, udpSocket(t))}
+	ln, err := tr[1].Listen(udt.Config{})
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := tr[0].Dial(t.Context(), tr[1].LocalAddr(), udt.Config{})
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := ln.AcceptUDT()
+	require.NoError(t, err)
+	defer s.Close()
+
+	const count = 3000
+	stun := func(side, i int) []byte {
+		b := []byte{0x01, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		b[8], b[9] = byte(side), 0x5a
+		b[10], b[11] = byte(i>>8), byte(i)
+		_, _ = rand.Read(b[12:20]) // the rest of the transaction ID
+		b[20], b[21] = byte(i>>8), byte(i)
+		return b
+	}
+	errs := make(chan error, 4)
+	received := [2]map[int]bool{{}, {}}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for side := range 2 {
+		other := 1 - side
+		go func() { // side sends to other
+			for i := range count {
+				if _, err := tr[side].WriteTo(stun(side, i), tr[other].LocalAddr()); err != nil {
+					errs <- err
+					return
+				}
+				if i%32 == 31 {
+					time.Sleep(200 * time.Microsecond)
+				}
+			}
+			errs <- nil
+		}()
+		go func() { // other reads what side sent
+			buf := make([]byte, 1500)
+			for len(received[other]) < count {
+				rctx, rcancel := context.WithTimeout(ctx, time.Second)
+				n, from, err := tr[other].ReadNonUDTPacket(rctx, buf)
+				rcancel()
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					break // no more are coming: some were dropped
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				b := buf[:n]
+				if n != 24 || !bytes.Equal(b[4:8], []byte{0x21, 0x12, 0xa4, 0x42}) || b[8] != byte(side) || b[9] != 0x5a ||
+					from.String() != tr[side].LocalAddr().String() {
+					errs <- fmt.Errorf("side %d read a datagram that is not one the other sent: % x from %v", other, b, from)
+					return
+				}
+				i := int(b[10])<<8 | int(b[11])
+				if received[other][i] {
+					errs <- fmt.Errorf("side %d read datagram %d twice", other, i)
+					return
+				}
+				received[other][i] = true
+			}
+			errs <- nil
+		}()
+	}
+	harness.Swap(t, c, s, 16<<20)
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+	for side := range 2 {
+		got, dropped := len(received[side]), tr[side].NonUDTDropped()
+		t.Logf("side %d: %d of %d datagrams read, %d dropped by the queue", side, got, count, dropped)
+		require.LessOrEqual(t, uint64(got)+dropped, uint64(count))
+		require.Greater(t, got, count/2, "most datagrams arrive")
+	}
 }
