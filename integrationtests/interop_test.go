@@ -228,3 +228,59 @@ func TestInteropIPv6(t *testing.T) {
 		require.NoError(t, cli.Wait(30*time.Second))
 	})
 }
+
+// TestInteropTransport: a Go Transport on the caller's socket talks to the
+// C++ library both ways on that one socket: it dials a C++ server and
+// sends, and its listener takes a C++ client that sends, at once.
+func TestInteropTransport(t *testing.T) {
+	interop.BuildPeer(t)
+	const n = 16 << 20
+	want := interop.SHA256Pattern(1, n)
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer uc.Close()
+	tr, err := udt.NewTransport(uc)
+	require.NoError(t, err)
+	defer tr.Close()
+	ln, err := tr.Listen(udt.Config{})
+	require.NoError(t, err)
+	defer ln.Close()
+
+	srv := interop.Start(t, "server", "-port", "0", "-mode", "recv")
+	cli := interop.Start(t, "client", "-host", "127.0.0.1", "-port", portOf(uc.LocalAddr()), "-mode", "send", "-bytes", strconv.Itoa(n))
+	port := srv.ListenPort(10 * time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := tr.Dial(ctx, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, udt.Config{})
+	require.NoError(t, err)
+	type result struct {
+		sum string
+		err error
+	}
+	sent := make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		_, err := io.Copy(io.MultiWriter(c, h), interop.PatternReader(1, n))
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+		sent <- result{hex.EncodeToString(h.Sum(nil)), err}
+	}()
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	got, sum := recvAll(t, s)
+	require.NoError(t, s.Close())
+	require.Equal(t, int64(n), got)
+	require.Equal(t, want, sum, "from the C++ client")
+	r := <-sent
+	require.NoError(t, r.err)
+	require.Equal(t, want, r.sum)
+	rs, err := srv.Results(1, 60*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, want, rs[0].SHA256, "at the C++ server")
+	rc, err := cli.Results(1, 60*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, want, rc[0].SHA256, "the C++ client's")
+	require.NoError(t, srv.Wait(10*time.Second))
+	require.NoError(t, cli.Wait(10*time.Second))
+}
