@@ -7,7 +7,7 @@
 # message mode), client and server CPU seconds per GB and retransmissions,
 # and the Go/C++ ratios of the medians (bench/summarize).
 #
-#   bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir]
+#   bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-transport]
 #
 #   -t secs    length of each run (default 10)
 #   -n runs    runs of each pair (default 5)
@@ -15,6 +15,10 @@
 #   -p port    the Go server's port; the C++ server takes the next (default 5201)
 #   -o dir     keep each run's output there, as PAIR.RUN.json and .err
 #              (default: a temporary directory, removed at the end)
+#   -transport also Go Transport -> Go Transport: udtperf -transport at both
+#              ends, UDT carried through a udt.Transport on sockets udtperf
+#              opens (a third server, on the port after the C++ one), in
+#              the same round-robin
 #
 # Needs go, g++ and libudt-dev. Run it on a quiet machine: every run shares
 # its cores with whatever else is running.
@@ -27,13 +31,19 @@ msg=0
 mss=1500
 port=5201
 outdir=""
+transport=0
 
 usage() {
-	echo "usage: bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir]" >&2
+	echo "usage: bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-transport]" >&2
 	exit 2
 }
 
 while [ $# -gt 0 ]; do
+	if [ "$1" = -transport ]; then
+		transport=1
+		shift
+		continue
+	fi
 	[ $# -ge 2 ] || { echo "compare.sh: $1 needs a value" >&2; usage; }
 	case "$1" in
 	-t) secs=$2 ;;
@@ -53,8 +63,8 @@ esac
 case "$port" in
 '' | *[!0-9]*) echo "compare.sh: -p $port: not a port" >&2; exit 2 ;;
 esac
-if [ "$port" -lt 1 ] || [ "$port" -gt 65534 ]; then
-	echo "compare.sh: -p $port: port must be 1 to 65534" >&2
+if [ "$port" -lt 1 ] || [ "$port" -gt 65533 ]; then
+	echo "compare.sh: -p $port: port must be 1 to 65533" >&2
 	exit 2
 fi
 # udtperf checks -t, -P, -msg and -mss itself: a bad one stops the first run.
@@ -87,12 +97,22 @@ if [ "$msg" != 0 ]; then
 fi
 
 # The servers run for the whole comparison.
-declare -A srvport=([go]=$port [cpp]=$((port + 1)))
-for impl in go cpp; do
-	"$work/udtperf-$impl" -s -p "${srvport[$impl]}" -json >"$work/server-$impl.json" 2>"$work/server-$impl.err" &
+declare -A srvport=([go]=$port [cpp]=$((port + 1)) [gotr]=$((port + 2)))
+impls=(go cpp)
+pairs=(go-go cpp-cpp go-cpp cpp-go)
+if [ "$transport" = 1 ]; then
+	impls+=(gotr)
+	pairs+=(gotr-gotr)
+	ln -s udtperf-go "$work/udtperf-gotr"
+fi
+# The binary a side runs, and its flags.
+declare -A implflags=([go]="" [cpp]="" [gotr]="-transport")
+for impl in "${impls[@]}"; do
+	# shellcheck disable=SC2086
+	"$work/udtperf-$impl" -s -p "${srvport[$impl]}" -json ${implflags[$impl]} >"$work/server-$impl.json" 2>"$work/server-$impl.err" &
 	pids+=($!)
 done
-for impl in go cpp; do
+for impl in "${impls[@]}"; do
 	for _ in $(seq 50); do
 		grep -q '"listening"' "$work/server-$impl.json" 2>/dev/null && break
 		sleep 0.1
@@ -107,14 +127,15 @@ done
 echo "$runs runs of each pair, ${secs} s each, round-robin" >&2
 files=()
 for run in $(seq "$runs"); do
-	for pair in go-go cpp-cpp go-cpp cpp-go; do
+	for pair in "${pairs[@]}"; do
 		client=${pair%-*}
 		server=${pair#*-}
 		out="$outdir/$pair.$run.json"
 		files+=("$out")
 		# Bounded: udtperf ends within -t plus its own grace times.
 		status=0
-		"$work/udtperf-$client" -c 127.0.0.1 -p "${srvport[$server]}" "${args[@]}" >"$out" 2>"$outdir/$pair.$run.err" || status=$?
+		# shellcheck disable=SC2086
+		"$work/udtperf-$client" -c 127.0.0.1 -p "${srvport[$server]}" "${args[@]}" ${implflags[$client]} >"$out" 2>"$outdir/$pair.$run.err" || status=$?
 		if [ $status = 2 ]; then
 			cat "$outdir/$pair.$run.err" >&2 # bad arguments
 			exit 2

@@ -42,9 +42,9 @@ type summary struct {
 }
 
 // pairs in the order they are printed.
-var pairs = []string{"go-go", "cpp-cpp", "go-cpp", "cpp-go"}
+var pairs = []string{"go-go", "cpp-cpp", "go-cpp", "cpp-go", "gotr-gotr"}
 
-var names = map[string]string{"go": "Go", "cpp": "C++"}
+var names = map[string]string{"go": "Go", "cpp": "C++", "gotr": "GoT"}
 
 func pairName(p string) string {
 	c, s, _ := strings.Cut(p, "-")
@@ -230,6 +230,17 @@ func report(w io.Writer, all map[string]*results) error {
 			line += "  " + ratio(g.msgs, b.msgs)
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	// Through a udt.Transport (GoT, udtperf -transport) against the
+	// package-level Dial and Listen.
+	if tr, okT := med["gotr-gotr"]; okT {
+		if g, okG := med["go-go"]; okG {
+			line := fmt.Sprintf("%-61s  %-8s  %-26s", "Transport (GoT -> GoT / Go -> Go)", ratio(tr.good, g.good), ratio(tr.cpu, g.cpu))
+			if message {
+				line += "  " + ratio(tr.msgs, g.msgs)
+			}
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+		}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func TestSummarize(t *testing.T) {
 		write("cpp-cpp.1.json", run("cpp", "cpp", 100, 10, 6)),
 		write("go-cpp.1.json", run("go", "cpp", 50, 5, 1)),
 		write("cpp-go.1.json", ""), // the client failed: no output
+		write("gotr-gotr.1.json", run("gotr", "gotr", 180, 18, 3)),
 	}
 	all, err := load(files)
 	require.NoError(t, err)
@@ -55,6 +56,9 @@ func TestSummarize(t *testing.T) {
 	require.Regexp(t, `both ends \(Go -> Go / C\+\+ -> C\+\+\)\s+2\.00\s+0\.50\s+2\.00`, out)
 	require.Regexp(t, `Go sender \(Go -> C\+\+ / C\+\+ -> C\+\+\)\s+0\.50\s+0\.17\s+0\.50`, out)
 	require.NotContains(t, out, "Go receiver")
+	// Through a Transport against the package-level: 180 / 200, CPU 6 / 6.
+	require.Contains(t, out, "GoT -> GoT")
+	require.Regexp(t, `Transport \(GoT -> GoT / Go -> Go\)\s+0\.90\s+1\.00\s+0\.90`, out)
 
 	require.NotContains(t, out, "least/most stream", "one stream a run")
 

@@ -21,6 +21,7 @@ const clientLinger = 5 * time.Second
 // clientStream is one UDT connection of a test.
 type clientStream struct {
 	c       *udt.Conn
+	sock    *ownSocket // with -transport: c's socket, closed after c
 	written atomic.Int64 // bytes written after the hello
 	msgs    atomic.Int64 // messages written
 	err     error        // the sender's, if it stopped early; owned by it until it returns
@@ -84,26 +85,29 @@ func runClient(ctx context.Context, o options, out *output) (summary, error) {
 	out.start(startReport{Client: impl, Server: server, Host: o.host, Port: o.port, Mode: modeName(o.msg),
 		Streams: o.streams, MSS: o.mss, MsgSize: o.msg, Secs: o.secs})
 
-	d := udt.Dialer{Config: udt.Config{MSS: o.mss, Linger: clientLinger}}
+	cfg := udt.Config{MSS: o.mss, Linger: clientLinger}
 	if o.msg > 0 {
-		d.Config.Type = udt.TypeMessage
+		cfg.Type = udt.TypeMessage
 	}
 	streams := make([]*clientStream, o.streams)
 	defer func() {
 		var wg sync.WaitGroup
 		for _, s := range streams {
 			if s != nil {
-				wg.Go(func() { _ = s.c.Close() })
+				wg.Go(func() {
+					_ = s.c.Close()
+					s.sock.close()
+				})
 			}
 		}
 		wg.Wait()
 	}()
 	for i := range streams {
-		c, err := d.DialUDT(ctx, "udp", addr)
+		c, sock, err := dialUDT(ctx, cfg, addr)
 		if err != nil {
 			return sum, fmt.Errorf("stream %d: %w", i, err)
 		}
-		streams[i] = &clientStream{c: c}
+		streams[i] = &clientStream{c: c, sock: sock}
 		if _, err := c.Write(hello(uint32(id), i)); err != nil {
 			return sum, fmt.Errorf("stream %d: %w", i, err)
 		}

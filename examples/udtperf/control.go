@@ -52,8 +52,11 @@ const (
 	helloSize    = 12
 	helloMagic   = "UPRF"
 	maxLine      = 4096
-	impl         = "go" // this implementation's name in the protocol and output
 )
+
+// impl is this implementation's name in the protocol and output: "go",
+// or "gotr" with -transport.
+var impl = "go"
 
 // Bounds on the steps of a test, the same in the C++ udtperf.
 const (

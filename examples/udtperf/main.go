@@ -55,6 +55,9 @@ type options struct {
 	mss     int
 	msg     int // message size; 0 for stream mode
 	json    bool
+	// transport: carry UDT through a udt.Transport on sockets udtperf
+	// opens (see useTransport).
+	transport bool
 }
 
 // clientFlags are the flags that only make sense for a client.
@@ -74,6 +77,7 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.mss, "mss", defaultMSS, "client: UDT MSS in bytes, IP and UDP headers included")
 	fs.IntVar(&o.msg, "msg", 0, "client: message mode, messages of this `size` in bytes (0: stream mode)")
 	fs.BoolVar(&o.json, "json", false, "print JSON, one object per line")
+	fs.BoolVar(&o.transport, "transport", false, "open the UDP sockets here and carry UDT through a udt.Transport (reported as gotr)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,9 +124,12 @@ func main() {
 	o, err := parseArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
-		fmt.Fprintln(os.Stderr, "usage: udtperf -s [-p port] [-json]")
-		fmt.Fprintln(os.Stderr, "       udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json]")
+		fmt.Fprintln(os.Stderr, "usage: udtperf -s [-p port] [-json] [-transport]")
+		fmt.Fprintln(os.Stderr, "       udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json] [-transport]")
 		os.Exit(2)
+	}
+	if o.transport {
+		useTransport, impl = true, "gotr"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -218,9 +218,11 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 	if p.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}
-	if ln, err = listenUDT(ctx, cfg, udtAddr); err != nil {
+	var sock *ownSocket
+	if ln, sock, err = listenUDT(ctx, cfg, udtAddr); err != nil {
 		return fail(err)
 	}
+	defer sock.close() // after the streams' close, deferred below
 	stopLn := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stopLn()
 
@@ -367,18 +369,36 @@ func acceptStreams(ln *udt.Listener, id uint32, p params, deadline time.Time) ([
 }
 
 // listenUDT listens on addr, retrying for a moment while the address is in
-// use: the previous test's last connection may be closing the socket.
-func listenUDT(ctx context.Context, cfg udt.Config, addr string) (*udt.Listener, error) {
+// use: the previous test's last connection may be closing the socket. With
+// -transport it listens through a Transport on a socket of its own, which
+// it returns, to close after the connections.
+func listenUDT(ctx context.Context, cfg udt.Config, addr string) (*udt.Listener, *ownSocket, error) {
+	if useTransport {
+		la, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := openTransport(ctx, "udp", la)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := s.tr.Listen(cfg)
+		if err != nil {
+			s.close()
+			return nil, nil, err
+		}
+		return ln, s, nil
+	}
 	lc := udt.ListenConfig{Config: cfg}
 	until := time.Now().Add(2 * time.Second)
 	for {
 		ln, err := lc.ListenUDT(ctx, "udp", addr)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
-			return ln, err
+			return ln, nil, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

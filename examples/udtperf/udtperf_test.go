@@ -342,3 +342,21 @@ func TestControlLineTooLong(t *testing.T) {
 	require.ErrorContains(t, err, "longer than")
 	require.False(t, errors.Is(err, os.ErrDeadlineExceeded))
 }
+
+// With -transport both ends carry UDT through a udt.Transport on sockets
+// udtperf opened, and report themselves as gotr.
+func TestLoopbackTransport(t *testing.T) {
+	useTransport, impl = true, "gotr"
+	defer func() { useTransport, impl = false, "go" }()
+	srv := startServer(t)
+	for _, args := range [][]string{{"-t", "1"}, {"-t", "1", "-P", "2"}} {
+		r := runGoClient(t, srv.port, args...)
+		checkRun(t, r, r.sum.Streams, 0)
+		require.Equal(t, "gotr", r.sum.Client)
+		require.Equal(t, "gotr", r.sum.Server)
+	}
+	srv.stop()
+	require.Empty(t, ofType(lines(t, srv.out.String()), "error"))
+	_, err := parseArgs([]string{"-c", "127.0.0.1", "-transport"})
+	require.NoError(t, err)
+}
