@@ -21,7 +21,7 @@ const clientLinger = 5 * time.Second
 // clientStream is one UDT connection of a test.
 type clientStream struct {
 	c       *udt.Conn
-	sock    *ownSocket // with -transport: c's socket, closed after c
+	sock    *ownSocket   // with -transport: c's socket, closed after c
 	written atomic.Int64 // bytes written after the hello
 	msgs    atomic.Int64 // messages written
 	err     error        // the sender's, if it stopped early; owned by it until it returns
