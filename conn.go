@@ -174,10 +174,8 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	c.cc.ctl.Init(now, c.ccInputsLocked())
 	c.ccUpdateLocked()
 	c.snd.target = now
-	c.live.lastHeard = now
-	c.live.lastPacket = now
+	c.live.heard(now)
 	c.live.lastProgress = now
-	c.live.expCount = 1
 	c.stats.start = now
 	if !c.isDial {
 		// A C++ 4.11 client drops what reaches it in the first few ms

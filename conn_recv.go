@@ -31,7 +31,7 @@ func (c *Conn) handlePacket(p *packet) {
 		}
 		return
 	}
-	c.live.lastHeard, c.live.lastPacket, c.live.expCount = now, now, 1
+	c.live.heard(now)
 	c.snd.holdUntil = time.Time{}
 	if !p.control {
 		c.onDataLocked(p, now, ob)
@@ -76,7 +76,7 @@ func (c *Conn) handleData(ps []packet) {
 		return
 	}
 	now := time.Now()
-	c.live.lastHeard, c.live.lastPacket, c.live.expCount = now, now, 1
+	c.live.heard(now)
 	c.snd.holdUntil = time.Time{}
 	c.rcv.inRun = true
 	for i := range ps {

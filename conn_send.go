@@ -365,8 +365,7 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 		}
 	}
 	c.snd.lastAck = ack
-	c.live.lastProgress = time.Now() // the peer is receiving our data
-	c.live.ackAdvanced, c.live.stallResends = c.live.lastProgress, 0
+	c.live.progressed(time.Now()) // the peer is receiving our data
 	c.cc.delivered += uint64(max(n, 0))
 	if seq.Cmp(c.snd.currSeq, ack) < 0 {
 		c.snd.currSeq = ack.Dec()

@@ -7,7 +7,8 @@ import (
 
 // liveness is what a connection knows of its peer's life and its own
 // end: the timer, when the peer was last heard and last made progress,
-// and the shutdown. Guarded by Conn.mu, except unregOnce.
+// and the shutdown. Guarded by Conn.mu, except unregOnce; its methods run
+// with Conn.mu held.
 type liveness struct {
 	timer        *time.Timer
 	timerAt      time.Time
@@ -28,4 +29,16 @@ type liveness struct {
 	// After a shutdown: the closeWait timer and the next repeat's, both
 	// stopped by unregister so that they let go of the connection at once.
 	waitTimer, repeatTimer *time.Timer
+}
+
+// heard notes a packet from the peer: it is alive, and the EXP count
+// starts over.
+func (l *liveness) heard(now time.Time) {
+	l.lastHeard, l.lastPacket, l.expCount = now, now, 1
+}
+
+// progressed notes that the peer acknowledged or reported the loss of
+// our data: it is receiving it, and the stall resends start over.
+func (l *liveness) progressed(now time.Time) {
+	l.lastProgress, l.ackAdvanced, l.stallResends = now, now, 0
 }

@@ -41,6 +41,8 @@ type Transport struct {
 
 	mu     sync.Mutex
 	closed bool // guarded by mu
+	// The socket buffers asked for so far (see growBuffers); guarded by mu.
+	rcvBuf, sndBuf int
 
 	nonUDT        chan nonUDTPacket
 	nonUDTDropped atomic.Uint64
@@ -61,7 +63,10 @@ const NonUDTQueue = 256
 // addresses are *net.UDPAddr). On a *net.UDPConn it reads and writes in
 // batches, with UDP GSO and GRO where the kernel has them, as the
 // package-level functions do; any other net.PacketConn is read and written
-// one datagram at a time. The Transport reads from pc until Close.
+// one datagram at a time. The Transport reads from pc until Close. Each
+// Listen and Dial raises a *net.UDPConn's socket buffers to its Config's
+// UDPReceiveBuffer and UDPSendBuffer (never lowering them), as the
+// package-level functions size their own sockets'.
 func NewTransport(pc net.PacketConn) (*Transport, error) {
 	if pc == nil {
 		return nil, errors.New("udt: NewTransport: nil net.PacketConn")
@@ -86,17 +91,41 @@ func NewTransport(pc net.PacketConn) (*Transport, error) {
 func (t *Transport) LocalAddr() net.Addr { return t.pc.LocalAddr() }
 
 // acquire takes a reference to the multiplexer for a new listener or
-// dial, unless t is closed.
-func (t *Transport) acquire() error {
+// dial with cfg, unless t is closed, and grows the socket's buffers to
+// what cfg asks.
+func (t *Transport) acquire(cfg *Config) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return ErrTransportClosed
 	}
+	t.growBuffersLocked(cfg)
 	registry.mu.Lock()
 	t.m.refs++
 	registry.mu.Unlock()
 	return nil
+}
+
+// growBuffersLocked raises the socket's receive and send buffers, if it
+// is a *net.UDPConn, to cfg's UDPReceiveBuffer and UDPSendBuffer, as the
+// package-level functions set their sockets': the default receive buffer
+// of a system (about 200 KB on Linux) holds a few milliseconds of a fast
+// flow, and the datagrams beyond it are lost. It never lowers a buffer
+// the caller made larger. t.mu held.
+func (t *Transport) growBuffersLocked(cfg *Config) {
+	uc, ok := t.pc.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	rcv, snd, known := socketBuffers(uc)
+	if want := cfg.UDPReceiveBuffer; want > t.rcvBuf && (!known || want > rcv) {
+		_ = uc.SetReadBuffer(want)
+		t.rcvBuf = want
+	}
+	if want := cfg.UDPSendBuffer; want > t.sndBuf && (!known || want > snd) {
+		_ = uc.SetWriteBuffer(want)
+		t.sndBuf = want
+	}
 }
 
 // Listen announces a listener on the Transport's socket with cfg. A
@@ -108,7 +137,7 @@ func (t *Transport) Listen(cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: addr, Err: err}
 	}
-	if err := t.acquire(); err != nil {
+	if err := t.acquire(&cfg); err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "udt", Addr: addr, Err: err}
 	}
 	l, err := listenOn(t.m, cfg)
@@ -131,7 +160,7 @@ func (t *Transport) Dial(ctx context.Context, raddr net.Addr, cfg Config) (*Conn
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Source: src, Addr: raddr, Err: err}
 	}
-	if err := t.acquire(); err != nil {
+	if err := t.acquire(&cfg); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Source: src, Addr: raddr, Err: err}
 	}
 	c, err := dialOn(ctx, t.m, cfg, peer)
@@ -162,7 +191,7 @@ func (t *Transport) DialRendezvous(ctx context.Context, raddr net.Addr, cfg Conf
 	if timeout == 0 {
 		cfg.ConnectTimeout = DefaultRendezvousTimeout
 	}
-	if err := t.acquire(); err != nil {
+	if err := t.acquire(&cfg); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Source: src, Addr: raddr, Err: err}
 	}
 	c, err := dialRendezvousOn(ctx, t.m, cfg, peer)
