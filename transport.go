@@ -19,12 +19,12 @@ import (
 // elsewhere (socket activation).
 //
 // A datagram that arrives on the socket goes, in this order:
-//   - to the connection whose socket ID is its destination (bytes 12-15)
-//     and that talks with its sender;
+//   - to the connection whose socket ID is its destination (bytes 12-15),
+//     if it talks with the sender (from another address it is dropped);
 //   - to a dial in progress, if it names the dial's socket ID and comes
 //     from its peer;
-//   - with destination 0, to the listener, or else to a rendezvous dial
-//     with its sender;
+//   - with destination 0, to the listener (which drops what is not a
+//     handshake), or else to a rendezvous dial with its sender;
 //   - otherwise, unless it is a UDT handshake (control type 0, which is
 //     dropped), to ReadNonUDTPacket: shorter than UDT's 16-byte header,
 //     or naming no connection or dial of this Transport. STUN messages are
@@ -41,7 +41,8 @@ type Transport struct {
 
 	mu     sync.Mutex
 	closed bool // guarded by mu
-	// The socket buffers asked for so far (see growBuffers); guarded by mu.
+	// The socket buffers asked for so far (see growBuffersLocked);
+	// guarded by mu.
 	rcvBuf, sndBuf int
 
 	nonUDT        chan nonUDTPacket
