@@ -304,3 +304,46 @@ func TestListenerAndDialsShareAPort(t *testing.T) {
 	_, err = lc.ListenUDT(t.Context(), "udp", a.Addr().String())
 	require.Error(t, err)
 }
+
+// A dial to port 0 fails at once, naming the port, rather than waiting
+// out the handshake's timeout.
+func TestDialPortZero(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", ":0"} {
+		start := time.Now()
+		_, err := udt.Dial("udp", addr)
+		require.ErrorContains(t, err, "port 0", addr)
+		require.Less(t, time.Since(start), time.Second, addr)
+	}
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer uc.Close()
+	tr, err := udt.NewTransport(uc)
+	require.NoError(t, err)
+	defer tr.Close()
+	_, err = tr.Dial(t.Context(), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, udt.Config{})
+	require.ErrorContains(t, err, "port 0")
+}
+
+// A dial whose context's deadline passes first fails with an error that
+// matches context.DeadlineExceeded, as net's dial errors do, and
+// ErrHandshakeTimeout, and says it is a timeout.
+func TestDialContextDeadline(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer silent.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = udt.DialContext(ctx, "udp", silent.LocalAddr().String())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, udt.ErrHandshakeTimeout)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+
+	// Config.ConnectTimeout running out first: a timeout, not the
+	// context's.
+	d := udt.Dialer{Config: udt.Config{ConnectTimeout: 200 * time.Millisecond}}
+	_, err = d.DialContext(t.Context(), "udp", silent.LocalAddr().String())
+	require.ErrorIs(t, err, udt.ErrHandshakeTimeout)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+}

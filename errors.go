@@ -57,13 +57,29 @@ func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
-// handshakeTimeoutError is ErrHandshakeTimeout with what is known of why.
-type handshakeTimeoutError struct{ detail string }
+// errPortZero is the error of a dial to port 0, which no listener has.
+func errPortZero(address string) error {
+	return fmt.Errorf("udt: dial address %q has port 0: a listener's port is needed", address)
+}
 
-func (e *handshakeTimeoutError) Error() string        { return "udt: handshake timed out: " + e.detail }
+// handshakeTimeoutError is ErrHandshakeTimeout with what is known of why,
+// and the context's error when its deadline ended the handshake (it then
+// matches context.DeadlineExceeded, as net's dial errors do).
+type handshakeTimeoutError struct {
+	detail string
+	ctxErr error
+}
+
+func (e *handshakeTimeoutError) Error() string {
+	if e.detail == "" {
+		return "udt: handshake timed out"
+	}
+	return "udt: handshake timed out: " + e.detail
+}
 func (e *handshakeTimeoutError) Timeout() bool        { return true }
 func (e *handshakeTimeoutError) Temporary() bool      { return true }
 func (e *handshakeTimeoutError) Is(target error) bool { return target == ErrHandshakeTimeout }
+func (e *handshakeTimeoutError) Unwrap() error        { return e.ctxErr }
 
 // connLostError is ErrConnLost with another reason than the peer's silence.
 type connLostError struct{ reason string }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,4 +44,24 @@ func TestErrorsMatch(t *testing.T) {
 	var se *SocketError
 	require.ErrorAs(t, error(sock), &se)
 	require.False(t, errors.Is(sock, ErrConnLost))
+}
+
+// The package documentation's Errors section names every exported error
+// errors.go declares.
+func TestPackageDocNamesErrors(t *testing.T) {
+	src, err := os.ReadFile("udt.go")
+	require.NoError(t, err)
+	doc, _, ok := strings.Cut(string(src), "\npackage udt")
+	require.True(t, ok)
+	_, section, ok := strings.Cut(doc, "# Errors")
+	require.True(t, ok, "the package doc has an Errors section")
+	section, _, _ = strings.Cut(section, "\n// #")
+	decls, err := os.ReadFile("errors.go")
+	require.NoError(t, err)
+	names := regexp.MustCompile(`(?m)^\t(Err\w+)\s|^type ([A-Z]\w*Error) struct`).FindAllStringSubmatch(string(decls), -1)
+	require.NotEmpty(t, names)
+	for _, m := range names {
+		name := m[1] + m[2]
+		require.Regexp(t, `\[\*?`+name+`\]`, section, "the Errors section names %s", name)
+	}
 }

@@ -40,6 +40,9 @@ func (d *Dialer) DialUDT(ctx context.Context, network, address string) (*Conn, e
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Err: err}
 	}
+	if raddr.Port == 0 {
+		return nil, &net.OpError{Op: "dial", Net: "udt", Addr: raddr, Err: errPortZero(address)}
+	}
 	peer := raddr.AddrPort()
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	muxNet := network
@@ -179,34 +182,41 @@ func (c *Conn) handshake(ctx context.Context) error {
 		case <-c.m.failed:
 			return c.m.failErr
 		case <-timeout.C:
-			return c.handshakeTimeout()
+			return c.handshakeTimeout(nil)
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return c.handshakeTimeout()
+				return c.handshakeTimeout(ctx.Err())
 			}
 			return ctx.Err()
 		}
 	}
 }
 
-// handshakeTimeout is the error of a handshake that ran out of time: for
-// a rendezvous, with what the socket saw of the peer's host.
-func (c *Conn) handshakeTimeout() error {
+// handshakeTimeout is the error of a handshake that ran out of time
+// (ctxErr: the context's deadline, if that ended it): for a rendezvous,
+// with what the socket saw of the peer's host.
+func (c *Conn) handshakeTimeout(ctxErr error) error {
 	if !c.rendezvous {
-		return ErrHandshakeTimeout
+		if ctxErr == nil {
+			return ErrHandshakeTimeout
+		}
+		return &handshakeTimeoutError{ctxErr: ctxErr}
 	}
 	c.mu.Lock()
 	heard, stray := c.hs.peer.socketID != 0, c.hs.strayFrom
 	c.mu.Unlock()
+	var detail string
 	switch {
 	case heard:
-		return &handshakeTimeoutError{fmt.Sprintf("the rendezvous with %v did not complete", c.peer)}
+		detail = fmt.Sprintf("the rendezvous with %v did not complete", c.peer)
 	case stray.IsValid():
-		return &handshakeTimeoutError{fmt.Sprintf("no answer from %v, but its host sent from port %d: a NAT "+
-			"that maps each destination to a port of its own (symmetric) stands between the peers", c.peer, stray.Port())}
+		detail = fmt.Sprintf("no answer from %v, but its host sent from port %d: a NAT "+
+			"that maps each destination to a port of its own (symmetric) stands between the peers", c.peer, stray.Port())
+	default:
+		detail = fmt.Sprintf("no answer from %v (behind NATs, both peers must dial at about the same "+
+			"time, each to the address and port the other's NAT maps it to, as a server both talk to sees them)", c.peer)
 	}
-	return &handshakeTimeoutError{fmt.Sprintf("no answer from %v (behind NATs, both peers must dial at about the same "+
-		"time, each to the address and port the other's NAT maps it to, as a server both talk to sees them)", c.peer)}
+	return &handshakeTimeoutError{detail: detail, ctxErr: ctxErr}
 }
 
 // handleConnecting processes a datagram for a dial in progress; receive

@@ -154,6 +154,9 @@ func (t *Transport) Listen(cfg Config) (*Listener, error) {
 func (t *Transport) Dial(ctx context.Context, raddr net.Addr, cfg Config) (*Conn, error) {
 	src := t.pc.LocalAddr()
 	peer, err := udpAddrPort(raddr)
+	if err == nil && peer.Port() == 0 {
+		err = errPortZero(raddr.String())
+	}
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udt", Source: src, Addr: raddr, Err: err}
 	}

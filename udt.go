@@ -66,10 +66,24 @@
 // Methods of [Conn] and [Listener] return [*net.OpError] values. A passed
 // deadline wraps [os.ErrDeadlineExceeded]; use after Close wraps
 // [net.ErrClosed]; Read returns [io.EOF] once the peer has shut the
-// connection down and everything it sent has been read. [ErrConnLost],
-// [ErrConnRefused], [ErrHandshakeTimeout] and [ErrPeerClosed] name the
-// UDT-specific failures and match with [errors.Is]. Close reports written
-// data left unacknowledged at the shutdown with [ErrUnacknowledged].
+// connection down and everything it sent has been read. The UDT-specific
+// failures match with [errors.Is]:
+//
+//   - [ErrConnLost]: the peer fell silent or stopped making progress.
+//   - [ErrConnRefused]: a listener refused the dial.
+//   - [ErrHandshakeTimeout]: no answer in time (a dial whose context's
+//     deadline ended it matches [context.DeadlineExceeded] too).
+//   - [ErrHandshakeRejected]: the listener's answer did not echo ours.
+//   - [ErrPeerClosed]: Write after the peer shut the connection down.
+//   - [ErrPeerAborted]: Read of a stream the peer ended with data missing.
+//   - [ErrTooManyConns]: the socket carries Config.MaxConns connections.
+//   - [ErrNotMessageMode]: a message call on a stream connection.
+//   - [ErrUnacknowledged] ([*UnacknowledgedError]): Close left written
+//     data unacknowledged at the shutdown.
+//   - [ErrTransportClosed]: the [Transport] under the connection closed.
+//   - [*SocketError]: the UDP socket failed for good.
+//   - [*MessageSizeError] and [*MessageTooLargeError]: a message that does
+//     not fit the buffer given, or the buffers of the connection.
 //
 // # Limitations
 //
