@@ -155,13 +155,19 @@ func TestAppClientToAppServer(t *testing.T) {
 	defer cancel()
 	port, srv := startServer(t, ctx, filepath.Join(dir, "appserver"))
 
-	cli := start(t, ctx, filepath.Join(dir, "appclient"), "-bytes", "20000000", "127.0.0.1", port)
+	cli := start(t, ctx, filepath.Join(dir, "appclient"), "-bytes", "20MiB", "127.0.0.1", port)
 	<-cli.done
 	require.NoError(t, cli.err)
 	out := cli.output()
 	require.Equal(t, "SendRate(Mb/s)\tRTT(ms)\tCWnd\tPktSndPeriod(us)\tRecvACK\tRecvNAK", out[0])
-	require.Contains(t, out[len(out)-1], "sent 20000000 bytes in")
+	require.Contains(t, out[len(out)-1], "sent 20971520 bytes in")
 	srv.waitFor(t, "new connection: 127.0.0.1:", 5*time.Second)
+
+	// A bad port is named, not only met with the usage.
+	bad := start(t, ctx, filepath.Join(dir, "appclient"), "127.0.0.1", "notaport")
+	<-bad.done
+	require.Error(t, bad.err)
+	require.Contains(t, strings.Join(bad.output(), "\n"), `server_port "notaport" is not a port number`)
 }
 
 // cppExample builds one of the C++ library's example programs.

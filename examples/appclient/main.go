@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/examples/internal/size"
 )
 
 const blockSize = 100000
 
 func main() {
-	limit := flag.Int64("bytes", 0, "stop after sending this many bytes (0: no limit)")
+	var limit size.Bytes
+	flag.Var(&limit, "bytes", "stop after sending this `size`, e.g. 1GiB or 500MB (0: no limit)")
 	duration := flag.Duration("duration", 0, "stop after this long (0: no limit)")
 	quiet := flag.Bool("q", false, "do not print the per-second report")
 	flag.Usage = func() {
@@ -36,11 +38,12 @@ func main() {
 		os.Exit(1)
 	}
 	if p, err := strconv.Atoi(flag.Arg(1)); err != nil || p <= 0 || p > 65535 {
+		fmt.Fprintf(flag.CommandLine.Output(), "appclient: server_port %q is not a port number (1-65535)\n", flag.Arg(1))
 		flag.Usage()
 		os.Exit(1)
 	}
-	if *limit < 0 || *duration < 0 {
-		fmt.Println("appclient: -bytes and -duration must not be negative")
+	if *duration < 0 {
+		fmt.Println("appclient: -duration must not be negative")
 		os.Exit(1)
 	}
 
@@ -63,7 +66,7 @@ func main() {
 	}
 
 	start := time.Now()
-	sent, err := send(ctx, c, *limit)
+	sent, err := send(ctx, c, int64(limit))
 	if err != nil {
 		fmt.Println("send:", err)
 		_ = c.Close()

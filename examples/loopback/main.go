@@ -13,18 +13,17 @@ import (
 	"io"
 	"log"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/examples/internal/size"
 )
 
 func main() {
-	size := flag.String("bytes", "1GiB", "how much to send (suffixes KiB, MiB, GiB)")
+	sizeFlag := flag.String("bytes", "1GiB", "how much to send, e.g. 1GiB or 500MB")
 	mss := flag.Int("mss", 0, "maximum packet size (0: the default 1500)")
 	flag.Parse()
-	n, err := parseSize(*size)
+	n, err := size.Parse(*sizeFlag)
 	if err != nil {
 		log.Fatalf("loopback: -bytes: %v", err)
 	}
@@ -116,24 +115,6 @@ func (pattern) Read(b []byte) (int, error) {
 		b[i] = byte(i*131 + i>>8)
 	}
 	return len(b), nil
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	return v * mult, nil
 }
 
 func init() { log.SetFlags(0); log.SetOutput(os.Stderr) }
