@@ -32,6 +32,12 @@ func serve(ctx context.Context, ln net.Listener, out *output) error {
 		host = addr.IP.String()
 	}
 	udtAddr := net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	// Each test binds the UDP port anew: one taken by another program
+	// fails here, before the server says it is listening, not when the
+	// first client comes.
+	if err := checkUDPPort(udtAddr); err != nil {
+		return err
+	}
 	out.listening(addr.Port)
 
 	var wg sync.WaitGroup
@@ -366,6 +372,15 @@ func acceptStreams(ln *udt.Listener, id uint32, p params, deadline time.Time) ([
 		got++
 	}
 	return streams, nil
+}
+
+// checkUDPPort reports an error if the UDP address addr cannot be bound.
+func checkUDPPort(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("UDP port for the UDT data: %w", err)
+	}
+	return pc.Close()
 }
 
 // listenUDT listens on addr, retrying for a moment while the address is in

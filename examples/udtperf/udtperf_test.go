@@ -360,3 +360,17 @@ func TestLoopbackTransport(t *testing.T) {
 	_, err := parseArgs([]string{"-c", "127.0.0.1", "-transport"})
 	require.NoError(t, err)
 }
+
+// A server whose UDP port is taken fails at once, before it says it is
+// listening.
+func TestServerUDPPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	taken, err := net.ListenPacket("udp", ln.Addr().String())
+	require.NoError(t, err)
+	defer taken.Close()
+	var out syncBuffer
+	err = serve(t.Context(), ln, newOutput(&out, true))
+	require.ErrorContains(t, err, "UDP port")
+	require.NotContains(t, out.String(), "listening")
+}
