@@ -68,17 +68,32 @@ func newTransport(d *udt.Dialer) *http.Transport {
 	}
 }
 
+// dirHandler serves the files under dir, and nothing outside it: the
+// names are resolved in an os.Root, so neither ".." nor a symbolic link
+// leads out (http.Dir follows links wherever they point).
+func dirHandler(dir string) (http.Handler, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return http.FileServerFS(root.FS()), nil
+}
+
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", ":9000", "UDP address to listen on")
 	dir := fs.String("dir", ".", "directory to serve")
 	_ = fs.Parse(args)
 
+	h, err := dirHandler(*dir)
+	if err != nil {
+		return err
+	}
 	ln, err := udt.Listen("udp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := newServer(http.FileServer(http.Dir(*dir)))
+	srv := newServer(h)
 	fmt.Printf("serving %s on udt %s\n", *dir, ln.Addr())
 
 	sig := make(chan os.Signal, 1)

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -166,4 +168,27 @@ func TestHTTPLargeBody(t *testing.T) {
 	require.Equal(t, int64(bigBody), n)
 	require.Equal(t, want.Sum(nil), got.Sum(nil), "SHA-256 of the body")
 	t.Logf("%d bytes in %v", n, time.Since(start).Round(time.Millisecond))
+}
+
+// The directory server serves its directory's files and nothing outside
+// it, through a symbolic link or otherwise.
+func TestServeDirStaysInside(t *testing.T) {
+	outside := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("not for you"), 0o644))
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello"), 0o644))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(dir, "link")))
+	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "out")))
+	h, err := dirHandler(dir)
+	require.NoError(t, err)
+	url, _ := testServer(t, h)
+	c := testClient(t)
+	body, err := getBody(t.Context(), c, url+"/hello.txt")
+	require.NoError(t, err)
+	require.Equal(t, "hello", body)
+	for _, p := range []string{"/link", "/out/secret", "/../secret"} {
+		body, err := getBody(t.Context(), c, url+p)
+		require.NotContains(t, body, "not for you", p)
+		require.Error(t, err, p)
+	}
 }
