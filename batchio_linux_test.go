@@ -70,15 +70,6 @@ func ioPair(t *testing.T, cfg Config, srv, cli *multiplexer, dialTo netip.AddrPo
 	return c, s
 }
 
-// pattern is n bytes that differ at every offset modulo 2^32.
-func pattern(n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i+4 <= n; i += 4 {
-		binary.LittleEndian.PutUint32(b[i:], uint32(i)*2654435761)
-	}
-	return b
-}
-
 // moveStream writes data on c and checks s reads exactly it.
 func moveStream(t *testing.T, c, s *Conn, data []byte) {
 	t.Helper()
@@ -412,4 +403,11 @@ func TestReadBatchesSurviveGC(t *testing.T) {
 	})
 	require.Equal(t, 22, got, "datagrams read") // AllocsPerRun runs it once more to warm up
 	require.Zero(t, allocs, "allocations per wake-up of a quiet socket")
+}
+
+// The sendmmsg headers' free list (Linux only) keeps what it holds across
+// collections, as TestFreeListsSurviveGC checks for the others.
+func TestWriteHeadersSurviveGC(t *testing.T) {
+	f := freeList[txMsgs]{max: 4, new: txMsgsFree.new}
+	checkSurvivesGC(t, func() any { return f.get() }, func(v any) { f.put(v.(*txMsgs)) })
 }

@@ -3,6 +3,7 @@ package udt
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -130,4 +131,13 @@ func lossyMux(t *testing.T, loss float64, seed uint64) *multiplexer {
 	m := newMultiplexer(&dropConn{packetConn: udpConn{c: uc}, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss})
 	m.start()
 	return m
+}
+
+// pattern is n bytes that differ at every offset modulo 2^32.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+4 <= n; i += 4 {
+		binary.LittleEndian.PutUint32(b[i:], uint32(i)*2654435761)
+	}
+	return b
 }

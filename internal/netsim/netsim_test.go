@@ -674,10 +674,12 @@ func TestRelayLoss(t *testing.T) {
 			_, err := client.WriteTo(p, r.Addr())
 			require.NoError(t, err)
 		}
-		// Pace by batches so no socket buffer overflows.
+		// Pace by batches so no socket buffer overflows; a batch is done
+		// when every datagram of it is delivered or dropped (the last one
+		// may still be in the link when the reader has caught up).
 		waitFor(t, "batch", func() bool {
 			st := toTarget.Stats()
-			return st.Sent == uint64(i+batch) && got.Load() == st.Delivered
+			return st.Sent == uint64(i+batch) && st.Delivered+st.Dropped == st.Sent && got.Load() == st.Delivered
 		})
 	}
 	st := toTarget.Stats()
