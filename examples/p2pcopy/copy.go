@@ -27,11 +27,11 @@ func send(ctx context.Context, o peerOptions, file string, log io.Writer) error 
 	if err != nil {
 		return err
 	}
-	tr, c, err := connect(ctx, o, log)
+	release, c, err := connect(ctx, o, log)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer release()
 	name := filepath.Base(file)
 	hdr := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
 	hdr = append(hdr, name...)
@@ -63,11 +63,11 @@ func send(ctx context.Context, o peerOptions, file string, log io.Writer) error 
 
 // recv receives a file from the peer into out, or the name it gives.
 func recv(ctx context.Context, o peerOptions, out string, log io.Writer) error {
-	tr, c, err := connect(ctx, o, log)
+	release, c, err := connect(ctx, o, log)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer release()
 	defer c.Close()
 	var n2 [2]byte
 	if _, err := io.ReadFull(c, n2[:]); err != nil {

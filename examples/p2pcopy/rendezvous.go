@@ -128,8 +128,9 @@ type peerOptions struct {
 
 // connect opens the peer's socket, learns the other peer's public address
 // from the server on it, and dials it in rendezvous on the same socket.
-// The caller closes the connection, then the Transport.
-func connect(ctx context.Context, o peerOptions, log io.Writer) (*udt.Transport, *udt.Conn, error) {
+// The caller closes the connection, then calls release, which closes the
+// Transport and the socket.
+func connect(ctx context.Context, o peerOptions, log io.Writer) (release func(), c *udt.Conn, err error) {
 	server, err := udpAddr(o.server)
 	if err != nil {
 		return nil, nil, err
@@ -143,9 +144,12 @@ func connect(ctx context.Context, o peerOptions, log io.Writer) (*udt.Transport,
 		uc.Close()
 		return nil, nil, err
 	}
-	fail := func(err error) (*udt.Transport, *udt.Conn, error) {
+	release = func() {
 		tr.Close()
 		uc.Close()
+	}
+	fail := func(err error) (func(), *udt.Conn, error) {
+		release()
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -155,11 +159,11 @@ func connect(ctx context.Context, o peerOptions, log io.Writer) (*udt.Transport,
 		return fail(fmt.Errorf("rendezvous server %v: %w", server, err))
 	}
 	fmt.Fprintf(log, "peer at %v; connecting\n", peer)
-	c, err := tr.DialRendezvous(ctx, net.UDPAddrFromAddrPort(peer), udt.Config{ConnectTimeout: o.timeout})
+	c, err = tr.DialRendezvous(ctx, net.UDPAddrFromAddrPort(peer), udt.Config{ConnectTimeout: o.timeout})
 	if err != nil {
 		return fail(err)
 	}
-	return tr, c, nil
+	return release, c, nil
 }
 
 // register repeats the registration until the server names the peer.
