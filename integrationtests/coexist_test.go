@@ -119,8 +119,14 @@ func shares(tb testing.TB, cc udt.CongestionControl, tcp string, rate int64, rtt
 // namespaces, the kernel's TCP); the TCP flow keeps a fair part of it, 30 %
 // at least. On an idle machine cubic keeps 42-51 % (median 48.6 % of five
 // rounds of bench/coexist.sh, 2026-12-06); the bounds allow for a loaded
-// one (CI runs other packages' tests beside it).
+// one. It skips under -race, where the emulated path, both flows' readers
+// and the UDT flow share two cores with the race detector and every other
+// package's tests (cubic kept 26 % in one such CI run): .ci/run runs it
+// in its pass without -race.
 func TestModelCoexistsWithTCP(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the sharing check runs without -race (.ci/run's second pass)")
+	}
 	u, tc := shares(t, udt.CongestionModel, "cubic", 50e6, 40*time.Millisecond, 30*time.Second)
 	t.Logf("UDT model %.1f Mbit/s, TCP cubic %.1f Mbit/s on a 50 Mbit/s link", u, tc)
 	require.Greater(t, tc, 0.3*50, "TCP starved")
