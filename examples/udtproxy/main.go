@@ -4,7 +4,7 @@
 //	app ──TCP──▶ udtproxy client ══UDT══▶ udtproxy server ──TCP──▶ service
 //
 //	udtproxy server [-addr :9000] TARGET_TCP
-//	udtproxy client [-addr :8080] [-drain 5s] REMOTE_UDT
+//	udtproxy client [-addr :8080] [-plain] [-drain 5s] REMOTE_UDT
 //
 // The server side accepts UDT connections and forwards each to the TCP
 // address TARGET_TCP; the client side accepts TCP connections and forwards
@@ -16,26 +16,21 @@
 //
 // TCP can end one direction and keep the other (shutdown(SHUT_WR), what
 // [net.TCPConn.CloseWrite] does); UDT cannot: Close ends both directions.
-// The proxy therefore never forwards a half-close. Instead, when the TCP
-// side stops sending, the proxy stops that direction and lets the other one
-// drain before it closes both connections:
+// Between two udtproxy ends the tunnel carries the half-close itself: the
+// client sends a hello, the server answers it, and from then on each
+// direction is a series of length-prefixed frames ended by an empty one
+// when its TCP side stops sending; the far end then shuts down writing on
+// its TCP connection, and the tunnel closes once both directions have
+// ended. A request, a half-close and the reply take a round trip, and a
+// service that waits for the app's EOF before it answers works.
 //
-//   - On the client side, a TCP app that half-closes usually still wants
-//     the reply (send a request, shut down writing, read to EOF). The reply
-//     keeps flowing until the server side closes, or until nothing has
-//     arrived for the drain time (-drain); then both are closed and the app
-//     reads EOF after everything sent to it. An app that closes outright
-//     looks the same to the proxy, so its tunnel too stays open for the
-//     drain time after the last reply bytes.
-//   - On the server side, a service that closes has said everything; the
-//     proxy closes the UDT connection at once (Close still delivers all it
-//     was given), so the app sees EOF without waiting.
-//
-// When the UDT side ends (the other proxy closed), everything it sent has
-// been written to TCP; the proxy then closes the TCP connection for writing
-// and closes it. A service that waits for the app's EOF before it answers
-// cannot be reached through this proxy: the app's half-close never
-// reaches it.
+// A client started with -plain talks to a UDT service that is not
+// udtproxy: no hello, no frames. The half-close then cannot be forwarded;
+// when the app stops sending, the reply keeps flowing until the service
+// closes, or until nothing has arrived for the drain time (-drain), and
+// then both connections are closed. A server proxy whose client sends no
+// hello (within 5 s, or other bytes first) serves the plain stream the
+// same way, the bytes it read first included.
 package main
 
 import (
@@ -63,12 +58,14 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	var addr string
 	var drain time.Duration
+	var plain bool
 	switch os.Args[1] {
 	case "server":
 		fs.StringVar(&addr, "addr", ":9000", "UDP address to listen on")
 	case "client":
 		fs.StringVar(&addr, "addr", ":8080", "TCP address to listen on")
-		fs.DurationVar(&drain, "drain", 5*time.Second, "how long a reply may stay silent after the app stops sending")
+		fs.DurationVar(&drain, "drain", 5*time.Second, "with -plain: how long a reply may stay silent after the app stops sending")
+		fs.BoolVar(&plain, "plain", false, "the far end is a UDT service, not udtproxy: no framing, and the drain")
 	default:
 		usage()
 	}
@@ -102,7 +99,7 @@ func main() {
 		os.Exit(1)
 	}()
 
-	p := &proxy{logf: log.Printf}
+	p := &proxy{logf: log.Printf, plain: plain}
 	if server {
 		err = p.serveUDT(ln, fs.Arg(0))
 	} else {
@@ -114,14 +111,15 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: udtproxy server [-addr :9000] TARGET_TCP\n       udtproxy client [-addr :8080] [-drain 5s] REMOTE_UDT")
+	fmt.Fprintln(os.Stderr, "usage: udtproxy server [-addr :9000] TARGET_TCP\n       udtproxy client [-addr :8080] [-plain] [-drain 5s] REMOTE_UDT")
 	os.Exit(2)
 }
 
 // proxy runs tunnels and waits for them when its listener closes.
 type proxy struct {
-	logf func(format string, args ...any)
-	wg   sync.WaitGroup
+	logf  func(format string, args ...any)
+	plain bool // client: no framing (the far end is not udtproxy)
+	wg    sync.WaitGroup
 }
 
 // serveTCP accepts TCP connections on ln and tunnels each over a new UDT
@@ -138,7 +136,23 @@ func (p *proxy) serveTCP(ln net.Listener, remote string, drain time.Duration) er
 			_ = c.Close()
 			return
 		}
-		p.tunnel(c.RemoteAddr(), c.(*net.TCPConn), uc, drain)
+		tc := c.(*net.TCPConn)
+		if p.plain {
+			p.tunnel(c.RemoteAddr(), tc, uc, drain)
+			return
+		}
+		if _, err := io.WriteString(uc, hello); err != nil {
+			p.logf("%s: %v", c.RemoteAddr(), err)
+			_ = uc.Close()
+			_ = c.Close()
+			return
+		}
+		if got, ok := readHello(uc); !ok {
+			// Not udtproxy: what came is the service's.
+			p.tunnel(c.RemoteAddr(), tc, &prefixConn{uc, got}, drain)
+			return
+		}
+		p.framedTunnel(c.RemoteAddr(), tc, uc)
 	})
 }
 
@@ -153,7 +167,19 @@ func (p *proxy) serveUDT(ln net.Listener, target string) error {
 			_ = uc.Close()
 			return
 		}
-		p.tunnel(uc.RemoteAddr(), c.(*net.TCPConn), uc, 0)
+		got, ok := readHello(uc)
+		if !ok {
+			// Not a udtproxy client: what came is the app's.
+			p.tunnel(uc.RemoteAddr(), c.(*net.TCPConn), &prefixConn{uc, got}, 0)
+			return
+		}
+		if _, err := io.WriteString(uc, hello); err != nil {
+			p.logf("%s: %v", uc.RemoteAddr(), err)
+			_ = uc.Close()
+			_ = c.Close()
+			return
+		}
+		p.framedTunnel(uc.RemoteAddr(), c.(*net.TCPConn), uc)
 	})
 }
 

@@ -47,9 +47,11 @@ func (l *logLines) waitCount(t *testing.T, s string, n int) {
 	deadline := time.Now().Add(30 * time.Second)
 	for l.count(s) < n {
 		if time.Now().After(deadline) {
+			got := l.count(s)
 			l.mu.Lock()
-			defer l.mu.Unlock()
-			t.Fatalf("%d lines containing %q, want %d; log:\n%s", l.count(s), s, n, strings.Join(l.lines, "\n"))
+			all := strings.Join(l.lines, "\n")
+			l.mu.Unlock()
+			t.Fatalf("%d lines containing %q, want %d; log:\n%s", got, s, n, all)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -207,4 +209,94 @@ func TestProxyServiceCloses(t *testing.T) {
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got), "%d bytes read of %d", len(got), size)
+}
+
+// TestProxyHalfCloseCarried: between two udtproxy ends the app's
+// half-close reaches the service: a service that answers only after the
+// app's EOF is reached (it sums what it got), and a 5-byte round trip with
+// a half-close takes milliseconds, not the drain time.
+func TestProxyHalfCloseCarried(t *testing.T) {
+	summer := func(c net.Conn) {
+		b, err := io.ReadAll(c) // until the app's half-close
+		if err == nil {
+			_, _ = fmt.Fprintf(c, "%d bytes", len(b))
+		}
+	}
+	addr, logs := proxies(t, tcpService(t, summer), time.Minute)
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+	start := time.Now()
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	took := time.Since(start)
+	require.Equal(t, "5 bytes", string(got))
+	t.Logf("round trip with half-close: %v", took.Round(time.Millisecond))
+	require.Less(t, took, 5*time.Second, "the drain (a minute here) was not waited out")
+	logs.waitCount(t, ": 5 bytes TCP to UDT, 7 bytes UDT to TCP", 1) // the client proxy
+	logs.waitCount(t, ": 7 bytes TCP to UDT, 5 bytes UDT to TCP", 1) // the server proxy
+}
+
+// A client proxy with -plain in front of a UDT service that is not
+// udtproxy: the plain stream and the drain, as before the framing.
+func TestProxyPlainFarEnd(t *testing.T) {
+	uln, err := udt.Listen("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			c, err := uln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	logs := &logLines{}
+	client := &proxy{logf: logs.logf, plain: true}
+	done := make(chan error, 1)
+	go func() { done <- client.serveTCP(tln, uln.Addr().String(), 200*time.Millisecond) }()
+	defer func() {
+		tln.Close()
+		require.NoError(t, <-done)
+		uln.Close()
+		<-served
+	}()
+	require.NoError(t, roundTrip(tln.Addr().String(), randomBytes(1<<20, 4)))
+}
+
+// A UDT client that is not udtproxy reaches the server proxy's service:
+// its first bytes are not hello, and they reach the service as they are.
+func TestProxyServerPlainClient(t *testing.T) {
+	target := tcpService(t, echo)
+	uln, err := udt.Listen("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	server := &proxy{logf: (&logLines{}).logf}
+	done := make(chan error, 1)
+	go func() { done <- server.serveUDT(uln, target) }()
+	defer func() {
+		uln.Close()
+		require.NoError(t, <-done)
+	}()
+	c, err := udt.Dial("udp", uln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+	msg := []byte("plain UDT bytes, not a hello")
+	_, err = c.Write(msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
 }
