@@ -70,6 +70,7 @@ type Conn struct {
 
 	stats   connStats // guarded by mu
 	logs    logQueue  // records for cfg.Logger, handed over off the locks and workers
+	tr      connTrace // cfg.Tracer's hooks; guarded by mu
 	scratch [64]byte  // control bodies being built; guarded by mu
 }
 
@@ -185,6 +186,8 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	}
 	c.armTimerLocked(now)
 	c.logConnectedLocked()
+	c.tracePhaseLocked(now, PhaseConnected)
+	c.traceMetricsLocked(now)
 }
 
 // flowWindowCapLocked bounds the sender's loss list: twice the largest window.
@@ -441,6 +444,9 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.live.closing = true
+	if c.state == stateConnected && c.err == nil && !c.live.peerClosed {
+		c.tracePhaseLocked(time.Now(), PhaseClosing)
+	}
 	c.mu.Unlock()
 	c.m.releaseConn()
 	// Blocked Read and Write calls return now, not after the linger.
@@ -502,6 +508,7 @@ func (c *Conn) closeLocked() (e closeEnd) {
 		}
 		e.sentShutdown = true
 		c.logClosedLocked(slog.LevelInfo, "local", nil)
+		c.traceControlLocked(time.Now(), ctrlShutdown, 0, true)
 	default:
 		// The peer shut down first and waits out closeWait for our
 		// shutdown: this answer lets it go at once (4.11 sends none
@@ -510,6 +517,7 @@ func (c *Conn) closeLocked() (e closeEnd) {
 	}
 	e.wasConnecting = c.state == stateConnecting
 	e.repeatAfter = max(c.cc.rtt.RTT, synInterval)
+	c.traceClosedLocked("local", nil)
 	c.state = stateClosed
 	if c.live.timer != nil {
 		c.live.timer.Stop()
@@ -784,6 +792,7 @@ func (c *Conn) failLocked(err error) {
 	if c.err == nil {
 		c.err = err
 		c.logClosedLocked(slog.LevelWarn, "error", err)
+		c.traceClosedLocked("error", err)
 	}
 	if c.live.timer != nil {
 		c.live.timer.Stop()

@@ -50,7 +50,9 @@ func (c *Conn) handlePacket(p *packet) {
 			c.onHandshakeWhileConnectedLocked(p, now, ob)
 		case ctrlDropReq:
 			c.onDropRequestLocked(p, now)
-		case ctrlKeepAlive, ctrlCongestion, ctrlError, ctrlUser:
+		case ctrlKeepAlive:
+			c.traceControlLocked(now, ctrlKeepAlive, 0, false)
+		case ctrlCongestion, ctrlError, ctrlUser:
 			// Keep-alive only resets the EXP state (done above). The
 			// congestion warning's effect is void in 4.11 too; error
 			// signals and user-defined packets have no stream meaning.
@@ -115,9 +117,15 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 		c.ccUpdateLocked()
 	}
 	off := seq.Off(c.rcv.readSeq, s)
-	if !c.takesDataLocked(p, off) {
+	if why := c.refusesDataLocked(p, off); why != "" {
 		c.stats.pktRecvDropped++
+		if c.tr.t != nil {
+			c.tr.t.PacketReceived(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(p.msg), Size: len(p.body), Discarded: why})
+		}
 		return
+	}
+	if c.tr.t != nil {
+		c.tr.t.PacketReceived(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(p.msg), Size: len(p.body), Retransmit: seq.Cmp(s, c.rcv.lastSeq) <= 0})
 	}
 	buf := c.holdRcvBufLocked()
 	*buf = (*buf)[:copy(*buf, p.body)]
@@ -142,26 +150,31 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	c.ackDataLocked(len(p.body), now, ob)
 }
 
-// takesDataLocked reports whether data packet p, off packets past the
-// read point, is to be stored: not a duplicate, within the window and the
-// connection's payload size, and within the socket's receive memory.
-func (c *Conn) takesDataLocked(p *packet, off int) bool {
+// refusesDataLocked says why data packet p, off packets past the read
+// point, is not to be stored ("" if it is): a duplicate ("duplicate"),
+// outside the window ("window") or the connection's payload size
+// ("size"), or beyond the socket's receive memory ("memory").
+func (c *Conn) refusesDataLocked(p *packet, off int) string {
 	s := p.seq
 	switch {
-	case off < 0 || off >= c.rcv.buf.Limit()-1 || len(p.body) > c.rcv.maxPayload || len(p.body) == 0:
-		return false // duplicate, outside the window or oversized
+	case off < 0:
+		return "duplicate" // delivered already
+	case off >= c.rcv.buf.Limit()-1:
+		return "window"
+	case len(p.body) > c.rcv.maxPayload || len(p.body) == 0:
+		return "size"
 	case c.rcv.buf.At(off).state != slotEmpty:
-		return false // a duplicate, or of a dropped message
+		return "duplicate" // or of a dropped message
 	case seq.Cmp(s, c.rcv.lastSeq) <= 0 && !c.rcv.loss.Contains(s):
-		return false // already delivered
+		return "duplicate" // already delivered
 	case c.overMemoryLocked() && (c.rcv.loss.Len() == 0 || s != c.rcv.contig()):
 		// The socket's connections hold all ReceiveMemory allows; only
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
 		// the rest.
-		return false
+		return "memory"
 	}
-	return true
+	return ""
 }
 
 // advanceLastLocked takes s, newer than any received, as the newest, and
@@ -176,8 +189,13 @@ func (c *Conn) advanceLastLocked(s seq.Num, now time.Time, ob *outbox) {
 			c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), gap.Last
 		}
 		c.stats.pktRcvLoss += uint64(c.rcv.loss.Insert(gap.First, gap.Last))
-		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})))
+		body := lossl.AppendNAK(c.scratch[:0], []lossl.Range{gap})
+		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, body))
 		c.stats.nakSent++
+		if c.tr.t != nil {
+			c.traceLossLocked(now, gap.First, gap.Last, "gap")
+			c.traceNAKLocked(now, body, true)
+		}
 	}
 	c.rcv.lastSeq = s
 }
@@ -207,6 +225,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 			light := ackBody{ack: ack, words: 1}
 			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
 			c.stats.ackSent++
+			c.traceACKLocked(now, 0, &light, true)
 		}
 		c.rcv.lightAcks++
 	}
@@ -321,6 +340,7 @@ func (c *Conn) sendACKNowLocked(now time.Time, ack seq.Num, ob *outbox) {
 	c.rcv.lastAck, c.rcv.lastAckAt = ack, now
 	c.rcv.advertised = int(a.avail)
 	c.stats.ackSent++
+	c.traceACKLocked(now, uint32(c.rcv.ackNo), &a, true)
 }
 
 // windowUpdateLocked announces reopened receive space after a Read, when
@@ -339,6 +359,7 @@ func (c *Conn) windowUpdateLocked() *outbox {
 
 // onACK2Locked takes an RTT sample from the ACK it answers.
 func (c *Conn) onACK2Locked(p *packet, now time.Time) {
+	c.traceControlLocked(now, ctrlACK2, p.info&uint32(seq.Max), false)
 	ack, rtt, ok := c.rcv.ackHist.Acknowledge(seq.Ack(p.info&uint32(seq.Max)), now)
 	if !ok {
 		c.stats.dropped++
@@ -346,6 +367,7 @@ func (c *Conn) onACK2Locked(p *packet, now time.Time) {
 	}
 	if rtt > 0 {
 		c.cc.rtt.Update(c.plausibleRTTLocked(now, rtt, 0))
+		c.traceMetricsLocked(now)
 	}
 	if seq.Cmp(ack, c.rcv.lastAck2) > 0 {
 		c.rcv.lastAck2 = ack
@@ -363,6 +385,8 @@ func (c *Conn) onShutdownLocked() {
 	}
 	c.live.peerClosed = true
 	c.logClosedLocked(slog.LevelInfo, "peer", nil)
+	c.traceControlLocked(time.Now(), ctrlShutdown, 0, false)
+	c.traceClosedLocked("peer", nil)
 	switch {
 	case c.isMessage():
 		c.rcv.abandonLosses()
@@ -388,6 +412,9 @@ func (c *Conn) onShutdownLocked() {
 // traffic toward a victim.
 func (c *Conn) onHandshakeWhileConnectedLocked(p *packet, now time.Time, ob *outbox) {
 	h, err := parseHandshake(p.body)
+	if err == nil && c.tr.t != nil {
+		c.traceHandshakeLocked(now, &h, false)
+	}
 	switch {
 	case err != nil || h.socketID != c.peerID || c.isDial && !c.rendezvous:
 	case !c.rendezvous && h.reqType != reqConclusion, c.rendezvous && h.reqType == reqAgreement:
@@ -398,6 +425,9 @@ func (c *Conn) onHandshakeWhileConnectedLocked(p *packet, now time.Time, ob *out
 			c.answerRendezvousLocked(ob)
 		} else {
 			ob.add(appendHandshakePacket(ob.next(), c.peerID, &c.hs.ours))
+			if c.tr.t != nil {
+				c.traceHandshakeLocked(now, &c.hs.ours, true)
+			}
 		}
 		return
 	}
@@ -437,6 +467,7 @@ func (c *Conn) reportLossLocked(now time.Time, ob *outbox) {
 	if n > 0 {
 		ob.add(appendControl(ob.next(), ctrlNAK, 0, c.peerID, c.rcv.nakBody))
 		c.stats.nakSent++
+		c.traceNAKLocked(now, c.rcv.nakBody, true)
 	}
 	c.rcv.nextNAK, c.rcv.nakThrough = now.Add(c.nakIntervalLocked()), c.rcv.lastSeq
 }
@@ -547,6 +578,7 @@ func (c *Conn) resendStalledLocked(now time.Time) {
 	c.live.stallResends++
 	c.stats.stallResent++
 	n := c.snd.loss.Insert(c.snd.lastAck, c.snd.lastAck)
+	c.traceLossLocked(now, c.snd.lastAck, c.snd.lastAck, "stall")
 	if !c.cc.peerRenaks && c.snd.buf.Len() > 0 && c.snd.buf.Ptr(0).sentAt < 0 {
 		due := now.Sub(c.start) - c.cc.retransWait()
 		last := min(seq.Off(c.snd.lastAck, c.snd.currSeq), c.snd.buf.Len()-1)
@@ -554,6 +586,7 @@ func (c *Conn) resendStalledLocked(now time.Time) {
 			if at := c.snd.buf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
 				s := c.snd.lastAck.Add(i)
 				n += c.snd.loss.Insert(s, s)
+				c.traceLossLocked(now, s, s, "stall")
 			}
 		}
 	}
@@ -571,10 +604,15 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 	}
 	c.stats.expiries++
 	unacked := seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0
+	if c.tr.t != nil {
+		c.tr.t.TimedOut(TraceTimeout{Time: now, Count: c.live.expCount + 1, Unacked: seq.Off(c.snd.lastAck, c.snd.currSeq) + 1})
+		defer c.traceMetricsLocked(now)
+	}
 	switch {
 	case unacked:
 		if c.snd.loss.Len() == 0 {
 			c.stats.pktSndLoss += uint64(c.snd.loss.Insert(c.snd.lastAck, c.snd.currSeq))
+			c.traceLossLocked(now, c.snd.lastAck, c.snd.currSeq, "timeout")
 		}
 		c.logRetransmissionLocked(now, "timeout", c.snd.loss.Len())
 		if !c.snd.peerBufferFull() {
@@ -586,6 +624,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 		c.kickLocked(now)
 	default:
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, c.peerID, nil))
+		c.traceControlLocked(now, ctrlKeepAlive, 0, true)
 		c.releaseIdleLocked()
 	}
 	c.live.expCount++

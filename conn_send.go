@@ -148,6 +148,9 @@ func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now 
 		c.cc.ctl.OnPktSent(now, CongestionPacket{Seq: uint32(s), Size: size, Retransmission: retrans})
 		c.ccUpdateLocked()
 	}
+	if c.tr.t != nil {
+		c.tr.t.PacketSent(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(pk.msg), Size: size, Retransmit: retrans})
+	}
 	return b
 }
 
@@ -210,6 +213,10 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 		return
 	}
 	c.stats.ackRecv++
+	if c.tr.t != nil {
+		c.traceACKLocked(now, p.info, &a, false)
+		defer c.traceMetricsLocked(now)
+	}
 	if seq.Cmp(a.ack, c.snd.currSeq.Inc()) > 0 {
 		// Acknowledges what was never sent: a spoofed or broken peer.
 		// The C++ library breaks the connection; we drop the packet.
@@ -226,6 +233,7 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 		return
 	}
 	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
+	c.traceControlLocked(now, ctrlACK2, p.info, true)
 	if seq.Cmp(a.ack, c.snd.lastAck) >= 0 && a.words >= 4 {
 		c.snd.flowWindow = int(min(a.avail, 1<<30))
 		c.cc.peerRTT = min(time.Duration(a.rtt)*time.Microsecond, maxRTT)
@@ -408,6 +416,10 @@ func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 	}
 	c.stats.nakRecv++
 	c.live.lastProgress = now
+	if c.tr.t != nil {
+		c.traceNAKLocked(now, p.body, false)
+		defer c.traceMetricsLocked(now)
+	}
 	if len(c.snd.nakScratch) == 0 {
 		return
 	}
@@ -421,6 +433,7 @@ func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 			c.cc.peerRenaks = true // a retransmission reported lost: the peer repeats its reports
 		}
 		n := uint64(c.snd.loss.Insert(r.First, r.Last))
+		c.traceLossLocked(now, r.First, r.Last, "nak")
 		c.stats.pktSndLoss += n
 		c.cc.nakLost += n
 		reported += seq.Len(r.First, r.Last)

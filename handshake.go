@@ -73,19 +73,21 @@ func dialOn(ctx context.Context, m *multiplexer, cfg Config, peer netip.AddrPort
 	}
 	c := newDialingConn(m, cfg, peer, reqInduction)
 	c.isDial = true
+	c.startTrace(RoleClient)
 	m.apply(func() { m.connectors[c.id] = c })
 
 	if err := c.handshake(ctx); err != nil {
-		c.abandon()
+		c.abandon(err)
 		return nil, err
 	}
 	return c, nil
 }
 
-// abandon closes and unregisters a dial whose handshake failed.
-func (c *Conn) abandon() {
+// abandon closes and unregisters a dial whose handshake failed with err.
+func (c *Conn) abandon(err error) {
 	c.m.releaseConn()
 	c.mu.Lock()
+	c.traceClosedLocked("dial", err)
 	c.state = stateClosed
 	c.live.closing = true
 	c.mu.Unlock()
@@ -170,6 +172,9 @@ func (c *Conn) handshake(ctx context.Context) error {
 			conclusions = 0
 		}
 		buf = appendHandshakePacket(buf[:0], dst, &c.hs.ours)
+		if c.tr.t != nil {
+			c.traceHandshakeLocked(time.Now(), &c.hs.ours, true)
+		}
 		c.mu.Unlock()
 		c.m.writeTo(buf, c.peer)
 		select {
@@ -241,6 +246,9 @@ func (c *Conn) handleConnecting(p *packet) bool {
 	if c.state != stateConnecting || isClosed(c.sig.connected) {
 		return false
 	}
+	if c.tr.t != nil {
+		c.traceHandshakeLocked(time.Now(), &h, false)
+	}
 	switch h.reqType {
 	case reqInduction:
 		// The cookie reply: our request echoed with the cookie set.
@@ -249,6 +257,9 @@ func (c *Conn) handleConnecting(p *packet) bool {
 		}
 		c.hs.ours.reqType, c.hs.ours.cookie = reqConclusion, h.cookie
 		ob.add(appendHandshakePacket(ob.next(), 0, &c.hs.ours))
+		if c.tr.t != nil {
+			c.traceHandshakeLocked(time.Now(), &c.hs.ours, true)
+		}
 		if c.hs.conclusionAt.IsZero() {
 			c.hs.conclusionAt = time.Now()
 		}

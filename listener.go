@@ -311,6 +311,7 @@ func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, no
 	registry.mu.Unlock()
 	c := newConn(l.m, l.cfg, from)
 	c.ln, c.lnKey = l, key
+	c.startTrace(RoleServer)
 	mss := min(int(h.mss), l.cfg.MSS)
 	c.hs.ours = handshake{
 		version:  udtVersion,
@@ -325,6 +326,10 @@ func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, no
 	putPeerIP(&c.hs.ours.peerIP, from.Addr())
 	c.hs.peer = *h
 	c.mu.Lock()
+	if c.tr.t != nil {
+		c.traceHandshakeLocked(now, h, false)
+		c.traceHandshakeLocked(now, &c.hs.ours, true)
+	}
 	isn := seq.Num(h.isn)
 	c.establishLocked(now, h.socketID, mss, int(min(h.window, 1<<30)), isn, isn)
 	resp := c.hs.ours

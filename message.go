@@ -421,6 +421,9 @@ func (c *Conn) onDropRequestLocked(p *packet, now time.Time) {
 	}
 	c.stats.dropRecv++
 	msg := seq.Msg(p.info) & seq.MsgMax
+	if c.tr.t != nil {
+		c.traceControlEventLocked(TraceControl{Time: now, Type: "drop", Seq: uint32(d.first), Last: uint32(d.last), Msg: uint32(msg)}, false)
+	}
 	last := d.last
 	if p.info&dropExact == 0 {
 		if d.first == d.last {
@@ -543,6 +546,9 @@ func (c *Conn) dropMessageLocked(b []byte, off int) []byte {
 		c.snd.currSeq = last
 	}
 	c.stats.dropSent++
+	if c.tr.t != nil {
+		c.traceControlEventLocked(TraceControl{Time: time.Now(), Type: "drop", Seq: uint32(first), Last: uint32(last), Msg: uint32(pk.msg)}, true)
+	}
 	d := dropBody{first: first, last: last}
 	return appendControl(b, ctrlDropReq, uint32(pk.msg)|dropExact, c.peerID, d.append(c.scratch[:0]))
 }

@@ -125,12 +125,13 @@ func dialRendezvousOn(ctx context.Context, m *multiplexer, cfg Config, peer neti
 	}
 	c := newDialingConn(m, cfg, peer, reqRendezvous)
 	c.rendezvous = true
+	c.startTrace(RoleRendezvous)
 	m.apply(func() {
 		m.connectors[c.id] = c
 		m.rendezvous[peer] = c
 	})
 	if err := c.handshake(ctx); err != nil {
-		c.abandon()
+		c.abandon(err)
 		return nil, err
 	}
 	return c, nil
@@ -165,6 +166,9 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 	if err != nil || !c.acceptableRendezvousLocked(&h) {
 		return false
 	}
+	if c.tr.t != nil {
+		c.traceHandshakeLocked(time.Now(), &h, false)
+	}
 	c.hs.peer = h
 	if c.hs.ours.reqType == reqRendezvous || h.reqType == reqRendezvous {
 		// §8 step 2: answer at once with −1, addressed to the peer. It
@@ -172,6 +176,9 @@ func (c *Conn) handleRendezvous(p *packet) bool {
 		c.hs.ours.reqType = reqConclusion
 		c.hs.ours.mss = uint32(min(c.cfg.MSS, int(h.mss)))
 		ob.add(appendHandshakePacket(ob.next(), h.socketID, &c.hs.ours))
+		if c.tr.t != nil {
+			c.traceHandshakeLocked(time.Now(), &c.hs.ours, true)
+		}
 		return false
 	}
 	// Ours is −1 and the peer's −1 or −2 (§8 steps 3 and 5). After a −1 the
@@ -212,6 +219,7 @@ func (c *Conn) establishRendezvousLocked(keepAlive bool, ob *outbox) {
 	c.rcv.bufs = pktbuf.NewCache(c.rcv.maxPayload)
 	if keepAlive {
 		ob.add(appendControl(ob.next(), ctrlKeepAlive, 0, h.socketID, nil))
+		c.traceControlLocked(time.Now(), ctrlKeepAlive, 0, true)
 	}
 	close(c.sig.connected)
 }
@@ -231,4 +239,7 @@ func (c *Conn) answerRendezvousLocked(ob *outbox) {
 		socketID: c.id,
 	}
 	ob.add(appendHandshakePacket(ob.next(), c.peerID, &r))
+	if c.tr.t != nil {
+		c.traceHandshakeLocked(time.Now(), &r, true)
+	}
 }

@@ -283,6 +283,16 @@ type Config struct {
 	// says how many once the handler catches up.
 	Logger *slog.Logger
 
+	// Tracer, if set, is called once for each connection the Config
+	// makes, before its first packet, and returns the hooks that observe
+	// it (nil: that one is not traced); see [ConnTracer]. It runs on the
+	// goroutine making the connection: the caller of Dial, or, for a
+	// connection a Listener accepts, the UDP socket's receive worker with
+	// the listener's lock held, so it must be quick (opening a file is
+	// fine; waiting on the network is not). The package trace provides
+	// one that writes each connection's events to a file.
+	Tracer func(TraceInfo) *ConnTracer
+
 	// MessageTTL is the time to live of the messages Write sends on a
 	// message connection: one not delivered within it is dropped whole.
 	// If zero, messages never expire. [Conn.WriteMessage] takes its own.
@@ -319,6 +329,18 @@ func (t SocketType) wire() uint32 {
 		return sockDgram
 	}
 	return sockStream
+}
+
+// socketTypeOf returns the socket type of a handshake's word; a word of
+// neither type gives a SocketType that is neither.
+func socketTypeOf(w uint32) SocketType {
+	switch w {
+	case sockStream:
+		return TypeStream
+	case sockDgram:
+		return TypeMessage
+	}
+	return SocketType(-1)
 }
 
 // CongestionControl names a built-in congestion controller.
