@@ -119,14 +119,17 @@ func TestStallDueAfterRetransmission(t *testing.T) {
 	wait := c.cc.rtt.RTT + 4*c.cc.rtt.Var + 2*synInterval
 	require.Equal(t, c.start.Add(resent+wait), c.stallDueLocked(), "a retransmitted packet")
 	require.Less(t, resent+wait, sent+c.expIntervalLocked())
-	c.live.stallResends = 2 // backoff, as for packets sent once
-	require.Equal(t, c.start.Add(resent+4*wait), c.stallDueLocked())
+	c.live.stallResends = 2 // no backoff: each resend's answer is due a round trip after it
+	require.Equal(t, c.start.Add(resent+wait), c.stallDueLocked())
+	c.snd.buf.Ptr(0).sentAt = int64(sent) // backoff for a packet sent once
+	require.Equal(t, c.start.Add(sent+4*c.expIntervalLocked()), c.stallDueLocked())
 }
 
 // TestStallResendsOverdueRetransmissions checks what a stall resend
-// queues when the oldest packet was a retransmission: every packet whose
-// retransmission is as overdue, for a peer that reports each loss once
-// (4.11); only the oldest for a peer that has repeated a loss report.
+// queues when the oldest packet was a retransmission: the oldest at the
+// first stall; at the next, up to four packets whose retransmission is as
+// overdue, for a peer that reports each loss once (4.11); only the oldest
+// for a peer that has repeated a loss report.
 func TestStallResendsOverdueRetransmissions(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
@@ -153,8 +156,14 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 	}
 	c.snd.currSeq = c.snd.lastAck.Add(3)
 	now := c.start.Add(t0 + 10*time.Millisecond + c.cc.retransWait())
+	c.live.stallResends = 0
 	c.resendStalledLocked(now)
-	require.Equal(t, 2, c.snd.loss.Len())
+	require.Equal(t, 1, c.snd.loss.Len(), "the first stall: the oldest alone")
+	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
+
+	c.snd.loss.Clear()
+	c.resendStalledLocked(now)
+	require.Equal(t, 2, c.snd.loss.Len(), "the stall again: the overdue retransmissions too")
 	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
 	require.True(t, c.snd.loss.Contains(c.snd.lastAck.Add(2)))
 
@@ -163,6 +172,57 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 	c.resendStalledLocked(now)
 	require.Equal(t, 1, c.snd.loss.Len(), "a peer that repeats its loss reports")
 	require.True(t, c.snd.loss.Contains(c.snd.lastAck))
+}
+
+// TestAckAtOverdueHoleResends checks what an advancing ACK that comes to
+// rest at a packet whose retransmission is overdue does (a 4.11 receiver
+// reports a loss once): the packet is queued at once; the next such ACK
+// in a row takes up to four overdue retransmissions with it, the one
+// after sixteen; an ACK at a packet sent once ends the chain; a peer that
+// repeats its loss reports asks itself.
+func TestAckAtOverdueHoleResends(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live.timer.Stop()
+	saved, savedCurr, savedAck := c.cc.rtt, c.snd.currSeq, c.snd.lastAck
+	defer func() {
+		c.cc.rtt, c.snd.currSeq, c.snd.lastAck, c.cc.peerRenaks, c.live.holeChain = saved, savedCurr, savedAck, false, 0
+		c.snd.loss.Clear()
+		for c.snd.buf.Len() > 0 {
+			c.snd.buf.PopFront()
+		}
+	}()
+	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
+	t0 := 5 * time.Second
+	overdue := -int64(t0) - 1 // retransmitted at t0
+	for range 40 {
+		require.True(t, c.snd.buf.Push(sndPkt{sentAt: overdue}))
+	}
+	c.snd.currSeq = c.snd.lastAck.Add(39)
+	now := c.start.Add(t0 + c.cc.retransWait())
+	for _, want := range []int{1, 4, 16} {
+		c.snd.loss.Clear()
+		c.onAckAdvancedLocked(now)
+		require.Equal(t, want, c.snd.loss.Len())
+		require.True(t, c.snd.loss.Contains(c.snd.lastAck))
+	}
+	c.snd.loss.Clear()
+	c.onAckAdvancedLocked(now.Add(-time.Millisecond))
+	require.Zero(t, c.snd.loss.Len(), "its retransmission not overdue yet")
+	require.Zero(t, c.live.holeChain)
+
+	c.onAckAdvancedLocked(now)
+	c.snd.loss.Clear()
+	c.snd.buf.Ptr(0).sentAt = int64(t0)
+	c.onAckAdvancedLocked(now)
+	require.Zero(t, c.snd.loss.Len(), "a packet sent once: a new loss, reported by the peer")
+	require.Zero(t, c.live.holeChain)
+
+	c.snd.buf.Ptr(0).sentAt = overdue
+	c.cc.peerRenaks = true
+	c.onAckAdvancedLocked(now)
+	require.Zero(t, c.snd.loss.Len(), "a peer that repeats its loss reports")
 }
 
 // TestEXPScheduleMatchesCpp checks the default broken-connection rule: the

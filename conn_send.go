@@ -228,6 +228,7 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 		if seq.Cmp(a.ack, c.snd.lastAck) > 0 {
 			c.snd.flowWindow -= seq.Off(c.snd.lastAck, a.ack)
 			c.releaseAckedLocked(a.ack)
+			c.onAckAdvancedLocked(now)
 			c.kickLocked(now)
 		}
 		return
@@ -241,6 +242,7 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 	}
 	if seq.Cmp(a.ack, c.snd.lastAck) > 0 {
 		c.releaseAckedLocked(a.ack)
+		c.onAckAdvancedLocked(now)
 	}
 	if seq.Cmp(a.ack, c.snd.dataAck) > 0 {
 		c.snd.dataAck = a.ack

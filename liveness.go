@@ -19,6 +19,9 @@ type liveness struct {
 	ackAdvanced  time.Time // last ACK advance, or when data was first outstanding
 	stallResent  time.Time // last resend of the oldest unacknowledged packet by stallDueLocked
 	stallResends int       // such resends since the last progress
+	// holeChain counts the ACK advances in a row that came to rest at a
+	// packet whose retransmission is overdue (see onAckAdvancedLocked).
+	holeChain    int
 	lastBurstLog time.Time // last retransmission burst logged (see logRetransmissionLocked)
 
 	peerClosed   bool      // SHUTDOWN received
