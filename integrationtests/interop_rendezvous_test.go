@@ -80,12 +80,8 @@ func TestInteropRendezvous(t *testing.T) {
 		c, err := udt.DialRendezvous(t.Context(), "udp", harness.Local(goPort), harness.Local(cport))
 		require.NoError(t, err)
 		require.Equal(t, want, echoPattern(t, c, 5, n))
-		rs, err := p.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, int64(n), rs[0].Bytes)
-		require.Equal(t, want, rs[0].SHA256)
+		p.RequireDone(t, want, int64(n))
 		require.Equal(t, 1500, cppMSS(t, p))
-		require.NoError(t, p.Wait(10*time.Second))
 	})
 	t.Run("go first, cpp sends", func(t *testing.T) {
 		goPort := harness.FreePort(t)
@@ -99,10 +95,7 @@ func TestInteropRendezvous(t *testing.T) {
 		require.NoError(t, c.Close())
 		require.Equal(t, int64(n), got)
 		require.Equal(t, want, sum)
-		rs, err := p.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, p.Wait(10*time.Second))
+		p.RequireDone(t, want, -1)
 	})
 	t.Run("go first, cpp receives", func(t *testing.T) {
 		goPort := harness.FreePort(t)
@@ -111,11 +104,7 @@ func TestInteropRendezvous(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, c.SetDeadline(time.Now().Add(transferBound)))
 		require.Equal(t, want, sendPattern(t, c, 5, n))
-		rs, err := p.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, int64(n), rs[0].Bytes)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, p.Wait(10*time.Second))
+		p.RequireDone(t, want, int64(n))
 	})
 }
 
@@ -149,13 +138,10 @@ func TestInteropRendezvousMSS(t *testing.T) {
 			smaller := min(tc.goMSS, tc.cppMSS)
 			require.Equal(t, smaller, c.Stats().MSS, "our MSS")
 			require.Equal(t, want, echoPattern(t, c, 9, n))
-			rs, err := p.Results(1, 60*time.Second)
-			require.NoError(t, err)
-			require.Equal(t, want, rs[0].SHA256)
+			p.RequireDone(t, want, -1)
 			// 4.11 adopts the MSS of the handshake it completes on; ours
 			// after the first exchange announce the smaller.
 			t.Logf("C++ peer settled on MSS %d", cppMSS(t, p))
-			require.NoError(t, p.Wait(10*time.Second))
 		})
 	}
 }
@@ -279,9 +265,6 @@ func rendezvousOnMinus2(t *testing.T) bool {
 	require.NoError(t, c.Close())
 	require.Equal(t, int64(n), got)
 	require.Equal(t, interop.SHA256Pattern(11, n), sum)
-	rs, err := p.Results(1, 60*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, sum, rs[0].SHA256)
-	require.NoError(t, p.Wait(10*time.Second))
+	p.RequireDone(t, sum, -1)
 	return sawMinus2.Load()
 }

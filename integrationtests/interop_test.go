@@ -50,11 +50,7 @@ func TestInteropGoClientCppServer(t *testing.T) {
 		c, err := udt.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
 		require.NoError(t, err)
 		require.Equal(t, want, sendPattern(t, c, 1, interopBytes))
-		rs, err := srv.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, int64(interopBytes), rs[0].Bytes)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, srv.Wait(10*time.Second))
+		srv.RequireDone(t, want, int64(interopBytes))
 	})
 	t.Run("go receives", func(t *testing.T) {
 		srv := interop.Start(t, "server", "-port", "0", "-mode", "send", "-bytes", strconv.Itoa(interopBytes))
@@ -65,10 +61,7 @@ func TestInteropGoClientCppServer(t *testing.T) {
 		require.NoError(t, c.Close())
 		require.Equal(t, int64(interopBytes), n)
 		require.Equal(t, want, sum)
-		rs, err := srv.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, srv.Wait(10*time.Second))
+		srv.RequireDone(t, want, -1)
 	})
 }
 
@@ -87,10 +80,7 @@ func TestInteropCppClientGoServer(t *testing.T) {
 		require.NoError(t, c.Close())
 		require.Equal(t, int64(interopBytes), n)
 		require.Equal(t, want, sum)
-		rs, err := cli.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, cli.Wait(10*time.Second))
+		cli.RequireDone(t, want, -1)
 	})
 	t.Run("cpp receives", func(t *testing.T) {
 		ln := harness.Listen(t, udt.Config{})
@@ -98,11 +88,7 @@ func TestInteropCppClientGoServer(t *testing.T) {
 		c, err := ln.Accept()
 		require.NoError(t, err)
 		require.Equal(t, want, sendPattern(t, c, 1, interopBytes))
-		rs, err := cli.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, int64(interopBytes), rs[0].Bytes)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, cli.Wait(10*time.Second))
+		cli.RequireDone(t, want, int64(interopBytes))
 	})
 }
 
@@ -208,10 +194,7 @@ func TestInteropIPv6(t *testing.T) {
 		c, err := udt.Dial("udp6", "[::1]:"+strconv.Itoa(port))
 		require.NoError(t, err)
 		require.Equal(t, want, sendPattern(t, c, 3, n))
-		rs, err := srv.Results(1, 60*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, want, rs[0].SHA256)
-		require.NoError(t, srv.Wait(10*time.Second))
+		srv.RequireDone(t, want, -1)
 	})
 	t.Run("cpp dials", func(t *testing.T) {
 		var lc udt.ListenConfig
@@ -275,12 +258,6 @@ func TestInteropTransport(t *testing.T) {
 	r := <-sent
 	require.NoError(t, r.err)
 	require.Equal(t, want, r.sum)
-	rs, err := srv.Results(1, 60*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, want, rs[0].SHA256, "at the C++ server")
-	rc, err := cli.Results(1, 60*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, want, rc[0].SHA256, "the C++ client's")
-	require.NoError(t, srv.Wait(10*time.Second))
-	require.NoError(t, cli.Wait(10*time.Second))
+	srv.RequireDone(t, want, -1)
+	cli.RequireDone(t, want, -1)
 }

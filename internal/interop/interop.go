@@ -358,6 +358,28 @@ func (p *Peer) Results(n int, timeout time.Duration) ([]Result, error) {
 	return rs, nil
 }
 
+// RequireDone waits for the peer's one RESULT line and its exit, and fails
+// tb unless it exited cleanly having moved wantBytes (unless negative)
+// whose SHA-256 is wantSHA, in hex. It returns the result.
+func (p *Peer) RequireDone(tb testing.TB, wantSHA string, wantBytes int64) Result {
+	tb.Helper()
+	rs, err := p.Results(1, 60*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := rs[0]
+	if wantBytes >= 0 && r.Bytes != wantBytes {
+		tb.Fatalf("interop: %s moved %d bytes, want %d", p.name, r.Bytes, wantBytes)
+	}
+	if r.SHA256 != wantSHA {
+		tb.Fatalf("interop: %s's bytes have SHA-256 %s, want %s", p.name, r.SHA256, wantSHA)
+	}
+	if err := p.Wait(10 * time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
 // ParseConnected parses a client's "CONNECTED <i> <ms>" line into the
 // connection index and how long UDT::connect took.
 func ParseConnected(line string) (int, time.Duration, error) {
