@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/udt-go/udt"
@@ -405,16 +404,6 @@ func listenUDT(ctx context.Context, cfg udt.Config, addr string) (*udt.Listener,
 		return ln, s, nil
 	}
 	lc := udt.ListenConfig{Config: cfg}
-	until := time.Now().Add(2 * time.Second)
-	for {
-		ln, err := lc.ListenUDT(ctx, "udp", addr)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
-			return ln, nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	ln, err := retryInUse(ctx, func() (*udt.Listener, error) { return lc.ListenUDT(ctx, "udp", addr) })
+	return ln, nil, err
 }

@@ -23,26 +23,34 @@ type ownSocket struct {
 }
 
 // openTransport opens a UDP socket on laddr (nil: any) and a Transport
-// on it, retrying for a moment while the address is in use: the previous
-// test's last connection may be closing the socket.
+// on it, retrying for a moment while the address is in use (see
+// retryInUse).
 func openTransport(ctx context.Context, network string, laddr *net.UDPAddr) (*ownSocket, error) {
+	uc, err := retryInUse(ctx, func() (*net.UDPConn, error) { return net.ListenUDP(network, laddr) })
+	if err != nil {
+		return nil, err
+	}
+	tr, err := udt.NewTransport(uc)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return &ownSocket{uc: uc, tr: tr}, nil
+}
+
+// retryInUse calls open until it succeeds, fails other than with the
+// address in use, or two seconds pass: the previous test's last connection
+// may be closing the socket.
+func retryInUse[T any](ctx context.Context, open func() (T, error)) (T, error) {
 	until := time.Now().Add(2 * time.Second)
 	for {
-		uc, err := net.ListenUDP(network, laddr)
-		if err == nil {
-			tr, err := udt.NewTransport(uc)
-			if err != nil {
-				uc.Close()
-				return nil, err
-			}
-			return &ownSocket{uc: uc, tr: tr}, nil
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
-			return nil, err
+		v, err := open()
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(until) {
+			return v, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return v, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
