@@ -36,54 +36,42 @@ func natBed(t *testing.T, a, b netsim.NATKind) *netsim.NATBed {
 	return bed
 }
 
-// rendezvousServer answers "register SESSION" datagrams: once two have
-// come for a session, it tells each the address the other's came from
-// ("peer ADDR"), and again to a repeat. It runs until the test ends.
-func rendezvousServer(t *testing.T, uc *net.UDPConn) {
-	t.Cleanup(func() { uc.Close() })
-	go func() {
-		seen := map[string][]netip.AddrPort{}
-		buf := make([]byte, 512)
-		for {
-			n, from, err := uc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			session, ok := strings.CutPrefix(string(buf[:n]), "register ")
-			if !ok {
-				continue
-			}
-			peers := seen[session]
-			if !containsAddr(peers, from) && len(peers) < 2 {
-				peers = append(peers, from)
-				seen[session] = peers
-			}
-			if len(peers) == 2 {
-				for i, p := range peers {
-					_, _ = uc.WriteToUDPAddrPort([]byte("peer "+peers[1-i].String()), p)
-				}
-			}
-		}
-	}()
+// buildP2PCopy builds examples/p2pcopy into a temporary directory and
+// returns the binary's path.
+func buildP2PCopy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "p2pcopy")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/udt-go/udt/examples/p2pcopy").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
 }
 
-func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
-	for _, x := range as {
-		if x == a {
-			return true
-		}
-	}
-	return false
+// startP2PServer runs p2pcopy's rendezvous server (bin) on the bed's
+// public host until the test ends, and returns its address.
+func startP2PServer(t *testing.T, bed *netsim.NATBed, bin string) string {
+	t.Helper()
+	server := net.JoinHostPort(bed.Addr(netsim.Public).String(), "3478")
+	srv := bed.Command(netsim.Public, bin, "server", "-listen", server)
+	var out strings.Builder
+	srv.Stdout, srv.Stderr = &out, &out
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+		t.Logf("server:\n%s", out.String())
+	})
+	return server
 }
 
-// natPeer registers with the server through its Transport's own socket,
-// learns the other peer's public address, then dials it in rendezvous on
-// the same socket.
-func natPeer(ctx context.Context, tr *udt.Transport, server net.Addr, cfg udt.Config, delay time.Duration) (*udt.Conn, netip.AddrPort, error) {
+// natPeer registers with p2pcopy's rendezvous server as role ("send" or
+// "recv") of session "test", through its Transport's own socket, learns
+// the other peer's public address, then dials it in rendezvous on the
+// same socket.
+func natPeer(ctx context.Context, tr *udt.Transport, server net.Addr, role string, cfg udt.Config, delay time.Duration) (*udt.Conn, netip.AddrPort, error) {
 	var peer netip.AddrPort
 	buf := make([]byte, 512)
 	for peer == (netip.AddrPort{}) {
-		if _, err := tr.WriteTo([]byte("register test"), server); err != nil {
+		if _, err := tr.WriteTo([]byte("p2pcopy register test "+role), server); err != nil {
 			return nil, peer, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -91,7 +79,7 @@ func natPeer(ctx context.Context, tr *udt.Transport, server net.Addr, cfg udt.Co
 		cancel()
 		switch {
 		case err == nil:
-			if s, ok := strings.CutPrefix(string(buf[:n]), "peer "); ok {
+			if s, ok := strings.CutPrefix(string(buf[:n]), "p2pcopy peer "); ok {
 				if peer, err = netip.ParseAddrPort(s); err != nil {
 					return nil, peer, err
 				}
@@ -107,12 +95,13 @@ func natPeer(ctx context.Context, tr *udt.Transport, server net.Addr, cfg udt.Co
 
 // TestRendezvousThroughNATs: two peers, each behind its own NAT (the
 // kernel's, in network namespaces), learn each other's public address from
-// a rendezvous server on the public side, talking to it on their
+// a rendezvous server on the public side (p2pcopy's), talking to it on their
 // Transport's socket, then connect in rendezvous on that socket: through
 // endpoint-independent NATs the connection carries data both ways; with a
 // symmetric NAT on one side, both dials fail within their timeout with a
 // timeout error rather than hang.
 func TestRendezvousThroughNATs(t *testing.T) {
+	bin := buildP2PCopy(t)
 	for _, tc := range []struct {
 		a, b netsim.NATKind
 		ok   bool
@@ -140,10 +129,8 @@ func TestRendezvousThroughNATs(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			bed := natBed(t, tc.a, tc.b)
-			su, err := bed.ListenUDP(netsim.Public, 3478)
+			server, err := net.ResolveUDPAddr("udp4", startP2PServer(t, bed, bin))
 			require.NoError(t, err)
-			rendezvousServer(t, su)
-			server := su.LocalAddr()
 
 			const timeout = 5 * time.Second
 			cfg := udt.Config{ConnectTimeout: timeout}
@@ -165,7 +152,7 @@ func TestRendezvousThroughNATs(t *testing.T) {
 					ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 					defer cancel()
 					start := time.Now()
-					c, peer, err := natPeer(ctx, tr, server, cfg, tc.delay[i])
+					c, peer, err := natPeer(ctx, tr, server, [2]string{"send", "recv"}[i], cfg, tc.delay[i])
 					results <- result{c, peer, err, time.Since(start)}
 				}()
 			}
@@ -210,11 +197,8 @@ func TestRendezvousThroughNATs(t *testing.T) {
 // another; 64 MiB arrive whole, their SHA-256 checked by the receiver.
 func TestP2PCopyThroughNATs(t *testing.T) {
 	bed := natBed(t, netsim.NATPortRestricted, netsim.NATPortRestricted)
+	bin := buildP2PCopy(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "p2pcopy")
-	build := exec.Command("go", "build", "-o", bin, "github.com/udt-go/udt/examples/p2pcopy")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
 
 	src := filepath.Join(dir, "data.bin")
 	data := make([]byte, 64<<20)
@@ -224,16 +208,7 @@ func TestP2PCopyThroughNATs(t *testing.T) {
 	require.NoError(t, os.WriteFile(src, data, 0o644))
 	dst := filepath.Join(dir, "copy.bin")
 
-	server := net.JoinHostPort(bed.Addr(netsim.Public).String(), "3478")
-	srv := bed.Command(netsim.Public, bin, "server", "-listen", server)
-	var srvOut strings.Builder
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	require.NoError(t, srv.Start())
-	t.Cleanup(func() {
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-		t.Logf("server:\n%s", srvOut.String())
-	})
+	server := startP2PServer(t, bed, bin)
 
 	sender := bed.Command(netsim.PeerA, bin, "send", "-server", server, "-session", "nat", "-timeout", "60s", src)
 	var sendOut strings.Builder
