@@ -146,6 +146,9 @@ const (
 	// 70-80 % beside a cubic flow started with it).
 	startupPacingGain = 2
 	sampleSpan        = 10 * time.Millisecond // shortest ProbeBW phase
+	// cssPacingGain is startup's gain once a round-trip sample has risen
+	// (see hystart).
+	cssPacingGain = 1.25
 	// maxRoundLength bounds the rounds a slow flow stretches (see
 	// roundLength): at the pacing floor, 2·rateSpan packets take longer.
 	maxRoundLength = 200 * time.Millisecond
@@ -917,8 +920,12 @@ func (m *Model) hystart(rtt time.Duration) {
 	eta := min(max(m.hsLastMin/8, 4*time.Millisecond), 16*time.Millisecond)
 	if rtt < m.hsLastMin+eta {
 		m.hsSamples = 0
+		m.pacingGain = startupPacingGain
 		return
 	}
+	// The queue has begun to rise: grow a quarter a round, not double,
+	// until it is confirmed (RFC 9406's conservative slow start).
+	m.pacingGain = cssPacingGain
 	if m.hsSamples++; m.hsSamples >= hystartSamples {
 		m.leaveStartup()
 	}
