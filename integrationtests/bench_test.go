@@ -1,6 +1,7 @@
 package integrationtests
 
 import (
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -14,9 +15,10 @@ import (
 // goThroughput moves n bytes from a Go client to a Go listener over
 // loopback and returns the receiver's goodput in Mbit/s, measured like the
 // C++ peer measures it: from the first byte read to the connection's end.
-func goThroughput(tb testing.TB, n int64) float64 {
+func goThroughput(tb testing.TB, n int64, cfg udt.Config) float64 {
 	tb.Helper()
-	ln, err := udt.Listen("udp", "127.0.0.1:0")
+	lc := udt.ListenConfig{Config: cfg}
+	ln, err := lc.Listen(context.Background(), "udp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	defer ln.Close()
 	type result struct {
@@ -45,7 +47,8 @@ func goThroughput(tb testing.TB, n int64) float64 {
 		}
 		done <- result{total, time.Since(start).Seconds(), err}
 	}()
-	c, err := udt.Dial("udp", ln.Addr().String())
+	d := udt.Dialer{Config: cfg}
+	c, err := d.Dial("udp", ln.Addr().String())
 	require.NoError(tb, err)
 	block := make([]byte, 1<<20)
 	for left := n; left > 0; left -= int64(len(block)) {
@@ -68,7 +71,7 @@ func BenchmarkLoopbackVsCpp(b *testing.B) {
 	b.SetBytes(n)
 	var goMbps, cppMbps float64
 	for b.Loop() {
-		goMbps += goThroughput(b, n)
+		goMbps += goThroughput(b, n, udt.Config{})
 		cppMbps += interop.CppThroughput(b, n)
 	}
 	b.ReportMetric(goMbps/float64(b.N), "go-Mbit/s")
@@ -78,16 +81,41 @@ func BenchmarkLoopbackVsCpp(b *testing.B) {
 
 // BenchmarkLoopbackStream moves b.N bytes over loopback from a Go client to
 // a Go listener in this process, one stream at the default MSS. Its
-// allocs/op, per byte moved, show the per-packet path's allocations.
-func BenchmarkLoopbackStream(b *testing.B) {
+// allocs/op, per byte moved, show the per-packet path's allocations;
+// cpu-ns/pkt is the CPU time of both ends per data packet.
+func BenchmarkLoopbackStream(b *testing.B) { loopbackStream(b, udt.Config{}) }
+
+// BenchmarkLoopbackStreamTraced is BenchmarkLoopbackStream with both ends
+// traced by hooks that do nothing: beside it, the tracer's cost per
+// packet.
+func BenchmarkLoopbackStreamTraced(b *testing.B) {
+	noop := &udt.ConnTracer{
+		HandshakeSent:     func(udt.TraceHandshake) {},
+		HandshakeReceived: func(udt.TraceHandshake) {},
+		PhaseChanged:      func(udt.TracePhase) {},
+		PacketSent:        func(udt.TracePacket) {},
+		PacketReceived:    func(udt.TracePacket) {},
+		PacketsLost:       func(udt.TraceLoss) {},
+		ControlSent:       func(udt.TraceControl) {},
+		ControlReceived:   func(udt.TraceControl) {},
+		MetricsUpdated:    func(udt.TraceMetrics) {},
+		TimedOut:          func(udt.TraceTimeout) {},
+		Closed:            func(udt.TraceClose) {},
+	}
+	loopbackStream(b, udt.Config{Tracer: func(udt.TraceInfo) *udt.ConnTracer { return noop }})
+}
+
+func loopbackStream(b *testing.B, cfg udt.Config) {
 	b.ReportAllocs()
 	n := int64(b.N)
 	b.SetBytes(1)
 	b.ResetTimer()
 	cpu0 := cpuSeconds()
-	mbps := goThroughput(b, n)
+	mbps := goThroughput(b, n, cfg)
 	b.ReportMetric(mbps, "Mbit/s")
 	if cpu0 >= 0 {
-		b.ReportMetric((cpuSeconds()-cpu0)/(float64(n)/1e9), "cpu-s/GB")
+		cpu := cpuSeconds() - cpu0
+		b.ReportMetric(cpu/(float64(n)/1e9), "cpu-s/GB")
+		b.ReportMetric(cpu*1e9/(float64(n)/1456), "cpu-ns/pkt")
 	}
 }
