@@ -185,6 +185,9 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	}
 	c.armTimerLocked(now)
 	c.logConnectedLocked()
+	if c.ln == nil {
+		c.m.ctr.dialed.Add(1) // the listener counts its own (acceptLocked)
+	}
 }
 
 // flowWindowCapLocked bounds the sender's loss list: twice the largest window.

@@ -159,6 +159,7 @@ func (c *Conn) takesDataLocked(p *packet, off int) bool {
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
 		// the rest.
+		c.m.ctr.drop(dropReceiveMemory)
 		return false
 	}
 	return true
