@@ -73,6 +73,7 @@ type batchIO struct {
 	tx       *txMsgs
 	txErr    error
 	txSent   int
+	txFailed int // datagrams the kernel refused in this writeBatch
 	writeFn  func(fd uintptr) bool
 	sendmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, unix.Errno) // tests replace it
 
@@ -204,24 +205,30 @@ func (b *batchIO) read() error {
 }
 
 // each calls fn for every UDT packet in the datagrams read, with its
-// source and kernel arrival time (zero if none). The packets' bytes stay
-// valid until release.
-func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)) {
+// source and kernel arrival time (zero if none), and returns what it
+// went through. The packets' bytes stay valid until release.
+func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)) rxCount {
 	r := b.rx
+	var cnt rxCount
 	for i := range b.rxN {
 		h := &r.hdrs[i]
 		n := int(h.Len)
+		cnt.bytes += uint64(n)
 		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
-			continue // larger than any UDT packet
+			cnt.pkts++
+			cnt.truncated++ // larger than any UDT packet
+			continue
 		}
 		from := b.sockaddr(&r.names[i], h.Hdr.Namelen)
 		arrival, seg := parseOOB(r.oob[i*rxOOB : i*rxOOB+int(h.Hdr.Controllen)])
 		data := (*r.bufs[i])[:n]
 		if seg <= 0 || seg >= n {
+			cnt.pkts++
 			fn(data, from, arrival)
 			continue
 		}
 		// A GRO run: segments of seg bytes, the last maybe shorter.
+		cnt.pkts += uint64((n + seg - 1) / seg)
 		for len(data) > 0 {
 			k := min(seg, len(data))
 			fn(data[:k], from, arrival)
@@ -236,6 +243,7 @@ func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)
 	case b.rxN*4 <= b.rxWant && b.rxWant > 1:
 		b.rxWant /= 2
 	}
+	return cnt
 }
 
 // release gives the read buffers back, after each: a read that fails, or
@@ -423,6 +431,7 @@ func (b *batchIO) writeMsgs(t *txMsgs) (int, error) {
 			return b.txSent, errGSORefused
 		}
 		b.txSent++ // a transient error: the packet is lost
+		b.txFailed++
 	}
 	return b.txSent, nil
 }
@@ -441,10 +450,13 @@ var txMsgsFree = freeList[txMsgs]{max: 16, new: func() *txMsgs { return new(txMs
 
 // writeBatch sends the packets of t: runs of equal-sized packets to one
 // peer (the last of a run may be shorter) as GSO sends while the kernel
-// takes them, all in as few sendmmsg calls as the batch allows.
-func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) {
+// takes them, all in as few sendmmsg calls as the batch allows. It
+// returns how many datagrams (single packets or GSO runs) the kernel
+// refused; those sent with plain count their own.
+func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) int {
 	msgs := txMsgsFree.get()
 	defer txMsgsFree.put(msgs)
+	b.txFailed = 0
 	var first [txMsgMax + 1]int // the first packet of each datagram
 	gso := b.gso.Load()
 	start := 0 // the byte offset of packet i
@@ -484,9 +496,10 @@ func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) {
 					off = t.ends[k]
 				}
 				msgs.n = 0
-				return
+				return b.txFailed
 			}
 			msgs.n = 0
 		}
 	}
+	return b.txFailed
 }

@@ -214,6 +214,9 @@ func TestBatchSendErrorSkipsOne(t *testing.T) {
 	c, s := ioPair(t, Config{}, srv, cli, srv.laddr)
 	moveStream(t, c, s, pattern(1<<20))
 	require.Greater(t, failed.Load(), int64(2), "too few sends failed")
+	// Each refused datagram is counted once the batch it was in is done.
+	require.Eventually(t, func() bool { return cli.metrics().SendErrors == uint64(failed.Load()) },
+		5*time.Second, time.Millisecond, "send errors counted: %d of %d", cli.metrics().SendErrors, failed.Load())
 }
 
 // A batch-reading multiplexer whose socket is closed from outside ends its

@@ -186,6 +186,9 @@ func (c *Conn) establishLocked(now time.Time, peerID uint32, mss, peerWindow int
 	}
 	c.armTimerLocked(now)
 	c.logConnectedLocked()
+	if c.ln == nil {
+		c.m.ctr.dialed.Add(1) // the listener counts its own (acceptLocked)
+	}
 	c.tracePhaseLocked(now, PhaseConnected)
 	c.traceMetricsLocked(now)
 }

@@ -172,6 +172,7 @@ func (c *Conn) refusesDataLocked(p *packet, off int) string {
 		// a repair of the gap the ACK waits at, which makes data behind
 		// it readable, is taken. The sender, offered less since, resends
 		// the rest.
+		c.m.ctr.drop(dropReceiveMemory)
 		return "memory"
 	}
 	return ""

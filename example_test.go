@@ -103,6 +103,39 @@ func ExampleConn_Stats() {
 	// Output: true true
 }
 
+// A listener's Metrics are the figures of its UDP socket as a whole:
+// counters kept as the socket works, cheap enough to poll every second.
+func ExampleListener_Metrics() {
+	ln, err := (&udt.ListenConfig{}).ListenUDT(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, c)
+			_ = c.Close()
+		}
+	}()
+	c, err := udt.Dial("udp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, 1<<20)); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	m := ln.Metrics()
+	fmt.Println(m.Accepted, m.BytesIn >= 1<<20, m.Refused.BacklogFull, m.Dropped.Malformed)
+	// Output: 1 true 0 0
+}
+
 // windowCap wraps a controller: it caps the congestion window and counts
 // the data packets sent.
 type windowCap struct {

@@ -316,10 +316,10 @@ func TestHostileHandshakes(t *testing.T) {
 		{"request type -3", func(h *handshake) { h.reqType = -3 }},
 		{"request type 1002", func(h *handshake) { h.reqType = reqRefused }},
 	} {
-		dropped := ln.m.dropped.Load()
+		dropped := ln.Metrics().Dropped.Malformed
 		_, answered := conclude(tc.patch)
 		require.False(t, answered, "%s: answered", tc.name)
-		require.Greater(t, ln.m.dropped.Load(), dropped, "%s: not counted", tc.name)
+		require.Greater(t, ln.Metrics().Dropped.Malformed, dropped, "%s: not counted", tc.name)
 	}
 	for _, tc := range []struct {
 		name  string

@@ -206,8 +206,12 @@ func (l *Listener) opError(op string, err error) error {
 
 // handle answers a connection request (destination ID 0); receive worker only.
 func (l *Listener) handle(p *packet, from netip.AddrPort) {
-	if !p.control || p.typ != ctrlHandshake || len(p.body) != hsBodySize {
-		l.m.dropped.Add(1)
+	switch {
+	case !p.control || p.typ != ctrlHandshake:
+		l.m.ctr.drop(dropUnroutable) // destination 0 is for handshakes only
+		return
+	case len(p.body) != hsBodySize:
+		l.m.ctr.drop(dropMalformed)
 		return
 	}
 	l.handshakes.Add(1)
@@ -216,6 +220,7 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 	closing := l.closing
 	l.mu.Unlock()
 	if closing {
+		l.m.ctr.drop(dropUnroutable) // as it will be once the listener is gone
 		return
 	}
 	ob := &l.m.rcvOut
@@ -228,10 +233,11 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 		reply := h
 		reply.cookie = l.cookies.issue(from, now)
 		ob.add(appendHandshakePacket(ob.next(), h.socketID, &reply))
+		l.m.ctr.inductions.Add(1)
 	case reqConclusion:
 		l.conclude(ob, &h, from, now)
 	default:
-		l.m.dropped.Add(1)
+		l.m.ctr.drop(dropMalformed)
 	}
 }
 
@@ -240,17 +246,17 @@ func (l *Listener) handle(p *packet, from netip.AddrPort) {
 // drops one whose cookie or fields are bad. Receive worker.
 func (l *Listener) conclude(ob *outbox, h *handshake, from netip.AddrPort, now time.Time) {
 	if !l.cookies.check(from, h.cookie, now) {
-		l.m.dropped.Add(1)
+		l.m.ctr.cookiesBad.Add(1)
 		l.badCookieDrops.Add(1)
 		l.noteBadCookie(from)
 		return
 	}
 	if h.socketID == 0 || h.socketID&0x80000000 != 0 {
-		l.m.dropped.Add(1)
+		l.m.ctr.drop(dropMalformed)
 		return
 	}
-	if h.version != udtVersion || h.sockType != l.cfg.Type.wire() {
-		l.refuse(ob, h)
+	if why := l.mismatch(h); why != refusedNone {
+		l.refuse(ob, h, why)
 		l.logRefused(from, fmt.Sprintf("version %d, socket type %d; this listener: version %d, type %d (%v)",
 			h.version, h.sockType, udtVersion, l.cfg.Type.wire(), l.cfg.Type))
 		return
@@ -264,15 +270,15 @@ func (l *Listener) conclude(ob *outbox, h *handshake, from netip.AddrPort, now t
 		return
 	}
 	if h.mss < minMSS || h.mss > maxMSS || h.window == 0 || h.isn > uint32(seq.Max) {
-		l.m.dropped.Add(1)
+		l.m.ctr.drop(dropMalformed)
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if reason := l.admitLocked(); reason != "" {
+	if why := l.admitLocked(); why != refusedNone {
 		l.refused++
-		l.refuse(ob, h)
-		l.logRefused(from, reason)
+		l.refuse(ob, h, why)
+		l.logRefused(from, why.reason(&l.cfg))
 		return
 	}
 	resp := l.acceptLocked(h, key, from, now)
@@ -288,18 +294,30 @@ func (l *Listener) answered(key hsKey, now time.Time) *hsEntry {
 	return l.known[key]
 }
 
+// mismatch says whether conclusion h asks for what this listener does
+// not speak: another UDT version, or another socket type.
+func (l *Listener) mismatch(h *handshake) refusal {
+	switch {
+	case h.version != udtVersion:
+		return refusedVersion
+	case h.sockType != l.cfg.Type.wire():
+		return refusedSocketType
+	}
+	return refusedNone
+}
+
 // admitLocked reserves room for a new connection, or says why there is
 // none. l.mu held.
-func (l *Listener) admitLocked() (refused string) {
+func (l *Listener) admitLocked() refusal {
 	switch {
 	case l.closing:
-		return "listener closing"
+		return refusedClosing
 	case len(l.accept) >= cap(l.accept):
-		return "backlog full"
+		return refusedBacklog
 	case !l.m.reserveConn(l.cfg.MaxConns):
-		return fmt.Sprintf("connection limit (MaxConns %d)", l.cfg.MaxConns)
+		return refusedMaxConns
 	}
-	return ""
+	return refusedNone
 }
 
 // acceptLocked makes the connection that conclusion h from from asks
@@ -335,6 +353,7 @@ func (l *Listener) acceptLocked(h *handshake, key hsKey, from netip.AddrPort, no
 	resp := c.hs.ours
 	c.mu.Unlock()
 	l.m.socks[c.id] = c
+	l.m.ctr.accepted.Add(1)
 	l.tabMu.Lock()
 	l.known[key] = &hsEntry{resp: resp}
 	l.peak = max(l.peak, len(l.known))
@@ -430,8 +449,10 @@ func (l *Listener) expireRetired(now time.Time) {
 // expireRetired makes it anew.
 const minKnownRebuild = 64
 
-// refuse answers h with the 1002 rejection: the request echoed.
-func (l *Listener) refuse(ob *outbox, h *handshake) {
+// refuse answers h with the 1002 rejection, the request echoed, and
+// counts it as why says.
+func (l *Listener) refuse(ob *outbox, h *handshake, why refusal) {
+	l.m.ctr.refused[why].Add(1)
 	r := *h
 	r.reqType = reqRefused
 	ob.add(appendHandshakePacket(ob.next(), h.socketID, &r))

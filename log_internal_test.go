@@ -199,7 +199,7 @@ func TestLoggerBadCookiesAggregated(t *testing.T) {
 	require.Equal(t, pc.LocalAddr().String(), got[0].attrs["last_remote"])
 
 	send(5)
-	require.Eventually(t, func() bool { return ln.m.dropped.Load() >= 205 }, 3*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return ln.Metrics().CookiesRejected >= 205 }, 3*time.Second, time.Millisecond)
 	require.NoError(t, ln.Close())
 	got = rec.find("udt: handshakes dropped")
 	require.Len(t, got, 2, "logged at Close")

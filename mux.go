@@ -60,7 +60,7 @@ type multiplexer struct {
 	// registry.mu. A port has a listener or rendezvous dials, never both.
 	rdvPeers map[netip.AddrPort]struct{}
 
-	dropped atomic.Uint64 // malformed or unroutable datagrams
+	ctr socketCounters // behind SocketMetrics (metrics.go)
 
 	// nonUDT, if set (a Transport's), takes the datagrams that are not
 	// UDT's instead of their being dropped (see Transport); receive worker.
@@ -273,24 +273,36 @@ func (m *multiplexer) writeBatch(t *txBatch) {
 	if m.detached.Load() {
 		return // the socket is its owner's again
 	}
+	m.ctr.wrote(len(t.ends), len(t.buf))
 	if u, ok := m.conn.(udpConn); ok && u.io != nil {
-		u.io.writeBatch(t, m.writeTo)
+		if failed := u.io.writeBatch(t, m.send); failed > 0 {
+			m.ctr.sendErrors.Add(uint64(failed))
+		}
 		return
 	}
 	start := 0
 	for i, end := range t.ends {
-		m.writeTo(t.buf[start:end], t.to[i])
+		m.send(t.buf[start:end], t.to[i])
 		start = end
 	}
 }
 
-// writeTo sends one datagram. Errors are transient for UDP (a full kernel
-// buffer, an unreachable peer) and are left to retransmission.
+// writeTo sends one datagram, counted (see send).
 func (m *multiplexer) writeTo(b []byte, to netip.AddrPort) {
 	if m.detached.Load() {
 		return // the socket is its owner's again
 	}
-	_ = m.conn.WriteTo(b, to)
+	m.ctr.wrote(1, len(b))
+	m.send(b, to)
+}
+
+// send writes one datagram, counted by the caller. Errors are transient
+// for UDP (a full kernel buffer, an unreachable peer) and are left to
+// retransmission; they are counted.
+func (m *multiplexer) send(b []byte, to netip.AddrPort) {
+	if err := m.conn.WriteTo(b, to); err != nil {
+		m.ctr.sendErrors.Add(1)
+	}
 }
 
 // detach stops both workers at once, whatever references are left, when

@@ -54,9 +54,14 @@ func (o *outbox) reset() {
 // writeTo writes the collected datagrams to addr on m's socket, one each,
 // and empties o.
 func (o *outbox) writeTo(m *multiplexer, addr netip.AddrPort) {
+	if len(o.ends) == 0 || m.detached.Load() {
+		o.reset()
+		return // nothing to write, or the socket is its owner's again
+	}
+	m.ctr.wrote(len(o.ends), len(o.b))
 	start := 0
 	for _, end := range o.ends {
-		m.writeTo(o.b[start:end], addr)
+		m.send(o.b[start:end], addr)
 		start = end
 	}
 	o.reset()

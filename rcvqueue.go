@@ -64,6 +64,8 @@ func (m *multiplexer) receiveLoop() {
 			continue
 		}
 		failing = time.Time{}
+		m.ctr.pktsIn.Add(1) // a system call per datagram: the atomic is small beside it
+		m.ctr.bytesIn.Add(uint64(n))
 		m.runPending()
 		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
 	}
@@ -84,7 +86,7 @@ func (m *multiplexer) receiveBatches(b *batchIO) {
 		}
 		failing = time.Time{}
 		m.runPending()
-		b.each(dispatch)
+		m.ctr.read(b.each(dispatch))
 		m.flushRun() // before the next read reuses the buffers the run points into
 	}
 }
@@ -148,7 +150,7 @@ func (m *multiplexer) readFailed(err error, failing *time.Time) bool {
 func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time) {
 	p, err := parsePacket(b)
 	if err != nil {
-		m.unroutable(b, from, nil)
+		m.unroutable(b, from, nil, dropMalformed)
 		return
 	}
 	p.arrival = arrival
@@ -166,12 +168,13 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			return
 		}
 		m.strayRendezvous(from)
-		m.unroutable(b, from, &p)
+		m.unroutable(b, from, &p, dropUnroutable)
 	case p.dst&0x80000000 != 0:
-		m.unroutable(b, from, &p)
+		m.unroutable(b, from, &p, dropUnroutable)
 	default:
 		if c := m.socks[p.dst]; c != nil {
 			if c.peer != from {
+				m.ctr.drop(dropForeign)
 				c.countForeign()
 				return
 			}
@@ -186,7 +189,7 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 			m.connecting(c, &p)
 			return
 		}
-		m.unroutable(b, from, &p)
+		m.unroutable(b, from, &p, dropUnroutable)
 	}
 }
 
@@ -205,13 +208,14 @@ func (m *multiplexer) strayRendezvous(from netip.AddrPort) {
 
 // unroutable takes datagram b, which no connection, dial or listener
 // takes (p is its header, nil if it has none): a Transport's caller reads
-// it, unless it is a UDT handshake; otherwise it is dropped and counted.
-func (m *multiplexer) unroutable(b []byte, from netip.AddrPort, p *packet) {
+// it, unless it is a UDT handshake; otherwise it is dropped and counted
+// as why says.
+func (m *multiplexer) unroutable(b []byte, from netip.AddrPort, p *packet, why dropReason) {
 	if m.nonUDT != nil && (p == nil || !p.control || p.typ != ctrlHandshake) {
 		m.nonUDT(b, from)
 		return
 	}
-	m.dropped.Add(1)
+	m.ctr.drop(why)
 }
 
 // connecting hands p to a dial in progress; receive worker only.

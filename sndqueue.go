@@ -127,10 +127,14 @@ type sendWorker struct {
 	// The batch is taken from the free list while packets flow and
 	// handed back when the queue goes idle.
 	tx *txBatch
+	// depth is how many connections the queue held at the last step,
+	// published as SocketMetrics.SendQueueDepth at each flush.
+	depth int
 }
 
 // flush writes the batch's packets.
 func (w *sendWorker) flush() {
+	w.q.m.ctr.sendDepth.Store(int64(w.depth))
 	if w.tx != nil && len(w.tx.ends) > 0 {
 		w.q.m.writeBatch(w.tx)
 		w.tx.reset()
@@ -139,6 +143,7 @@ func (w *sendWorker) flush() {
 
 func (w *sendWorker) stop() {
 	w.timer.Stop()
+	w.q.m.ctr.sendDepth.Store(0)
 	if w.tx != nil {
 		putTxBatch(w.tx)
 	}
@@ -149,6 +154,7 @@ func (w *sendWorker) stop() {
 func (w *sendWorker) step() bool {
 	q := w.q
 	q.mu.Lock()
+	w.depth = len(q.h)
 	if len(q.h) == 0 {
 		q.mu.Unlock()
 		return w.idle()

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -45,9 +44,8 @@ type Transport struct {
 	// guarded by mu.
 	rcvBuf, sndBuf int
 
-	nonUDT        chan nonUDTPacket
-	nonUDTDropped atomic.Uint64
-	done          chan struct{} // closed by Close
+	nonUDT chan nonUDTPacket
+	done   chan struct{} // closed by Close
 }
 
 // nonUDTPacket is a datagram for ReadNonUDTPacket.
@@ -230,8 +228,9 @@ func udpAddrPort(a net.Addr) (netip.AddrPort, error) {
 func (t *Transport) queueNonUDT(b []byte, from netip.AddrPort) {
 	select {
 	case t.nonUDT <- nonUDTPacket{append([]byte(nil), b...), from}:
+		t.m.ctr.nonUDT.Add(1)
 	default:
-		t.nonUDTDropped.Add(1)
+		t.m.ctr.drop(dropNonUDTFull)
 	}
 }
 
@@ -252,7 +251,7 @@ func (t *Transport) ReadNonUDTPacket(ctx context.Context, b []byte) (int, net.Ad
 
 // NonUDTDropped reports how many datagrams for ReadNonUDTPacket were
 // dropped because NonUDTQueue of them were waiting.
-func (t *Transport) NonUDTDropped() uint64 { return t.nonUDTDropped.Load() }
+func (t *Transport) NonUDTDropped() uint64 { return t.m.ctr.dropped[dropNonUDTFull].Load() }
 
 // WriteTo sends datagram b to addr on the Transport's socket, beside the
 // UDT traffic.
@@ -266,7 +265,9 @@ func (t *Transport) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: t.pc.LocalAddr(), Addr: addr, Err: ErrTransportClosed}
 	default:
 	}
+	t.m.ctr.wrote(1, len(b))
 	if err := t.m.conn.WriteTo(b, to); err != nil {
+		t.m.ctr.sendErrors.Add(1)
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: t.pc.LocalAddr(), Addr: addr, Err: err}
 	}
 	return len(b), nil

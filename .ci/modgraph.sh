@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prints the module graph of a program that imports only the library (a
 # throwaway module beside the checkout, the library replaced by it), and
-# fails if gRPC or protobuf is in it: the examples that need them live in
-# modules of their own.
+# fails if gRPC, protobuf or the Prometheus client is in it: the examples
+# that need them live in modules of their own.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
@@ -31,4 +31,8 @@ if grep -E 'google.golang.org/(grpc|protobuf)' <<<"$graph"; then
   echo "modgraph: gRPC or protobuf in the graph of a program that imports only the library" >&2
   exit 1
 fi
-echo "modgraph: $(wc -l <<<"$graph") edges, neither gRPC nor protobuf"
+if grep -E 'github.com/prometheus/' <<<"$graph"; then
+  echo "modgraph: the Prometheus client in the graph of a program that imports only the library" >&2
+  exit 1
+fi
+echo "modgraph: $(wc -l <<<"$graph") edges, no gRPC, protobuf or Prometheus"
