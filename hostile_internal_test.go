@@ -50,6 +50,7 @@ func TestHostilePeerPackets(t *testing.T) {
 		last := s.rcv.lastSeq
 		s.mu.Unlock()
 		droppedC, droppedS := c.Stats().Total.Dropped, s.Stats().Total.Dropped
+		malformedC := c.SocketMetrics().Dropped.Malformed
 
 		nak := func(rs ...lossl.Range) []byte {
 			return appendControl(nil, ctrlNAK, 0, cid, lossl.AppendNAK(nil, rs))
@@ -97,6 +98,9 @@ func TestHostilePeerPackets(t *testing.T) {
 		require.GreaterOrEqual(t, cs.Dropped-droppedC, uint64(len(toSenderBad)-2), "sender's count of dropped packets")
 		require.GreaterOrEqual(t, ss.Dropped-droppedS, uint64(len(toReceiverBad)-1), "receiver's count of dropped packets")
 		require.GreaterOrEqual(t, ss.PktRecvDropped, uint64(2), "far and oversized data packets")
+		// The truncated datagrams never reached the connection: the
+		// sender's socket counts them, by reason.
+		require.Equal(t, uint64(2), c.SocketMetrics().Dropped.Malformed-malformedC, "the sender's socket's malformed datagrams")
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		require.Zero(t, c.snd.loss.Len(), "losses left behind by the hostile reports")
@@ -157,6 +161,7 @@ func TestWrongAddressIgnored(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return s.Stats().Total.Dropped >= 3 }, 5*time.Second, 10*time.Millisecond,
 		"the foreign packets are counted")
+	require.GreaterOrEqual(t, s.SocketMetrics().Dropped.Foreign, uint64(3), "the socket's count of foreign datagrams")
 
 	_, err = c.Write([]byte("genuine"))
 	require.NoError(t, err)
@@ -180,6 +185,7 @@ func TestWrongAddressIgnored(t *testing.T) {
 	other.send(&replay)
 	_, _, answered := other.recv(300 * time.Millisecond)
 	require.False(t, answered, "a cookie replayed from another address was accepted")
+	require.Equal(t, uint64(1), ln.Metrics().CookiesRejected, "the replayed cookie, rejected")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d := Dialer{}

@@ -41,6 +41,7 @@ func TestSYNFlood(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	seenBefore, badBefore := ln.handshakes.Load(), ln.badCookieDrops.Load()
+	mBefore := ln.Metrics()
 
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -125,6 +126,17 @@ func TestSYNFlood(t *testing.T) {
 	require.Greater(t, seen, uint64(requests/100), "handshakes that reached the listener")
 	require.InDelta(t, float64(seen-uint64(2*dials))/2, float64(bad), float64(seen)/10, "forged conclusions dropped, of the handshakes handled")
 	require.Less(t, growth, int64(4<<20), "heap grew with the flood")
+
+	// The socket's metrics say the same, by reason: every forged
+	// conclusion a rejected cookie, the dials accepted, the requests
+	// answered with a cookie.
+	m := ln.Metrics()
+	t.Logf("metrics: %+v", m)
+	require.Equal(t, bad, m.CookiesRejected-mBefore.CookiesRejected, "cookies rejected")
+	require.Equal(t, uint64(dials), m.Accepted-mBefore.Accepted, "accepted")
+	require.Greater(t, m.Inductions-mBefore.Inductions, uint64(requests/400), "cookie requests answered")
+	require.GreaterOrEqual(t, m.PacketsIn-mBefore.PacketsIn, seen, "datagrams read")
+	require.Zero(t, m.Refused, "refusals")
 }
 
 // maxSeqForTest is the largest ISN a request may carry.
