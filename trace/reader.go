@@ -18,32 +18,47 @@ import (
 // a udt-trace/1 file: no header, or another format's.
 var ErrFormat = errors.New("trace: not a " + Format + " file")
 
+// A LineError is a malformed line. A [Reader] can go on past it.
+type LineError struct {
+	Line int // from 1
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("trace: line %d: %v", e.Line, e.Err) }
+
+func (e *LineError) Unwrap() error { return e.Err }
+
 // maxLine bounds a line: a NAK of 1,024 ranges takes about 25 KB.
 const maxLine = 1 << 20
 
 // A Reader reads a trace one event at a time, for files too large to
 // hold whole. It is not safe for concurrent use.
 type Reader struct {
-	sc     *bufio.Scanner
+	br     *bufio.Reader
+	buf    []byte // the line read last
 	header Header
-	line   int // of the last line read
+	line   int // the number of the line read last
 	raw    rawEvent
 }
 
 // NewReader reads the header of the trace in r. A first line that is not
 // a udt-trace/1 header fails with an error matching [ErrFormat].
 func NewReader(r io.Reader) (*Reader, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	rd := &Reader{sc: sc}
+	rd := &Reader{br: bufio.NewReaderSize(r, 64<<10)}
 	b, err := rd.next()
-	if errors.Is(err, io.EOF) {
+	var le *LineError
+	switch {
+	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%w: the file is empty", ErrFormat)
-	}
-	if err != nil {
+	case errors.As(err, &le):
+		return nil, fmt.Errorf("%w: its first line: %v", ErrFormat, le.Err)
+	case err != nil:
 		return nil, err
 	}
 	if rd.header, err = parseHeader(b); err != nil {
+		if errors.Is(err, ErrFormat) {
+			return nil, err
+		}
 		return nil, rd.lineError(err)
 	}
 	return rd, nil
@@ -53,7 +68,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 func (r *Reader) Header() Header { return r.header }
 
 // Next returns the next event; io.EOF after the last. A malformed line
-// fails with an error naming its number; Next can go on past it.
+// fails with a [*LineError], and Next goes on with the line after it;
+// another error (from the underlying reader) ends the reading.
 func (r *Reader) Next() (Event, error) {
 	b, err := r.next()
 	if err != nil {
@@ -66,26 +82,48 @@ func (r *Reader) Next() (Event, error) {
 	return e, nil
 }
 
-// next returns the next line that is not blank, or the scanner's error,
-// or io.EOF.
+// next returns the next line that is not blank, without its end; a
+// *LineError for a line too long; io.EOF after the last line.
 func (r *Reader) next() ([]byte, error) {
-	for r.sc.Scan() {
-		r.line++
-		if b := bytes.TrimSpace(r.sc.Bytes()); len(b) > 0 {
+	for {
+		b, err := r.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if b = bytes.TrimSpace(b); len(b) > 0 {
 			return b, nil
 		}
 	}
-	if err := r.sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("longer than %d bytes", maxLine)
+}
+
+// readLine reads the next line. One longer than maxLine is read to its
+// end and reported.
+func (r *Reader) readLine() ([]byte, error) {
+	r.buf = r.buf[:0]
+	long := false
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		if long = long || len(r.buf)+len(chunk) > maxLine; !long {
+			r.buf = append(r.buf, chunk...)
 		}
-		return nil, fmt.Errorf("trace: line %d: %w", r.line+1, err)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(r.buf) == 0 && !long:
+			return nil, io.EOF
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("trace: after line %d: %w", r.line, err)
+		}
+		r.line++
+		if long {
+			return nil, r.lineError(fmt.Errorf("longer than %d bytes", maxLine))
+		}
+		return r.buf, nil
 	}
-	return nil, io.EOF
 }
 
 func (r *Reader) lineError(err error) error {
-	return fmt.Errorf("trace: line %d: %w", r.line, err)
+	return &LineError{Line: r.line, Err: err}
 }
 
 // Read reads a whole trace. On a malformed line it returns the header
@@ -137,10 +175,10 @@ type rawHeader struct {
 func parseHeader(b []byte) (Header, error) {
 	var raw rawHeader
 	if err := json.Unmarshal(b, &raw); err != nil || raw.Format == nil {
-		return Header{}, fmt.Errorf("%w: the first line is not its header", ErrFormat)
+		return Header{}, fmt.Errorf("%w: its first line is not a header", ErrFormat)
 	}
 	if *raw.Format != Format {
-		return Header{}, fmt.Errorf("%w: format %q", ErrFormat, *raw.Format)
+		return Header{}, fmt.Errorf("%w: its format is %q", ErrFormat, *raw.Format)
 	}
 	h := Header{Format: Format, SocketID: raw.SocketID, Local: raw.Local, Remote: raw.Remote, NoPackets: raw.NoPackets}
 	var ok bool

@@ -26,9 +26,10 @@ func TestReadErrors(t *testing.T) {
 	}{
 		{name: "empty", in: "", want: "the file is empty", format: true},
 		{name: "blank", in: "\n \n", want: "the file is empty", format: true},
-		{name: "not JSON", in: "hello\n", want: "line 1: trace: not a udt-trace/1 file: the first line is not its header", format: true},
-		{name: "JSON, no format", in: `{"role":"client"}`, want: "not its header", format: true},
-		{name: "other format", in: `{"format":"qlog/0.3"}`, want: `line 1: trace: not a udt-trace/1 file: format "qlog/0.3"`, format: true},
+		{name: "not JSON", in: "hello\n", want: "trace: not a udt-trace/1 file: its first line is not a header", format: true},
+		{name: "JSON, no format", in: `{"role":"client"}`, want: "its first line is not a header", format: true},
+		{name: "other format", in: `{"format":"qlog/0.3"}`, want: `trace: not a udt-trace/1 file: its format is "qlog/0.3"`, format: true},
+		{name: "header too long", in: strings.Repeat(" ", maxLine) + testHeader, want: "not a udt-trace/1 file: its first line: longer than", format: true},
 		{name: "bad role", in: strings.Replace(testHeader, "server", "boss", 1), want: `line 1: header: unknown role "boss"`},
 		{name: "bad start", in: strings.Replace(testHeader, "2026-01-02T", "2026-13-02T", 1), want: "line 1: header: start:"},
 		{name: "start beyond UTC's years", in: strings.Replace(testHeader, "2026-01-02T15:04:05.5Z", "0000-01-01T00:00:00+01:00", 1),
@@ -59,19 +60,23 @@ func TestReadErrors(t *testing.T) {
 }
 
 // TestReadLenient: blank lines, unknown keys and a role-less header are
-// read; a Reader goes on past a malformed line.
+// read; a Reader goes on past a malformed line, and past one too long.
 func TestReadLenient(t *testing.T) {
 	in := strings.Replace(testHeader, "server", "unknown", 1) +
 		"\n" + `{"t":-5,"ev":"timeout","count":1,"future_field":{"a":[1]}}` + "\r\n" +
-		`{"t":1,"ev":"bogus"}` + "\n" + `{"t":6,"ev":"closed","by":"peer"}`
+		`{"t":1,"ev":"bogus"}` + "\n" + strings.Repeat("x", 3*maxLine) + "\n" + `{"t":6,"ev":"closed","by":"peer"}`
 	r, err := NewReader(strings.NewReader(in))
 	require.NoError(t, err)
 	require.Equal(t, udt.TraceRole(0), r.Header().Role)
 	e, err := r.Next()
 	require.NoError(t, err)
 	require.Equal(t, Event{T: -5000, Kind: Timeout, Count: 1}, e)
-	_, err = r.Next()
-	require.ErrorContains(t, err, "line 4")
+	for _, line := range []int{4, 5} {
+		_, err = r.Next()
+		var le *LineError
+		require.ErrorAs(t, err, &le)
+		require.Equal(t, line, le.Line)
+	}
 	e, err = r.Next()
 	require.NoError(t, err)
 	require.Equal(t, "peer", e.By)
