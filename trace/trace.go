@@ -15,7 +15,9 @@
 //	err = dir.Close() // flushes the files of connections still open
 //
 // A [Writer] writes one connection's events to any [io.Writer]. [Read],
-// [ReadFile] and [NewReader] read a file back.
+// [ReadFile] and [NewReader] read a file back. The command
+// examples/udttrace charts files as an HTML page; examples/udtperf
+// -trace writes them for both ends of its tests.
 //
 // # Format
 //
