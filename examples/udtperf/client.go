@@ -53,8 +53,9 @@ func (s *clientStream) send(buf []byte, message bool, end time.Time) {
 	}
 }
 
-// runClient runs one test against the server in o and prints its reports.
-func runClient(ctx context.Context, o options, out *output) (summary, error) {
+// runClient runs one test against the server in o and prints its reports;
+// tracer, if not nil, traces its connections.
+func runClient(ctx context.Context, o options, out *output, tracer func(udt.TraceInfo) *udt.ConnTracer) (summary, error) {
 	var sum summary
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
 	var nd net.Dialer
@@ -85,7 +86,7 @@ func runClient(ctx context.Context, o options, out *output) (summary, error) {
 	out.start(startReport{Client: impl, Server: server, Host: o.host, Port: o.port, Mode: modeName(o.msg),
 		Streams: o.streams, MSS: o.mss, MsgSize: o.msg, Secs: o.secs})
 
-	cfg := udt.Config{MSS: o.mss, Linger: clientLinger}
+	cfg := udt.Config{MSS: o.mss, Linger: clientLinger, Tracer: tracer}
 	if o.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}

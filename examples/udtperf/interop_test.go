@@ -222,7 +222,7 @@ func TestCppOutputMatches(t *testing.T) {
 	o, err := parseArgs([]string{"-c", "127.0.0.1", "-p", fmt.Sprint(srv.port), "-t", "0.5", "-P", "2", "-msg", "2000"})
 	require.NoError(t, err)
 	var goText syncBuffer
-	_, err = runClient(ctx, o, newOutput(&goText, false))
+	_, err = runClient(ctx, o, newOutput(&goText, false), nil)
 	require.NoError(t, err)
 	require.Equal(t, shape(goText.String()), shape(string(text)), "Go:\n%s\nC++:\n%s", goText.String(), text)
 

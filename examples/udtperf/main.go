@@ -2,8 +2,8 @@
 // of iperf3: a server that handles one test after another, and a client
 // that sends to it for a fixed time over one or more UDT connections.
 //
-//	udtperf -s [-p port] [-json]
-//	udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json]
+//	udtperf -s [-p port] [-json] [-trace dir [-trace-packets=false]]
+//	udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json] [-trace dir [-trace-packets=false]]
 //
 // The client opens a TCP control connection to the server's port (the
 // same number as the UDT port; TCP and UDP ports are separate), sends the
@@ -14,6 +14,13 @@
 // retransmitted packets and RTT) and a summary with what the server
 // received, the retransmissions, and the CPU seconds per GB on both sides;
 // -json prints the same as one JSON object per line.
+//
+// With -trace, each end writes the trace of each of its UDT connections to
+// a file of its own in dir (created if need be), in the format of the
+// package trace (docs/trace-format.md); examples/udttrace charts them.
+// -trace-packets=false leaves out the lines of the data packets, most of
+// a file's (about 70 bytes a packet), for long or fast runs. The C++
+// udtperf has no -trace.
 //
 // internal/interop/cpeer/udtperf.cpp is the same tool built on the C++
 // library (libudt 4.11), with the same flags, control protocol and output:
@@ -31,6 +38,9 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+
+	"github.com/udt-go/udt"
+	"github.com/udt-go/udt/trace"
 )
 
 // Flag defaults and limits, the same in the C++ udtperf.
@@ -58,6 +68,10 @@ type options struct {
 	// transport: carry UDT through a udt.Transport on sockets udtperf
 	// opens (see useTransport).
 	transport bool
+	// trace is the directory for the connections' traces ("": none);
+	// tracePackets keeps their data packets.
+	trace        string
+	tracePackets bool
 }
 
 // clientFlags are the flags that only make sense for a client.
@@ -78,6 +92,8 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.msg, "msg", 0, "client: message mode, messages of this `size` in bytes (0: stream mode)")
 	fs.BoolVar(&o.json, "json", false, "print JSON, one object per line")
 	fs.BoolVar(&o.transport, "transport", false, "open the UDP sockets here and carry UDT through a udt.Transport (reported as gotr)")
+	fs.StringVar(&o.trace, "trace", "", "write a trace of each UDT connection into `dir`")
+	fs.BoolVar(&o.tracePackets, "trace-packets", true, "with -trace, keep each data packet's event")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -93,6 +109,8 @@ func parseArgs(args []string) (options, error) {
 		return o, errors.New("one of -s (server) or -c host (client) is needed")
 	case set["c"] && o.host == "":
 		return o, errors.New("-c needs a host")
+	case set["trace-packets"] && o.trace == "":
+		return o, errors.New("-trace-packets needs -trace")
 	}
 	if o.server {
 		for _, name := range clientFlags {
@@ -120,35 +138,66 @@ func parseArgs(args []string) (options, error) {
 	return o, nil
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs udtperf and returns its exit status.
+func run() int {
 	o, err := parseArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
-		fmt.Fprintln(os.Stderr, "usage: udtperf -s [-p port] [-json] [-transport]")
-		fmt.Fprintln(os.Stderr, "       udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json] [-transport]")
-		os.Exit(2)
+		fmt.Fprintln(os.Stderr, "usage: udtperf -s [-p port] [-json] [-transport] [-trace dir [-trace-packets=false]]")
+		fmt.Fprintln(os.Stderr, "       udtperf -c host [-p port] [-t secs] [-P streams] [-mss n] [-msg size] [-json] [-transport] [-trace dir [-trace-packets=false]]")
+		return 2
 	}
 	if o.transport {
 		useTransport, impl = true, "gotr"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	out := newOutput(os.Stdout, o.json)
-	if o.server {
-		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(o.port)))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
-			os.Exit(1)
-		}
-		err = serve(ctx, ln, out)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if _, err := runClient(ctx, o, out); err != nil {
+	dir, err := openTrace(o)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
-		os.Exit(1)
+		return 1
 	}
+	err = runRole(ctx, o, newOutput(os.Stdout, o.json), tracerOf(dir))
+	if dir != nil {
+		// After the connections: their traces are complete.
+		if cerr := dir.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "udtperf: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runRole runs the server or the client o asks for.
+func runRole(ctx context.Context, o options, out *output, tracer func(udt.TraceInfo) *udt.ConnTracer) error {
+	if !o.server {
+		_, err := runClient(ctx, o, out, tracer)
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(o.port)))
+	if err != nil {
+		return err
+	}
+	return serve(ctx, ln, out, tracer)
+}
+
+// openTrace makes -trace's directory, nil without -trace.
+func openTrace(o options) (*trace.Dir, error) {
+	if o.trace == "" {
+		return nil, nil
+	}
+	return trace.NewDir(o.trace, trace.Options{NoPackets: !o.tracePackets})
+}
+
+// tracerOf is the Config.Tracer that writes into dir; nil if dir is.
+func tracerOf(dir *trace.Dir) func(udt.TraceInfo) *udt.ConnTracer {
+	if dir == nil {
+		return nil
+	}
+	return dir.Tracer
 }

@@ -20,8 +20,9 @@ import (
 // serve runs tests for the clients of the control listener ln, one at a
 // time, until ctx ends; it closes ln. A client that comes during a test is
 // told the server is busy. Each test's UDT listener binds the same port
-// number on ln's address, for the test's length.
-func serve(ctx context.Context, ln net.Listener, out *output) error {
+// number on ln's address, for the test's length; tracer, if not nil,
+// traces its connections.
+func serve(ctx context.Context, ln net.Listener, out *output, tracer func(udt.TraceInfo) *udt.ConnTracer) error {
 	defer ln.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
@@ -67,7 +68,7 @@ func serve(ctx context.Context, ln net.Listener, out *output) error {
 				defer release()
 				defer c.Close()
 				// The next test may start once this one has sent its result.
-				err := runTest(ctx, c, udtAddr, func(rep serverTestReport) {
+				err := runTest(ctx, c, udtAddr, tracer, func(rep serverTestReport) {
 					rep.Peer = peer
 					out.serverTest(rep)
 					release()
@@ -184,8 +185,9 @@ func parseParams(m message) (params, error) {
 // sent the result it calls done with its report, then waits for the
 // client to hang up. A test that fails calls release, with its sockets
 // closed, before it tells the client why: the server takes the next test
-// from then on.
-func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(serverTestReport), release func()) error {
+// from then on. tracer, if not nil, traces the test's connections.
+func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, tracer func(udt.TraceInfo) *udt.ConnTracer,
+	done func(serverTestReport), release func()) error {
 	var rep serverTestReport
 	// Ending ctx ends the test: control reads fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
@@ -219,7 +221,7 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, done func(se
 	}
 	rep.Client, rep.Mode, rep.Streams = p.impl, modeName(p.msg), p.streams
 
-	cfg := udt.Config{MSS: p.mss}
+	cfg := udt.Config{MSS: p.mss, Tracer: tracer}
 	if p.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}

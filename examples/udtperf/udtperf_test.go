@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/udt-go/udt"
 	"github.com/udt-go/udt/internal/leaktest"
 )
 
@@ -49,12 +50,18 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startTracedServer(t, nil)
+}
+
+// startTracedServer starts a server whose connections tracer traces.
+func startTracedServer(t *testing.T, tracer func(udt.TraceInfo) *udt.ConnTracer) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{port: ln.Addr().(*net.TCPAddr).Port, out: &syncBuffer{}}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, newOutput(s.out, true)) }()
+	go func() { done <- serve(ctx, ln, newOutput(s.out, true), tracer) }()
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
@@ -138,11 +145,16 @@ func runGoClient(t *testing.T, port int, args ...string) clientRun {
 	t.Helper()
 	o, err := parseArgs(append([]string{"-c", "127.0.0.1", "-p", fmt.Sprint(port), "-json"}, args...))
 	require.NoError(t, err)
+	dir, err := openTrace(o)
+	require.NoError(t, err)
 	var out syncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(o.secs*float64(time.Second))+resultTimeout+30*time.Second)
 	defer cancel()
-	_, err = runClient(ctx, o, newOutput(&out, true))
+	_, err = runClient(ctx, o, newOutput(&out, true), tracerOf(dir))
 	require.NoError(t, err, "output:\n%s", out.String())
+	if dir != nil {
+		require.NoError(t, dir.Close())
+	}
 	return decodeClient(t, out.String())
 }
 
@@ -243,7 +255,7 @@ func TestServerBusy(t *testing.T) {
 	o, err := parseArgs([]string{"-c", "127.0.0.1", "-p", fmt.Sprint(srv.port), "-t", "1"})
 	require.NoError(t, err)
 	var out syncBuffer
-	_, err = runClient(t.Context(), o, newOutput(&out, false))
+	_, err = runClient(t.Context(), o, newOutput(&out, false), nil)
 	require.ErrorContains(t, err, "busy")
 }
 
@@ -274,7 +286,7 @@ func TestBadParams(t *testing.T) {
 func TestParseArgs(t *testing.T) {
 	o, err := parseArgs([]string{"-c", "example.net"})
 	require.NoError(t, err)
-	require.Equal(t, options{host: "example.net", port: 5201, secs: 10, streams: 1, mss: 1500}, o)
+	require.Equal(t, options{host: "example.net", port: 5201, secs: 10, streams: 1, mss: 1500, tracePackets: true}, o)
 	o, err = parseArgs([]string{"-s", "-p", "0", "-json"})
 	require.NoError(t, err)
 	require.True(t, o.server && o.json)
@@ -297,6 +309,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-c", "h", "-msg", "8388609"}, "-msg 8388609"},
 		{[]string{"-s", "-t", "5"}, "-t is a client flag"},
 		{[]string{"-c", "h", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-s", "-trace-packets=false"}, "-trace-packets needs -trace"},
 		{[]string{"-x"}, "-x"},
 	} {
 		_, err := parseArgs(c.args)
@@ -370,7 +383,7 @@ func TestServerUDPPortTaken(t *testing.T) {
 	require.NoError(t, err)
 	defer taken.Close()
 	var out syncBuffer
-	err = serve(t.Context(), ln, newOutput(&out, true))
+	err = serve(t.Context(), ln, newOutput(&out, true), nil)
 	require.ErrorContains(t, err, "UDP port")
 	require.NotContains(t, out.String(), "listening")
 }
