@@ -69,6 +69,10 @@ type multiplexer struct {
 	// Close): the receive worker ends every user and stops.
 	detached atomic.Bool
 
+	// bufs are the socket buffer sizes last set here (see
+	// growBuffersLocked); guarded by registry.mu.
+	bufs bufferSizes
+
 	open atomic.Int64 // connections counted against Config.MaxConns
 	// rcvHeld is the received data its connections hold, in bytes, counted
 	// against Config.ReceiveMemory (see Conn.holdRcvBufLocked).
@@ -91,6 +95,7 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 		key = muxKey(network, laddr)
 		if m := registry.muxes[key]; m != nil {
 			m.refs++
+			m.growBuffersLocked(cfg)
 			return m, nil
 		}
 	}
@@ -98,9 +103,12 @@ func acquireMux(network string, laddr *net.UDPAddr, cfg *Config) (*multiplexer, 
 	if err != nil {
 		return nil, err
 	}
+	// A socket of our own gets the buffers cfg asks, larger or smaller
+	// than the system's defaults; a shared one only grows (above).
 	_ = uc.SetReadBuffer(cfg.UDPReceiveBuffer)
 	_ = uc.SetWriteBuffer(cfg.UDPSendBuffer)
-	m := newMultiplexer(udpConn{c: uc, stamped: enableStamps(uc), io: newSocketIO(uc)})
+	m := newMultiplexer(newUDPConn(uc, false))
+	m.bufs = bufferSizes{rcv: cfg.UDPReceiveBuffer, snd: cfg.UDPSendBuffer}
 	if key == "" {
 		// Register under the bound address so later dials and listens
 		// naming it share this socket.
@@ -334,6 +342,14 @@ type udpConn struct {
 	stamped  bool     // the kernel timestamps arriving datagrams (see stamp_linux.go)
 	io       *batchIO // batch reads and writes, or nil (see batchio_linux.go)
 	borrowed bool     // the caller's socket (a Transport's): Close leaves it open
+}
+
+// newUDPConn wraps uc for a multiplexer: batch I/O, with GSO and GRO,
+// where the system has them (see socketIO), and the kernel's arrival
+// times where it gives them. borrowed: the socket is the caller's (a
+// Transport's), which Close leaves open.
+func newUDPConn(uc *net.UDPConn, borrowed bool) udpConn {
+	return udpConn{c: uc, stamped: enableStamps(uc), io: newSocketIO(uc), borrowed: borrowed}
 }
 
 // socketIO says how multiplexers do their I/O: "batch" (the default: batch

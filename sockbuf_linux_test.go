@@ -43,3 +43,30 @@ func TestTransportGrowsBuffers(t *testing.T) {
 	r1, _, _ = socketBuffers(large)
 	require.Equal(t, r0, r1, "a larger buffer of the caller's is left")
 }
+
+// A listener's socket that a dial shares grows to the dial's Config, and
+// a socket of the library's own gets what its first Config asks, smaller
+// than the system's default or not.
+func TestSharedSocketGrowsBuffers(t *testing.T) {
+	ln := listenRaw(t, Config{UDPReceiveBuffer: 64 << 10})
+	uc := ln.m.conn.(udpConn).c
+	r0, _, ok := socketBuffers(uc)
+	require.True(t, ok)
+	require.Equal(t, 64<<10, r0, "the first Config's buffer, as asked")
+
+	other := listenRaw(t, Config{})
+	d := Dialer{Config: Config{UDPReceiveBuffer: 1 << 20}, LocalAddr: ln.Addr().(*net.UDPAddr)}
+	c, err := d.DialUDT(t.Context(), "udp", other.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.Same(t, ln.m, c.m, "the dial shares the listener's socket")
+	r1, _, _ := socketBuffers(uc)
+	require.Greater(t, r1, r0, "the dial grew the shared socket's receive buffer")
+
+	d.Config.UDPReceiveBuffer = 128 << 10
+	c2, err := d.DialUDT(t.Context(), "udp", other.Addr().String())
+	require.NoError(t, err)
+	defer c2.Close()
+	r2, _, _ := socketBuffers(uc)
+	require.Equal(t, r1, r2, "a smaller Config leaves a shared socket's buffer")
+}

@@ -40,9 +40,6 @@ type Transport struct {
 
 	mu     sync.Mutex
 	closed bool // guarded by mu
-	// The socket buffers asked for so far (see growBuffersLocked);
-	// guarded by mu.
-	rcvBuf, sndBuf int
 
 	nonUDT chan nonUDTPacket
 	done   chan struct{} // closed by Close
@@ -75,7 +72,7 @@ func NewTransport(pc net.PacketConn) (*Transport, error) {
 	}
 	var conn packetConn
 	if uc, ok := pc.(*net.UDPConn); ok {
-		conn = udpConn{c: uc, stamped: enableStamps(uc), io: newSocketIO(uc), borrowed: true}
+		conn = newUDPConn(uc, true)
 	} else {
 		conn = netPacketConn{c: pc, borrowed: true}
 	}
@@ -98,33 +95,11 @@ func (t *Transport) acquire(cfg *Config) error {
 	if t.closed {
 		return ErrTransportClosed
 	}
-	t.growBuffersLocked(cfg)
 	registry.mu.Lock()
 	t.m.refs++
+	t.m.growBuffersLocked(cfg)
 	registry.mu.Unlock()
 	return nil
-}
-
-// growBuffersLocked raises the socket's receive and send buffers, if it
-// is a *net.UDPConn, to cfg's UDPReceiveBuffer and UDPSendBuffer, as the
-// package-level functions set their sockets': the default receive buffer
-// of a system (about 200 KB on Linux) holds a few milliseconds of a fast
-// flow, and the datagrams beyond it are lost. It never lowers a buffer
-// the caller made larger. t.mu held.
-func (t *Transport) growBuffersLocked(cfg *Config) {
-	uc, ok := t.pc.(*net.UDPConn)
-	if !ok {
-		return
-	}
-	rcv, snd, known := socketBuffers(uc)
-	if want := cfg.UDPReceiveBuffer; want > t.rcvBuf && (!known || want > rcv) {
-		_ = uc.SetReadBuffer(want)
-		t.rcvBuf = want
-	}
-	if want := cfg.UDPSendBuffer; want > t.sndBuf && (!known || want > snd) {
-		_ = uc.SetWriteBuffer(want)
-		t.sndBuf = want
-	}
 }
 
 // Listen announces a listener on the Transport's socket with cfg. A
