@@ -193,19 +193,6 @@ func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time)
 	}
 }
 
-// strayRendezvous notes, on the rendezvous dials in progress with from's
-// host, that it sent from another port than theirs: a symmetric NAT's
-// sign, which their timeout error names; receive worker only.
-func (m *multiplexer) strayRendezvous(from netip.AddrPort) {
-	for peer, c := range m.rendezvous {
-		if peer.Addr() == from.Addr() {
-			c.mu.Lock()
-			c.hs.strayFrom = from
-			c.mu.Unlock()
-		}
-	}
-}
-
 // unroutable takes datagram b, which no connection, dial or listener
 // takes (p is its header, nil if it has none): a Transport's caller reads
 // it, unless it is a UDT handshake; otherwise it is dropped and counted

@@ -137,6 +137,19 @@ func dialRendezvousOn(ctx context.Context, m *multiplexer, cfg Config, peer neti
 	return c, nil
 }
 
+// strayRendezvous notes, on the rendezvous dials in progress with from's
+// host, that it sent from another port than theirs: a symmetric NAT's
+// sign, which their timeout error names; receive worker only.
+func (m *multiplexer) strayRendezvous(from netip.AddrPort) {
+	for peer, c := range m.rendezvous {
+		if peer.Addr() == from.Addr() {
+			c.mu.Lock()
+			c.hs.strayFrom = from
+			c.mu.Unlock()
+		}
+	}
+}
+
 // handleRendezvous processes a datagram for a rendezvous in progress (§8);
 // receive worker only. It reports whether the connection is now
 // established.
