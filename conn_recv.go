@@ -558,12 +558,20 @@ func (c *Conn) stallDueLocked() time.Time {
 			if t := c.start.Add(time.Duration(-at - 1)); t.After(from) {
 				from = t
 			}
-			// Each resend's answer is due a round trip after it: the
-			// resends, whose number grows (see resendStalledLocked),
-			// keep that pace rather than backing off.
-			return from.Add(min(wait, c.cc.retransWait()))
+			wait = min(wait, c.cc.retransWait())
+			if !c.snd.peerBufferFull() {
+				// Each resend's answer is due a round trip after it:
+				// the resends, whose number grows (see
+				// resendStalledLocked), keep that pace rather than
+				// back off.
+				return from.Add(wait)
+			}
 		}
 	}
+	// A peer whose buffer is full drops the probes until its reader makes
+	// room: resent at a steady pace, they kept it hearing from us, so it
+	// never sent the keep-alives that keep us hearing from it, and after
+	// 46 s of its silence the connection was taken for lost.
 	return from.Add(wait << min(c.live.stallResends, 6))
 }
 

@@ -128,20 +128,24 @@ func TestLoggerLostPeer(t *testing.T) {
 	require.True(t, strings.Contains(lost[0].attrs["error"], "connection lost"), lost[0].attrs["error"])
 }
 
-// TestLoggerRetransmissionBursts cuts the link for 3 s: the sender's
-// timeouts are logged, at most one a second.
+// TestLoggerRetransmissionBursts cuts the path both ways for 3 s: the
+// sender's timeouts are logged, at most one a second. (Cut one way only,
+// the receiver's repeated ACKs and keep-alives are heard, and the sender
+// resends the packet its ACK waits at without ever timing out.)
 func TestLoggerRetransmissionBursts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec recorder
 		l := netsim.LinkConfig{Rate: 50e6, Delay: 10 * time.Millisecond}
-		c, s, pa, _ := simPair(t, l, l, Config{Logger: slog.New(&rec)}, 5)
+		c, s, pa, pb := simPair(t, l, l, Config{Logger: slog.New(&rec)}, 5)
 		go func() {
 			time.Sleep(300 * time.Millisecond)
 			bh := l
 			bh.Blackhole = true
 			pa.Link().SetConfig(bh)
+			pb.Link().SetConfig(bh)
 			time.Sleep(3 * time.Second)
 			pa.Link().SetConfig(l)
+			pb.Link().SetConfig(l)
 		}()
 		transfer(t, c, s, 8<<20)
 		c.logs.wait()

@@ -114,10 +114,10 @@ func TestSlowReaderFullBuffer(t *testing.T) {
 		// A full buffer still offers a window of 2 packets (4.11's floor),
 		// so the sender keeps 2 out as probes; the receiver drops them
 		// until its reader has made room, and they are sent again at the
-		// next timeout or stall resend (both of them: a stall resend of a
-		// retransmitted packet takes every retransmission as overdue along,
-		// for a peer that never repeats a loss report), or reported missing
-		// once later packets pass them.
+		// next timeout or stall resend (both of them, from the stall that
+		// repeats: it takes overdue retransmissions along, for a peer that
+		// never repeats a loss report), or reported missing once later
+		// packets pass them.
 		// Those are the only packets lost or dropped, and no timeout
 		// slows the sender (the controller is not told of them).
 		c.mu.Lock()
