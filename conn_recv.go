@@ -554,8 +554,8 @@ func (c *Conn) stallDueLocked() time.Time {
 	}
 	wait := c.expIntervalLocked()
 	if c.snd.buf.Len() > 0 {
-		if at := c.snd.buf.Ptr(0).sentAt; at < 0 {
-			if t := c.start.Add(time.Duration(-at - 1)); t.After(from) {
+		if at, resent := c.snd.buf.Ptr(0).resentAt(); resent {
+			if t := c.start.Add(at); t.After(from) {
 				from = t
 			}
 			wait = min(wait, c.cc.retransWait())
@@ -624,7 +624,7 @@ func (c *Conn) resendOverdueLocked(now time.Time, from, budget int) (n int) {
 	due := now.Sub(c.start) - c.cc.retransWait()
 	last := min(seq.Off(c.snd.lastAck, c.snd.currSeq), c.snd.buf.Len()-1)
 	for i := from; i <= last && n < budget; i++ {
-		if at := c.snd.buf.Ptr(i).sentAt; at < 0 && time.Duration(-at-1) <= due {
+		if c.overdueLocked(i, due) {
 			s := c.snd.lastAck.Add(i)
 			if c.snd.loss.Insert(s, s) > 0 {
 				n++
@@ -646,8 +646,7 @@ func (c *Conn) onAckAdvancedLocked(now time.Time) {
 		c.live.holeChain = 0
 		return
 	}
-	at := c.snd.buf.Ptr(0).sentAt
-	if at >= 0 || time.Duration(-at-1) > now.Sub(c.start)-c.cc.retransWait() {
+	if !c.overdueLocked(0, now.Sub(c.start)-c.cc.retransWait()) {
 		c.live.holeChain = 0
 		return
 	}

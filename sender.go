@@ -50,6 +50,23 @@ type sndPkt struct {
 	expire int64
 }
 
+// resentAt returns when p was last retransmitted, as time since the
+// connection's start, and false if it was sent once only (sentAt's sign
+// tells; see appendDataLocked).
+func (p *sndPkt) resentAt() (time.Duration, bool) {
+	if p.sentAt >= 0 {
+		return 0, false
+	}
+	return time.Duration(-p.sentAt - 1), true
+}
+
+// overdueLocked reports whether the packet at offset i of the send buffer
+// was retransmitted at or before due (time since the connection's start).
+func (c *Conn) overdueLocked(i int, due time.Duration) bool {
+	at, resent := c.snd.buf.Ptr(i).resentAt()
+	return resent && at <= due
+}
+
 // peerBufferFull reports whether the peer's receive buffer is full
 // as far as its ACKs say: they offer the floor window of 2 packets, which
 // we have sent. The peer then drops those probes and its ACK cannot move
