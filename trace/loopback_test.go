@@ -1,12 +1,6 @@
 package trace
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,33 +16,7 @@ import (
 func TestTraceLoopback(t *testing.T) {
 	d, err := NewDir(t.TempDir(), Options{})
 	require.NoError(t, err)
-	var closed sync.WaitGroup
-	closed.Add(2)
-	tracer := func(info udt.TraceInfo) *udt.ConnTracer {
-		ct := d.Tracer(info)
-		last := ct.Closed
-		ct.Closed = func(e udt.TraceClose) { last(e); closed.Done() }
-		return ct
-	}
-	cfg := udt.Config{Tracer: tracer}
-	ln := harness.Listen(t, cfg)
-	relay := harness.Relayed(t, ln.Addr().(*net.UDPAddr), 200e6, 4*time.Millisecond, 0.01)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	dl := udt.Dialer{Config: cfg}
-	c, err := dl.DialUDT(ctx, "udp", relay.Addr().String())
-	require.NoError(t, err)
-	s, err := ln.AcceptUDT()
-	require.NoError(t, err)
-
-	data := make([]byte, 4<<20)
-	_, _ = rand.Read(data)
-	go func() { _, _ = c.Write(data); _ = c.Close() }()
-	got, err := io.ReadAll(s)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(data, got))
-	require.NoError(t, s.Close())
-	closed.Wait()
+	c, s := harness.TracedTransfer(t, d.Tracer, 200e6, 4*time.Millisecond, 0.01, 4<<20)
 	require.NoError(t, d.Close())
 
 	traces := map[udt.TraceRole]*Trace{}

@@ -2,26 +2,21 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/xml"
 	"errors"
 	"image"
 	"image/png"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/udt-go/udt"
 	"github.com/udt-go/udt/internal/harness"
 	"github.com/udt-go/udt/internal/leaktest"
 	"github.com/udt-go/udt/trace"
@@ -38,31 +33,7 @@ func lossyTraces(t *testing.T) []string {
 	t.Helper()
 	dir, err := trace.NewDir(t.TempDir(), trace.Options{})
 	require.NoError(t, err)
-	var closed sync.WaitGroup
-	closed.Add(2)
-	cfg := udt.Config{Tracer: func(info udt.TraceInfo) *udt.ConnTracer {
-		ct := dir.Tracer(info)
-		last := ct.Closed
-		ct.Closed = func(e udt.TraceClose) { last(e); closed.Done() }
-		return ct
-	}}
-	ln := harness.Listen(t, cfg)
-	relay := harness.Relayed(t, ln.Addr().(*net.UDPAddr), 100e6, 10*time.Millisecond, 0.02)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	d := udt.Dialer{Config: cfg}
-	c, err := d.DialUDT(ctx, "udp", relay.Addr().String())
-	require.NoError(t, err)
-	s, err := ln.AcceptUDT()
-	require.NoError(t, err)
-	data := make([]byte, 8<<20)
-	_, _ = rand.Read(data)
-	go func() { _, _ = c.Write(data); _ = c.Close() }()
-	n, err := io.Copy(io.Discard, s)
-	require.NoError(t, err)
-	require.EqualValues(t, len(data), n)
-	require.NoError(t, s.Close())
-	closed.Wait()
+	c, _ := harness.TracedTransfer(t, dir.Tracer, 100e6, 10*time.Millisecond, 0.02, 8<<20)
 	require.NoError(t, dir.Close())
 	require.NotZero(t, c.Stats().Total.PktRetrans, "2 % loss and no retransmission")
 	return dir.Files()

@@ -12,11 +12,13 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -206,4 +208,43 @@ func TunPath(tb testing.TB, l netsim.LinkConfig) *netsim.TunPath {
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, p.Close()) })
 	return p
+}
+
+// TracedTransfer moves n random bytes from a dialed connection to the
+// listener's, both with tracer, across a relay of the given rate, round
+// trip and loss (see Relayed), checks they arrive whole, and returns the
+// two connections once both have ended and their tracers seen Closed.
+func TracedTransfer(t testing.TB, tracer func(udt.TraceInfo) *udt.ConnTracer, rate int64, rtt time.Duration, loss float64, n int) (c, s *udt.Conn) {
+	t.Helper()
+	var closed sync.WaitGroup
+	closed.Add(2)
+	cfg := udt.Config{Tracer: func(info udt.TraceInfo) *udt.ConnTracer {
+		ct := tracer(info)
+		last := ct.Closed
+		ct.Closed = func(e udt.TraceClose) {
+			if last != nil {
+				last(e)
+			}
+			closed.Done()
+		}
+		return ct
+	}}
+	ln := Listen(t, cfg)
+	relay := Relayed(t, ln.Addr().(*net.UDPAddr), rate, rtt, loss)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := udt.Dialer{Config: cfg}
+	c, err := d.DialUDT(ctx, "udp", relay.Addr().String())
+	require.NoError(t, err)
+	s, err = ln.AcceptUDT()
+	require.NoError(t, err)
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	go func() { _, _ = c.Write(data); _ = c.Close() }()
+	got, err := io.ReadAll(s)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "the bytes delivered differ from those sent")
+	require.NoError(t, s.Close())
+	closed.Wait()
+	return c, s
 }
