@@ -253,13 +253,21 @@ func tunCppFlow(tb testing.TB, p *netsim.TunPath) *tunFlow {
 // library as the receiver of our flow.
 func tunGoToCppFlow(tb testing.TB, p *netsim.TunPath) *tunFlow {
 	tb.Helper()
+	return tunGoToCppWith(tb, p, udt.Config{})
+}
+
+// tunGoToCppWith is tunGoToCppFlow with the sender's cfg, except that
+// the sender does not linger when it is stopped.
+func tunGoToCppWith(tb testing.TB, p *netsim.TunPath, cfg udt.Config) *tunFlow {
+	tb.Helper()
+	cfg.Linger = -1 // the flow is cut off, not drained, once measured
 	host := p.Addr(1).String()
 	srv := interop.StartWrapped(tb, func(bin string, args ...string) *exec.Cmd { return p.Command(1, bin, args...) },
 		"server", "-host", host, "-port", "0", "-mode", "recv", "-nohash")
 	port := srv.ListenPort(10 * time.Second)
 	var c net.Conn
 	if err := p.Do(0, func() (err error) {
-		d := udt.Dialer{Config: udt.Config{Linger: -1}, LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(0), 0))}
+		d := udt.Dialer{Config: cfg, LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(0), 0))}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c, err = d.DialContext(ctx, "udp4", net.JoinHostPort(host, strconv.Itoa(port)))

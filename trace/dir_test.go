@@ -67,3 +67,27 @@ func TestDirError(t *testing.T) {
 	_, err = NewDir(filepath.Join(path, "sub"), Options{})
 	require.ErrorContains(t, err, "trace: mkdir")
 }
+
+// TestDirLetsWritersGo: a Dir keeps no Writer whose trace is written,
+// only its path.
+func TestDirLetsWritersGo(t *testing.T) {
+	d, err := NewDir(t.TempDir(), Options{})
+	require.NoError(t, err)
+	const n = 100
+	for i := range n {
+		info := testInfo
+		info.SocketID = uint32(i)
+		ct := d.Tracer(info)
+		d.mu.Lock()
+		w := d.writers[len(d.writers)-1]
+		d.mu.Unlock()
+		ct.Closed(udt.TraceClose{Time: at(1), By: "local"})
+		<-w.done
+	}
+	d.mu.Lock()
+	kept := len(d.writers)
+	d.mu.Unlock()
+	require.LessOrEqual(t, kept, 1, "Writers kept")
+	require.Len(t, d.Files(), n)
+	require.NoError(t, d.Close())
+}

@@ -16,29 +16,54 @@ import (
 // wait for the file unless it falls a buffer behind. The Closed event
 // writes out what is left; Close waits for it.
 //
+// A Writer costs little while its connection is quiet: its buffer starts
+// at 4 KiB and grows, up to Options.BufferSize, only while it fills
+// within a second; the goroutine runs only while there is something to
+// write, and exits, letting its buffers go, once a second has passed
+// without a full buffer (the package doc has the figures).
+//
 // A Writer is safe for concurrent use: its hooks are called one at a time
 // (they serve one connection), Close and Err from any goroutine.
 type Writer struct {
 	start time.Time
 	opts  Options
 	size  int // hand a buffer over once it holds this many bytes
+	max   int // a buffer grows to at most this capacity
 
-	mu    sync.Mutex
-	buf   []byte // lines not yet handed over; guarded by mu
-	ended bool   // no more events; full is closed; guarded by mu
+	mu       sync.Mutex
+	buf      []byte    // lines not yet handed over; guarded by mu
+	first    time.Time // when buf's first line happened; guarded by mu
+	spare    []byte    // a written buffer kept for the next; guarded by mu
+	pending  [][]byte  // handed over, oldest first: at most 2; guarded by mu
+	flushing bool      // the goroutine runs; guarded by mu
+	ended    bool      // no more events; guarded by mu
 
-	// Two buffers go round: one is buf, the other waits in free or is
-	// being written from full.
-	free   chan []byte
-	full   chan []byte
-	done   chan struct{} // closed when the goroutine has written everything
-	dst    io.Writer
-	closer io.Closer // closed after the last write (a Dir's file); may be nil
+	kick    chan struct{} // a buffer was handed over, or the end came; capacity 1
+	written chan struct{} // the goroutine wrote a buffer; capacity 1
+	done    chan struct{} // closed when everything is written after the end
+	dst     io.Writer
+	closer  io.Closer // closed after the last write (a Dir's file); may be nil
 
 	failed atomic.Bool // err is set: events are no longer encoded
 	errMu  sync.Mutex
 	err    error // the first error writing or closing; guarded by errMu
 }
+
+const (
+	// startBuffer is the capacity of a Writer's first buffer, and of the
+	// first after the goroutine let its buffers go.
+	startBuffer = 4 << 10
+	// lineRoom is the room a line needs: a buffer with less is handed
+	// over or grown (a longer line, a NAK of many ranges, grows it by
+	// appending).
+	lineRoom = 512
+	// growWithin is how fast a buffer must fill to grow: a connection
+	// that takes longer hands over small buffers instead.
+	growWithin = time.Second
+	// flushIdle is how long the goroutine waits for another full buffer
+	// before it writes the partial one, lets the buffers go and exits.
+	flushIdle = time.Second
+)
 
 // NewWriter returns a Writer of the events of the connection info
 // describes to w; it writes the header at once. The Writer's goroutine
@@ -55,14 +80,14 @@ func newWriter(dst io.Writer, closer io.Closer, info udt.TraceInfo, opts Options
 	}
 	w := &Writer{
 		start: info.Start, opts: opts, size: opts.BufferSize,
-		free: make(chan []byte, 2), full: make(chan []byte, 2), done: make(chan struct{}),
+		// Room past size for the line that crosses it.
+		max:     opts.BufferSize + 4096,
+		pending: make([][]byte, 0, 2),
+		kick:    make(chan struct{}, 1), written: make(chan struct{}, 1), done: make(chan struct{}),
 		dst: dst, closer: closer,
 	}
-	// Room past size for the line that crosses it: a buffer grows only
-	// for the rare long line (a NAK of many ranges), once.
-	w.buf = appendHeader(make([]byte, 0, w.size+4096), info, opts)
-	w.free <- make([]byte, 0, w.size+4096)
-	go w.flush()
+	w.buf = appendHeader(make([]byte, 0, min(startBuffer, w.max)), info, opts)
+	w.first = info.Start
 	return w
 }
 
@@ -139,18 +164,66 @@ func (w *Writer) write(at time.Time, e *Event) {
 }
 
 // appendLocked appends e's line and hands the buffer over once it is
-// full, taking the other: this waits only if the goroutine is still
-// writing the other. w.mu held.
+// full, or once it is out of room and filled too slowly to grow. w.mu
+// held.
 func (w *Writer) appendLocked(at time.Time, e *Event) {
 	if w.ended || w.failed.Load() {
 		return
 	}
+	if w.buf == nil {
+		w.buf, w.spare = w.spare, nil
+		if w.buf == nil {
+			w.buf = make([]byte, 0, min(startBuffer, w.max))
+		}
+	}
+	if len(w.buf) == 0 {
+		w.first = at
+	}
 	e.T = at.Sub(w.start)
 	w.buf = appendEvent(w.buf, e)
-	if len(w.buf) >= w.size {
-		w.full <- w.buf
-		w.buf = <-w.free
+	switch {
+	case len(w.buf) >= w.size:
+		w.handOverLocked()
+	case cap(w.buf)-len(w.buf) < lineRoom:
+		if cap(w.buf) >= w.max || at.Sub(w.first) >= growWithin {
+			w.handOverLocked()
+			return
+		}
+		b := make([]byte, len(w.buf), min(2*cap(w.buf), w.max))
+		copy(b, w.buf)
+		w.buf = b
 	}
+}
+
+// handOverLocked hands buf to the goroutine, starting it if need be.
+// It waits, w.mu released, while the goroutine is still writing the
+// buffer handed over before: then the file is a buffer behind. w.mu held.
+func (w *Writer) handOverLocked() {
+	for len(w.pending) > 0 {
+		w.mu.Unlock()
+		<-w.written
+		w.mu.Lock()
+		if w.ended || len(w.buf) == 0 { // Close or the goroutine took buf meanwhile
+			return
+		}
+	}
+	w.pending = append(w.pending, w.buf)
+	w.buf, w.spare = w.spare, nil
+	w.wakeLocked()
+}
+
+// wakeLocked tells the goroutine there is something to write, or starts
+// it. w.mu held.
+func (w *Writer) wakeLocked() {
+	if w.flushing {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	w.flushing = true
+	go w.flush()
 }
 
 // endLocked hands the last lines over and lets the goroutine finish.
@@ -160,31 +233,79 @@ func (w *Writer) endLocked() {
 		return
 	}
 	w.ended = true
-	w.full <- w.buf
-	w.buf = nil
-	close(w.full)
+	if len(w.buf) > 0 {
+		w.pending = append(w.pending, w.buf) // a hook waiting in handOverLocked leaves room
+	}
+	w.buf, w.spare = nil, nil
+	w.wakeLocked()
 }
 
-// flush is the Writer's goroutine: it writes each full buffer and hands
-// it back, closes closer after the last, and lets the buffers go.
+// flush is the Writer's goroutine while there is something to write. It
+// writes each buffer handed over and keeps one for the hooks. After
+// flushIdle without another it writes the partial buffer too and exits,
+// letting its buffers go. After the end it closes closer and done.
 func (w *Writer) flush() {
-	defer close(w.done)
-	for b := range w.full {
+	idle := time.NewTimer(flushIdle)
+	defer idle.Stop()
+	quiet := false // flushIdle passed without a buffer handed over
+	for {
+		w.mu.Lock()
+		partial := len(w.pending) == 0 && quiet && len(w.buf) > 0
+		if partial {
+			w.pending = append(w.pending, w.buf)
+			w.buf = nil
+		}
+		if len(w.pending) == 0 {
+			switch {
+			case w.ended:
+				w.mu.Unlock()
+				w.finish()
+				return
+			case quiet:
+				w.flushing, w.spare = false, nil
+				w.mu.Unlock()
+				return
+			}
+			w.mu.Unlock()
+			idle.Reset(flushIdle)
+			select {
+			case <-w.kick:
+			case <-idle.C:
+				quiet = true
+			}
+			continue
+		}
+		b := w.pending[0]
+		w.mu.Unlock()
 		if !w.failed.Load() {
 			if _, err := w.dst.Write(b); err != nil {
 				w.setErr(err)
 			}
 		}
-		w.free <- b[:0] // never blocks: there are two buffers and room for two
+		quiet = quiet && partial // a buffer handed over: not quiet after all
+		w.mu.Lock()
+		n := copy(w.pending, w.pending[1:])
+		w.pending[n] = nil
+		w.pending = w.pending[:n]
+		if !w.ended && !quiet && w.spare == nil {
+			w.spare = b[:0]
+		}
+		w.mu.Unlock()
+		select {
+		case w.written <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// finish closes closer after the last write, and done.
+func (w *Writer) finish() {
 	if w.closer != nil {
 		if err := w.closer.Close(); err != nil {
 			w.setErr(err)
 		}
 	}
-	for len(w.free) > 0 {
-		<-w.free
-	}
+	close(w.done)
 }
 
 func (w *Writer) setErr(err error) {

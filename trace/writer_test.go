@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -243,6 +245,125 @@ func TestWriterAllocs(t *testing.T) {
 	}
 	require.Zero(t, testing.AllocsPerRun(2000, hooks), "allocations per round of 9 events")
 	require.NoError(t, w.Close())
+}
+
+// held returns the capacity of the buffers w holds and whether its
+// goroutine runs.
+func (w *Writer) held() (size int, running bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	size = cap(w.buf) + cap(w.spare)
+	for _, b := range w.pending {
+		size += cap(b)
+	}
+	return size, w.flushing
+}
+
+// TestWriterIdleCost: a thousand Writers of connections that made their
+// handshake and went quiet hold no goroutine and under 8 KiB each, all
+// counted (two 68 KiB buffers and a goroutine each before).
+func TestWriterIdleCost(t *testing.T) {
+	const n = 1000
+	goroutines := runtime.NumGoroutine()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ws := make([]*Writer, n)
+	for i := range ws {
+		ws[i] = NewWriter(discard{}, testInfo, Options{})
+		ct := ws[i].Tracer()
+		ct.HandshakeSent(udt.TraceHandshake{Time: at(1), Version: 4, MSS: 1500, FlowWindow: 25600, ReqType: 1})
+		ct.HandshakeReceived(udt.TraceHandshake{Time: at(2), Version: 4, MSS: 1500, FlowWindow: 25600, ReqType: -1})
+		ct.PhaseChanged(udt.TracePhase{Time: at(3), From: udt.PhaseConnecting, To: udt.PhaseConnected})
+		ct.ControlSent(udt.TraceControl{Time: at(1000003), Type: "keep-alive"})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d idle Writers: %d bytes of heap, %d each", n, heap, heap/n)
+	require.Less(t, heap, int64(n*8<<10), "heap held by idle Writers")
+	// At most as many as before: an earlier test's may be winding down.
+	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines, "goroutines of idle Writers")
+	for _, w := range ws {
+		size, running := w.held()
+		require.LessOrEqual(t, size, startBuffer)
+		require.False(t, running)
+	}
+	for _, w := range ws {
+		require.NoError(t, w.Close())
+	}
+}
+
+// TestWriterLetsBuffersGo: a burst grows the buffer and starts the
+// goroutine; a second without a full buffer writes the rest out, lets
+// the buffers go and ends the goroutine; the next burst starts again.
+func TestWriterLetsBuffersGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sw slowWriter
+		info := testInfo
+		info.Start = time.Now()
+		w := NewWriter(&sw, info, Options{})
+		ct := w.Tracer()
+		seq := uint32(0)
+		burst := func(n int) {
+			for range n {
+				ct.PacketSent(udt.TracePacket{Time: time.Now(), Seq: seq, Size: 1456})
+				seq++
+			}
+		}
+		burst(5000) // about 5 buffers of 64 KiB
+		size, running := w.held()
+		require.True(t, running)
+		require.Greater(t, size, defaultBufferSize)
+		require.LessOrEqual(t, size, 3*(defaultBufferSize+4096))
+
+		time.Sleep(flushIdle + time.Millisecond)
+		synctest.Wait()
+		size, running = w.held()
+		require.False(t, running, "the goroutine ends once quiet")
+		require.Zero(t, size, "the buffers are let go")
+		sw.mu.Lock()
+		tr, err := Read(bytes.NewReader(sw.b.Bytes()))
+		sw.mu.Unlock()
+		require.NoError(t, err)
+		require.Len(t, tr.Events, int(seq), "the partial buffer is written out too")
+
+		burst(20)
+		size, running = w.held()
+		require.False(t, running)
+		require.Equal(t, startBuffer, size, "starts small again")
+		burst(5000)
+		require.NoError(t, w.Close())
+		tr, err = Read(&sw.b)
+		require.NoError(t, err)
+		require.Len(t, tr.Events, int(seq))
+		for i, e := range tr.Events {
+			require.Equal(t, uint32(i), e.Seq)
+		}
+	})
+}
+
+// TestWriterTrickle: a connection whose events come slowly hands over
+// small buffers instead of growing one to 64 KiB.
+func TestWriterTrickle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sw slowWriter
+		info := testInfo
+		info.Start = time.Now()
+		w := NewWriter(&sw, info, Options{})
+		ct := w.Tracer()
+		const n = 6000 // 10 minutes of one event each 100 ms, 400 KB
+		for i := range n {
+			ct.ControlSent(udt.TraceControl{Time: time.Now(), Type: "ack", AckNo: uint32(i), Seq: uint32(i), RTT: time.Millisecond})
+			size, _ := w.held()
+			require.LessOrEqual(t, size, 3*startBuffer, "the one filling, one being written, one kept")
+			time.Sleep(100 * time.Millisecond)
+		}
+		require.NoError(t, w.Close())
+		tr, err := Read(&sw.b)
+		require.NoError(t, err)
+		require.Len(t, tr.Events, n)
+	})
 }
 
 // discard is io.Discard without its ReaderFrom.

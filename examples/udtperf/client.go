@@ -56,70 +56,119 @@ func (s *clientStream) send(buf []byte, message bool, end time.Time) {
 // runClient runs one test against the server in o and prints its reports;
 // tracer, if not nil, traces its connections.
 func runClient(ctx context.Context, o options, out *output, tracer func(udt.TraceInfo) *udt.ConnTracer) (summary, error) {
-	var sum summary
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
-	var nd net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, ctlTimeout)
-	ctlConn, err := nd.DialContext(dctx, "tcp", addr)
-	cancel()
+	ctlConn, err := dialControl(ctx, addr)
 	if err != nil {
-		return sum, fmt.Errorf("control connection: %w", err)
+		return summary{}, err
 	}
 	defer ctlConn.Close()
 	// Ending ctx ends the test: control reads and writes fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
 	defer stop()
 	ct := newControl(ctlConn)
-	p := params{streams: o.streams, secs: o.secs, mss: o.mss, msg: o.msg, impl: impl}
-	if err := ct.write(p.line()); err != nil {
-		return sum, fmt.Errorf("control connection: %w", err)
-	}
-	m, err := ct.expect("READY", time.Now().Add(acceptTimeout))
+	id, err := requestTest(ct, o, out)
 	if err != nil {
-		return sum, err
+		return summary{}, err
 	}
-	id, err := m.int("id", 0, 1<<32-1)
-	if err != nil {
-		return sum, err
-	}
-	server := m.fields["impl"]
-	out.start(startReport{Client: impl, Server: server, Host: o.host, Port: o.port, Mode: modeName(o.msg),
-		Streams: o.streams, MSS: o.mss, MsgSize: o.msg, Secs: o.secs})
 
 	cfg := udt.Config{MSS: o.mss, Linger: clientLinger, Tracer: tracer}
 	if o.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}
-	streams := make([]*clientStream, o.streams)
-	defer func() {
-		var wg sync.WaitGroup
-		for _, s := range streams {
-			if s != nil {
-				wg.Go(func() {
-					_ = s.c.Close()
-					s.sock.close()
-				})
-			}
-		}
-		wg.Wait()
-	}()
+	streams, err := dialStreams(ctx, cfg, addr, id, o.streams)
+	defer closeClientStreams(streams)
+	if err != nil {
+		return summary{}, err
+	}
+
+	cpu0 := cpuSeconds()
+	sendFor(ctx, streams, o, out)
+	if err := sendCounts(ct, streams); err != nil {
+		return summary{}, err
+	}
+	res, err := readResult(ct, o.streams, time.Now().Add(resultTimeout))
+	cpu := cpuSeconds() - cpu0
+	if err != nil {
+		return summary{}, withSendError(err, streams)
+	}
+	sum := summarize(o, streams, res, cpu)
+	out.summary(sum)
+	return sum, nil
+}
+
+// dialControl opens the control connection to the server at addr.
+func dialControl(ctx context.Context, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, ctlTimeout)
+	defer cancel()
+	c, err := nd.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("control connection: %w", err)
+	}
+	return c, nil
+}
+
+// requestTest sends the test's parameters, waits for the server's READY
+// and prints the start report; it returns the test's id.
+func requestTest(ct *control, o options, out *output) (uint32, error) {
+	p := params{streams: o.streams, secs: o.secs, mss: o.mss, msg: o.msg, impl: impl}
+	if err := ct.write(p.line()); err != nil {
+		return 0, fmt.Errorf("control connection: %w", err)
+	}
+	m, err := ct.expect("READY", time.Now().Add(acceptTimeout))
+	if err != nil {
+		return 0, err
+	}
+	id, err := m.int("id", 0, 1<<32-1)
+	if err != nil {
+		return 0, err
+	}
+	out.start(startReport{Client: impl, Server: m.fields["impl"], Host: o.host, Port: o.port, Mode: modeName(o.msg),
+		Streams: o.streams, MSS: o.mss, MsgSize: o.msg, Secs: o.secs})
+	return uint32(id), nil
+}
+
+// dialStreams dials the test's n connections to addr, each saying hello
+// for test id. It returns those it made even with an error, for
+// closeClientStreams (a nil entry for each not made).
+func dialStreams(ctx context.Context, cfg udt.Config, addr string, id uint32, n int) ([]*clientStream, error) {
+	streams := make([]*clientStream, n)
 	for i := range streams {
 		c, sock, err := dialUDT(ctx, cfg, addr)
 		if err != nil {
-			return sum, fmt.Errorf("stream %d: %w", i, err)
+			return streams, fmt.Errorf("stream %d: %w", i, err)
 		}
 		streams[i] = &clientStream{c: c, sock: sock}
-		if _, err := c.Write(hello(uint32(id), i)); err != nil {
-			return sum, fmt.Errorf("stream %d: %w", i, err)
+		if _, err := c.Write(hello(id, i)); err != nil {
+			return streams, fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
+	return streams, nil
+}
 
+// closeClientStreams closes the streams made, all at once, each socket
+// after its connection.
+func closeClientStreams(streams []*clientStream) {
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		if s != nil {
+			wg.Go(func() {
+				_ = s.c.Close()
+				s.sock.close()
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// sendFor writes on every stream for the test's time, printing a report
+// each second, and returns when the senders have.
+func sendFor(ctx context.Context, streams []*clientStream, o options, out *output) {
 	size := o.msg
 	if size == 0 {
 		size = streamChunk(o.mss)
 	}
 	buf := make([]byte, size)
-	cpu0 := cpuSeconds()
 	start := time.Now()
 	end := start.Add(time.Duration(o.secs * float64(time.Second)))
 	for _, s := range streams {
@@ -131,29 +180,37 @@ func runClient(ctx context.Context, o options, out *output, tracer func(udt.Trac
 	}
 	report(ctx, streams, start, end, out)
 	senders.Wait()
+}
 
+// sendCounts tells the server what each stream sent, then DONE.
+func sendCounts(ct *control, streams []*clientStream) error {
 	for i, s := range streams {
 		line := fmt.Sprintf("SENT index=%d bytes=%d msgs=%d\n", i, s.written.Load(), s.msgs.Load())
 		if err := ct.write(line); err != nil {
-			return sum, fmt.Errorf("control connection: %w", err)
+			return fmt.Errorf("control connection: %w", err)
 		}
 	}
 	if err := ct.write("DONE\n"); err != nil {
-		return sum, fmt.Errorf("control connection: %w", err)
+		return fmt.Errorf("control connection: %w", err)
 	}
-	res, err := readResult(ct, o.streams, time.Now().Add(resultTimeout))
-	cpu := cpuSeconds() - cpu0
-	if err != nil {
-		for i, s := range streams {
-			if s.err != nil {
-				err = fmt.Errorf("%w (stream %d stopped sending: %v)", err, i, s.err)
-				break
-			}
-		}
-		return sum, err
-	}
+	return nil
+}
 
-	sum = summary{Client: impl, Server: res.impl, Mode: modeName(o.msg), Streams: o.streams, MSS: o.mss,
+// withSendError adds to err why the first stream that stopped sending
+// early did, if one did.
+func withSendError(err error, streams []*clientStream) error {
+	for i, s := range streams {
+		if s.err != nil {
+			return fmt.Errorf("%w (stream %d stopped sending: %v)", err, i, s.err)
+		}
+	}
+	return err
+}
+
+// summarize puts the test's figures together: the server's result res,
+// the streams' own counts and the client's CPU seconds cpu.
+func summarize(o options, streams []*clientStream, res testResult, cpu float64) summary {
+	sum := summary{Client: impl, Server: res.impl, Mode: modeName(o.msg), Streams: o.streams, MSS: o.mss,
 		MsgSize: o.msg, Secs: o.secs, Duration: res.secs, ClientCPU: cpu, ServerCPU: res.cpu}
 	var rtt time.Duration
 	for i, s := range streams {
@@ -175,8 +232,7 @@ func runClient(ctx context.Context, o options, out *output, tracer func(udt.Trac
 	}
 	sum.ClientCPUPerGB, sum.ServerCPUPerGB = perGB(cpu, sum.Bytes), perGB(res.cpu, sum.Bytes)
 	sum.Fairness = fairness(sum.StreamBytes)
-	out.summary(sum)
-	return sum, nil
+	return sum
 }
 
 // report prints one interval a second until end (or ctx ends).

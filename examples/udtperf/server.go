@@ -31,59 +31,82 @@ func serve(ctx context.Context, ln net.Listener, out *output, tracer func(udt.Tr
 	if !addr.IP.IsUnspecified() {
 		host = addr.IP.String()
 	}
-	udtAddr := net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	s := &perfServer{udtAddr: net.JoinHostPort(host, strconv.Itoa(addr.Port)), out: out, tracer: tracer,
+		busy: make(chan struct{}, 1)}
 	// Each test binds the UDP port anew: one taken by another program
 	// fails here, before the server says it is listening, not when the
 	// first client comes.
-	if err := checkUDPPort(udtAddr); err != nil {
+	if err := checkUDPPort(s.udtAddr); err != nil {
 		return err
 	}
 	out.listening(addr.Port)
+	defer s.wg.Wait()
+	for {
+		c, err := accept(ctx, ln)
+		if c == nil {
+			return err
+		}
+		s.handle(ctx, c)
+	}
+}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	busy := make(chan struct{}, 1)
+// accept returns ln's next connection; nil and nil once ctx has ended, nil
+// and the error once ln is closed otherwise.
+func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	for {
 		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of file descriptors, say: wait a little, as net/http does.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+		switch {
+		case err == nil:
+			return c, nil
+		case ctx.Err() != nil:
+			return nil, nil
+		case errors.Is(err, net.ErrClosed):
+			return nil, err
 		}
-		peer := c.RemoteAddr().String()
+		// Out of file descriptors, say: wait a little, as net/http does.
 		select {
-		case busy <- struct{}{}:
-			wg.Go(func() {
-				release := sync.OnceFunc(func() { <-busy })
-				defer release()
-				defer c.Close()
-				// The next test may start once this one has sent its result.
-				err := runTest(ctx, c, udtAddr, tracer, func(rep serverTestReport) {
-					rep.Peer = peer
-					out.serverTest(rep)
-					release()
-				}, release)
-				if err != nil {
-					out.serverError(peer, err)
-				}
-			})
-		default:
-			wg.Go(func() {
-				defer c.Close()
-				ct := newControl(c)
-				_ = ct.write("ERROR reason=busy with another test\n")
-			})
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// perfServer is what serve's control connections share.
+type perfServer struct {
+	udtAddr string // where each test's UDT listener binds
+	out     *output
+	tracer  func(udt.TraceInfo) *udt.ConnTracer // may be nil
+	busy    chan struct{}                       // holds a token while a test runs; capacity 1
+	wg      sync.WaitGroup                      // the connections' goroutines
+}
+
+// handle runs a test on the control connection c, on a goroutine of its
+// own, or tells the client the server is busy.
+func (s *perfServer) handle(ctx context.Context, c net.Conn) {
+	peer := c.RemoteAddr().String()
+	select {
+	case s.busy <- struct{}{}:
+		s.wg.Go(func() {
+			release := sync.OnceFunc(func() { <-s.busy })
+			defer release()
+			defer c.Close()
+			// The next test may start once this one has sent its result.
+			err := runTest(ctx, c, s.udtAddr, s.tracer, func(rep serverTestReport) {
+				rep.Peer = peer
+				s.out.serverTest(rep)
+				release()
+			}, release)
+			if err != nil {
+				s.out.serverError(peer, err)
+			}
+		})
+	default:
+		s.wg.Go(func() {
+			defer c.Close()
+			ct := newControl(c)
+			_ = ct.write("ERROR reason=busy with another test\n")
+		})
 	}
 }
 
@@ -188,115 +211,178 @@ func parseParams(m message) (params, error) {
 // from then on. tracer, if not nil, traces the test's connections.
 func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, tracer func(udt.TraceInfo) *udt.ConnTracer,
 	done func(serverTestReport), release func()) error {
-	var rep serverTestReport
 	// Ending ctx ends the test: control reads fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = ctlConn.SetDeadline(time.Now()) })
 	defer stop()
-	ct := newControl(ctlConn)
-	var (
-		ln       *udt.Listener
-		streams  []*serverStream
-		readDone chan struct{} // closed when the readers have returned
-	)
-	fail := func(err error) error {
-		if ln != nil {
-			_ = ln.Close()
-		}
-		closeStreams(streams)
-		if readDone != nil {
-			<-readDone
-		}
-		release()
-		_ = ct.write("ERROR reason=" + strings.ReplaceAll(err.Error(), "\n", " ") + "\n")
-		return err
-	}
-
-	m, err := ct.expect("UDTPERF", time.Now().Add(ctlTimeout))
+	t := &serverTest{ct: newControl(ctlConn), release: release}
+	m, err := t.ct.expect("UDTPERF", time.Now().Add(ctlTimeout))
 	if err != nil {
-		return fail(err)
+		return t.fail(err)
 	}
 	p, err := parseParams(m)
 	if err != nil {
-		return fail(err)
+		return t.fail(err)
 	}
-	rep.Client, rep.Mode, rep.Streams = p.impl, modeName(p.msg), p.streams
+	sock, err := t.listen(ctx, p, udtAddr, tracer)
+	if err != nil {
+		return t.fail(err)
+	}
+	defer sock.close() // after the streams' close, deferred below
+	stopLn := context.AfterFunc(ctx, func() { _ = t.ln.Close() })
+	defer stopLn()
 
+	cpu0 := cpuSeconds()
+	if err := t.acceptStreams(p); err != nil {
+		return t.fail(err)
+	}
+	defer closeStreams(t.streams)
+	_ = t.ln.Close() // every stream is in: no more connections for this test
+
+	doneBy := t.startReaders(p)
+	if err := t.awaitCounts(p, doneBy); err != nil {
+		return t.fail(err)
+	}
+	if err := t.drain(ctx); err != nil {
+		return t.fail(err)
+	}
+	rep := serverTestReport{Client: p.impl, Mode: modeName(p.msg), Streams: p.streams}
+	err = t.sendResult(p, cpuSeconds()-cpu0, &rep)
+	if err == nil {
+		// Before END, which lets the client go on to its next test.
+		done(rep)
+		err = t.ct.write("END\n")
+	}
+	if err != nil {
+		return t.fail(err)
+	}
+	t.awaitHangUp()
+	return nil
+}
+
+// serverTest is the state of one test on the server, which fail undoes.
+// It belongs to runTest's goroutine.
+type serverTest struct {
+	ct       *control
+	release  func() // lets the next test start
+	ln       *udt.Listener
+	streams  []*serverStream
+	readDone chan struct{} // closed when the readers have returned
+}
+
+// fail closes the test's listener and streams, waits for the readers,
+// releases the server and tells the client why the test failed; it
+// returns err.
+func (t *serverTest) fail(err error) error {
+	if t.ln != nil {
+		_ = t.ln.Close()
+	}
+	closeStreams(t.streams)
+	if t.readDone != nil {
+		<-t.readDone
+	}
+	t.release()
+	_ = t.ct.write("ERROR reason=" + strings.ReplaceAll(err.Error(), "\n", " ") + "\n")
+	return err
+}
+
+// listen opens the test's UDT listener on udtAddr; with -transport it
+// returns the socket of its own, to close after the streams.
+func (t *serverTest) listen(ctx context.Context, p params, udtAddr string, tracer func(udt.TraceInfo) *udt.ConnTracer) (*ownSocket, error) {
 	cfg := udt.Config{MSS: p.mss, Tracer: tracer}
 	if p.msg > 0 {
 		cfg.Type = udt.TypeMessage
 	}
-	var sock *ownSocket
-	if ln, sock, err = listenUDT(ctx, cfg, udtAddr); err != nil {
-		return fail(err)
+	ln, sock, err := listenUDT(ctx, cfg, udtAddr)
+	if err != nil {
+		return nil, err
 	}
-	defer sock.close() // after the streams' close, deferred below
-	stopLn := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stopLn()
+	t.ln = ln
+	return sock, nil
+}
 
+// acceptStreams tells the client the test's id and accepts its streams.
+func (t *serverTest) acceptStreams(p params) error {
 	id := rand.Uint32()
-	cpu0 := cpuSeconds()
-	if err := ct.write(fmt.Sprintf("READY id=%d impl=%s\n", id, impl)); err != nil {
-		return fail(err)
+	if err := t.ct.write(fmt.Sprintf("READY id=%d impl=%s\n", id, impl)); err != nil {
+		return err
 	}
-	if streams, err = acceptStreams(ln, id, p, time.Now().Add(acceptTimeout)); err != nil {
-		return fail(err)
+	streams, err := acceptStreams(t.ln, id, p, time.Now().Add(acceptTimeout))
+	if err != nil {
+		return err
 	}
-	defer closeStreams(streams)
-	_ = ln.Close() // every stream is in: no more connections for this test
+	t.streams = streams
+	return nil
+}
 
-	// The client reports within its time plus a margin; the reads get
-	// the drain time on top.
+// startReaders starts a reader on each stream and returns when the
+// client's counts are due: within its time plus a margin. The reads get
+// the drain time on top.
+func (t *serverTest) startReaders(p params) (doneBy time.Time) {
 	secs := time.Duration(p.secs * float64(time.Second))
-	doneBy := time.Now().Add(secs + ctlTimeout + drainTimeout)
+	doneBy = time.Now().Add(secs + ctlTimeout + drainTimeout)
 	hard := doneBy.Add(drainTimeout)
 	var readers sync.WaitGroup
-	for _, s := range streams {
+	for _, s := range t.streams {
 		buf := make([]byte, max(p.msg, 1<<20))
 		readers.Go(func() { s.read(buf, p.msg > 0, hard) })
 	}
-	readDone = make(chan struct{})
+	t.readDone = make(chan struct{})
 	go func() {
 		readers.Wait()
-		close(readDone)
+		close(t.readDone)
 	}()
+	return doneBy
+}
 
-	for finished := false; !finished; {
-		m, err := ct.read(doneBy)
+// awaitCounts reads the client's SENT lines, handing each count to its
+// stream's reader, until DONE.
+func (t *serverTest) awaitCounts(p params, doneBy time.Time) error {
+	for {
+		m, err := t.ct.read(doneBy)
 		if err != nil {
-			return fail(fmt.Errorf("waiting for the client's counts: %w", err))
+			return fmt.Errorf("waiting for the client's counts: %w", err)
 		}
 		switch m.verb {
 		case "SENT":
 			idx, err := m.int("index", 0, int64(p.streams-1))
 			if err != nil {
-				return fail(err)
+				return err
 			}
 			n, err := m.int("bytes", 0, 1<<62)
 			if err != nil {
-				return fail(err)
+				return err
 			}
-			streams[idx].expected.Store(n)
-			streams[idx].wake()
+			t.streams[idx].expected.Store(n)
+			t.streams[idx].wake()
 		case "DONE":
-			finished = true
+			return nil
 		default:
-			return fail(fmt.Errorf("control: got %s, want SENT or DONE", m.verb))
+			return fmt.Errorf("control: got %s, want SENT or DONE", m.verb)
 		}
 	}
-	drain := time.NewTimer(drainTimeout)
-	defer drain.Stop()
-	select {
-	case <-readDone:
-	case <-drain.C:
-		closeStreams(streams) // short: report what came
-		<-readDone
-	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-	cpu := cpuSeconds() - cpu0
+}
 
+// drain waits for the readers to have everything the client sent, for
+// drainTimeout at most: then it closes the streams, to report what came.
+func (t *serverTest) drain(ctx context.Context) error {
+	timer := time.NewTimer(drainTimeout)
+	defer timer.Stop()
+	select {
+	case <-t.readDone:
+	case <-timer.C:
+		closeStreams(t.streams) // short: report what came
+		<-t.readDone
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// sendResult fills rep with what the streams read and the CPU seconds
+// cpu, and sends the client the RESULT and STREAM lines.
+func (t *serverTest) sendResult(p params, cpu float64, rep *serverTestReport) error {
 	var first, last time.Time
-	for _, s := range streams {
+	for _, s := range t.streams {
 		if s.bytes == 0 {
 			continue
 		}
@@ -308,10 +394,10 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, tracer func(
 		}
 	}
 	rep.Duration = last.Sub(first).Seconds()
-	err = ct.write(fmt.Sprintf("RESULT streams=%d secs=%.6f cpu=%.6f impl=%s\n", p.streams, rep.Duration, cpu, impl))
-	for i, s := range streams {
+	err := t.ct.write(fmt.Sprintf("RESULT streams=%d secs=%.6f cpu=%.6f impl=%s\n", p.streams, rep.Duration, cpu, impl))
+	for i, s := range t.streams {
 		if err == nil {
-			err = ct.write(fmt.Sprintf("STREAM index=%d bytes=%d msgs=%d secs=%.6f\n", i, s.bytes, s.msgs, s.last.Sub(s.first).Seconds()))
+			err = t.ct.write(fmt.Sprintf("STREAM index=%d bytes=%d msgs=%d secs=%.6f\n", i, s.bytes, s.msgs, s.last.Sub(s.first).Seconds()))
 		}
 		rep.Bytes += s.bytes
 		rep.Messages += s.msgs
@@ -321,22 +407,18 @@ func runTest(ctx context.Context, ctlConn net.Conn, udtAddr string, tracer func(
 		rep.MsgsPerSec = float64(rep.Messages) / rep.Duration
 	}
 	rep.CPU, rep.CPUPerGB = cpu, perGB(cpu, rep.Bytes)
-	if err == nil {
-		// Before END, which lets the client go on to its next test.
-		done(rep)
-		err = ct.write("END\n")
-	}
-	if err != nil {
-		return fail(err)
-	}
-	// The client takes its last figures from its streams, then hangs up:
-	// closing them before would end its connections under it.
+	return err
+}
+
+// awaitHangUp waits for the client to hang up: it takes its last figures
+// from its streams first, and closing them before would end its
+// connections under it.
+func (t *serverTest) awaitHangUp() {
 	for until := time.Now().Add(ctlTimeout); ; {
-		if _, err := ct.read(until); err != nil {
-			break
+		if _, err := t.ct.read(until); err != nil {
+			return
 		}
 	}
-	return nil
 }
 
 // acceptStreams accepts the test's p.streams connections by deadline,
