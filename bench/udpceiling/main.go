@@ -129,6 +129,7 @@ type result struct {
 	Type        string  `json:"type"` // "ceiling"
 	Mode        string  `json:"mode"`
 	Size        int     `json:"size"`     // UDP payload bytes a datagram
+	T           float64 `json:"t"`        // -t: the sender's seconds
 	Secs        float64 `json:"secs"`     // the receiver's window
 	Sent        int64   `json:"sent"`     // datagrams sent
 	Received    int64   `json:"received"` // datagrams received
@@ -225,7 +226,7 @@ func (p *pair) close() {
 // measure runs one mode for d and returns its result; the error is a
 // failure to set the mode up or of a socket call.
 func measure(mode string, size int, d time.Duration, buf int) (result, error) {
-	r := result{Type: "ceiling", Mode: mode, Size: size}
+	r := result{Type: "ceiling", Mode: mode, Size: size, T: d.Seconds()}
 	p, err := openPair(buf)
 	if err != nil {
 		return r, err
