@@ -7,14 +7,23 @@
 # message mode), client and server CPU seconds per GB and retransmissions,
 # and the Go/C++ ratios of the medians (bench/summarize).
 #
-#   bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-transport]
+# Once before the rounds and once after, bench/udpceiling measures raw UDP
+# over the same loopback (one WriteTo/ReadFrom a datagram, sendmmsg/recvmmsg,
+# and UDP GSO+GRO), with datagrams of the MSS less 28 bytes of IPv4 and UDP
+# headers; the summary prints these ceilings and each pair's median goodput
+# as a share of the GSO+GRO and the mmsg ceiling.
+#
+#   bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-ceiling secs] [-transport]
 #
 #   -t secs    length of each run (default 10)
 #   -n runs    runs of each pair (default 5)
 #   -P, -msg, -mss   passed to every udtperf client (defaults 1, stream mode, 1500)
 #   -p port    the Go server's port; the C++ server takes the next (default 5201)
 #   -o dir     keep each run's output there, as PAIR.RUN.json and .err
-#              (default: a temporary directory, removed at the end)
+#              (default: a temporary directory, removed at the end); the
+#              ceilings as ceiling.1.json (before) and ceiling.2.json (after)
+#   -ceiling secs  length of each mode of each ceiling measurement
+#              (default 2; 0 leaves the ceiling out)
 #   -transport also Go Transport -> Go Transport: udtperf -transport at both
 #              ends, UDT carried through a udt.Transport on sockets udtperf
 #              opens (a third server, on the port after the C++ one), in
@@ -32,9 +41,10 @@ mss=1500
 port=5201
 outdir=""
 transport=0
+ceilsecs=2
 
 usage() {
-	echo "usage: bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-transport]" >&2
+	echo "usage: bench/compare.sh [-t secs] [-n runs] [-P streams] [-msg size] [-mss n] [-p port] [-o dir] [-ceiling secs] [-transport]" >&2
 	exit 2
 }
 
@@ -53,6 +63,7 @@ while [ $# -gt 0 ]; do
 	-mss) mss=$2 ;;
 	-p) port=$2 ;;
 	-o) outdir=$2 ;;
+	-ceiling) ceilsecs=$2 ;;
 	*) echo "compare.sh: unknown flag $1" >&2; usage ;;
 	esac
 	shift 2
@@ -67,7 +78,15 @@ if [ "$port" -lt 1 ] || [ "$port" -gt 65533 ]; then
 	echo "compare.sh: -p $port: port must be 1 to 65533" >&2
 	exit 2
 fi
-# udtperf checks -t, -P, -msg and -mss itself: a bad one stops the first run.
+case "$mss" in
+'' | *[!0-9]*) echo "compare.sh: -mss $mss: not a number" >&2; exit 2 ;;
+esac
+# udtperf checks -t, -P, -msg and -mss itself: a bad one stops the first
+# run; udpceiling checks -ceiling.
+ceilsize=$((mss - 28))
+if [ "$ceilsize" -gt 65507 ]; then
+	ceilsize=65507 # the largest UDP payload over IPv4
+fi
 
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -87,8 +106,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building udtperf (Go) and udtperf-cpp (C++)..." >&2
+echo "building udtperf (Go), udtperf-cpp (C++) and udpceiling..." >&2
 go build -o "$work/udtperf-go" ./examples/udtperf
+go build -o "$work/udpceiling" ./bench/udpceiling
 g++ -O2 -o "$work/udtperf-cpp" internal/interop/cpeer/udtperf.cpp -ludt -lpthread
 
 args=(-t "$secs" -P "$streams" -mss "$mss" -json)
@@ -124,8 +144,27 @@ for impl in "${impls[@]}"; do
 	fi
 done
 
-echo "$runs runs of each pair, ${secs} s each, round-robin" >&2
 files=()
+# ceiling N WHEN measures raw UDP into ceiling.N.json and prints its
+# goodput per mode.
+ceiling() {
+	local out="$outdir/ceiling.$1.json" status=0
+	[ "$ceilsecs" = 0 ] && return
+	files+=("$out")
+	# Bounded: each mode ends within -ceiling secs and a tenth of a second.
+	"$work/udpceiling" -size "$ceilsize" -t "$ceilsecs" -json >"$out" 2>"$outdir/ceiling.$1.err" || status=$?
+	if [ $status = 2 ]; then
+		cat "$outdir/ceiling.$1.err" >&2 # bad arguments
+		exit 2
+	fi
+	local line
+	line=$(sed -n 's/.*"mode":"\([a-z]*\)".*"goodput_mbps":\([0-9.]*\).*/\1 \2/p' "$out" |
+		awk '{ printf "%s%s %.0f Mbit/s", (NR > 1 ? ", " : ""), $1, $2 }')
+	echo "raw UDP ceiling $2 ($ceilsize B datagrams): ${line:-failed: $(head -c 300 "$outdir/ceiling.$1.err")}" >&2
+	sleep 1
+}
+ceiling 1 before
+echo "$runs runs of each pair, ${secs} s each, round-robin" >&2
 for run in $(seq "$runs"); do
 	for pair in "${pairs[@]}"; do
 		client=${pair%-*}
@@ -153,5 +192,6 @@ for run in $(seq "$runs"); do
 		sleep 1 # let the machine settle between runs
 	done
 done
+ceiling 2 after
 echo >&2
 go run ./bench/summarize "${files[@]}"

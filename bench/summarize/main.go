@@ -8,6 +8,11 @@
 //
 // A file is named CLIENT-SERVER.RUN.json (go-cpp.3.json); one without a
 // summary line counts as a failed run of the pair its name gives.
+//
+// Files named ceiling.RUN.json hold the output of bench/udpceiling -json:
+// raw UDP over the same loopback, one line per mode. With them it prints
+// the ceiling too, per mode, and each pair's median goodput as a share of
+// the median ceiling of GSO+GRO and of sendmmsg/recvmmsg.
 package main
 
 import (
@@ -41,6 +46,25 @@ type summary struct {
 	Fairness       float64 `json:"fairness"`
 }
 
+// ceiling holds the fields of one line of bench/udpceiling -json.
+type ceiling struct {
+	Type        string  `json:"type"` // "ceiling"
+	Mode        string  `json:"mode"` // "plain", "mmsg" or "gso"
+	Size        int     `json:"size"`
+	T           float64 `json:"t"` // seconds a mode
+	GoodputMbps float64 `json:"goodput_mbps"`
+	DgramsPerS  float64 `json:"dgrams_per_s"`
+	CPUPerGB    float64 `json:"cpu_s_per_gb"`
+	Error       string  `json:"error"`
+}
+
+// ceilingModes in the order they are printed, and their labels.
+var ceilingModes = []struct{ mode, label string }{
+	{"plain", "plain"},
+	{"mmsg", "mmsg"},
+	{"gso", "gso+gro"},
+}
+
 // pairs in the order they are printed.
 var pairs = []string{"go-go", "cpp-cpp", "go-cpp", "cpp-go", "gotr-gotr"}
 
@@ -55,6 +79,19 @@ func pairName(p string) string {
 type results struct {
 	runs   []summary
 	failed []string // files without a summary
+}
+
+// ceilings are the runs of one mode of bench/udpceiling.
+type ceilings struct {
+	runs   []ceiling
+	failed []string // the errors of runs that failed
+}
+
+// loaded is what the files hold: the runs of each pair and of each
+// ceiling mode.
+type loaded struct {
+	pairs   map[string]*results
+	ceiling map[string]*ceilings
 }
 
 // readRun returns the summary in a client's output, if there is one.
@@ -79,12 +116,48 @@ func pairOf(path string) string {
 	return base
 }
 
-func load(files []string) (map[string]*results, error) {
-	all := map[string]*results{}
+// readCeiling returns the lines of a bench/udpceiling -json output.
+func readCeiling(r io.Reader) ([]ceiling, error) {
+	var out []ceiling
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var c ceiling
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			return nil, fmt.Errorf("bad line %q: %w", sc.Text(), err)
+		}
+		if c.Type == "ceiling" {
+			out = append(out, c)
+		}
+	}
+	return out, sc.Err()
+}
+
+func load(files []string) (*loaded, error) {
+	all := &loaded{pairs: map[string]*results{}, ceiling: map[string]*ceilings{}}
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
 			return nil, err
+		}
+		if pairOf(f) == "ceiling" {
+			cs, err := readCeiling(fh)
+			fh.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			for _, c := range cs {
+				r := all.ceiling[c.Mode]
+				if r == nil {
+					r = &ceilings{}
+					all.ceiling[c.Mode] = r
+				}
+				if c.Error == "" && c.GoodputMbps > 0 {
+					r.runs = append(r.runs, c)
+				} else {
+					r.failed = append(r.failed, c.Error)
+				}
+			}
+			continue
 		}
 		s, ok, err := readRun(fh)
 		fh.Close()
@@ -98,10 +171,10 @@ func load(files []string) (map[string]*results, error) {
 		if !slices.Contains(pairs, p) {
 			return nil, fmt.Errorf("%s: unknown pair %q", f, p)
 		}
-		r := all[p]
+		r := all.pairs[p]
 		if r == nil {
 			r = &results{}
-			all[p] = r
+			all.pairs[p] = r
 		}
 		if ok && s.Bytes > 0 {
 			r.runs = append(r.runs, s)
@@ -148,7 +221,8 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
-func report(w io.Writer, all map[string]*results) error {
+func report(w io.Writer, data *loaded) error {
+	all := data.pairs
 	var first *summary
 	for _, p := range pairs {
 		if r := all[p]; r != nil && len(r.runs) > 0 {
@@ -242,7 +316,89 @@ func report(w io.Writer, all map[string]*results) error {
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 	}
+	good := map[string]float64{}
+	for p, m := range med {
+		good[p] = m.good
+	}
+	reportCeiling(w, data.ceiling, good)
 	return nil
+}
+
+// reportCeiling prints the raw UDP ceiling per mode, and each pair's
+// median goodput (good) as a share of the ceilings' medians.
+func reportCeiling(w io.Writer, all map[string]*ceilings, good map[string]float64) {
+	var first *ceiling
+	for _, m := range ceilingModes {
+		if r := all[m.mode]; r != nil && len(r.runs) > 0 {
+			first = &r.runs[0]
+			break
+		}
+	}
+	if first == nil {
+		for _, m := range ceilingModes {
+			if r := all[m.mode]; r != nil {
+				fmt.Fprintf(w, "\nraw UDP ceiling %s: all %d failed: %s\n", m.label, len(r.failed), strings.Join(r.failed, "; "))
+			}
+		}
+		return
+	}
+	fmt.Fprintf(w, "\nraw UDP over loopback (bench/udpceiling): %d B datagrams, %g s a mode, one sender and one receiver\n\n", first.Size, first.T)
+	head := fmt.Sprintf("%-12s %4s  %-31s  %-28s  %-22s", "mode", "runs", "goodput Mbit/s med (min-max)", "datagrams/s med (min-max)", "CPU-s/GB both ends")
+	fmt.Fprintln(w, strings.TrimRight(head, " "))
+	ceil := map[string]float64{}
+	for _, m := range ceilingModes {
+		r := all[m.mode]
+		if r == nil {
+			continue
+		}
+		line := fmt.Sprintf("%-12s %4d", m.label, len(r.runs))
+		if len(r.runs) == 0 {
+			fmt.Fprintf(w, "%s  all %d failed: %s\n", line, len(r.failed), strings.Join(r.failed, "; "))
+			continue
+		}
+		g := ofCeiling(r.runs, func(c ceiling) float64 { return c.GoodputMbps })
+		d := ofCeiling(r.runs, func(c ceiling) float64 { return c.DgramsPerS })
+		cpu := ofCeiling(r.runs, func(c ceiling) float64 { return c.CPUPerGB })
+		line += fmt.Sprintf("  %-31s  %-28s  %-22s", g.format(1), d.format(0), cpu.format(2))
+		if len(r.failed) > 0 {
+			line += fmt.Sprintf("  (%d failed)", len(r.failed))
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		ceil[m.mode] = g.med
+	}
+
+	gso, okG := ceil["gso"]
+	mm, okM := ceil["mmsg"]
+	if !okG && !okM {
+		return
+	}
+	fmt.Fprintf(w, "\n%-61s  %-9s  %s\n", "share of the ceiling: median goodput / median raw UDP", "gso+gro", "mmsg")
+	for _, p := range pairs {
+		g, ok := good[p]
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("%-61s  %-9s  %s", pairName(p), share(g, gso, okG), share(g, mm, okM))
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	// A UDT data packet's header is part of the datagram's payload.
+	fmt.Fprintf(w, "(a data packet's 16-byte UDT header counts in raw UDP's payload, not in goodput: at most %.3f)\n",
+		float64(first.Size-16)/float64(first.Size))
+}
+
+func share(a, b float64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return ratio(a, b)
+}
+
+func ofCeiling(runs []ceiling, f func(ceiling) float64) stat {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	return stats(v)
 }
 
 func main() {

@@ -42,8 +42,8 @@ func TestSummarize(t *testing.T) {
 	}
 	all, err := load(files)
 	require.NoError(t, err)
-	require.Len(t, all["go-go"].runs, 3)
-	require.Equal(t, []string{"cpp-go.1.json"}, all["cpp-go"].failed)
+	require.Len(t, all.pairs["go-go"].runs, 3)
+	require.Equal(t, []string{"cpp-go.1.json"}, all.pairs["cpp-go"].failed)
 
 	var b strings.Builder
 	require.NoError(t, report(&b, all))
@@ -61,6 +61,7 @@ func TestSummarize(t *testing.T) {
 	require.Regexp(t, `Transport \(GoT -> GoT / Go -> Go\)\s+0\.90\s+1\.00\s+0\.90`, out)
 
 	require.NotContains(t, out, "least/most stream", "one stream a run")
+	require.NotContains(t, out, "raw UDP", "no ceiling files")
 
 	// Several streams a run: the least stream's share of the most's.
 	multi := func(name string, fair float64) string {
@@ -78,5 +79,60 @@ func TestSummarize(t *testing.T) {
 	_, err = load([]string{write("x-y.1.json", "")})
 	require.ErrorContains(t, err, "unknown pair")
 	_, err = load([]string{write("go-go.9.json", "not json\n")})
+	require.ErrorContains(t, err, "bad line")
+}
+
+func TestSummarizeCeiling(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	run := func(client, server string, good float64) string {
+		return write(client+"-"+server+".1.json", fmt.Sprintf(`{"type":"summary","client":%q,"server":%q,"mode":"stream",`+
+			`"streams":1,"mss":1500,"secs":3,"bytes":1000,"bytes_sent":1000,"goodput_mbps":%g,"retrans":0,`+
+			`"client_cpu_s_per_gb":1,"server_cpu_s_per_gb":1,"fairness":1}`, client, server, good)+"\n")
+	}
+	ceil := func(name string, plain, mmsg, gso float64) string {
+		line := func(mode string, good float64) string {
+			return fmt.Sprintf(`{"type":"ceiling","mode":%q,"size":1472,"t":2,"secs":1.9,"sent":10,"received":10,"bytes":14720,`+
+				`"goodput_mbps":%g,"dgrams_per_s":%g,"cpu_s":1,"cpu_s_per_gb":0.5,"rcvbuf":1,"sndbuf":1}`, mode, good, good*85) + "\n"
+		}
+		return write(name, line("plain", plain)+line("mmsg", mmsg)+line("gso", gso))
+	}
+	files := []string{
+		run("go", "go", 8000),
+		run("cpp", "cpp", 4000),
+		ceil("ceiling.1.json", 900, 5000, 50000),
+		ceil("ceiling.2.json", 1100, 3000, 30000),
+	}
+	all, err := load(files)
+	require.NoError(t, err)
+	require.Len(t, all.ceiling["gso"].runs, 2)
+	var b strings.Builder
+	require.NoError(t, report(&b, all))
+	out := b.String()
+	require.Contains(t, out, "raw UDP over loopback (bench/udpceiling): 1472 B datagrams, 2 s a mode")
+	require.Regexp(t, `gso\+gro\s+2\s+40000\.0 \(30000\.0-50000\.0\)\s+3400000 \(2550000-4250000\)\s+0\.50 \(0\.50-0\.50\)`, out)
+	require.Regexp(t, `plain\s+2\s+1000\.0 \(900\.0-1100\.0\)`, out)
+	// Go -> Go 8000 of 40000 and of 4000; C++ -> C++ 4000 of each.
+	require.Regexp(t, `Go -> Go\s+0\.20\s+2\.00`, out)
+	require.Regexp(t, `C\+\+ -> C\+\+\s+0\.10\s+1\.00`, out)
+	require.Contains(t, out, "at most 0.989")
+
+	// A mode the system lacks, and a run with only some modes.
+	files = append(files[:2], write("ceiling.3.json",
+		`{"type":"ceiling","mode":"gso","size":1472,"error":"not supported here"}`+"\n"+
+			`{"type":"ceiling","mode":"mmsg","size":1472,"secs":2,"goodput_mbps":5000}`+"\n"))
+	all, err = load(files)
+	require.NoError(t, err)
+	b.Reset()
+	require.NoError(t, report(&b, all))
+	out = b.String()
+	require.Contains(t, out, "all 1 failed: not supported here")
+	require.Regexp(t, `Go -> Go\s+-\s+1\.60`, out)
+
+	_, err = load([]string{write("ceiling.4.json", "{\n")})
 	require.ErrorContains(t, err, "bad line")
 }
