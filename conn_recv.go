@@ -122,6 +122,9 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 		if c.tr.t != nil {
 			c.tr.t.PacketReceived(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(p.msg), Size: len(p.body), Discarded: why})
 		}
+		if why == "window" || why == "memory" {
+			c.answerProbeLocked(now, ob)
+		}
 		return
 	}
 	if c.tr.t != nil {
@@ -309,6 +312,28 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 		return
 	}
 	c.sendACKNowLocked(now, ack, ob)
+}
+
+// answerProbeLocked answers a data packet dropped for lack of room (the
+// window or ReceiveMemory): a sender facing our full buffer keeps the
+// floor window's packets out as probes (see minAdvertisedWindow), and we
+// answer with an ACK that offers the window we have, though its ACK
+// number is unchanged and confirmed by ACK2, at most once per RTT+4·RTTVar
+// (see ackRepeatDueLocked), however many probes come.
+//
+// Otherwise a full buffer made us silent: 4.11 sends no ACK whose number
+// the ACK2 has confirmed, and a sender that probes every round trip keeps
+// our EXP timer, and so our keep-alives, from ever firing. The sender then
+// heard nothing for as long as the reader paused, and took us for lost
+// after its 46 s bound (or PeerIdleTimeout). Answered, it hears us every
+// probe, and learns of the room our reader makes from the next answer if
+// the window update is lost.
+func (c *Conn) answerProbeLocked(now time.Time, ob *outbox) {
+	if now.Before(c.ackRepeatDueLocked()) {
+		return
+	}
+	c.stats.probesAnswered++
+	c.sendACKNowLocked(now, c.rcv.contig(), ob)
 }
 
 // ackRepeatDueLocked is when an unchanged ACK is sent again.
@@ -559,19 +584,24 @@ func (c *Conn) stallDueLocked() time.Time {
 				from = t
 			}
 			wait = min(wait, c.cc.retransWait())
-			if !c.snd.peerBufferFull() {
+			if !c.snd.peerBufferFull() || c.live.lastPacket.After(c.live.stallResent) {
 				// Each resend's answer is due a round trip after it:
 				// the resends, whose number grows (see
 				// resendStalledLocked), keep that pace rather than
-				// back off.
+				// back off. So do the probes of a full buffer while
+				// the peer answers them (see answerProbeLocked).
 				return from.Add(wait)
 			}
 		}
 	}
-	// A peer whose buffer is full drops the probes until its reader makes
-	// room: resent at a steady pace, they kept it hearing from us, so it
-	// never sent the keep-alives that keep us hearing from it, and after
-	// 46 s of its silence the connection was taken for lost.
+	// A 4.11 peer whose buffer is full drops the probes until its reader
+	// makes room, and answers none: it sends no ACK that its ACK2 has
+	// confirmed. Resent at a steady pace, the probes kept it hearing from
+	// us, so its EXP timer never fired and it sent none of the keep-alives
+	// that are all we hear of it; the connection was taken for lost at
+	// PeerIdleTimeout or after 46 s (TestInteropSlowCppReader: lost 2.2 s
+	// into its reader's 6 s pause). Backing off leaves it the silences of
+	// its EXP interval (300 ms at least) in which it sends them.
 	return from.Add(wait << min(c.live.stallResends, 6))
 }
 

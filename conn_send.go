@@ -236,7 +236,17 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 	ob.add(appendControl(ob.next(), ctrlACK2, p.info, c.peerID, nil))
 	c.traceControlLocked(now, ctrlACK2, p.info, true)
 	if seq.Cmp(a.ack, c.snd.lastAck) >= 0 && a.words >= 4 {
+		wasFull := c.snd.peerBufferFull()
 		c.snd.flowWindow = int(min(a.avail, 1<<30))
+		if wasFull && !c.snd.peerBufferFull() {
+			// The reader made room: the no-progress bound, which
+			// did not apply while the peer was full (see
+			// peerLostLocked), starts now, not at the last advance
+			// before the pause (a pause longer than PeerIdleTimeout
+			// had the peer taken for lost by the window update
+			// that ended it).
+			c.live.lastProgress = now
+		}
 		c.cc.peerRTT = min(time.Duration(a.rtt)*time.Microsecond, maxRTT)
 		c.cc.peerRTTVar = min(time.Duration(a.rttVar)*time.Microsecond, maxRTT)
 	}

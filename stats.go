@@ -25,6 +25,7 @@ type connStats struct {
 	ctrlRecv       uint64
 	expiries       uint64
 	stallResent    uint64 // oldest packets resent for a stalled ACK point
+	probesAnswered uint64 // ACKs answering data dropped for lack of room (see answerProbeLocked)
 	dropped        uint64 // malformed or unexpected control packets, foreign senders
 	dropSent       uint64 // message drop requests sent
 	dropRecv       uint64 // message drop requests received

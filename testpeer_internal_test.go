@@ -330,3 +330,79 @@ func TestDrivenFlowWindow(t *testing.T) {
 		require.Equal(t, last.Add(4), got, "new packets sent into a window of 4")
 	})
 }
+
+// A full receive buffer answers the data it drops for lack of room (the
+// sender's window probes) with an ACK offering its window, unchanged ACK
+// number and all, though an ACK2 has confirmed that number: at most one per
+// RTT+4·RTTVar, however many probes come.
+func TestDrivenProbeAnswerRateLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tp := newTestPeer(t, Config{ReceiveBuffer: 32})
+		tp.settle()
+		tp.c.mu.Lock()
+		bufSize := tp.c.rcv.buf.Limit()
+		tp.c.mu.Unlock()
+		payload := make([]byte, tp.mss-44)
+		// Fill the buffer, nobody reading: it holds bufSize-1 packets.
+		for i := range bufSize - 1 {
+			tp.sendData(tp.isn.Add(i), payload)
+		}
+		full := tp.isn.Add(bufSize - 1)
+		// Confirm every ACK, as a sender does, until none comes: the
+		// ACK point is then confirmed, and an unanswered receiver
+		// would stay silent.
+		for range 50 {
+			time.Sleep(10 * time.Millisecond)
+			for {
+				p, ok := tp.next()
+				if !ok {
+					break
+				}
+				if p.control && p.typ == ctrlACK && p.info != 0 {
+					tp.sendControl(ctrlACK2, p.info, nil)
+				}
+			}
+		}
+		p, ok := tp.next()
+		require.False(t, ok, "the buffer full and its ACK confirmed, nothing more goes: %+v", p)
+		tp.c.mu.Lock()
+		require.Equal(t, full, tp.c.rcv.lastAck2, "the ACK point confirmed")
+		repeat := tp.c.cc.rtt.RTT + 4*tp.c.cc.rtt.Var
+		tp.c.mu.Unlock()
+
+		// probes sends n probes, spread over less than the repeat
+		// interval, and returns the ACKs they drew.
+		probes := func(n int) []ackBody {
+			var acks []ackBody
+			for i := range n {
+				tp.sendData(full.Add(i%2), payload) // the floor window: 2 packets
+				time.Sleep(repeat / time.Duration(2*n))
+			}
+			for {
+				p, ok := tp.next()
+				if !ok {
+					return acks
+				}
+				require.True(t, p.control && p.typ == ctrlACK, "only ACKs answer probes: %+v", p)
+				a, err := parseACK(p.body)
+				require.NoError(t, err)
+				acks = append(acks, a)
+			}
+		}
+		acks := probes(10)
+		require.Len(t, acks, 1, "10 probes within RTT+4·RTTVar (%v) draw one ACK", repeat)
+		require.Equal(t, full, acks[0].ack, "the unchanged ACK point")
+		require.Equal(t, uint32(minAdvertisedWindow), acks[0].avail, "the window offered: the floor")
+		require.GreaterOrEqual(t, acks[0].words, 4, "a full or short ACK, which carries the window")
+
+		time.Sleep(repeat)
+		acks = probes(10)
+		require.Len(t, acks, 1, "a repeat interval later, 10 more probes draw one ACK")
+
+		tp.c.mu.Lock()
+		dropped, answered := tp.c.stats.pktRecvDropped, tp.c.stats.probesAnswered
+		tp.c.mu.Unlock()
+		require.Equal(t, uint64(20), dropped, "every probe dropped")
+		require.Equal(t, uint64(2), answered, "probes answered")
+	})
+}

@@ -261,3 +261,28 @@ func TestInteropTransport(t *testing.T) {
 	srv.RequireDone(t, want, -1)
 	cli.RequireDone(t, want, -1)
 }
+
+// TestInteropSlowCppReader has a C++ receiver with a 32-packet buffer stop
+// reading for 6 s, three times the Go sender's PeerIdleTimeout of 2 s: its
+// buffer fills, the Go sender probes it with the floor window's two
+// packets, and the C++ receiver drops them. 4.11 sends no ACK whose number
+// an ACK2 has confirmed, so it answers nothing; it is heard only through
+// its keep-alives, which it sends once it has not heard from us for its EXP
+// interval (at least 300 ms). The sender must leave it such silences, and
+// the connection outlive the pause with every byte delivered.
+func TestInteropSlowCppReader(t *testing.T) {
+	interop.BuildPeer(t)
+	const size = 4 << 20
+	want := interop.SHA256Pattern(1, size)
+	srv := interop.Start(t, "server", "-port", "0", "-mode", "recv", "-rcvbuf", "1", "-pauseat", "1", "-pause", "6000")
+	port := srv.ListenPort(10 * time.Second)
+	d := udt.Dialer{Config: udt.Config{PeerIdleTimeout: 2 * time.Second, LingerStall: 30 * time.Second}}
+	c, err := d.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
+	require.NoError(t, err)
+	start := time.Now()
+	require.Equal(t, want, sendPattern(t, c, 1, size))
+	srv.RequireDone(t, want, size)
+	took := time.Since(start)
+	require.Greater(t, took, 6*time.Second, "the reader paused")
+	t.Logf("%d bytes through a 6 s pause in %v", size, took.Round(time.Millisecond))
+}

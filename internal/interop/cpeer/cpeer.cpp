@@ -7,6 +7,7 @@
 //
 //   cpeer server -port P [-host 127.0.0.1|::1] [-conns N] [-mode recv|send|echo|close]
 //                [-bytes N] [-seed S] [-mss N] [-dgram] [-msgsize N] [-nohash]
+//                [-rcvbuf B] [-pauseat N -pause MS]
 //   cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S]
 //                [-mss N] [-count K] [-dgram] [-msgsize N] [-nohash]
 //   cpeer server|client ... -mode msgsend|msgrecv -count K [-seed S] [-maxmsg N]
@@ -43,6 +44,10 @@
 // when the sender's close arrives, which a loaded host showed (16,150,000
 // bytes of 16,777,217 read, the sender's close having lingered until all
 // were acknowledged).
+//
+// -rcvbuf sets UDT_RCVBUF, in bytes (4.11 holds at least 32 packets); with
+// -pause the receiving side, once it has read -pauseat bytes, stops reading
+// for MS milliseconds: its buffer fills and the sender faces a full window.
 //
 // Rendezvous sets UDT_RENDEZVOUS, binds H:LOCAL (0 picks a port, printed
 // as BOUND), waits -wait milliseconds and connects to H:P, which dials back.
@@ -244,6 +249,9 @@ struct Options {
     int gap; // us between messages
     int peerport;
     int wait; // ms before a rendezvous connect
+    int rcvbuf; // UDT_RCVBUF bytes, 0 for the library's default
+    int64_t pauseat; // bytes read before the reader's pause
+    int pause; // ms the reader pauses, 0 for none
 };
 
 static Options opt;
@@ -275,7 +283,7 @@ static void dieUDT(const char* op) { die(op, UDT::getlasterror().getErrorMessage
 
 static void usage(const char* why) {
     fprintf(stderr, "cpeer: %s\n"
-            "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram [-endack]] [-msgsize N]\n"
+            "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram [-endack]] [-msgsize N] [-rcvbuf B] [-pauseat N -pause MS]\n"
             "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram [-endack]] [-msgsize N]\n"
             "       cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-wait MS]\n"
             "       (both also take -nohash, and -perfmon: a PERF line of the sender's figures each second)\n"
@@ -330,6 +338,9 @@ static void parseArgs(int argc, char** argv) {
     opt.gap = 0;
     opt.peerport = -1;
     opt.wait = 0;
+    opt.rcvbuf = 0;
+    opt.pauseat = 0;
+    opt.pause = 0;
     for (int i = 2; i < argc; i++) {
         std::string f = argv[i];
         if (f.size() > 2 && f[0] == '-' && f[1] == '-')
@@ -385,6 +396,12 @@ static void parseArgs(int argc, char** argv) {
             opt.ttl = int(parseInt("-ttl", v, 0));
         else if (f == "-gap")
             opt.gap = int(parseInt("-gap", v, 0));
+        else if (f == "-rcvbuf")
+            opt.rcvbuf = int(parseInt("-rcvbuf", v, 1));
+        else if (f == "-pauseat")
+            opt.pauseat = parseInt("-pauseat", v, 0);
+        else if (f == "-pause")
+            opt.pause = int(parseInt("-pause", v, 0));
         else
             usage(("unknown flag " + f).c_str());
     }
@@ -445,6 +462,8 @@ static UDTSOCKET newSocket(int family) {
         dieUDT("socket");
     if (opt.mss > 0 && UDT::setsockopt(s, 0, UDT_MSS, &opt.mss, sizeof(opt.mss)) == UDT::ERROR)
         dieUDT("setsockopt UDT_MSS");
+    if (opt.rcvbuf > 0 && UDT::setsockopt(s, 0, UDT_RCVBUF, &opt.rcvbuf, sizeof(opt.rcvbuf)) == UDT::ERROR)
+        dieUDT("setsockopt UDT_RCVBUF");
     return s;
 }
 
@@ -497,7 +516,7 @@ static void doRecv(UDTSOCKET s, int idx) {
     int size = recvBufSize();
     char* buf = new char[size];
     double start = now(), last = start;
-    bool acked = false;
+    bool acked = false, paused = false;
     for (;;) {
         int k = recvSome(s, buf, size);
         if (k == 0)
@@ -505,6 +524,10 @@ static void doRecv(UDTSOCKET s, int idx) {
         sum.update(buf, k);
         total += k;
         last = now();
+        if (opt.pause > 0 && !paused && total >= opt.pauseat) {
+            paused = true;
+            usleep(useconds_t(opt.pause) * 1000);
+        }
         if (opt.dgram && opt.endack && !acked && total >= opt.bytes) {
             acked = true;
             if (UDT::sendmsg(s, "E", 1, -1, true) == UDT::ERROR)
