@@ -163,6 +163,9 @@ const (
 	// lossThresh is the rise of a probing round's loss rate above the
 	// background's taken for congestion (BBRv3's loss threshold).
 	lossThresh = 0.02
+	// maxRandomLoss is the most of a round's packets that random loss is
+	// taken to claim (see judgeRound).
+	maxRandomLoss = 0.2
 	// bgKnown is how many packets (decayed) the background loss rate
 	// must rest on before a probe's loss is judged against it.
 	bgKnown = 1000
@@ -593,7 +596,7 @@ const rateSpan = 16
 // endRound judges the round that just ended: was it congested, did
 // startup stop growing?
 func (m *Model) endRound(now time.Time, in Inputs) {
-	congested, queued := m.judgeRound(in)
+	congested, queued, overloaded := m.judgeRound(in)
 	m.queued = queued
 	if m.state == modelStartup && m.delayRose() {
 		m.leaveStartup()
@@ -607,10 +610,17 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 		// Startup overshoots by design: its loss ends it, and what it
 		// learnt of the path stands.
 		m.leaveStartup()
-	case m.holding():
+	case m.holding() && !overloaded:
 		// The last cut only gave way to a flow that does not: no
 		// other until the hold is over.
 	case m.cutRound == 0 || m.round > m.cutRound+1+m.cutSettle:
+		if overloaded {
+			// More loss than the even share makes up for: not one
+			// competitor that does not give way, but more flows
+			// than the path holds, each pacing for half of it (see
+			// excessiveLoss). The hold ends, and the cut stands.
+			m.futileCut = false
+		}
 		m.share.cut(now, m.fairRate(m.cutFrom(now, in)), m.smoothedRTT(in))
 		m.cutRound, m.cutSettle = m.round, m.settleAfterCut(in)
 		m.cutQueue, m.futileCut = m.roundQueue(), false
@@ -652,7 +662,7 @@ func (m *Model) endRound(now time.Time, in Inputs) {
 // whether a queue stood through it. Random loss with no standing queue
 // is not congestion; loss while a queue stands is, and so is a probe
 // that raised the loss rate above the background's.
-func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
+func (m *Model) judgeRound(in Inputs) (congested, queued, overloaded bool) {
 	base := m.baseRTT.get()
 	queued = base > 0 && m.roundMinRTT > base+max(base/2, queueSlack)
 	// A loss is reported a round trip after the packet was sent: the
@@ -679,9 +689,32 @@ func (m *Model) judgeRound(in Inputs) (congested, queued bool) {
 	// or heavy random loss do not read as congestion.
 	excess := float64(lost) - bg*float64(sent)
 	spread := 3 * math.Sqrt(float64(sent)*bg*(1-bg))
+	overloaded = excessiveLoss(lost, sent)
 	congested = lost > 0 && queued ||
-		probing && m.bgSent >= bgKnown && rate > bg+lossThresh && excess > spread
-	return congested, queued
+		probing && m.bgSent >= bgKnown && rate > bg+lossThresh && excess > spread ||
+		overloaded
+	return congested, queued, overloaded
+}
+
+// excessiveLoss reports whether a round lost more of its packets than
+// random loss could claim: clearly more than maxRandomLoss, by three
+// standard deviations of the binomial spread at that rate. Such a round is
+// congested whether or not a queue shows. A flow that starts while others
+// keep a standing queue takes that queue for the path's delay and sees
+// none; it took the losses at the full queue for random, its probes never
+// raised them above that background, and it never cut: of eight flows
+// started one after the other across a TUN-emulated 100 Mbit/s, 40 ms link
+// with a one-BDP queue, the latecomers kept pacing into the queue, 215,195
+// packets were dropped there in 30 s (nearly one in two), and one flow got
+// 1.2 Mbit/s of the 100 (Jain's index 0.89). Cut, the latecomers let the
+// queue drain, and the round trip they then see teaches them the path's.
+func excessiveLoss(lost, sent uint64) bool {
+	if sent == 0 {
+		return false
+	}
+	const p = maxRandomLoss
+	rate := float64(lost) / float64(sent)
+	return rate > p+3*math.Sqrt(p*(1-p)/float64(sent))
 }
 
 // roundQueue is the queue the round met, its least receiver RTT above the
