@@ -164,8 +164,9 @@ const (
 	// background's taken for congestion (BBRv3's loss threshold).
 	lossThresh = 0.02
 	// maxRandomLoss is the most of a round's packets that random loss is
-	// taken to claim (see judgeRound).
-	maxRandomLoss = 0.2
+	// taken to claim (see excessiveLoss), and the most loss the even
+	// share of a contest makes up for (see evenShare).
+	maxRandomLoss = 0.25
 	// bgKnown is how many packets (decayed) the background loss rate
 	// must rest on before a probe's loss is judged against it.
 	bgKnown = 1000
@@ -702,7 +703,7 @@ func (m *Model) judgeRound(in Inputs) (congested, queued, overloaded bool) {
 }
 
 // excessiveLoss reports whether a round lost more of its packets than
-// random loss could claim: clearly more than maxRandomLoss, by three
+// random loss could claim: clearly more than maxRandomLoss (a quarter), by three
 // standard deviations of the binomial spread at that rate. Such a round is
 // congested whether or not a queue shows. A flow that starts while others
 // keep a standing queue takes that queue for the path's delay and sees
@@ -828,8 +829,9 @@ func (m *Model) evenShare() float64 {
 	return m.capacity / 2 / (1 - loss)
 }
 
-// evenLossMax is the most loss evenShare makes up for.
-const evenLossMax = 0.25
+// evenLossMax is the most loss evenShare makes up for: more ends the
+// contest (see endRound).
+const evenLossMax = maxRandomLoss
 
 // holding reports whether a futile cut's hold is in force.
 func (m *Model) holding() bool {

@@ -263,10 +263,20 @@ func TestModelEvenShareWhileContesting(t *testing.T) {
 	require.GreaterOrEqual(t, m.Window(), int(2*4000*m.windowSpan(r.in).Seconds()), "the window covers the pace")
 
 	// Heavier loss is made up for up to evenLossMax.
-	for range 4 {
-		r.round(80*time.Millisecond, 600)
+	for range 16 {
+		r.round(80*time.Millisecond, 200)
 	}
-	require.InDelta(t, 4000/(1-evenLossMax), pace(), 1)
+	require.True(t, m.contesting())
+	require.InDelta(t, 4000/(1-evenLossMax), pace(), 20)
+	// More loss than that is not one competitor's doing but more flows
+	// than the path holds, each pacing for half of it: the contest ends
+	// with a cut, and the count of futile cuts starts again.
+	r.round(80*time.Millisecond, 600)
+	require.False(t, m.contesting(), "overloaded")
+	require.Zero(t, m.futileCuts)
+	require.Equal(t, m.round, m.cutRound, "the overloaded round cuts")
+	m.futileCut, m.futileCuts = true, futileToAct // hold again, for what follows
+	m.cutRound = m.round
 
 	// The hold ends; the next cut is met (the queue drains: the
 	// competitor gave way), and the pace follows the cap again.
