@@ -86,8 +86,7 @@
 //   - [ErrTooManyConns]: the socket carries Config.MaxConns connections.
 //   - [ErrNotMessageMode]: a message call on a stream connection.
 //   - [ErrUnacknowledged] ([*UnacknowledgedError]): Close left written
-//     data unacknowledged at the shutdown, or the connection had ended
-//     with some unacknowledged (the error matches what ended it too).
+//     data unacknowledged at the shutdown.
 //   - [ErrTransportClosed]: the [Transport] under the connection closed.
 //   - [*SocketError]: the UDP socket failed for good.
 //   - [*MessageSizeError] and [*MessageTooLargeError]: a message that does
