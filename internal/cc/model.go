@@ -876,22 +876,9 @@ func (m *Model) bgRate() float64 {
 // lower. Over TUN beside the kernel's BBR (100 Mbit/s, 100 ms), the model
 // got 0.14-0.31 of BBR's goodput cutting from arrivals, 0.49-0.56 from the
 // cap (with futile cuts lifting it, see judgeCut).
-//
-// Where the cap governs (a short path, see capGoverns) it is the window
-// the flow sends, and a cut starts from it even while capRamp holds the
-// pace under it. Cut from what arrived, a flow still ramping up to its cap
-// (one that had left startup small, or cut deeper before) gave up more at
-// each of the cuts that all flows meet together, and kept its deficit:
-// eight flows over netsim's 4 Gbit/s, 0.2 ms path with a 2 MB queue cut
-// about 14 times a second, the least to 0.53 of its window at each cut
-// against 0.63-0.70 for the others, and it held 0.5-0.7 of the others'
-// goodput for as long as they ran (least/most 0.47-0.51 over 10 s). Cut
-// from the window, as TCP cuts its own, the cuts shrink the differences
-// and the flows are within a few percent of each other from the second
-// second on (0.76 over 10 s, startup included).
 func (m *Model) cutFrom(now time.Time, in Inputs) float64 {
 	r := m.gettingRate(now, in)
-	if m.capBinds() || m.capGoverns() {
+	if m.capBinds() {
 		r = max(r, m.share.rate())
 	}
 	return r
