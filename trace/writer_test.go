@@ -299,11 +299,7 @@ func TestWriterIdleCost(t *testing.T) {
 // the buffers go and ends the goroutine; the next burst starts again.
 func TestWriterLetsBuffersGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var sw slowWriter
-		info := testInfo
-		info.Start = time.Now()
-		w := NewWriter(&sw, info, Options{})
-		ct := w.Tracer()
+		sw, w, ct := newBubbleWriter()
 		seq := uint32(0)
 		burst := func(n int) {
 			for range n {
@@ -347,11 +343,7 @@ func TestWriterLetsBuffersGo(t *testing.T) {
 // small buffers instead of growing one to 64 KiB.
 func TestWriterTrickle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var sw slowWriter
-		info := testInfo
-		info.Start = time.Now()
-		w := NewWriter(&sw, info, Options{})
-		ct := w.Tracer()
+		sw, w, ct := newBubbleWriter()
 		const n = 6000 // 10 minutes of one event each 100 ms, 400 KB
 		for i := range n {
 			ct.ControlSent(udt.TraceControl{Time: time.Now(), Type: "ack", AckNo: uint32(i), Seq: uint32(i), RTT: time.Millisecond})
@@ -415,4 +407,15 @@ func BenchmarkWriter(b *testing.B) {
 			require.NoError(b, w.Close())
 		})
 	}
+}
+
+// newBubbleWriter returns a Writer with default options on a slowWriter,
+// its trace starting now (in a synctest bubble, the bubble's clock), and
+// its tracer.
+func newBubbleWriter() (*slowWriter, *Writer, *udt.ConnTracer) {
+	sw := &slowWriter{}
+	info := testInfo
+	info.Start = time.Now()
+	w := NewWriter(sw, info, Options{})
+	return sw, w, w.Tracer()
 }
