@@ -435,7 +435,19 @@ func (c *Conn) writeErrLocked() error {
 // Read and Write calls return at once, before the linger, with an error
 // wrapping [net.ErrClosed]. If written data was still unacknowledged at
 // the shutdown, Close returns an [*UnacknowledgedError] saying how much,
-// and why the linger ended.
+// and why the linger ended; and so it does when the connection had ended
+// first, before Close or during its linger, with written data
+// unacknowledged: lost ([ErrConnLost]), its socket failed, or the peer
+// shut it down ([ErrPeerClosed]). The error then matches the one that
+// ended the connection, as Write reported it, with errors.Is. Close
+// returns nil when all that was written was acknowledged, however the
+// connection ended. A second Close returns an error wrapping
+// [net.ErrClosed].
+//
+// Before its shutdown, Close acknowledges the data that arrived since the
+// last ACK, so that the peer's Close does not report it as lost. A 4.11
+// peer sends no such ACK: toward one that closes as soon as it has read,
+// Close may report the last packets written though they arrived.
 func (c *Conn) Close() error { return c.CloseContext(context.Background()) }
 
 // CloseContext is Close, lingering no longer than ctx allows either: a
@@ -463,10 +475,13 @@ func (c *Conn) CloseContext(ctx context.Context) error {
 	c.mu.Unlock()
 	c.flush(&e.ob)
 	c.afterClose(&e)
-	if e.unacked > 0 {
-		return c.opError("close", &UnacknowledgedError{Bytes: e.unacked, Reason: why})
+	switch {
+	case e.unacked == 0:
+		return nil
+	case e.ended != nil:
+		return c.opError("close", &UnacknowledgedError{Bytes: e.unacked, Reason: e.ended.Error(), Err: e.ended})
 	}
-	return nil
+	return c.opError("close", &UnacknowledgedError{Bytes: e.unacked, Reason: why})
 }
 
 // closeEnd is what closeLocked decided, for afterClose to carry out once
@@ -478,8 +493,10 @@ type closeEnd struct {
 	hold          time.Duration // the first shutdown waits this long (see closeLocked)
 	repeatAfter   time.Duration // the first repeat's delay
 	// Written bytes the peer has not acknowledged (the linger ran out, or
-	// is negative): lost with the connection, which Close reports.
+	// is negative, or the connection ended before): lost with the
+	// connection, which Close reports.
 	unacked int
+	ended   error // why the connection ended before this Close, if it did
 }
 
 // closeLocked ends the connection after the linger: it builds the
@@ -488,9 +505,21 @@ func (c *Conn) closeLocked() (e closeEnd) {
 	// live: the connection ends here, by this Close, not by the peer or
 	// an error.
 	live := c.state == stateConnected && !c.live.peerClosed && c.err == nil
-	if live && c.snd.buf != nil {
+	if c.state == stateConnected && c.snd.buf != nil {
+		// What is left unacknowledged is lost whoever ended the
+		// connection: a connection that failed, or whose peer shut
+		// down, keeps its send buffer until now (ACKs that come after
+		// the end still free what they cover), and the application,
+		// whose Writes took those bytes without an error, learns of
+		// the loss here or not at all.
 		for i := range c.snd.buf.Len() {
 			e.unacked += len(*c.snd.buf.At(i).buf)
+		}
+		if !live {
+			e.ended = c.live.ended
+			if e.ended == nil {
+				e.ended = c.err
+			}
 		}
 	}
 	switch {
@@ -505,6 +534,12 @@ func (c *Conn) closeLocked() (e closeEnd) {
 		// as a close during setup, and its connect fails ("Connection
 		// setup failure") though our side accepted.
 		if e.hold = time.Until(c.snd.holdUntil); e.hold <= 0 {
+			// Acknowledge what arrived since the last ACK first: the
+			// peer's Close reports written data we never acknowledged
+			// as lost, and a reader that closes as soon as it has read
+			// the last packets, before its ACK timer, would make it
+			// report data that arrived. (4.11 sends no ACK here.)
+			c.sendACKLocked(time.Now(), &e.ob)
 			for range 2 {
 				e.ob.add(appendControl(e.ob.next(), ctrlShutdown, 0, c.peerID, nil))
 			}
@@ -794,6 +829,7 @@ func (s *signals) wakeWriter() {
 func (c *Conn) failLocked(err error) {
 	if c.err == nil {
 		c.err = err
+		c.live.end(err)
 		c.logClosedLocked(slog.LevelWarn, "error", err)
 		c.traceClosedLocked("error", err)
 	}

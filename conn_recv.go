@@ -410,6 +410,7 @@ func (c *Conn) onShutdownLocked() {
 		return // the repeat of a shutdown
 	}
 	c.live.peerClosed = true
+	c.live.end(ErrPeerClosed)
 	c.logClosedLocked(slog.LevelInfo, "peer", nil)
 	c.traceControlLocked(time.Now(), ctrlShutdown, 0, false)
 	c.traceClosedLocked("peer", nil)

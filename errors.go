@@ -32,7 +32,8 @@ var (
 	// socket already carries Config.MaxConns connections.
 	ErrTooManyConns = errors.New("udt: too many connections on the UDP socket (Config.MaxConns)")
 	// ErrUnacknowledged matches the error Close returns when written data
-	// was not acknowledged before the shutdown (see [UnacknowledgedError]).
+	// was not acknowledged before the connection ended, by Close's
+	// shutdown or before it (see [UnacknowledgedError]).
 	ErrUnacknowledged = errors.New("udt: written data not acknowledged before the shutdown")
 	// ErrNotMessageMode is returned by WriteMessage and ReadMessage on a
 	// stream connection (the C++ library's ESTREAMILL).
@@ -90,13 +91,19 @@ func (e *connLostError) Temporary() bool      { return true }
 func (e *connLostError) Is(target error) bool { return target == ErrConnLost }
 
 // UnacknowledgedError is returned by Close when written data was still
-// unacknowledged as the connection shut down: Config.Linger ran out, or is
-// negative. The peer may not have received those bytes, and it cannot
-// tell: its Read sees the shutdown as the end of the stream. It matches
-// [ErrUnacknowledged] with errors.Is.
+// unacknowledged as the connection shut down: Close's linger gave up
+// (Config.Linger ran out or is negative, Config.LingerStall, the context
+// of CloseContext), or the connection had ended first, before Close or
+// during its linger: it failed ([ErrConnLost], a [*SocketError]), or the
+// peer shut it down ([ErrPeerClosed]). The peer may not have received
+// those bytes, and it cannot tell: after Close's own shutdown its Read
+// sees the end of the stream. It matches [ErrUnacknowledged] with
+// errors.Is, and, when the connection had ended first, the error that
+// ended it too (Err, which Write reported then).
 type UnacknowledgedError struct {
 	Bytes  int    // written, not acknowledged
-	Reason string // why Close stopped waiting
+	Reason string // why Close stopped waiting, or Err's message
+	Err    error  // what ended the connection before Close, or nil if Close did
 }
 
 // Error says how many bytes were left unacknowledged, and why.
@@ -110,6 +117,10 @@ func (e *UnacknowledgedError) Error() string {
 
 // Is reports whether target is ErrUnacknowledged.
 func (e *UnacknowledgedError) Is(target error) bool { return target == ErrUnacknowledged }
+
+// Unwrap returns Err: the error that ended the connection before Close,
+// or nil.
+func (e *UnacknowledgedError) Unwrap() error { return e.Err }
 
 // MessageSizeError is returned by ReadMessage (and Read, on a message
 // connection) when the buffer is shorter than the next message. The

@@ -28,6 +28,17 @@ func TestErrorsMatch(t *testing.T) {
 	un := &UnacknowledgedError{Bytes: 1500, Reason: "linger ran out"}
 	require.ErrorIs(t, un, ErrUnacknowledged)
 	require.Equal(t, "udt: 1500 bytes written were not acknowledged before the shutdown: linger ran out", un.Error())
+	require.NotErrorIs(t, un, ErrConnLost)
+	// Data left by a connection that ended before Close: the error that
+	// ended it matches too.
+	un = &UnacknowledgedError{Bytes: 1500, Reason: lost.Error(), Err: lost}
+	require.ErrorIs(t, un, ErrUnacknowledged)
+	require.ErrorIs(t, un, ErrConnLost)
+	require.NotErrorIs(t, un, ErrPeerClosed)
+	un = &UnacknowledgedError{Bytes: 1500, Reason: "udt: socket failed", Err: &SocketError{Err: os.ErrClosed}}
+	require.ErrorIs(t, un, os.ErrClosed)
+	var sockErr *SocketError
+	require.ErrorAs(t, un, &sockErr)
 
 	short := &MessageSizeError{Size: 9000, Buf: 1500}
 	require.ErrorIs(t, short, io.ErrShortBuffer)

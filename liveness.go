@@ -29,6 +29,12 @@ type liveness struct {
 	lastShutdown time.Time // last shutdown sent by a closed connection
 	unregistered bool      // out of the multiplexer
 	unregOnce    sync.Once
+	// ended is why the connection ended before Close, as Write reported
+	// it then: ErrPeerClosed for the peer's shutdown, else the failure
+	// (c.err), whichever came first; nil while the connection lives.
+	// Close reports it with the written bytes left unacknowledged (see
+	// closeLocked).
+	ended error
 	// After a shutdown: the closeWait timer and the next repeat's, both
 	// stopped by unregister so that they let go of the connection at once.
 	waitTimer, repeatTimer *time.Timer
@@ -38,6 +44,13 @@ type liveness struct {
 // starts over.
 func (l *liveness) heard(now time.Time) {
 	l.lastHeard, l.lastPacket, l.expCount = now, now, 1
+}
+
+// end notes that the connection ended for err, unless it had already.
+func (l *liveness) end(err error) {
+	if l.ended == nil {
+		l.ended = err
+	}
 }
 
 // progressed notes that the peer acknowledged or reported the loss of

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -412,6 +413,121 @@ func TestCloseReportsUnacknowledged(t *testing.T) {
 		require.Equal(t, 100_000, ue.Bytes)
 		require.InDelta(t, 500*time.Millisecond, time.Since(start), float64(20*time.Millisecond), "Close waited out the linger")
 	})
+}
+
+// TestCloseReportsUnacknowledgedAfterLoss: a connection lost with written
+// data unacknowledged, before Close or during its linger, makes Close say
+// so, with the loss error: the Writes had returned nil, and Close returned
+// nil too, the data silently lost. With everything acknowledged before the
+// loss, Close returns nil, and a second Close net.ErrClosed.
+func TestCloseReportsUnacknowledgedAfterLoss(t *testing.T) {
+	const idle = 3 * time.Second
+	for _, tc := range []struct {
+		name  string
+		acked bool // all written data acknowledged before the link dies
+		early bool // Close once the connection is lost, not before
+	}{
+		{"lost before Close", false, true},
+		{"lost during the linger", false, false},
+		{"all acknowledged, lost before Close", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+				c, s, pa, pb := simPair(t, l, l, Config{PeerIdleTimeout: idle}, 5)
+				const n = 200_000
+				if tc.acked {
+					_, err := c.Write(make([]byte, n))
+					require.NoError(t, err)
+					_, err = io.ReadFull(s, make([]byte, n))
+					require.NoError(t, err)
+					time.Sleep(100 * time.Millisecond) // the last ACK comes back
+				}
+				// The link dies both ways: nothing more is acknowledged,
+				// and the peer hears nothing of our shutdown.
+				bh := l
+				bh.Blackhole = true
+				pa.Link().SetConfig(bh)
+				pb.Link().SetConfig(bh)
+				if !tc.acked {
+					_, err := c.Write(make([]byte, n))
+					require.NoError(t, err, "the send buffer takes it all")
+				}
+				start := time.Now()
+				if tc.early {
+					_, err := c.Read(make([]byte, 1))
+					require.ErrorIs(t, err, ErrConnLost)
+				}
+				err := c.Close()
+				t.Logf("Close after %v: %v", time.Since(start), err)
+				require.Less(t, time.Since(start), idle+2*time.Second)
+				if tc.acked {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, ErrConnLost)
+					require.ErrorIs(t, err, ErrUnacknowledged)
+					var ue *UnacknowledgedError
+					require.ErrorAs(t, err, &ue)
+					require.Equal(t, n, ue.Bytes)
+					require.ErrorIs(t, ue.Err, ErrConnLost)
+					require.Equal(t, ue.Err.Error(), ue.Reason)
+				}
+				require.ErrorIs(t, c.Close(), net.ErrClosed)
+			})
+		})
+	}
+}
+
+// TestCloseReportsUnacknowledgedAfterPeerShutdown: a peer that shuts the
+// connection down while data we wrote is unacknowledged makes our Close
+// report it, with ErrPeerClosed (which Write reports then). A peer that
+// reads everything and closes at once acknowledges it first, though the
+// last packets were full ones (a short one draws an ACK at once) and its
+// ACK timer had not fired: our Close returns nil.
+func TestCloseReportsUnacknowledgedAfterPeerShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		read bool // the peer reads all we wrote before it closes
+	}{
+		{"peer got nothing", false},
+		{"peer read all", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+				c, s, pa, _ := simPair(t, l, l, Config{}, 6)
+				n := 100 * c.payload
+				if !tc.read {
+					// Our data never arrives; the peer's packets do.
+					bh := l
+					bh.Blackhole = true
+					pa.Link().SetConfig(bh)
+				}
+				_, err := c.Write(make([]byte, n))
+				require.NoError(t, err)
+				if tc.read {
+					_, err = io.ReadFull(s, make([]byte, n))
+					require.NoError(t, err)
+				} else {
+					time.Sleep(50 * time.Millisecond)
+				}
+				require.NoError(t, s.Close())
+				_, err = c.Read(make([]byte, 1))
+				require.ErrorIs(t, err, io.EOF, "the peer's shutdown arrived")
+				err = c.Close()
+				t.Logf("Close: %v", err)
+				if tc.read {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorIs(t, err, ErrPeerClosed)
+				var ue *UnacknowledgedError
+				require.ErrorAs(t, err, &ue)
+				require.Equal(t, n, ue.Bytes)
+				require.ErrorIs(t, c.Close(), net.ErrClosed)
+			})
+		})
+	}
 }
 
 // TestNoSpuriousTimeoutLongPath checks that a transfer over a long lossy

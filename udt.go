@@ -86,7 +86,8 @@
 //   - [ErrTooManyConns]: the socket carries Config.MaxConns connections.
 //   - [ErrNotMessageMode]: a message call on a stream connection.
 //   - [ErrUnacknowledged] ([*UnacknowledgedError]): Close left written
-//     data unacknowledged at the shutdown.
+//     data unacknowledged at the shutdown, or the connection had ended
+//     with some unacknowledged (the error matches what ended it too).
 //   - [ErrTransportClosed]: the [Transport] under the connection closed.
 //   - [*SocketError]: the UDP socket failed for good.
 //   - [*MessageSizeError] and [*MessageTooLargeError]: a message that does
