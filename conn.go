@@ -444,8 +444,10 @@ func (c *Conn) writeErrLocked() error {
 // connection ended. A second Close returns an error wrapping
 // [net.ErrClosed].
 //
-// Before its shutdown, Close acknowledges the data that arrived since the
-// last ACK, so that the peer's Close does not report it as lost. A 4.11
+// Before its shutdown, Close acknowledges all the data that arrived, even
+// if that repeats an ACK the peer may not have had yet, so that the
+// peer's Close does not report it as lost; should that ACK be lost and
+// the shutdown arrive, the peer's Close reports data that arrived. A 4.11
 // peer sends no such ACK: toward one that closes as soon as it has read,
 // Close may report the last packets written though they arrived.
 func (c *Conn) Close() error { return c.CloseContext(context.Background()) }
@@ -534,12 +536,12 @@ func (c *Conn) closeLocked() (e closeEnd) {
 		// as a close during setup, and its connect fails ("Connection
 		// setup failure") though our side accepted.
 		if e.hold = time.Until(c.snd.holdUntil); e.hold <= 0 {
-			// Acknowledge what arrived since the last ACK first: the
-			// peer's Close reports written data we never acknowledged
-			// as lost, and a reader that closes as soon as it has read
-			// the last packets, before its ACK timer, would make it
-			// report data that arrived. (4.11 sends no ACK here.)
-			c.sendACKLocked(time.Now(), &e.ob)
+			// Acknowledge all that arrived first: a reader that closes
+			// as soon as it has read the last packets, before its ACK
+			// timer or before the peer has its last ACK, would make the
+			// peer's Close report data that arrived (see
+			// ackBeforeShutdownLocked). 4.11 sends no ACK here.
+			c.ackBeforeShutdownLocked(time.Now(), &e.ob)
 			for range 2 {
 				e.ob.add(appendControl(e.ob.next(), ctrlShutdown, 0, c.peerID, nil))
 			}

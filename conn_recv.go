@@ -314,6 +314,22 @@ func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
 	c.sendACKNowLocked(now, ack, ob)
 }
 
+// ackBeforeShutdownLocked acknowledges all that arrived, just before the
+// shutdown that closeLocked sends: the peer's Close reports the data we
+// never acknowledged as lost, and after the shutdown we acknowledge
+// nothing more. Unlike sendACKLocked, it repeats the last ACK sent within
+// RTT+4·RTTVar, unless an ACK2 confirmed it: that ACK may have been lost,
+// or not yet written. The receive worker builds a run's ACK under the lock
+// and writes it after releasing it, and the reader it woke can meanwhile
+// read, Close and write its shutdown first; the peer, taking the shutdown
+// before the ACK, then reported the last packets of the run (66 in
+// TestTransportListenDial) though they had been read.
+func (c *Conn) ackBeforeShutdownLocked(now time.Time, ob *outbox) {
+	if ack := c.rcv.contig(); ack != c.rcv.lastAck2 {
+		c.sendACKNowLocked(now, ack, ob)
+	}
+}
+
 // answerProbeLocked answers a data packet dropped for lack of room (the
 // window or ReceiveMemory): a sender facing our full buffer keeps the
 // floor window's packets out as probes (see minAdvertisedWindow), and we

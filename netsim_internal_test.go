@@ -530,6 +530,56 @@ func TestCloseReportsUnacknowledgedAfterPeerShutdown(t *testing.T) {
 	}
 }
 
+// TestCloseAcknowledgesAllBeforeShutdown: a reader closes as soon as it
+// has read the last packet, and the writer never got the ACK that packet
+// drew. The reader's Close acknowledges it again before its shutdown,
+// though that repeats the last ACK it sent, within a round trip; the
+// writer's Close returns nil. Here the ACK is lost; on loopback
+// (TestTransportListenDial) it was still in the receive worker's outbox,
+// to be written once the lock was released, while the woken reader read,
+// closed and sent its shutdown ahead of it.
+func TestCloseAcknowledgesAllBeforeShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const tail = 100 // the last packet's size: a short one draws an ACK at once
+		var (
+			end     atomic.Int64 // the ACK number covering the short packet; -1 before it is sent
+			dropped atomic.Int32 // ACKs of end dropped
+		)
+		end.Store(-1)
+		fwd := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+		fwd.Drop = func(b []byte, _ int) bool {
+			if p, err := parsePacket(b); err == nil && !p.control && len(p.body) == tail {
+				end.Store(int64(p.seq.Inc()))
+			}
+			return false
+		}
+		back := netsim.LinkConfig{Rate: 100e6, Delay: 10 * time.Millisecond}
+		back.Drop = func(b []byte, _ int) bool {
+			p, err := parsePacket(b)
+			if err != nil || !p.control || p.typ != ctrlACK || dropped.Load() > 0 {
+				return false
+			}
+			a, err := parseACK(p.body)
+			if err != nil || int64(a.ack) != end.Load() {
+				return false
+			}
+			dropped.Add(1)
+			return true // the first ACK of all that was written
+		}
+		c, s, _, _ := simPair(t, fwd, back, Config{}, 7)
+		n := 100*c.payload + tail
+		_, err := c.Write(make([]byte, n))
+		require.NoError(t, err)
+		_, err = io.ReadFull(s, make([]byte, n))
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		require.Equal(t, int32(1), dropped.Load(), "the ACK of the last packet was not dropped")
+		_, err = c.Read(make([]byte, 1))
+		require.ErrorIs(t, err, io.EOF, "the peer's shutdown arrived")
+		require.NoError(t, c.Close(), "the peer read all, and acknowledged it before its shutdown")
+	})
+}
+
 // TestNoSpuriousTimeoutLongPath checks that a transfer over a long lossy
 // path does not time out while its queue grows at the end of start-up: the
 // receiver holds back its unchanged ACK for the RTT and variation it
