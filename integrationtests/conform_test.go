@@ -257,7 +257,8 @@ func TestDialErrorsDistinguishable(t *testing.T) {
 
 // TestEveryBlockedCallWakes: an end of the connection reaches every
 // blocked Read and Write, not just one of them, and Close wakes blocked
-// calls before it lingers.
+// calls before it lingers; a linger that the peer's Close ends reports
+// the data the peer, its buffer full, never took.
 func TestEveryBlockedCallWakes(t *testing.T) {
 	const n = 3
 	t.Run("peer close wakes all readers", func(t *testing.T) {
@@ -293,7 +294,16 @@ func TestEveryBlockedCallWakes(t *testing.T) {
 			require.ErrorIs(t, err, net.ErrClosed)
 		}
 		require.NoError(t, s.Close()) // the peer's shutdown ends the linger
-		require.NoError(t, within(t, closed, 10*time.Second, "Close"))
+		// What the peer, its buffer full, never took is lost, and
+		// Close says so, with the peer's shutdown that ended the
+		// connection.
+		err := within(t, closed, 10*time.Second, "Close")
+		require.ErrorIs(t, err, udt.ErrUnacknowledged)
+		require.ErrorIs(t, err, udt.ErrPeerClosed)
+		var ue *udt.UnacknowledgedError
+		require.ErrorAs(t, err, &ue)
+		require.Positive(t, ue.Bytes)
+		require.LessOrEqual(t, ue.Bytes, cfg.SendBuffer*udt.DefaultMSS, "no more than the send buffer held")
 	})
 	t.Run("freed space reaches all writers", func(t *testing.T) {
 		cfg := udt.Config{SendBuffer: 32, ReceiveBuffer: 32}
