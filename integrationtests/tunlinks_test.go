@@ -2,7 +2,6 @@ package integrationtests
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,78 +371,6 @@ func (r *tunReport) finish(tb testing.TB, table string) {
 	require.NoError(tb, os.WriteFile(r.path, []byte(b.String()), 0o644))
 }
 
-// seqMeter counts, from the IPv4 packets a TUN path delivers in one
-// direction, the payload bytes of new data: TCP bytes and UDT data packets
-// beyond the highest sequence number delivered before, so that
-// retransmissions and duplicates do not count, but data that overtook a
-// loss does. It tells TCP from UDT (over UDP) and follows one flow of each;
-// a UDT packet's sequence jump counts the packets it skipped as full ones.
-type seqMeter struct {
-	tcp, udt atomic.Uint64 // new payload bytes; any goroutine
-
-	tcpHigh, udtHigh uint32 // highest sequence numbers seen (TCP: end of the data); owned by observe
-	tcpSeen, udtSeen bool   // owned by observe
-	udtFull          int    // largest UDT payload seen; owned by observe
-}
-
-// udtHeader is the size of a UDT packet header; ipProtoTCP and ipProtoUDP
-// are the IPv4 protocol numbers.
-const (
-	udtHeader  = 16
-	ipProtoTCP = 6
-	ipProtoUDP = 17
-)
-
-// observe is the path's Observe function.
-func (m *seqMeter) observe(pkt []byte) {
-	if len(pkt) < 20 || pkt[0]>>4 != 4 {
-		return
-	}
-	ihl, total := int(pkt[0]&15)*4, int(binary.BigEndian.Uint16(pkt[2:]))
-	if ihl < 20 || total < ihl || total > len(pkt) {
-		return
-	}
-	body := pkt[ihl:total]
-	switch pkt[9] {
-	case ipProtoTCP:
-		if len(body) < 20 {
-			return
-		}
-		off := int(body[12]>>4) * 4
-		n := len(body) - off
-		if off < 20 || n <= 0 {
-			return
-		}
-		end := binary.BigEndian.Uint32(body[4:]) + uint32(n)
-		switch d := int32(end - m.tcpHigh); {
-		case !m.tcpSeen:
-			m.tcpSeen, m.tcpHigh = true, end
-			m.tcp.Add(uint64(n))
-		case d > 0:
-			m.tcpHigh = end
-			m.tcp.Add(uint64(d))
-		}
-	case ipProtoUDP:
-		if len(body) < 8+udtHeader {
-			return
-		}
-		h := binary.BigEndian.Uint32(body[8:])
-		if h>>31 != 0 {
-			return // a control packet
-		}
-		n := len(body) - 8 - udtHeader
-		m.udtFull = max(m.udtFull, n)
-		switch d := (h - m.udtHigh) & (1<<31 - 1); {
-		case !m.udtSeen:
-			m.udtSeen, m.udtHigh = true, h
-			m.udt.Add(uint64(n))
-		case d != 0 && d < 1<<30:
-			m.udtHigh = h
-			m.udt.Add(uint64(d-1)*uint64(m.udtFull) + uint64(n))
-		}
-	}
-}
-
 // tunWindow is what crossed a path's bottleneck from A to B over a
 // measurement window, in Mbit/s.
 type tunWindow struct {
@@ -455,6 +381,7 @@ type tunWindow struct {
 	stalls   int       // seconds with under a tenth of the window's mean of new payload
 	lost     uint64    // packets lost at random
 	queue    uint64    // packets dropped at the full bottleneck queue
+	meter    string    // what the meter made of the window's packets, then of all it saw (see seqMeter.String)
 }
 
 // tunMeasure waits out the warm-up, then counts for the window what the
@@ -464,7 +391,7 @@ func tunMeasure(p *netsim.TunPath, m *seqMeter, rcvs []*flow, warm, window time.
 	time.Sleep(warm)
 	good := func() uint64 { return m.tcp.Load() + m.udt.Load() }
 	st0, _ := p.Stats()
-	tcp0, udt0 := m.tcp.Load(), m.udt.Load()
+	tcp0, udt0, c0 := m.tcp.Load(), m.udt.Load(), m.counts()
 	r0 := make([]int64, len(rcvs))
 	for i, f := range rcvs {
 		r0[i] = f.n.Load()
@@ -496,6 +423,7 @@ func tunMeasure(p *netsim.TunPath, m *seqMeter, rcvs []*flow, warm, window time.
 		minSec: math.Inf(1),
 		lost:   st.Dropped - st0.Dropped,
 		queue:  st.QueueDrops - st0.QueueDrops,
+		meter:  fmt.Sprintf("over the window %v; %v", m.counts().sub(c0), m),
 	}
 	for i, f := range rcvs {
 		w.rcv = append(w.rcv, mbps(uint64(f.n.Load()-r0[i])))
@@ -798,63 +726,11 @@ func TestTunLinksShort(t *testing.T) {
 				interop.BuildPeer(t)
 			}
 			smp := tunAlone(t, l, 1, s, 2*time.Second, 3*time.Second)
-			t.Logf("%s on %s: %v", s.name, l.label(), smp)
-			require.Positive(t, smp.good, "no new data crossed the bottleneck")
+			t.Logf("%s on %s: %v\n\tmeter: %s", s.name, l.label(), smp, smp.meter)
+			require.Positive(t, smp.good, "no new data crossed the bottleneck; meter: %s", smp.meter)
 			if !math.IsNaN(smp.read) {
 				require.Positive(t, smp.read, "the receiver read nothing")
 			}
 		})
-	}
-}
-
-// TestSeqMeter: new data counts once, retransmissions and duplicates not,
-// data past a hole counts the hole, across sequence wrap; UDT control
-// packets and other protocols count nothing.
-func TestSeqMeter(t *testing.T) {
-	ip := func(proto byte, body []byte) []byte {
-		p := make([]byte, 20, 20+len(body)+4)
-		p[0], p[9] = 0x45, proto
-		binary.BigEndian.PutUint16(p[2:], uint16(20+len(body)))
-		return append(append(p, body...), 0, 0, 0, 0) // trailing bytes past the IP length are ignored
-	}
-	tcp := func(seq uint32, n int) []byte {
-		b := make([]byte, 32+n) // a 32-byte header: timestamps
-		binary.BigEndian.PutUint32(b[4:], seq)
-		b[12] = 8 << 4
-		return ip(ipProtoTCP, b)
-	}
-	data := func(seq uint32, n int) []byte {
-		b := make([]byte, 8+udtHeader+n)
-		binary.BigEndian.PutUint32(b[8:], seq)
-		return ip(ipProtoUDP, b)
-	}
-	ctrl := ip(ipProtoUDP, append(make([]byte, 8), 0x80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4))
-	const full = 1456
-	m := &seqMeter{}
-	for _, c := range []struct {
-		name     string
-		pkt      []byte
-		tcp, udt uint64 // counts after the packet
-	}{
-		{"tcp first", tcp(1<<32-150, 100), 100, 0},
-		{"tcp next, across the wrap", tcp(1<<32-50, 100), 200, 0},
-		{"tcp retransmission", tcp(1<<32-150, 100), 200, 0},
-		{"tcp pure ACK", tcp(50, 0), 200, 0},
-		{"tcp past a hole", tcp(150, 100), 400, 0},
-		{"tcp hole filled", tcp(50, 100), 400, 0},
-		{"tcp retransmission with new data", tcp(200, 100), 450, 0},
-		{"udt first", data(1<<31-2, full), 450, full},
-		{"udt next, across the wrap", data(1<<31-1, full), 450, 2 * full},
-		{"udt control", ctrl, 450, 2 * full},
-		{"udt duplicate", data(1<<31-1, full), 450, 2 * full},
-		{"udt past a hole of two", data(2, 1000), 450, 4*full + 1000},
-		{"udt hole filled", data(0, full), 450, 4*full + 1000},
-		{"udt old", data(1<<31-2, full), 450, 4*full + 1000},
-		{"icmp", ip(1, make([]byte, 64)), 450, 4*full + 1000},
-		{"truncated", tcp(400, 100)[:30], 450, 4*full + 1000},
-	} {
-		m.observe(c.pkt)
-		require.Equal(t, c.tcp, m.tcp.Load(), "%s: TCP bytes", c.name)
-		require.Equal(t, c.udt, m.udt.Load(), "%s: UDT bytes", c.name)
 	}
 }
