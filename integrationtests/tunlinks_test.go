@@ -222,17 +222,18 @@ func tunTCP(tb testing.TB, p *netsim.TunPath, cc string) *tunFlow {
 }
 
 // tunCppFlow starts a C++ flow: a cpeer client in A sends without end to a
-// cpeer server in B, both with libudt's defaults.
+// cpeer server in B, both with libudt's defaults. Each prints the library's
+// figures every second (-perfmon), which the test's log shows if it fails.
 func tunCppFlow(tb testing.TB, p *netsim.TunPath) *tunFlow {
 	tb.Helper()
 	in := func(side int) func(string, ...string) *exec.Cmd {
 		return func(bin string, args ...string) *exec.Cmd { return p.Command(side, bin, args...) }
 	}
 	host := p.Addr(1).String()
-	srv := interop.StartWrapped(tb, in(1), "server", "-host", host, "-port", "0", "-mode", "recv", "-nohash")
+	srv := interop.StartWrapped(tb, in(1), "server", "-host", host, "-port", "0", "-mode", "recv", "-nohash", "-perfmon")
 	port := srv.ListenPort(10 * time.Second)
 	cli := interop.StartWrapped(tb, in(0), "client", "-host", host, "-port", strconv.Itoa(port),
-		"-mode", "send", "-bytes", strconv.FormatInt(1<<50, 10), "-nohash")
+		"-mode", "send", "-bytes", strconv.FormatInt(1<<50, 10), "-nohash", "-perfmon")
 	stop := func() {
 		cli.Kill()
 		srv.Kill()

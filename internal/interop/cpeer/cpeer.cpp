@@ -33,6 +33,7 @@
 //   BOUND <port>                       (rendezvous, before it connects)
 //   MSS <n>                            (rendezvous, the MSS it settled on)
 //   RESULT <i> bytes=<n> sha256=<hex> secs=<float> mbps=<float>
+//   PERF ..., RPERF ...                (with -perfmon, each second; see perfmonLoop)
 //
 // Connection indexes count from 0. With -nohash the transfers skip SHA-256
 // (which, unaccelerated, is slower than libudt over loopback) and RESULT says
@@ -286,7 +287,7 @@ static void usage(const char* why) {
             "usage: cpeer server -port P [-host H] [-conns N] [-mode recv|send|echo|close] [-bytes N] [-seed S] [-mss N] [-dgram [-endack]] [-msgsize N] [-rcvbuf B] [-pauseat N -pause MS]\n"
             "       cpeer client -host H -port P [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-count K] [-dgram [-endack]] [-msgsize N]\n"
             "       cpeer rendezvous -host H -peerport P [-port LOCAL] [-mode send|recv|echo] [-bytes N] [-seed S] [-mss N] [-wait MS]\n"
-            "       (both also take -nohash, and -perfmon: a PERF line of the sender's figures each second)\n"
+            "       (both also take -nohash, and -perfmon: a PERF line of a sender's figures, RPERF of a receiver's, each second)\n"
             "       cpeer connrate -count N [-host H] [-mode shared|unbound]\n"
             "       cpeer idle -mode server|client [-host H] [-port P] -count N [-bytes B] [-wait MS]\n"
             "       cpeer pattern -bytes N [-seed S]\n"
@@ -509,8 +510,53 @@ static int recvBufSize() { return opt.dgram && opt.msgsize > (1 << 20) ? opt.msg
 
 // ---------------------------------------------------------------- transfers
 
+// perfmonLoop prints, each second until the socket fails, the library's
+// performance figures, the counts over the last second. A sender prints
+// "PERF <send Mb/s> <period us> <cwnd> <flight> <rtt ms> <bandwidth Mb/s>
+// <snd loss> <retrans> <acks> <naks> <flow window> <ms>", a receiver
+// "RPERF <recv Mb/s> <packets> <rcv loss> <acks sent> <naks sent>
+// <rtt ms> <free rcv buffer bytes> <ms>"; ms is the library's clock
+// (msTimeStamp), so a line printed late shows by its gap.
+struct Perfmon {
+    UDTSOCKET s;
+    bool sender;
+};
+
+static void* perfmonLoop(void* arg) {
+    Perfmon p = *static_cast<Perfmon*>(arg);
+    delete static_cast<Perfmon*>(arg);
+    for (;;) {
+        sleep(1);
+        UDT::TRACEINFO t;
+        if (UDT::perfmon(p.s, &t) == UDT::ERROR)
+            return NULL;
+        if (p.sender)
+            say("PERF %.3f %.1f %d %d %.3f %.3f %d %d %d %d %d %lld", t.mbpsSendRate, t.usPktSndPeriod,
+                t.pktCongestionWindow, t.pktFlightSize, t.msRTT, t.mbpsBandwidth, t.pktSndLoss,
+                t.pktRetrans, t.pktRecvACK, t.pktRecvNAK, t.pktFlowWindow, (long long)t.msTimeStamp);
+        else
+            say("RPERF %.3f %lld %d %d %d %.3f %d %lld", t.mbpsRecvRate, (long long)t.pktRecv, t.pktRcvLoss,
+                t.pktSentACK, t.pktSentNAK, t.msRTT, t.byteAvailRcvBuf, (long long)t.msTimeStamp);
+    }
+}
+
+// startPerfmon starts perfmonLoop on s if -perfmon asks for it.
+static void startPerfmon(UDTSOCKET s, bool sender) {
+    if (!opt.perfmon)
+        return;
+    pthread_t t;
+    Perfmon* p = new Perfmon;
+    p->s = s;
+    p->sender = sender;
+    if (pthread_create(&t, NULL, perfmonLoop, p) == 0)
+        pthread_detach(t);
+    else
+        delete p;
+}
+
 // doRecv reads until the connection ends, closes s and prints RESULT.
 static void doRecv(UDTSOCKET s, int idx) {
+    startPerfmon(s, false);
     Digest sum;
     int64_t total = 0;
     int size = recvBufSize();
@@ -552,32 +598,10 @@ static void awaitEndAck(UDTSOCKET s) {
         dieUDT("recvmsg end answer");
 }
 
-// perfmonLoop prints, each second until the socket fails, the library's
-// performance figures: "PERF <send Mb/s> <period us> <cwnd> <flight>
-// <rtt ms> <bandwidth Mb/s> <snd loss> <retrans> <acks> <naks>", the
-// counts over the last second.
-static void* perfmonLoop(void* arg) {
-    UDTSOCKET s = *static_cast<UDTSOCKET*>(arg);
-    delete static_cast<UDTSOCKET*>(arg);
-    for (;;) {
-        sleep(1);
-        UDT::TRACEINFO t;
-        if (UDT::perfmon(s, &t) == UDT::ERROR)
-            return NULL;
-        say("PERF %.3f %.1f %d %d %.3f %.3f %d %d %d %d", t.mbpsSendRate, t.usPktSndPeriod,
-            t.pktCongestionWindow, t.pktFlightSize, t.msRTT, t.mbpsBandwidth, t.pktSndLoss,
-            t.pktRetrans, t.pktRecvACK, t.pktRecvNAK);
-    }
-}
-
 // doSend sends opt.bytes of the pattern, closes s (lingering until the peer
 // has acknowledged everything) and prints RESULT.
 static void doSend(UDTSOCKET s, int idx) {
-    if (opt.perfmon) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, perfmonLoop, new UDTSOCKET(s)) == 0)
-            pthread_detach(t);
-    }
+    startPerfmon(s, true);
     Digest sum;
     Pattern pat(opt.seed);
     int size = chunkSize();
