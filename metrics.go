@@ -165,7 +165,9 @@ type socketCounters struct {
 	// Send worker, and the control packets of the other goroutines.
 	pktsOut, bytesOut, sendErrors atomic.Uint64
 	sendDepth                     atomic.Int64
-	_                             cpu.CacheLinePad
+	// The send queue's data writes, and the packets they carried.
+	batches, batched atomic.Uint64
+	_                cpu.CacheLinePad
 	// Handshakes.
 	inductions, accepted, dialed, cookiesBad atomic.Uint64
 	refused                                  [numRefusals]atomic.Uint64
@@ -178,6 +180,13 @@ func (s *socketCounters) drop(reason dropReason) { s.dropped[reason].Add(1) }
 func (s *socketCounters) wrote(n, size int) {
 	s.pktsOut.Add(uint64(n))
 	s.bytesOut.Add(uint64(size))
+}
+
+// wroteBatch counts a write of the send queue's data batch of n packets
+// (see sendWorker.waitUntil).
+func (s *socketCounters) wroteBatch(n int) {
+	s.batches.Add(1)
+	s.batched.Add(uint64(n))
 }
 
 // rxCount is what one batch read brought: datagrams (a GRO run counted

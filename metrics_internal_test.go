@@ -283,6 +283,35 @@ func TestSocketMetricsSendQueueDepth(t *testing.T) {
 		"the send queue not empty after the stream")
 }
 
+// A stream's data goes out in batches that hold what falls due within
+// batchWindow, up to txBatchMax packets, whatever the stream's rate: at
+// least half of that on average. Written whenever the next packet was not
+// yet due, a loopback stream at 7-8 Gbit/s wrote 12-18 packets a call,
+// where 128 fell due within batchWindow (see sendWorker.waitUntil).
+func TestSendBatchesFill(t *testing.T) {
+	const n = 64 << 20
+	c, s := internalPair(t, Config{})
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, s, n)
+		read <- err
+	}()
+	b0, p0 := c.m.ctr.batches.Load(), c.m.ctr.batched.Load()
+	start := time.Now()
+	_, err := c.Write(pattern(n))
+	require.NoError(t, err)
+	require.NoError(t, <-read)
+	elapsed := time.Since(start)
+	batches, packets := c.m.ctr.batches.Load()-b0, c.m.ctr.batched.Load()-p0
+	require.Positive(t, batches)
+	rate := float64(packets) / elapsed.Seconds()
+	due := min(float64(txBatchMax), rate*batchWindow.Seconds())
+	mean := float64(packets) / float64(batches)
+	t.Logf("%d packets in %v (%.0f a second): %d writes, %.1f packets each; %.1f fall due within batchWindow",
+		packets, elapsed.Round(time.Millisecond), rate, batches, mean, due)
+	require.GreaterOrEqual(t, mean, due/2, "packets a write")
+}
+
 // sinkListener is a listener on a multiplexer with neither socket nor
 // workers (sinkConn), holding n connections made from conclusions
 // dispatched as the receive worker would, each from an address of its

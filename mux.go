@@ -282,6 +282,7 @@ func (m *multiplexer) writeBatch(t *txBatch) {
 		return // the socket is its owner's again
 	}
 	m.ctr.wrote(len(t.ends), len(t.buf))
+	m.ctr.wroteBatch(len(t.ends))
 	if u, ok := m.conn.(udpConn); ok && u.io != nil {
 		if failed := u.io.writeBatch(t, m.send); failed > 0 {
 			m.ctr.sendErrors.Add(uint64(failed))
