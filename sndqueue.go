@@ -239,14 +239,7 @@ func (w *sendWorker) waitUntil(at time.Time) bool {
 			// Wake when the next packet is within batchWindow of due,
 			// or when the batch must go.
 			if d := min(at.Sub(now)-batchWindow, flushAt.Sub(now)); d > 0 {
-				w.timer.Reset(d)
-				select {
-				case <-w.timer.C:
-				case <-w.q.wake:
-					w.timer.Stop()
-				case <-w.q.m.closed:
-					return false
-				}
+				return w.sleep(d)
 			}
 			return true
 		}
@@ -256,7 +249,13 @@ func (w *sendWorker) waitUntil(at time.Time) bool {
 	if wait <= batchWindow {
 		return true // the write took that long
 	}
-	w.timer.Reset(wait)
+	return w.sleep(wait)
+}
+
+// sleep waits d, or until a connection is scheduled; it reports false
+// when the socket has closed.
+func (w *sendWorker) sleep(d time.Duration) bool {
+	w.timer.Reset(d)
 	select {
 	case <-w.timer.C:
 	case <-w.q.wake:
