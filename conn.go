@@ -518,10 +518,7 @@ func (c *Conn) closeLocked() (e closeEnd) {
 			e.unacked += len(*c.snd.buf.At(i).buf)
 		}
 		if !live {
-			e.ended = c.live.ended
-			if e.ended == nil {
-				e.ended = c.err
-			}
+			e.ended = c.live.ended // set by failLocked and onShutdownLocked
 		}
 	}
 	switch {
