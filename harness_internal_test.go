@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -140,4 +142,21 @@ func pattern(n int) []byte {
 		binary.LittleEndian.PutUint32(b[i:], uint32(i)*2654435761)
 	}
 	return b
+}
+
+// runAlone runs the calling test alone in a child process of the test
+// binary and reports true, unless this is that child: then it reports false
+// and the test goes on. For tests that count the process's allocations,
+// which earlier tests' connections, timing out in the background, add to.
+func runAlone(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("UDT_ALLOCS_CHILD") != "" {
+		return false
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "UDT_ALLOCS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("child process:\n%s", out)
+	require.NoError(t, err, "%s in a process of its own", t.Name())
+	return true
 }

@@ -152,8 +152,14 @@ func TestListenerHandshakeAllocs(t *testing.T) {
 // burst from elsewhere in the process falls in one (CI, its processors
 // busy with another package's tests, once counted 0.11 a request over a
 // single phase of 10,000; never reproduced here), where an allocation per
-// request would show in every phase.
+// request would show in every phase. The test runs alone in a child
+// process of the test binary (runAlone): in the full suite, connections
+// that earlier tests closed allocate as they time out, and once counted
+// 0.15 a request in the least of the five phases.
 func TestListenerHandshakeAllocsOverUDP(t *testing.T) {
+	if runAlone(t) {
+		return
+	}
 	ln := listenRaw(t, Config{})
 	to := ln.Addr().(*net.UDPAddr).AddrPort()
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
