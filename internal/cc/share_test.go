@@ -406,3 +406,33 @@ func TestModelStartupEndsOnLossReports(t *testing.T) {
 	require.Equal(t, modelDrain, m.state, "three reports of packets that met a queue")
 	require.Greater(t, m.PacketPeriod(), period, "the drain paces at once")
 }
+
+// TestModelBaseRTTFromOwnSamples: a flow that starts just before others'
+// queue builds has only its own round-trip samples to show the path's
+// round trip (0.1 ms here); the receiver's, smoothed from its 100 ms
+// guess, meet the queue (2.5 ms) before they come down. Loss at that
+// queue is congestion, and the share cap is cut. With the path's round
+// trip learnt from the receiver's samples alone, the flow took 2.5 ms for
+// the path, saw no queue, and never cut.
+func TestModelBaseRTTFromOwnSamples(t *testing.T) {
+	m, now, in := startModel()
+	path, queue := 100*time.Microsecond, 2500*time.Microsecond
+	smoothed := 100 * time.Millisecond
+	const rate = 8000.0
+	for end := now.Add(3 * time.Second); now.Before(end); {
+		now = now.Add(10 * time.Millisecond)
+		rtt := path
+		if now.Sub(time.Unix(0, 0)) > 100*time.Millisecond {
+			rtt = path + queue
+			in.Lost++ // one in 80
+		}
+		smoothed = (7*smoothed + rtt) / 8
+		in.Sent += rate / 100
+		in.Delivered += rate / 100
+		in.AckRTT, in.RTTSample, in.RTT = rtt, smoothed, smoothed
+		in.RateSample, in.Bandwidth = int(rate), int(rate)
+		m.OnACK(now, 0, in)
+	}
+	require.Equal(t, path, m.baseRTT.get(), "the path's round trip")
+	require.True(t, m.share.active(), "loss at a standing queue did not cut")
+}
