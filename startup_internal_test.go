@@ -1,7 +1,6 @@
 package udt
 
 import (
-	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -17,11 +16,14 @@ import (
 // once a round-trip sample has risen, startup grows a quarter a round
 // instead of doubling. Lost in the first 3 s, over 18 runs (the goroutines'
 // order varies them): 9-119 packets, median 65, before that; 0-40, median
-// 23, after. The median of three runs must stay at 45 or under (under -race: 23-32 in four).
+// 23, after. The mean of nine runs must stay at 45 or under. (The median
+// of three, the bound before, failed one CI run in ten or so: a fifth of
+// single runs lose more than 45, on this code and on the one before it,
+// 0-69 in thirty runs each, means 25 and 26.)
 func TestStartupOvershoot(t *testing.T) {
 	g := goodputLink{"50Mbit 40ms", 50e6, 40 * time.Millisecond, 0}
 	var lost []uint64
-	for seed := uint64(1); seed <= 3; seed++ {
+	for seed := uint64(1); seed <= 9; seed++ {
 		synctest.Test(t, func(t *testing.T) {
 			fwd, back := g.configs()
 			c, s, _, _ := simPair(t, fwd, back, Config{Linger: -1}, seed)
@@ -36,6 +38,9 @@ func TestStartupOvershoot(t *testing.T) {
 			_ = s.Close()
 		})
 	}
-	slices.Sort(lost)
-	assert.LessOrEqual(t, lost[1], uint64(45), "median of %v", lost)
+	var sum uint64
+	for _, n := range lost {
+		sum += n
+	}
+	assert.LessOrEqual(t, float64(sum)/float64(len(lost)), 45.0, "mean of %v", lost)
 }
