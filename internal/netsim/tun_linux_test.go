@@ -153,7 +153,14 @@ func TestTunPathTCP(t *testing.T) {
 		out, _ := p.Command(0, "ip", "-s", "link", "show", tunName).CombinedOutput()
 		t.Logf("A's device:\n%s", out)
 	}
-	require.Greater(t, steady, 0.85*ceiling)
+	// Under -race the emulator's own goroutines run several times slower,
+	// and on a CI host busy with other packages' tests it once forwarded
+	// 36.9 Mbit/s of this 50 Mbit/s link, TCP's window (214 packets, twice
+	// the path's) not binding: the link's rate is checked in CI's pass
+	// without -race.
+	if !raceEnabled {
+		require.Greater(t, steady, 0.85*ceiling)
+	}
 	// The link's rate binds: over the whole transfer, not past the
 	// warm-up, where a link that fell behind on a loaded host and caught
 	// up (51.4 Mbit/s on this 50 Mbit/s link once in CI) counts high.
