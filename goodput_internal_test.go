@@ -2,6 +2,7 @@ package udt
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,10 +77,14 @@ func simGoodput(t *testing.T, g goodputLink, cc CongestionControl, d time.Durati
 // loss-tolerant controller's targets: 90 % of the link or more up to 1 %
 // random loss on 10 and 100 ms paths, up to 0.1 % on 300 ms, and at 0.5 %
 // on 20 Mbit/s, 300 ms; 65 % at 10 % loss on 20 ms (76-83 % measured) and
-// 50 % at 1 % on 300 ms (55-89 % measured); and, from 0.1 % loss on, at
+// 50 % at 1 % on 300 ms (46-91 % in single runs); and, from 0.1 % loss on, at
 // least twice what DAIMD gets (the C++ library's controller, which takes
-// random loss for congestion). It takes about 30 s without -race and is
-// skipped under it; CI runs it in its pass without.
+// random loss for congestion). On a lossy link the model's figure is the
+// median of three runs: single runs of one code varied from 46 % to 90 %
+// at 1 % on 300 ms (sixteen runs) and once gave 85 % where 90 % is asked,
+// and a single run a row failed about one CI run in ten. It takes about
+// 60 s without -race and is skipped under it; CI runs it in its pass
+// without.
 func TestGoodputTable(t *testing.T) {
 	if raceEnabled {
 		t.Skip("30 s of simulation, many times slower under -race; CI runs it without")
@@ -103,7 +108,14 @@ func TestGoodputTable(t *testing.T) {
 	fmt.Fprintf(&b, "%-22s %8s %8s\n", "link", "DAIMD", "model")
 	for _, g := range links {
 		d := 40 * time.Second
-		r := row{g, simGoodput(t, g, CongestionDAIMD, d), simGoodput(t, g, CongestionModel, d)}
+		model := simGoodput(t, g, CongestionModel, d)
+		if g.loss > 0 {
+			// The median of three: see the test's comment.
+			runs := []float64{model, simGoodput(t, g, CongestionModel, d), simGoodput(t, g, CongestionModel, d)}
+			slices.Sort(runs)
+			model = runs[1]
+		}
+		r := row{g, simGoodput(t, g, CongestionDAIMD, d), model}
 		rows = append(rows, r)
 		fmt.Fprintf(&b, "%-22s %7.1f%% %7.1f%%\n", g.name, r.daimd*100, r.model*100)
 	}
