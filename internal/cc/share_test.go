@@ -89,6 +89,12 @@ func startModel() (*Model, time.Time, Inputs) {
 // sender's own round trip base, rate packets/s arriving and sent, and a
 // loss of lossEvery-th packet (0: none).
 func modelRun(m *Model, now time.Time, d time.Duration, base, rtt time.Duration, rate float64, lossEvery int, in *Inputs) time.Time {
+	return modelRunShared(m, now, d, base, rtt, rate, rate, lossEvery, in)
+}
+
+// modelRunShared is modelRun on a link whose capacity, as the receiver
+// estimates it, is capacity packets/s: others take what rate leaves.
+func modelRunShared(m *Model, now time.Time, d time.Duration, base, rtt time.Duration, rate, capacity float64, lossEvery int, in *Inputs) time.Time {
 	for end := now.Add(d); now.Before(end); {
 		now = now.Add(10 * time.Millisecond)
 		n := uint64(rate / 100)
@@ -99,7 +105,7 @@ func modelRun(m *Model, now time.Time, d time.Duration, base, rtt time.Duration,
 		}
 		in.AckRTT, in.RTTSample, in.RTT = base, rtt, rtt
 		in.RateSample = int(rate)
-		in.Bandwidth = int(rate)
+		in.Bandwidth = int(capacity)
 		m.OnACK(now, 0, *in)
 	}
 	return now
@@ -256,15 +262,19 @@ func TestModelSlowFlowRounds(t *testing.T) {
 func TestModelNoProbeAboveCap(t *testing.T) {
 	m, now, in := startModel()
 	base := 100 * time.Millisecond
-	now = modelRun(m, now, 10*time.Second, base, base, 8000, 0, &in)
-	// Loss while a queue stands: the cap is cut below the estimate.
-	now = modelRun(m, now, 2*time.Second, base, base*18/10, 8000, 100, &in)
+	// The flow holds 8,000 of a link of 9,600 packets/s; others hold the
+	// rest.
+	const capacity = 9600
+	now = modelRunShared(m, now, 10*time.Second, base, base, 8000, capacity, 0, &in)
+	// Loss while a queue stands: the cap is cut below the estimate, from
+	// half the link (see fairRate).
+	now = modelRunShared(m, now, 2*time.Second, base, base*18/10, 8000, capacity, 100, &in)
 	require.True(t, m.share.active())
 	// The queue drains after the cut (the others cut too), and the cap
 	// binds.
 	checked := 0
 	for end := now.Add(3 * time.Second); now.Before(end); {
-		now = modelRun(m, now, 10*time.Millisecond, base, base, 8000, 0, &in)
+		now = modelRunShared(m, now, 10*time.Millisecond, base, base, 8000, capacity, 0, &in)
 		if m.share.rate() >= m.filteredBw() {
 			continue
 		}
