@@ -301,20 +301,18 @@ func TestModelFairRate(t *testing.T) {
 	for _, tc := range []struct {
 		name                      string
 		filter, capacity, r, from float64
+		samples                   int // capacity samples taken
 	}{
-		{"lone flow, estimate 10 % high", 8300, 9215, 7600, 7600},
-		{"lone flow, exact estimate", 8000, 8000, 7900, 7900},
-		{"others hold a quarter", 7200, 9600, 7000, 4800},
-		{"others hold over half", 4000, 9600, 4000, 4000},
-		{"estimate not warm", 7200, 9600, 7000, 7000},
+		{"lone flow, estimate 10 % high", 8300, 9215, 7600, 7600, capacityWarmup},
+		{"lone flow, exact estimate", 8000, 8000, 7900, 7900, capacityWarmup},
+		{"others hold a quarter", 7200, 9600, 7000, 4800, capacityWarmup},
+		{"others hold over half", 4000, 9600, 4000, 4000, capacityWarmup},
+		{"estimate not warm", 7200, 9600, 7000, 7000, capacityWarmup - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewModel()
 			m.btlBw[0] = tc.filter
-			m.capacity, m.capSamples = tc.capacity, capacityWarmup
-			if tc.name == "estimate not warm" {
-				m.capSamples = capacityWarmup - 1
-			}
+			m.capacity, m.capSamples = tc.capacity, tc.samples
 			require.InDelta(t, tc.from, m.fairRate(tc.r), 1e-9)
 		})
 	}
