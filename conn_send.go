@@ -186,20 +186,6 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 		window = min(window, c.cc.window)
 	}
 	if inflight >= window {
-		if c.snd.loss.Len() > 0 || (c.snd.buf.Len() > 0 && c.snd.buf.Ptr(0).sentAt < 0) {
-			// The window is full behind a hole under repair (the
-			// oldest packet outstanding was sent again, or losses
-			// wait to be): the repair holds the sender, not the
-			// path, and the arrival rates of what it sends meanwhile
-			// (retransmissions, a few a round trip where a 4.11
-			// receiver reports each loss once) measure the repair.
-			// Taken for the path's rate, they brought the pace down
-			// with them: after a startup overflow into a C++
-			// receiver over a 100 Mbit/s, 100 ms TUN link the flow
-			// paced at 45 packets/s, repairing 4,000 holes a few
-			// dozen a second, for 26 s.
-			c.snd.appLimitedTo, c.snd.appLimited = c.snd.currSeq, true
-		}
 		return 0, 0, false
 	}
 	if inflight >= c.snd.buf.Len() {

@@ -406,35 +406,3 @@ func TestDrivenProbeAnswerRateLimited(t *testing.T) {
 		require.Equal(t, uint64(2), answered, "probes answered")
 	})
 }
-
-// TestWindowFullBehindRepair: a sender whose window is full behind a
-// hole under repair (its oldest outstanding packet sent again) marks what
-// it sends meanwhile as held back, so that the arrival rates of its
-// retransmissions do not teach the controller the path's rate; a window
-// merely full does not.
-func TestWindowFullBehindRepair(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tp := newTestPeer(t, Config{})
-		tp.settle()
-		go func() { _, _ = tp.c.Write(make([]byte, 1<<20)) }()
-		time.Sleep(time.Millisecond)
-		// A full ACK offering a window of 2: what is in flight fills it.
-		ack := ackBody{ack: tp.isn.Add(2), rtt: 20000, rttVar: 1000, avail: 2, rate: 1000, bandwidth: 1000, words: 6}
-		tp.sendControl(ctrlACK, 7, ack.append(nil))
-		tp.expect(ctrlACK2)
-		time.Sleep(50 * time.Millisecond)
-
-		c := tp.c
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.snd.appLimited = false
-		_, _, ok := c.nextNewLocked(time.Now())
-		require.False(t, ok, "new data beyond a full window")
-		require.False(t, c.snd.appLimited, "a full window with no repair under way")
-		c.snd.buf.Ptr(0).sentAt = -1 // the oldest outstanding packet went again
-		_, _, ok = c.nextNewLocked(time.Now())
-		require.False(t, ok)
-		require.True(t, c.snd.appLimited, "the repair holds the sender")
-		require.Equal(t, c.snd.currSeq, c.snd.appLimitedTo)
-	})
-}
