@@ -146,6 +146,10 @@ type CongestionInfo struct {
 	// packets sent while the application gave the sender nothing more to
 	// send: a lower bound of the path's rate, not an estimate.
 	AppLimited bool
+	// WindowLimited reports that RateSample measured, at least in part,
+	// packets sent while the congestion or flow window held back new data
+	// waiting to go: the window, not the path, may have set their rate.
+	WindowLimited bool
 	// Bandwidth is the average of the peer's link-capacity estimates,
 	// packets/s (1/8 weight per ACK; 1 before the first).
 	Bandwidth int
@@ -247,20 +251,21 @@ func (b *builtinCC) Params() CongestionParams {
 // inputs converts info to what internal/cc's controllers take.
 func (info *CongestionInfo) inputs() cc.Inputs {
 	return cc.Inputs{
-		MSS:        info.MSS,
-		MaxWindow:  info.FlowWindow,
-		SndCurrSeq: seq.Num(info.LastSent),
-		RTT:        info.RTT,
-		RecvRate:   info.RecvRate,
-		Bandwidth:  info.Bandwidth,
-		RTTSample:  info.RTTSample,
-		RateSample: info.RateSample,
-		AppLimited: info.AppLimited,
-		Delivered:  info.Delivered,
-		AckRTT:     info.SenderRTT,
-		LossRTT:    info.LossRTT,
-		Lost:       info.Lost,
-		Sent:       info.Sent,
-		InFlight:   info.InFlight,
+		MSS:           info.MSS,
+		MaxWindow:     info.FlowWindow,
+		SndCurrSeq:    seq.Num(info.LastSent),
+		RTT:           info.RTT,
+		RecvRate:      info.RecvRate,
+		Bandwidth:     info.Bandwidth,
+		RTTSample:     info.RTTSample,
+		RateSample:    info.RateSample,
+		AppLimited:    info.AppLimited,
+		WindowLimited: info.WindowLimited,
+		Delivered:     info.Delivered,
+		AckRTT:        info.SenderRTT,
+		LossRTT:       info.LossRTT,
+		Lost:          info.Lost,
+		Sent:          info.Sent,
+		InFlight:      info.InFlight,
 	}
 }

@@ -186,6 +186,9 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 		window = min(window, c.cc.window)
 	}
 	if inflight >= window {
+		if inflight < c.snd.buf.Len() {
+			c.snd.windowLimitedTo, c.snd.windowLimited = c.snd.currSeq, true
+		}
 		return 0, 0, false
 	}
 	if inflight >= c.snd.buf.Len() {
@@ -283,6 +286,9 @@ func (c *Conn) ackEstimatesLocked(a *ackBody, now time.Time) {
 	// to send behind it.
 	if c.snd.appLimited && seq.Cmp(a.ack, c.snd.appLimitedTo.Add(appLimitedSpan)) > 0 {
 		c.snd.appLimited = false
+	}
+	if c.snd.windowLimited && seq.Cmp(a.ack, c.snd.windowLimitedTo.Add(appLimitedSpan)) > 0 {
+		c.snd.windowLimited = false
 	}
 	if a.words >= 6 {
 		c.cc.rateSamples++

@@ -25,13 +25,17 @@ type sender struct {
 	// open, last when appLimitedTo was the newest packet sent.
 	appLimited   bool
 	appLimitedTo seq.Num
-	target       time.Time // pacing: when the packet being sent was due
-	probeNext    bool      // a probe start went last: its partner goes next
-	peerWindow   int       // the peer's receive buffer, packets, from the handshake
-	scheduled    bool      // in the send queue, or being served by it
-	holdUntil    time.Time // accepted conns: no data before this (see establishLocked)
-	msgNo        seq.Msg
-	nakScratch   []lossl.Range // a NAK's ranges, parsed
+	// windowLimited: a window held back new data waiting to go, last
+	// when windowLimitedTo was the newest packet sent.
+	windowLimited   bool
+	windowLimitedTo seq.Num
+	target          time.Time // pacing: when the packet being sent was due
+	probeNext       bool      // a probe start went last: its partner goes next
+	peerWindow      int       // the peer's receive buffer, packets, from the handshake
+	scheduled       bool      // in the send queue, or being served by it
+	holdUntil       time.Time // accepted conns: no data before this (see establishLocked)
+	msgNo           seq.Msg
+	nakScratch      []lossl.Range // a NAK's ranges, parsed
 }
 
 // sndPkt is one packet's payload in the send buffer.
@@ -65,6 +69,16 @@ func (p *sndPkt) resentAt() (time.Duration, bool) {
 func (c *Conn) overdueLocked(i int, due time.Duration) bool {
 	at, resent := c.snd.buf.Ptr(i).resentAt()
 	return resent && at <= due
+}
+
+// windowFullLocked reports whether what is in flight fills the flow or
+// the congestion window.
+func (c *Conn) windowFullLocked() bool {
+	window := c.snd.flowWindow
+	if c.cc.window > 0 {
+		window = min(window, c.cc.window)
+	}
+	return seq.Off(c.snd.lastAck, c.snd.currSeq)+1 >= window
 }
 
 // peerBufferFull reports whether the peer's receive buffer is full

@@ -406,3 +406,74 @@ func TestDrivenProbeAnswerRateLimited(t *testing.T) {
 		require.Equal(t, uint64(2), answered, "probes answered")
 	})
 }
+
+// TestWindowLimitedMark: a sender whose window holds back new data marks
+// what it sends meanwhile as window-limited, for the controller to judge
+// its rate samples by (see cc.Model's heldBack); the mark is gone once the
+// peer's ACK passes the packets the rate reports span; a sender with
+// nothing left to send is application-limited instead.
+func TestWindowLimitedMark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tp := newTestPeer(t, Config{})
+		tp.settle()
+		go func() { _, _ = tp.c.Write(make([]byte, 1<<20)) }()
+		time.Sleep(time.Millisecond)
+		// A full ACK offering a window of 2: what is in flight fills it.
+		ack := ackBody{ack: tp.isn.Add(2), rtt: 20000, rttVar: 1000, avail: 2, rate: 1000, bandwidth: 1000, words: 6}
+		tp.sendControl(ctrlACK, 7, ack.append(nil))
+		tp.expect(ctrlACK2)
+		time.Sleep(50 * time.Millisecond)
+
+		c := tp.c
+		c.mu.Lock()
+		c.snd.windowLimited, c.snd.appLimited = false, false
+		_, _, ok := c.nextNewLocked(time.Now())
+		require.False(t, ok, "new data beyond a full window")
+		require.True(t, c.snd.windowLimited, "the window holds new data back")
+		require.False(t, c.snd.appLimited)
+		require.Equal(t, c.snd.currSeq, c.snd.windowLimitedTo)
+		require.True(t, c.ccInputsLocked().WindowLimited, "the controller is told")
+		last := c.snd.currSeq
+		c.mu.Unlock()
+
+		// An ACK of everything sent, and of appLimitedSpan packets more
+		// than were sent when the mark was set, ends it.
+		ack = ackBody{ack: last.Add(appLimitedSpan + 2), rtt: 20000, rttVar: 1000, avail: 8192, rate: 1000, bandwidth: 1000, words: 6}
+		c.mu.Lock()
+		c.ackEstimatesLocked(&ack, time.Now())
+		require.False(t, c.snd.windowLimited, "the ACK passed the packets sent while held")
+		c.mu.Unlock()
+	})
+}
+
+// TestResendBudgetWindowFull: the overdue retransmissions resent at a
+// repeat of the evidence that one was lost are 4^n, or, while what is in
+// flight fills the window, as many as the pace carries until their answer
+// is due; not so where the peer's buffer is full (a slow reader).
+func TestResendBudgetWindowFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tp := newTestPeer(t, Config{})
+		tp.settle()
+		c := tp.c
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		currSeq, window, flow, period := c.snd.currSeq, c.cc.window, c.snd.flowWindow, c.cc.period
+		defer func() { c.snd.currSeq, c.cc.window, c.snd.flowWindow, c.cc.period = currSeq, window, flow, period }()
+
+		c.cc.period, c.cc.window = 100*time.Microsecond, 1000
+		require.Equal(t, 1, c.resendBudgetLocked(0), "nothing in flight")
+		require.Equal(t, 16, c.resendBudgetLocked(2))
+		c.snd.currSeq = c.snd.lastAck.Add(999) // 1,000 in flight: the window is full
+		paced := int(c.cc.retransWait() / c.cc.period)
+		require.Greater(t, paced, 16)
+		require.Equal(t, paced, c.resendBudgetLocked(0), "the window full: what the pace carries")
+		require.Equal(t, 1<<20, c.resendBudgetLocked(10), "or 4^n where more")
+		c.cc.window = 2000
+		require.Equal(t, 1, c.resendBudgetLocked(0), "the window open")
+
+		c.snd.flowWindow = minAdvertisedWindow
+		c.snd.currSeq = c.snd.lastAck.Add(minAdvertisedWindow - 1)
+		require.True(t, c.snd.peerBufferFull())
+		require.Equal(t, 1, c.resendBudgetLocked(0), "a full peer buffer: probes, not resends")
+	})
+}

@@ -26,7 +26,10 @@ type Inputs struct {
 	RTTSample  time.Duration // RTT the receiver reported in the latest ACK
 	RateSample int           // arrival rate in the latest full ACK (word 5), packets/s; 0 if none
 	AppLimited bool          // RateSample measured packets the application held back
-	Delivered  uint64        // packets acknowledged since the start, cumulative
+	// WindowLimited: RateSample measured packets sent while a window held
+	// new data back.
+	WindowLimited bool
+	Delivered     uint64 // packets acknowledged since the start, cumulative
 	// AckRTT is the time from the sending of the newest packet the latest
 	// full ACK acknowledges to the ACK's arrival, if that packet was sent
 	// once and the ACK passed no retransmitted packet (it then waited at

@@ -52,10 +52,14 @@ type Model struct {
 	// The round's delivery-rate sample, which the outlier rule leaves be,
 	// and the recent ACKs it is measured over (see deliverySample).
 	bwDelivery float64
-	acks       [128]ackPoint
-	acksEpoch  time.Time // what ackPoint times count from
-	acksHead   int
-	acksN      int
+	// The latest delivery rate, and when it was taken: arrival rates are
+	// bounded by it while it is fresh (see deliveryBound).
+	dlvRate   float64
+	dlvAt     time.Time
+	acks      [128]ackPoint
+	acksEpoch time.Time // what ackPoint times count from
+	acksHead  int
+	acksN     int
 
 	sampleDelivered uint64 // Delivered at the previous ACK
 	// The send rate of the last round and the greater of the last two,
@@ -461,7 +465,7 @@ func (m *Model) takeRates(now time.Time, in Inputs) {
 	// A sample the application held down counts only where it raises the
 	// estimate (as BBR's): an idle spell must not teach the filter that
 	// the path is slow.
-	if sample, ok := m.rateSample(in); ok && (!in.AppLimited || sample > m.filteredBw()) {
+	if sample, ok := m.rateSample(now, in); ok && (!m.heldBack(in) || sample > m.filteredBw()) {
 		m.roundRate += sample
 		m.roundRates++
 		m.addBwSample(sample)
@@ -485,6 +489,32 @@ func (m *Model) takeRates(now time.Time, in Inputs) {
 	}
 }
 
+// heldBack reports whether the ACK's rate samples measured packets that
+// something besides the path held down, so that they count only where
+// they raise the estimate: the application left the sender idle, or a
+// window held new data back while the last round sent under
+// starvedShare of the pace. A window full behind holes is the latter: a
+// 4.11 receiver reports each loss once, and after a startup overflow into
+// one over a 100 Mbit/s, 100 ms TUN link the sender, its window full of
+// packets the receiver had behind thousands of holes, sent only the
+// retransmissions that the stall recovery queues (see the connection's
+// resendStalledLocked); their arrival rates, a few dozen packets a
+// second, were taken for the path's rate, the pace fell with them to 45
+// packets/s and the repair crawled for 26 s (6.0 Mbit/s over 30 s). A
+// window merely full, or full for part of a round, does not hold the
+// estimate: with every window full behind a hole under repair taken for
+// held back, flows of ours at 1 % loss kept the estimates their startups
+// had inflated, and over TUN links they overflowed the queue more (2,063
+// and 783 packets dropped in 12 s windows, where twenty measurements
+// without it had 655 at most).
+func (m *Model) heldBack(in Inputs) bool {
+	return in.AppLimited || in.WindowLimited && m.lastSendRate < starvedShare*m.bw()
+}
+
+// starvedShare is the share of the pace under which a round's sending,
+// its window full, was held back by the window rather than paced.
+const starvedShare = 0.5
+
 // rateSample returns the receiver's arrival rate in the latest full ACK,
 // packets/s, bounded by what we sent, and whether there is one to take.
 //
@@ -497,12 +527,42 @@ func (m *Model) takeRates(now time.Time, in Inputs) {
 // have been acknowledged the receiver's median spans its initial contents,
 // not our arrivals (4.11 reports 2 packets/s, then 0): a model that took
 // them would pace at its floor.
-func (m *Model) rateSample(in Inputs) (float64, bool) {
+func (m *Model) rateSample(now time.Time, in Inputs) (float64, bool) {
 	if in.RateSample <= 1 || in.Delivered <= rateSpan {
 		return 0, false
 	}
-	return m.sendBound(float64(in.RateSample)), true
+	return m.deliveryBound(now, m.sendBound(float64(in.RateSample))), true
 }
+
+// deliveryBound bounds an arrival rate r, packets/s, by arrivalOverDelivery
+// times the latest delivery rate (see deliverySample), if one was taken
+// within the last round and startup is over. Both measure the packets that
+// reached the receiver last, the delivery rate over deliverySpan of our own
+// ACK timing, the arrival rate over the receiver's last rateSpan arrivals as
+// it timed them: a 4.11 receiver whose thread was late times a burst of
+// reads, and reported 10,000-14,000 packets/s over a TUN link that carries
+// 8,300. Within the send bound (see sendBound) such samples raised the
+// estimate by a quarter, the probe that followed paced at 1.6 times the
+// link, and the queue overflowed into the receiver's buffer: 2,700-5,600
+// packets lost at once, whose repair a 4.11 receiver, which reports each
+// loss once, drags out for seconds. Where loss is frequent, spans without
+// one are rare, delivery rates with them, and the arrival rates stand
+// alone. The delivery rate lags the arrivals where the rate changes
+// within its span: in startup, whose rate doubles each round, and on paths
+// whose round trip, the length of a probe's phase, is shorter than the span
+// (a probe of a slow flow on a 1 ms path never showed in delivery rates
+// that averaged it with the phases around it, and the flow stayed near
+// its floor).
+func (m *Model) deliveryBound(now time.Time, r float64) float64 {
+	if m.state == modelStartup || m.minRTT < deliverySpan || m.dlvRate <= 0 || now.Sub(m.dlvAt) > m.roundLength() {
+		return r
+	}
+	return min(r, arrivalOverDelivery*m.dlvRate)
+}
+
+// arrivalOverDelivery is how far above the latest delivery rate an arrival
+// rate may be taken (see deliveryBound).
+const arrivalOverDelivery = 1.1
 
 // sendBound bounds a delivery-rate sample r, packets/s, by the send rate
 // of the last two rounds, once there is one, times the most a round can
@@ -538,7 +598,7 @@ func (m *Model) ackedRateSample(now time.Time, in Inputs) {
 		return
 	}
 	r := m.sendBound(float64(acked) / d)
-	if !in.AppLimited || r > m.filteredBw() {
+	if !m.heldBack(in) || r > m.filteredBw() {
 		m.addBwSample(r)
 		m.roundRates = 1
 		m.roundRate = r
@@ -581,7 +641,7 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 		m.acks[m.acksHead] = ackPoint{at: at, sentAt: sentAt, delivered: in.Delivered, lost: in.Lost}
 		m.acksN = min(m.acksN+1, len(m.acks))
 	}
-	if in.AppLimited || sentAt == sentUnknown || m.repairing(now) {
+	if m.heldBack(in) || sentAt == sentUnknown || m.repairing(now) {
 		return
 	}
 	for k := 0; k < m.acksN; k++ {
@@ -599,7 +659,9 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 		if span < deliverySpan {
 			continue
 		}
-		m.addDeliverySample(float64(in.Delivered-p.delivered) / span.Seconds())
+		r := float64(in.Delivered-p.delivered) / span.Seconds()
+		m.dlvRate, m.dlvAt = r, now
+		m.addDeliverySample(r)
 		return
 	}
 }

@@ -143,10 +143,10 @@ func TestModelQueueLossWithoutBackground(t *testing.T) {
 func TestModelRateSampleBounds(t *testing.T) {
 	m, now, in := startModel()
 	in.Delivered, in.RateSample = rateSpan, 2
-	_, ok := m.rateSample(in)
+	_, ok := m.rateSample(now, in)
 	require.False(t, ok, "a sample before %d packets were acknowledged", rateSpan)
 	in.Delivered++
-	r, ok := m.rateSample(in)
+	r, ok := m.rateSample(now, in)
 	require.True(t, ok)
 	require.Equal(t, 2.0, r)
 
@@ -155,7 +155,7 @@ func TestModelRateSampleBounds(t *testing.T) {
 	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
 	m.state = modelStartup
 	in.RateSample = 1_000_000
-	r, ok = m.rateSample(in)
+	r, ok = m.rateSample(now, in)
 	require.True(t, ok)
 	require.InDelta(t, 2000, r, 100, "a burst's rate in startup, bounded by twice the send rate")
 	m.OnACK(now.Add(10*time.Millisecond), 0, in)
@@ -366,8 +366,9 @@ func TestModelRateSampleBoundAfterStartup(t *testing.T) {
 	base := 100 * time.Millisecond
 	now = modelRun(m, now, time.Second, base, base, 1000, 0, &in)
 	m.state = modelProbeBW
+	m.dlvRate = 0 // no delivery rate to bound it (see deliveryBound)
 	in.RateSample = 1_000_000
-	r, ok := m.rateSample(in)
+	r, ok := m.rateSample(now, in)
 	require.True(t, ok)
 	require.InDelta(t, cycleGains[0]*m.sendRate, r, 1e-9)
 	require.Less(t, r, 1300.0)
@@ -445,4 +446,76 @@ func TestModelBaseRTTFromOwnSamples(t *testing.T) {
 	}
 	require.Equal(t, path, m.baseRTT.get(), "the path's round trip")
 	require.True(t, m.share.active(), "loss at a standing queue did not cut")
+}
+
+// TestModelWindowStarvedHoldsEstimate: rate samples of packets sent while
+// a window held new data back, in rounds that sent under half the pace,
+// count only where they raise the estimate (a window full behind holes
+// that a 4.11 receiver reported once: only the stall recovery's
+// retransmissions go, a few dozen a second); samples of rounds that the
+// window held back less, or of a sender that no window held, lower it.
+func TestModelWindowStarvedHoldsEstimate(t *testing.T) {
+	base := 100 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		limited bool
+		rate    float64 // packets/s sent and arriving after the first 5 s
+		min     float64 // the least estimate allowed after
+		max     float64 // the greatest
+	}{
+		{"window full, starved", true, 45, 7500, 8500},
+		{"no window held", false, 45, 0, 100},
+		{"window full, paced", true, 6000, 5500, 6500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now, in := startModel()
+			now = modelRun(m, now, 5*time.Second, base, base, 8000, 0, &in)
+			require.InDelta(t, 8000, m.filteredBw(), 400)
+			in.WindowLimited = tc.limited
+			modelRun(m, now, 5*time.Second, base, base, tc.rate, 0, &in)
+			require.GreaterOrEqual(t, m.filteredBw(), tc.min)
+			require.LessOrEqual(t, m.filteredBw(), tc.max)
+		})
+	}
+}
+
+// TestModelArrivalsBoundByDelivery: past startup, on a path whose round
+// trip holds a delivery span, arrival rates above arrivalOverDelivery times
+// the latest delivery rate (a 4.11 receiver timing bursts of late reads)
+// count no higher; where losses leave no span to measure a delivery rate
+// over, or the path is too short for one, they stand alone.
+func TestModelArrivalsBoundByDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rtt       time.Duration
+		lossEvery int
+		bounded   bool
+	}{
+		{"lossless, 100 ms", 100 * time.Millisecond, 0, true},
+		{"a loss every 50 packets", 100 * time.Millisecond, 50, false},
+		{"1 ms path", time.Millisecond, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now, in := startModel()
+			now = modelRun(m, now, 5*time.Second, tc.rtt, tc.rtt, 8000, tc.lossEvery, &in)
+			require.Equal(t, modelProbeBW, m.state)
+			// The path delivers 8,000 packets/s; the receiver reports 12,000.
+			for end := now.Add(3 * time.Second); now.Before(end); {
+				now = now.Add(10 * time.Millisecond)
+				in.Sent += 80
+				in.Delivered += 80
+				if tc.lossEvery > 0 {
+					in.Lost += in.Sent/uint64(tc.lossEvery) - (in.Sent-80)/uint64(tc.lossEvery)
+				}
+				in.AckRTT, in.RTTSample, in.RTT = tc.rtt, tc.rtt, tc.rtt
+				in.RateSample, in.Bandwidth = 12000, 12000
+				m.OnACK(now, 0, in)
+			}
+			if tc.bounded {
+				require.LessOrEqual(t, m.filteredBw(), arrivalOverDelivery*8000*1.01)
+			} else {
+				require.Greater(t, m.filteredBw(), 9000.0)
+			}
+		})
+	}
 }
