@@ -178,25 +178,23 @@ func TestStallResendsOverdueRetransmissions(t *testing.T) {
 // rest at a packet whose retransmission is overdue does (a 4.11 receiver
 // reports a loss once): the packet is queued at once; the next such ACK
 // in a row takes up to four overdue retransmissions with it, the one
-// after sixteen; an ACK at a packet sent once ends the chain; with the
-// window full, every overdue one the pace carries goes; a peer that
-// repeats its loss reports asks itself.
+// after sixteen; an ACK at a retransmission not yet due continues the
+// chain, one at a packet sent once ends it; a peer that repeats its loss
+// reports asks itself.
 func TestAckAtOverdueHoleResends(t *testing.T) {
 	c, _ := internalPair(t, Config{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.live.timer.Stop()
-	saved, savedCurr, savedAck, savedWindow, savedPeriod := c.cc.rtt, c.snd.currSeq, c.snd.lastAck, c.cc.window, c.cc.period
+	saved, savedCurr, savedAck := c.cc.rtt, c.snd.currSeq, c.snd.lastAck
 	defer func() {
 		c.cc.rtt, c.snd.currSeq, c.snd.lastAck, c.cc.peerRenaks, c.live.holeChain = saved, savedCurr, savedAck, false, 0
-		c.cc.window, c.cc.period = savedWindow, savedPeriod
 		c.snd.loss.Clear()
 		for c.snd.buf.Len() > 0 {
 			c.snd.buf.PopFront()
 		}
 	}()
 	c.cc.rtt.RTT, c.cc.rtt.Var = 100*time.Millisecond, time.Millisecond
-	c.cc.window, c.cc.period = 1000, 100*time.Microsecond // the window open
 	t0 := 5 * time.Second
 	overdue := -int64(t0) - 1 // retransmitted at t0
 	for range 40 {
@@ -213,23 +211,17 @@ func TestAckAtOverdueHoleResends(t *testing.T) {
 	c.snd.loss.Clear()
 	c.onAckAdvancedLocked(now.Add(-time.Millisecond))
 	require.Zero(t, c.snd.loss.Len(), "its retransmission not overdue yet")
-	require.Zero(t, c.live.holeChain)
-
+	require.Equal(t, 3, c.live.holeChain, "the chain goes on")
 	c.onAckAdvancedLocked(now)
+	require.Equal(t, 40, c.snd.loss.Len(), "the next overdue hole: up to 64")
+
 	c.snd.loss.Clear()
 	c.snd.buf.Ptr(0).sentAt = int64(t0)
 	c.onAckAdvancedLocked(now)
 	require.Zero(t, c.snd.loss.Len(), "a packet sent once: a new loss, reported by the peer")
 	require.Zero(t, c.live.holeChain)
 
-	// The window full: the pace carries far more than 40 before the
-	// answer is due (see resendBudgetLocked).
 	c.snd.buf.Ptr(0).sentAt = overdue
-	c.cc.window = 40
-	c.onAckAdvancedLocked(now)
-	require.Equal(t, 40, c.snd.loss.Len(), "the window full: every overdue retransmission")
-	c.snd.loss.Clear()
-
 	c.cc.peerRenaks = true
 	c.onAckAdvancedLocked(now)
 	require.Zero(t, c.snd.loss.Len(), "a peer that repeats its loss reports")

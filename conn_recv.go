@@ -629,7 +629,7 @@ func (c *Conn) stallDueLocked() time.Time {
 // queued here is not reported to the congestion controller: nothing says
 // it was lost to congestion.
 func (c *Conn) resendStalledLocked(now time.Time) {
-	budget := c.resendBudgetLocked(c.live.stallResends)
+	budget := 1 << min(2*c.live.stallResends, 20)
 	c.live.stallResent = now
 	c.live.stallResends++
 	c.stats.stallResent++
@@ -682,42 +682,33 @@ func (c *Conn) resendOverdueLocked(now time.Time, from, budget int) (n int) {
 	return n
 }
 
-// resendBudgetLocked is how many overdue retransmissions go again at the
-// n-th repeat of the evidence that one was lost (see resendOverdueLocked):
-// 4^n, or, while what is in flight fills the window, as many as the pace
-// carries until the answer to this round's resends is due. The window
-// then holds new data back and the path would carry nothing but the
-// resends: overdue retransmissions that arrived cost only time the link
-// had no other use for, where resending them a few a round trip stalled
-// the stream. After an overflow at a 4.11 receiver that lost about a
-// third of 3,300 retransmissions, its 8,192-packet buffer full behind the
-// holes, the stream crawled at 7-17 Mbit/s for seconds on a 100 Mbit/s,
-// 100 ms link: each ACK came to rest at a hole resent a moment before and
-// the chain of repeats, and with it the budget, started again.
-func (c *Conn) resendBudgetLocked(n int) int {
-	budget := 1 << min(2*n, 20)
-	if c.windowFullLocked() && !c.snd.peerBufferFull() && c.cc.period > 0 {
-		budget = max(budget, int(c.cc.retransWait()/c.cc.period))
-	}
-	return budget
-}
-
 // onAckAdvancedLocked looks at where an advancing ACK came to rest: at a
 // packet whose retransmission is overdue, that retransmission was lost
 // (the ACK names the first packet the receiver misses), and it is queued
-// again at once rather than after a stall's wait. Each such ACK in a row
-// quadruples how many overdue retransmissions go with it (see
-// resendOverdueLocked).
+// again at once rather than after a stall's wait. Each such ACK of a
+// chain quadruples how many overdue retransmissions go with it (see
+// resendOverdueLocked); ACKs at retransmissions not yet due continue the
+// chain, one at a packet sent once ends it.
 func (c *Conn) onAckAdvancedLocked(now time.Time) {
 	if c.cc.peerRenaks || c.snd.buf.Len() == 0 || seq.Cmp(c.snd.lastAck, c.snd.currSeq) > 0 {
 		c.live.holeChain = 0
 		return
 	}
 	if !c.overdueLocked(0, now.Sub(c.start)-c.cc.retransWait()) {
-		c.live.holeChain = 0
+		// A retransmission whose answer is not due yet: likely one that
+		// an earlier ACK of the chain resent. The chain goes on, so that
+		// the next overdue hole takes more with it; ended here, each ACK
+		// came to rest at a hole resent a moment before, the budget
+		// started again at one, and after an overflow at a 4.11
+		// receiver that lost about a third of 3,300 retransmissions the
+		// stream crawled at 7-17 Mbit/s for seconds on a 100 Mbit/s,
+		// 100 ms link, its window full behind the holes.
+		if _, resent := c.snd.buf.Ptr(0).resentAt(); !resent {
+			c.live.holeChain = 0
+		}
 		return
 	}
-	budget := c.resendBudgetLocked(c.live.holeChain)
+	budget := 1 << min(2*c.live.holeChain, 20)
 	c.live.holeChain++
 	if n := c.resendOverdueLocked(now, 0, budget); n > 0 {
 		c.stats.stallResent++

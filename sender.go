@@ -71,16 +71,6 @@ func (c *Conn) overdueLocked(i int, due time.Duration) bool {
 	return resent && at <= due
 }
 
-// windowFullLocked reports whether what is in flight fills the flow or
-// the congestion window.
-func (c *Conn) windowFullLocked() bool {
-	window := c.snd.flowWindow
-	if c.cc.window > 0 {
-		window = min(window, c.cc.window)
-	}
-	return seq.Off(c.snd.lastAck, c.snd.currSeq)+1 >= window
-}
-
 // peerBufferFull reports whether the peer's receive buffer is full
 // as far as its ACKs say: they offer the floor window of 2 packets, which
 // we have sent. The peer then drops those probes and its ACK cannot move

@@ -445,35 +445,3 @@ func TestWindowLimitedMark(t *testing.T) {
 		c.mu.Unlock()
 	})
 }
-
-// TestResendBudgetWindowFull: the overdue retransmissions resent at a
-// repeat of the evidence that one was lost are 4^n, or, while what is in
-// flight fills the window, as many as the pace carries until their answer
-// is due; not so where the peer's buffer is full (a slow reader).
-func TestResendBudgetWindowFull(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tp := newTestPeer(t, Config{})
-		tp.settle()
-		c := tp.c
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		currSeq, window, flow, period := c.snd.currSeq, c.cc.window, c.snd.flowWindow, c.cc.period
-		defer func() { c.snd.currSeq, c.cc.window, c.snd.flowWindow, c.cc.period = currSeq, window, flow, period }()
-
-		c.cc.period, c.cc.window = 100*time.Microsecond, 1000
-		require.Equal(t, 1, c.resendBudgetLocked(0), "nothing in flight")
-		require.Equal(t, 16, c.resendBudgetLocked(2))
-		c.snd.currSeq = c.snd.lastAck.Add(999) // 1,000 in flight: the window is full
-		paced := int(c.cc.retransWait() / c.cc.period)
-		require.Greater(t, paced, 16)
-		require.Equal(t, paced, c.resendBudgetLocked(0), "the window full: what the pace carries")
-		require.Equal(t, 1<<20, c.resendBudgetLocked(10), "or 4^n where more")
-		c.cc.window = 2000
-		require.Equal(t, 1, c.resendBudgetLocked(0), "the window open")
-
-		c.snd.flowWindow = minAdvertisedWindow
-		c.snd.currSeq = c.snd.lastAck.Add(minAdvertisedWindow - 1)
-		require.True(t, c.snd.peerBufferFull())
-		require.Equal(t, 1, c.resendBudgetLocked(0), "a full peer buffer: probes, not resends")
-	})
-}
