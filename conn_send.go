@@ -187,7 +187,7 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 	}
 	if inflight >= window {
 		if inflight < c.snd.buf.Len() {
-			c.snd.windowLimitedTo, c.snd.windowLimited = c.snd.currSeq, true
+			c.snd.windowLimited.set(c.snd.currSeq)
 		}
 		return 0, 0, false
 	}
@@ -195,7 +195,7 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 		// Nothing left to send though the windows allow more: the
 		// application holds the rate down, and the arrival rates the
 		// peer reports for these packets say so, not the path's.
-		c.snd.appLimitedTo, c.snd.appLimited = c.snd.currSeq, true
+		c.snd.appLimited.set(c.snd.currSeq)
 		return 0, 0, false
 	}
 	if inflight == 0 {
@@ -204,9 +204,6 @@ func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
 	c.snd.currSeq = c.snd.currSeq.Inc()
 	return c.snd.currSeq, inflight, true
 }
-
-// appLimitedSpan is how many arrivals the peer's rate reports span.
-const appLimitedSpan = 16
 
 // onACKLocked handles an ACK from the peer (docs/protocol.md §7.1).
 func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
@@ -281,15 +278,8 @@ func (c *Conn) ackEstimatesLocked(a *ackBody, now time.Time) {
 		c.cc.rtt.Update(c.cc.rttSample)
 	}
 	c.cc.rateSample = 0
-	// The peer's arrival rate is a median over its last 16 arrivals: it
-	// is the application's while any of them was sent with nothing more
-	// to send behind it.
-	if c.snd.appLimited && seq.Cmp(a.ack, c.snd.appLimitedTo.Add(appLimitedSpan)) > 0 {
-		c.snd.appLimited = false
-	}
-	if c.snd.windowLimited && seq.Cmp(a.ack, c.snd.windowLimitedTo.Add(appLimitedSpan)) > 0 {
-		c.snd.windowLimited = false
-	}
+	c.snd.appLimited.clearPast(a.ack)
+	c.snd.windowLimited.clearPast(a.ack)
 	if a.words >= 6 {
 		c.cc.rateSamples++
 		warm := c.cc.rateSamples > rateWarmup

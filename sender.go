@@ -22,20 +22,15 @@ type sender struct {
 	bufs       pktbuf.Cache
 	flowWindow int // the peer's flow window, packets
 	// appLimited: the application left the sender idle with the windows
-	// open, last when appLimitedTo was the newest packet sent.
-	appLimited   bool
-	appLimitedTo seq.Num
-	// windowLimited: a window held back new data waiting to go, last
-	// when windowLimitedTo was the newest packet sent.
-	windowLimited   bool
-	windowLimitedTo seq.Num
-	target          time.Time // pacing: when the packet being sent was due
-	probeNext       bool      // a probe start went last: its partner goes next
-	peerWindow      int       // the peer's receive buffer, packets, from the handshake
-	scheduled       bool      // in the send queue, or being served by it
-	holdUntil       time.Time // accepted conns: no data before this (see establishLocked)
-	msgNo           seq.Msg
-	nakScratch      []lossl.Range // a NAK's ranges, parsed
+	// open. windowLimited: a window held back new data waiting to go.
+	appLimited, windowLimited heldMark
+	target                    time.Time // pacing: when the packet being sent was due
+	probeNext                 bool      // a probe start went last: its partner goes next
+	peerWindow                int       // the peer's receive buffer, packets, from the handshake
+	scheduled                 bool      // in the send queue, or being served by it
+	holdUntil                 time.Time // accepted conns: no data before this (see establishLocked)
+	msgNo                     seq.Msg
+	nakScratch                []lossl.Range // a NAK's ranges, parsed
 }
 
 // sndPkt is one packet's payload in the send buffer.
@@ -79,3 +74,27 @@ func (c *Conn) overdueLocked(i int, due time.Duration) bool {
 func (s *sender) peerBufferFull() bool {
 	return s.flowWindow <= minAdvertisedWindow && seq.Off(s.lastAck, s.currSeq)+1 >= s.flowWindow
 }
+
+// heldMark marks the packets that the peer's arrival-rate reports measure
+// while something besides the path held the sender back: set at each time
+// it does, with the newest packet sent then, and clear once an ACK has
+// passed that packet by the span the reports cover.
+type heldMark struct {
+	on bool
+	to seq.Num // the newest packet sent when last set
+}
+
+// set marks what is sent up to s.
+func (h *heldMark) set(s seq.Num) { h.on, h.to = true, s }
+
+// clearPast clears the mark once ack has passed its packets by rateReportSpan:
+// the peer's arrival rate is a median over its last rateReportSpan arrivals,
+// the sender's own while any of them was sent held back.
+func (h *heldMark) clearPast(ack seq.Num) {
+	if h.on && seq.Cmp(ack, h.to.Add(rateReportSpan)) > 0 {
+		h.on = false
+	}
+}
+
+// rateReportSpan is how many arrivals the peer's rate reports span.
+const rateReportSpan = 16

@@ -426,22 +426,22 @@ func TestWindowLimitedMark(t *testing.T) {
 
 		c := tp.c
 		c.mu.Lock()
-		c.snd.windowLimited, c.snd.appLimited = false, false
+		c.snd.windowLimited.on, c.snd.appLimited.on = false, false
 		_, _, ok := c.nextNewLocked(time.Now())
 		require.False(t, ok, "new data beyond a full window")
-		require.True(t, c.snd.windowLimited, "the window holds new data back")
-		require.False(t, c.snd.appLimited)
-		require.Equal(t, c.snd.currSeq, c.snd.windowLimitedTo)
+		require.True(t, c.snd.windowLimited.on, "the window holds new data back")
+		require.False(t, c.snd.appLimited.on)
+		require.Equal(t, c.snd.currSeq, c.snd.windowLimited.to)
 		require.True(t, c.ccInputsLocked().WindowLimited, "the controller is told")
 		last := c.snd.currSeq
 		c.mu.Unlock()
 
-		// An ACK of everything sent, and of appLimitedSpan packets more
+		// An ACK of everything sent, and of rateReportSpan packets more
 		// than were sent when the mark was set, ends it.
-		ack = ackBody{ack: last.Add(appLimitedSpan + 2), rtt: 20000, rttVar: 1000, avail: 8192, rate: 1000, bandwidth: 1000, words: 6}
+		ack = ackBody{ack: last.Add(rateReportSpan + 2), rtt: 20000, rttVar: 1000, avail: 8192, rate: 1000, bandwidth: 1000, words: 6}
 		c.mu.Lock()
 		c.ackEstimatesLocked(&ack, time.Now())
-		require.False(t, c.snd.windowLimited, "the ACK passed the packets sent while held")
+		require.False(t, c.snd.windowLimited.on, "the ACK passed the packets sent while held")
 		c.mu.Unlock()
 	})
 }

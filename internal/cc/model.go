@@ -465,13 +465,14 @@ func (m *Model) takeRates(now time.Time, in Inputs) {
 	// A sample the application held down counts only where it raises the
 	// estimate (as BBR's): an idle spell must not teach the filter that
 	// the path is slow.
-	if sample, ok := m.rateSample(now, in); ok && (!m.heldBack(in) || sample > m.filteredBw()) {
+	held := m.heldBack(in)
+	if sample, ok := m.rateSample(now, in); ok && (!held || sample > m.filteredBw()) {
 		m.roundRate += sample
 		m.roundRates++
 		m.addBwSample(sample)
 		m.capSamples++
 	}
-	m.deliverySample(now, in)
+	m.deliverySample(now, in, held)
 	m.capacity = float64(in.Bandwidth)
 	// The queue is judged by the receiver's RTT (ACK to ACK2), which a
 	// hole waiting for repair does not lengthen as it does AckRTT.
@@ -613,7 +614,8 @@ func (m *Model) ackedRateSample(now time.Time, in Inputs) {
 // bunched do not inflate it. Spans with a loss reported in them, or just
 // before (an ACK that releases a repaired hole delivers a burst), spans
 // whose packets' send times are unknown (an ACK that passed a
-// retransmission), and spans the application held down do not count.
+// retransmission), and spans that something besides the path held down
+// (held: see heldBack) do not count.
 //
 // A 4.11 receiver's arrival rate leaves out intervals under an eighth of
 // the median: packets that a late-woken sender caught up on, or that a
@@ -622,7 +624,7 @@ func (m *Model) ackedRateSample(now time.Time, in Inputs) {
 // near 550 packets a second whatever its pace, a probe never showed, and
 // the model never grew: a 1 s message test of 17 MB to a C++ receiver
 // took 11 s.
-func (m *Model) deliverySample(now time.Time, in Inputs) {
+func (m *Model) deliverySample(now time.Time, in Inputs, held bool) {
 	last := m.acks[m.acksHead]
 	if m.acksN > 0 && in.Delivered == last.delivered {
 		return
@@ -641,7 +643,7 @@ func (m *Model) deliverySample(now time.Time, in Inputs) {
 		m.acks[m.acksHead] = ackPoint{at: at, sentAt: sentAt, delivered: in.Delivered, lost: in.Lost}
 		m.acksN = min(m.acksN+1, len(m.acks))
 	}
-	if m.heldBack(in) || sentAt == sentUnknown || m.repairing(now) {
+	if held || sentAt == sentUnknown || m.repairing(now) {
 		return
 	}
 	for k := 0; k < m.acksN; k++ {
