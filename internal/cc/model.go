@@ -1053,8 +1053,9 @@ func (m *Model) smoothedRTT(in Inputs) time.Duration {
 // Gbit/s: eight streams (udtperf -P 8) got least/most 0.00-0.02 in their
 // first second. Growing on by a quarter a round, eight flows over netsim's
 // 500 Mbit/s, 0.2 ms path with a 2 MB queue (TestModelFlowsShareShortPath)
-// reached a Jain's index of 0.990-0.996 and retransmitted 0.2-0.5 %,
-// against 0.906-0.986 and 0.7-4.8 % (four runs each). On real loopback the
+// reached a Jain's index of 0.981-0.998 and retransmitted 0.2-0.4 % in six
+// runs, against 0.906-0.997 (one run of six under 0.97, its flows
+// retransmitting 0.6-2.3 %) without it. On real loopback the
 // gain is within the host's noise: 0.66-0.77 against 0.50-0.68 in five
 // runs alternated, 0.51-0.70 against 0.48-0.70 in four more on a busier
 // host; there the first second still starts 0.03-0.08 apart. One stream's
