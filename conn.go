@@ -383,8 +383,9 @@ func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
 	n := min(c.snd.buf.Limit()-c.snd.buf.Len(), writeChunk, (len(b)+payload-1)/payload)
 	c.mu.Unlock()
 
+	pool := pktbuf.PoolFor(payload)
 	var arr [writeChunk]*[]byte
-	bufs := pktbuf.PoolFor(payload).GetN(arr[:0], n)
+	bufs := pool.GetN(arr[:0], n)
 	rest := b
 	for _, buf := range bufs {
 		k := copy(*buf, rest)
@@ -395,7 +396,7 @@ func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
 	c.mu.Lock()
 	if err := c.writeErrLocked(); err != nil {
 		c.mu.Unlock()
-		pktbuf.PoolFor(payload).PutN(bufs)
+		pool.PutN(bufs)
 		c.sig.wakeWriter()
 		return b, err
 	}
