@@ -41,6 +41,7 @@ func (c *Conn) kickLocked(now time.Time) {
 func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.wakeWriterBehindLocked()
 	for range t.room() {
 		n := len(t.buf)
 		b, next, ok := c.packLocked(t.buf, now)
@@ -54,6 +55,18 @@ func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 		}
 	}
 	return c.snd.target, true
+}
+
+// wakeWriterBehindLocked wakes a Write that waits for the sender to catch
+// up (see writeAhead) once there is room for writeRefill packets: each
+// batch packed may have made it, and the ACKs that wake writers for room
+// in the send buffer do not come when the buffer has room. The Write is
+// woken long before the sender could run dry.
+func (c *Conn) wakeWriterBehindLocked() {
+	if c.snd.writerAhead && c.snd.buf != nil && c.snd.unsentLocked() <= writeAhead-writeRefill {
+		c.snd.writerAhead = false
+		c.sig.wakeWriter()
+	}
 }
 
 // packLocked appends the next data packet due (a retransmission first, else

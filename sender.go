@@ -31,6 +31,13 @@ type sender struct {
 	holdUntil                 time.Time // accepted conns: no data before this (see establishLocked)
 	msgNo                     seq.Msg
 	nakScratch                []lossl.Range // a NAK's ranges, parsed
+	writerAhead               bool          // a Write waits for the sender to catch up (see writeAhead)
+}
+
+// unsentLocked is how many packets of the send buffer were never sent.
+// Guarded by Conn.mu, as the sender is.
+func (s *sender) unsentLocked() int {
+	return s.buf.Len() - (seq.Off(s.lastAck, s.currSeq) + 1)
 }
 
 // sndPkt is one packet's payload in the send buffer.
