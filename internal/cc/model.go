@@ -308,7 +308,6 @@ func (m *Model) filteredBw() float64 {
 			best = b
 		}
 	}
-
 	// A capacity estimate far below what arrives is wrong (jitter spreads
 	// the packet pairs it measures); a close one trims the few percent
 	// the arrival-rate samples run high.
@@ -433,7 +432,7 @@ func (m *Model) OnACK(now time.Time, ack seq.Num, in Inputs) {
 // 1,500-byte packets) the flow paces above it for those rounds, as
 // startup does.
 func (m *Model) seedRate() {
-	if m.state == modelStartup && m.filteredBw() == 0 && m.minRTT > 0 && m.shortPath() {
+	if m.state == modelStartup && m.minRTT > 0 && m.shortPath() && m.filteredBw() == 0 {
 		m.addDeliverySample(float64(m.cwnd) / max(m.minRTT, seedRTT).Seconds())
 	}
 }
