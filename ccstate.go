@@ -80,7 +80,7 @@ func (c *Conn) ccInputsLocked() CongestionInfo {
 		FlowWindow:    c.snd.flowWindow,
 		LastSent:      uint32(c.snd.currSeq),
 		LastACK:       uint32(c.snd.lastAck),
-		InFlight:      seq.Off(c.snd.lastAck, c.snd.currSeq) + 1,
+		InFlight:      c.snd.inFlightLocked(),
 		RTT:           c.cc.rtt.RTT,
 		RTTVar:        c.cc.rtt.Var,
 		RTTSample:     c.cc.rttSample,

@@ -726,7 +726,7 @@ func (c *Conn) onExpiryLocked(now time.Time, ob *outbox) {
 	c.stats.expiries++
 	unacked := seq.Cmp(c.snd.currSeq, c.snd.lastAck) >= 0
 	if c.tr.t != nil {
-		c.tr.t.TimedOut(TraceTimeout{Time: now, Count: c.live.expCount + 1, Unacked: seq.Off(c.snd.lastAck, c.snd.currSeq) + 1})
+		c.tr.t.TimedOut(TraceTimeout{Time: now, Count: c.live.expCount + 1, Unacked: c.snd.inFlightLocked()})
 		defer c.traceMetricsLocked(now)
 	}
 	switch {

@@ -183,7 +183,7 @@ func jitter(p time.Duration) time.Duration {
 // nextNewLocked takes the next packet never sent, if the flow and
 // congestion windows allow one.
 func (c *Conn) nextNewLocked(now time.Time) (s seq.Num, off int, ok bool) {
-	inflight := seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
+	inflight := c.snd.inFlightLocked()
 	window := c.snd.flowWindow
 	if inflight == 0 {
 		// A window probe: with nothing in flight, one packet goes even

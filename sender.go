@@ -34,10 +34,15 @@ type sender struct {
 	writerAhead               bool          // a Write waits for the sender to catch up (see writeAhead)
 }
 
-// unsentLocked is how many packets of the send buffer were never sent.
+// inFlightLocked is how many packets were sent and not yet acknowledged.
 // Guarded by Conn.mu, as the sender is.
+func (s *sender) inFlightLocked() int {
+	return seq.Off(s.lastAck, s.currSeq) + 1
+}
+
+// unsentLocked is how many packets of the send buffer were never sent.
 func (s *sender) unsentLocked() int {
-	return s.buf.Len() - (seq.Off(s.lastAck, s.currSeq) + 1)
+	return s.buf.Len() - s.inFlightLocked()
 }
 
 // sndPkt is one packet's payload in the send buffer.

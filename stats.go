@@ -129,7 +129,7 @@ func (c *Conn) Stats() Stats {
 		s.PktSndPeriod = c.cc.period
 		s.CongestionWindow = c.cc.window
 		s.FlowWindow = c.snd.flowWindow
-		s.PktInFlight = seq.Off(c.snd.lastAck, c.snd.currSeq) + 1
+		s.PktInFlight = c.snd.inFlightLocked()
 		for i := range c.snd.buf.Len() {
 			s.SendBufferBytes += len(*c.snd.buf.At(i).buf)
 		}

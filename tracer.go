@@ -381,7 +381,7 @@ func (c *Conn) traceMetricsLocked(now time.Time) {
 	}
 	m := TraceMetrics{
 		RTT: c.cc.rtt.RTT, RTTVar: c.cc.rtt.Var, Period: c.cc.period, Window: max(c.cc.window, 0),
-		FlowWindow: c.snd.flowWindow, InFlight: seq.Off(c.snd.lastAck, c.snd.currSeq) + 1,
+		FlowWindow: c.snd.flowWindow, InFlight: c.snd.inFlightLocked(),
 		RecvRate: c.cc.rate, Bandwidth: c.cc.bandwidth,
 	}
 	if m == c.tr.last {
