@@ -228,6 +228,9 @@ func jain(xs []float64) float64 {
 // gaps (see jitter), 0.965 was the least of 30 runs of two flows and
 // 0.974 of 20 runs of four.
 func TestModelFlowsShare(t *testing.T) {
+	if raceEnabled {
+		t.Skip("2, 4 and 8 flows over 60 s of simulation each, minutes under -race; CI runs it without")
+	}
 	for _, n := range []int{2, 4, 8} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			got := flowsShare(t, CongestionModel, n, 100e6, 40*time.Millisecond, 60*time.Second)
@@ -253,6 +256,9 @@ func TestModelFlowsShare(t *testing.T) {
 // Before the short-path rules (see Model.capGoverns) Jain's index was
 // 0.88-0.96 and the least flow got a third to a half of the most.
 func TestModelFlowsShareShortPath(t *testing.T) {
+	if raceEnabled {
+		t.Skip("10 s of eight flows at 500 Mbit/s in simulation, a minute under -race; CI runs it without")
+	}
 	link := netsim.LinkConfig{Rate: 500e6, Delay: 100 * time.Microsecond, QueueBytes: 2 << 20}
 	got, retrans := flowsShareOn(t, CongestionModel, 8, link, 10*time.Second, 0, 0)
 	least, most := got[0], got[0]

@@ -50,6 +50,9 @@ func simBesideTCP(t *testing.T, cfg Config, tcp netsim.TCPConfig, fwd, back nets
 // link over TUN paths with the kernel's cubic it keeps 40-50 %, see
 // BenchmarkTunCoexist), and the two keep it busy.
 func TestModelSharesWithCubic(t *testing.T) {
+	if raceEnabled {
+		t.Skip("60 s of simulation, a minute under -race; CI runs it without")
+	}
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
 	u, tc := simBesideTCP(t, Config{}, netsim.TCPConfig{CC: "cubic"}, fwd, fwd, 60*time.Second, 5)
@@ -71,6 +74,9 @@ func TestModelSharesWithCubic(t *testing.T) {
 // model got 0.2-0.4 without the even split. The target is 0.5-2
 // there; this checks the mean of the three against it, both ways.
 func TestModelBesideBBR(t *testing.T) {
+	if raceEnabled {
+		t.Skip("three runs of 60 s of simulation, minutes under -race; CI runs it without")
+	}
 	const mbps = 100
 	fwd := netsim.LinkConfig{Rate: mbps * 1e6, Delay: 50 * time.Millisecond}
 	var sum float64
