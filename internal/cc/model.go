@@ -1107,8 +1107,9 @@ func (m *Model) smoothedRTT(in Inputs) time.Duration {
 // cuts that followed took seconds to even them out: Jain's index over
 // 10 s 0.929-0.998, one run in five under 0.97. With the floor at
 // queueSlack it grows a quarter a round once the queue rises: 0.969-0.998
-// in 48 runs, two at 0.969 (see TestModelFlowsShareShortPath), and the
-// flows retransmitted 0.16-0.59 %. A flow that starts late
+// in 48 runs of a build that logged each second, 0.952-0.998 in 40 runs of
+// TestModelFlowsShareShortPath, four under 0.97, and the flows
+// retransmitted 0.16-0.59 %. A flow that starts late
 // beside a standing queue that does not grow still doubles: eight loopback
 // streams (udtperf -P 8) got least/most 0.57-0.72 (median 0.68) over
 // 10 s against 0.56-0.76 (0.63), six runs each alternated.
