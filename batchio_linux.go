@@ -323,25 +323,38 @@ func parseOOB(oob []byte) (arrival time.Time, seg int) {
 	return arrival, seg
 }
 
-// txMsgs holds the headers of one sendmmsg.
+// txMsgs holds the headers of one sendmmsg, and the iovecs its datagrams
+// are gathered from: a packet's header and its payload each (see
+// txBatch).
 type txMsgs struct {
 	hdrs  [txMsgMax]unix.Mmsghdr
-	iovs  [txMsgMax]unix.Iovec
+	iovs  [2 * txBatchMax]unix.Iovec
 	names [txMsgMax]unix.RawSockaddrInet6
 	oob   [txMsgMax * unix.SizeofCmsghdr * 2]byte
 	n     int
+	niov  int
 }
 
-// add appends one datagram, or a GSO run of segments of seg bytes if seg
-// is positive.
-func (t *txMsgs) add(b []byte, to netip.AddrPort, seg int, v6 bool) {
+// addIov appends b, if not empty, to the iovecs of the datagram being
+// gathered.
+func (t *txMsgs) addIov(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	v := &t.iovs[t.niov]
+	v.Base = &b[0]
+	v.SetLen(len(b))
+	t.niov++
+}
+
+// add appends one datagram made of the iovecs from iov on: one packet, or
+// a GSO run of segments of seg bytes if seg is positive.
+func (t *txMsgs) add(iov int, to netip.AddrPort, seg int, v6 bool) {
 	i := t.n
 	t.n++
-	t.iovs[i].Base = &b[0]
-	t.iovs[i].SetLen(len(b))
 	h := &t.hdrs[i].Hdr
-	h.Iov = &t.iovs[i]
-	h.Iovlen = 1
+	h.Iov = &t.iovs[iov]
+	h.SetIovlen(t.niov - iov)
 	h.Name = (*byte)(unsafe.Pointer(&t.names[i]))
 	h.Namelen = putSockaddr(&t.names[i], to, v6)
 	h.Control = nil
@@ -359,6 +372,12 @@ func (t *txMsgs) add(b []byte, to netip.AddrPort, seg int, v6 bool) {
 		h.Control = &c[0]
 		h.SetControllen(unix.CmsgSpace(2))
 	}
+}
+
+// reset empties t for the next sendmmsg.
+func (t *txMsgs) reset() {
+	clear(t.iovs[:t.niov]) // the payloads are not held past the write
+	t.n, t.niov = 0, 0
 }
 
 // putSockaddr writes to as a kernel socket address for a socket of the
@@ -450,25 +469,26 @@ var txMsgsFree = freeList[txMsgs]{max: 16, new: func() *txMsgs { return new(txMs
 
 // writeBatch sends the packets of t: runs of equal-sized packets to one
 // peer (the last of a run may be shorter) as GSO sends while the kernel
-// takes them, all in as few sendmmsg calls as the batch allows. It
-// returns how many datagrams (single packets or GSO runs) the kernel
-// refused; those sent with plain count their own.
+// takes them, all in as few sendmmsg calls as the batch allows, each
+// datagram gathered from the packets' headers and payloads where they
+// lie. It returns how many datagrams (single packets or GSO runs) the
+// kernel refused; those sent with plain count their own.
 func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) int {
 	msgs := txMsgsFree.get()
 	defer txMsgsFree.put(msgs)
+	defer msgs.reset()
 	b.txFailed = 0
 	var first [txMsgMax + 1]int // the first packet of each datagram
 	gso := b.gso.Load()
-	start := 0 // the byte offset of packet i
 	for i := 0; i < len(t.ends); {
-		size := t.ends[i] - start
-		j, end := i+1, t.ends[i]
+		size := t.size(i)
+		j, total := i+1, size
 		for gso && j < len(t.ends) && j-i < txSegMax && t.to[j] == t.to[i] {
-			l := t.ends[j] - t.ends[j-1]
-			if l > size || t.ends[j]-start > txGSOMax {
+			l := t.size(j)
+			if l > size || total+l > txGSOMax {
 				break
 			}
-			end, j = t.ends[j], j+1
+			total, j = total+l, j+1
 			if l < size {
 				break
 			}
@@ -478,27 +498,25 @@ func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) int
 			seg = size
 		}
 		first[msgs.n] = i
-		msgs.add(t.buf[start:end], t.to[i], seg, b.v6)
-		start, i = end, j
+		iov := msgs.niov
+		for k := i; k < j; k++ {
+			msgs.addIov(t.buf[t.start(k):t.ends[k]])
+			msgs.addIov(t.pay[k])
+		}
+		msgs.add(iov, t.to[i], seg, b.v6)
+		i = j
 		if msgs.n == txMsgMax || i == len(t.ends) {
 			first[msgs.n] = i
 			sent, err := b.writeMsgs(msgs)
+			msgs.reset()
 			if err != nil {
 				// The rest goes one datagram at a time: GSO refused, or
 				// the socket closed (then those writes fail too).
-				at := first[sent]
-				off := 0
-				if at > 0 {
-					off = t.ends[at-1]
+				for k := first[sent]; k < len(t.ends); k++ {
+					plain(t.packet(k), t.to[k])
 				}
-				for k := at; k < len(t.ends); k++ {
-					plain(t.buf[off:t.ends[k]], t.to[k])
-					off = t.ends[k]
-				}
-				msgs.n = 0
 				return b.txFailed
 			}
-			msgs.n = 0
 		}
 	}
 	return b.txFailed

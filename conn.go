@@ -797,9 +797,14 @@ func (c *Conn) doUnregister() {
 
 func (c *Conn) releaseBuffersLocked() {
 	if c.snd.buf != nil {
+		// A batch of the send queue may still hold payloads of the
+		// buffer (see sender.freeBuf): those the collector takes.
+		flushed := c.m.sndq.flushed.Load()
+		c.snd.releaseDeferred(flushed)
 		for c.snd.buf.Len() > 0 {
-			c.snd.bufs.Put(c.snd.buf.PopFront().buf)
+			c.snd.freeBuf(c.snd.buf.PopFront().buf, flushed)
 		}
+		c.snd.deferred = nil
 		c.snd.bufs.Flush()
 	}
 	if c.rcv.buf != nil {

@@ -42,13 +42,18 @@ func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.wakeWriterBehindLocked()
+	c.snd.releaseDeferred(c.m.sndq.flushed.Load())
 	for range t.room() {
 		n := len(t.buf)
-		b, next, ok := c.packLocked(t.buf, now)
+		b, pay, next, ok := c.packLocked(t.buf, now)
 		t.buf = b
 		if len(b) > n {
-			t.ends = append(t.ends, len(b))
-			t.to = append(t.to, c.peer)
+			t.add(pay, c.peer)
+			if pay != nil {
+				// The payload stays in the send buffer until the batch
+				// is written, the one being filled now.
+				c.snd.pinned = c.m.sndq.flushed.Load() + 1
+			}
 		}
 		if !ok || next.After(horizon) || t.full() {
 			return next, ok
@@ -70,37 +75,39 @@ func (c *Conn) wakeWriterBehindLocked() {
 }
 
 // packLocked appends the next data packet due (a retransmission first, else
-// a new packet the windows allow) to b. It returns when the connection
-// wants to send again, and false when it has nothing to send.
-func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, time.Time, bool) {
+// a new packet the windows allow) to b: its header, and the payload it
+// returns (in the send buffer), or a whole drop request and no payload. It
+// returns when the connection wants to send again, and false when it has
+// nothing to send.
+func (c *Conn) packLocked(b []byte, now time.Time) ([]byte, []byte, time.Time, bool) {
 	if c.state != stateConnected || c.err != nil || c.live.peerClosed {
 		c.snd.scheduled = false
-		return b, time.Time{}, false
+		return b, nil, time.Time{}, false
 	}
 	s, off, retrans, found := c.pickLocked(now)
 	if !found {
 		c.snd.scheduled = false
-		return b, time.Time{}, false
+		return b, nil, time.Time{}, false
 	}
 	pk := c.snd.buf.At(off)
 	if pk.expire != 0 && now.Sub(c.start).Nanoseconds() >= pk.expire {
 		// Its message outlived its TTL: a drop request takes the slot.
-		return c.dropMessageLocked(b, off), c.snd.target, true
+		return c.dropMessageLocked(b, off), nil, c.snd.target, true
 	}
-	b = c.appendDataLocked(b, s, off, retrans, now)
+	b, pay := c.appendDataLocked(b, s, off, retrans, now)
 
 	// Pacing: the next packet is due one period after this one was; a
 	// connection running late catches up in a burst of bounded length.
 	if !retrans && s%16 == 0 {
 		// Probe pair: the next packet follows at once.
 		c.snd.probeNext = true
-		return b, c.snd.target, true
+		return b, pay, c.snd.target, true
 	}
 	c.snd.target = c.snd.target.Add(jitter(c.cc.period))
 	if floor := now.Add(-max(maxPacingLag, pacingLagPackets*c.cc.period)); c.snd.target.Before(floor) {
 		c.snd.target = floor
 	}
-	return b, c.snd.target, true
+	return b, pay, c.snd.target, true
 }
 
 // pickLocked chooses the packet to send next: the partner of a probe
@@ -131,9 +138,10 @@ func (c *Conn) pickLocked(now time.Time) (s seq.Num, off int, retrans, found boo
 	return s, off, false, found
 }
 
-// appendDataLocked appends data packet s, at offset off in the send
-// buffer, to b, and counts it sent.
-func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now time.Time) []byte {
+// appendDataLocked appends the header of data packet s, at offset off in
+// the send buffer, to b, counts it sent and returns its payload (in the
+// send buffer).
+func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now time.Time) ([]byte, []byte) {
 	pk := c.snd.buf.Ptr(off)
 	p := packet{
 		seq:     s,
@@ -143,7 +151,7 @@ func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now 
 		ts:      uint32(now.Sub(c.start).Microseconds()),
 		dst:     c.peerID,
 	}
-	b = append(p.appendHeader(b), *pk.buf...)
+	b = p.appendHeader(b)
 	// The send time, for the sender's RTT samples (see onACKLocked).
 	if retrans {
 		pk.sentAt = -now.Sub(c.start).Nanoseconds() - 1
@@ -164,7 +172,7 @@ func (c *Conn) appendDataLocked(b []byte, s seq.Num, off int, retrans bool, now 
 	if c.tr.t != nil {
 		c.tr.t.PacketSent(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(pk.msg), Size: size, Retransmit: retrans})
 	}
-	return b
+	return b, *pk.buf
 }
 
 // jitter returns a gap drawn uniformly from [p/2, 3p/2]: the period p on
@@ -383,9 +391,11 @@ func (c *Conn) coldRateBoundLocked(now time.Time) int {
 // releaseAckedLocked frees the send buffer up to ack (exclusive).
 func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	n := min(seq.Off(c.snd.lastAck, ack), c.snd.buf.Len())
+	flushed := c.m.sndq.flushed.Load()
+	c.snd.releaseDeferred(flushed)
 	for i := range n {
 		pk := c.snd.buf.PopFront()
-		c.snd.bufs.Put(pk.buf)
+		c.snd.freeBuf(pk.buf, flushed)
 		if pk.sentAt < 0 {
 			c.cc.ackedHole = true
 		}

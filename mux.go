@@ -281,7 +281,7 @@ func (m *multiplexer) writeBatch(t *txBatch) {
 	if m.detached.Load() {
 		return // the socket is its owner's again
 	}
-	m.ctr.wrote(len(t.ends), len(t.buf))
+	m.ctr.wrote(len(t.ends), t.bytes)
 	m.ctr.wroteBatch(len(t.ends))
 	if u, ok := m.conn.(udpConn); ok && u.io != nil {
 		if failed := u.io.writeBatch(t, m.send); failed > 0 {
@@ -289,10 +289,8 @@ func (m *multiplexer) writeBatch(t *txBatch) {
 		}
 		return
 	}
-	start := 0
-	for i, end := range t.ends {
-		m.send(t.buf[start:end], t.to[i])
-		start = end
+	for i := range t.ends {
+		m.send(t.packet(i), t.to[i])
 	}
 }
 

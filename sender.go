@@ -32,6 +32,38 @@ type sender struct {
 	msgNo                     seq.Msg
 	nakScratch                []lossl.Range // a NAK's ranges, parsed
 	writerAhead               bool          // a Write waits for the sender to catch up (see writeAhead)
+	// pinned is the send queue's batch (see sendQueue.flushed) that last
+	// took payloads of this send buffer: until it is written, a payload
+	// freed goes to deferred, not back to bufs, where a Write of this
+	// connection, or through the shared pool of another, would fill it
+	// while the kernel reads it. A retransmission in the batch may be of
+	// a packet acknowledged meanwhile.
+	pinned   uint64
+	deferred []*[]byte
+}
+
+// freeBuf gives the payload buffer b back, or keeps it aside while the
+// send queue's batch that may hold it is not written; flushed is
+// sendQueue.flushed.
+func (s *sender) freeBuf(b *[]byte, flushed uint64) {
+	if s.pinned > flushed {
+		s.deferred = append(s.deferred, b)
+		return
+	}
+	s.bufs.Put(b)
+}
+
+// releaseDeferred gives back the buffers kept aside once the batch that
+// pinned them is written.
+func (s *sender) releaseDeferred(flushed uint64) {
+	if len(s.deferred) == 0 || s.pinned > flushed {
+		return
+	}
+	for i, b := range s.deferred {
+		s.bufs.Put(b)
+		s.deferred[i] = nil
+	}
+	s.deferred = s.deferred[:0]
 }
 
 // inFlightLocked is how many packets were sent and not yet acknowledged.

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/udt-go/udt/internal/pktbuf"
@@ -19,6 +20,10 @@ type sendQueue struct {
 	mu   sync.Mutex
 	h    connHeap // guarded by mu
 	wake chan struct{}
+	// flushed counts the batches written (or given up): the batch being
+	// filled is flushed+1, and the payloads it gathers from the send
+	// buffers (see txBatch) are free to reuse once flushed has passed it.
+	flushed atomic.Uint64
 }
 
 func newSendQueue(m *multiplexer) *sendQueue {
@@ -67,12 +72,23 @@ func (q *sendQueue) remove(c *Conn) {
 // precise below it.
 const batchWindow = 200 * time.Microsecond
 
-// txBatch is the data packets the send queue gathered for one write.
+// txBatch is the data packets the send queue gathered for one write. A
+// data packet's payload is not copied into it: pay holds the payload's
+// buffer in the sender's send buffer, and buf the header, which the
+// datagram is gathered from (an iovec each, see batchIO.writeBatch). A
+// packet sent whole from buf (a drop request) has no pay. The send
+// buffer's payloads stay in place until the batch is written (see
+// sender.freeBuf).
 type txBatch struct {
-	buf  []byte           // the packets, one after another
-	ends []int            // where each packet ends in buf
-	to   []netip.AddrPort // each packet's destination
-	bufp *[]byte          // buf's memory, from txBufs
+	buf   []byte           // each packet's bytes but its payload, one after another
+	ends  []int            // where each packet's part ends in buf
+	pay   [][]byte         // each packet's payload, or nil
+	to    []netip.AddrPort // each packet's destination
+	bytes int              // the packets' bytes, payloads included
+	bufp  *[]byte          // buf's memory, from txBufs
+	// scratch gathers one packet for a path that writes it from a
+	// single buffer (see packet).
+	scratch []byte
 }
 
 // txBatchMax is the most packets the send queue gathers before it writes
@@ -82,10 +98,46 @@ const txBatchMax = 128
 // txBatchBytes bounds a batch's bytes: one more packet may go over it.
 const txBatchBytes = 256 << 10
 
-func (t *txBatch) full() bool { return len(t.ends) >= txBatchMax || len(t.buf) >= txBatchBytes }
+// txPartMax is room enough for a packet's part in a batch's buf: a data
+// packet's header or a whole drop request.
+const txPartMax = 64
+
+func (t *txBatch) full() bool { return len(t.ends) >= txBatchMax || t.bytes >= txBatchBytes }
 
 func (t *txBatch) reset() {
-	t.buf, t.ends, t.to = t.buf[:0], t.ends[:0], t.to[:0]
+	clear(t.pay) // the send buffers' payloads are not held past the write
+	t.buf, t.ends, t.pay, t.to, t.bytes = t.buf[:0], t.ends[:0], t.pay[:0], t.to[:0], 0
+}
+
+// add ends a packet whose part in buf ends at len(buf), with payload pay
+// (nil if none) for to.
+func (t *txBatch) add(pay []byte, to netip.AddrPort) {
+	t.bytes += len(t.buf) - t.start(len(t.ends)) + len(pay)
+	t.ends = append(t.ends, len(t.buf))
+	t.pay = append(t.pay, pay)
+	t.to = append(t.to, to)
+}
+
+// start is where packet i's part begins in buf.
+func (t *txBatch) start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return t.ends[i-1]
+}
+
+// size is packet i's length on the wire.
+func (t *txBatch) size(i int) int { return t.ends[i] - t.start(i) + len(t.pay[i]) }
+
+// packet returns packet i in one buffer: its part of buf, or, if it has a
+// payload, the two gathered in scratch (valid until the next call).
+func (t *txBatch) packet(i int) []byte {
+	b := t.buf[t.start(i):t.ends[i]]
+	if t.pay[i] == nil {
+		return b
+	}
+	t.scratch = append(append(t.scratch[:0], b...), t.pay[i]...)
+	return t.scratch
 }
 
 // room is how many more packets the batch takes.
@@ -95,9 +147,13 @@ func (t *txBatch) room() int { return txBatchMax - len(t.ends) }
 // batches without them (see freeList): a send queue takes a batch while
 // packets flow and gives it back when it goes idle.
 var (
-	txBufs = pktbuf.PoolFor(txBatchBytes + maxDatagram)
+	txBufs = pktbuf.PoolFor(txBatchMax * txPartMax)
 	txFree = freeList[txBatch]{max: 64, new: func() *txBatch {
-		return &txBatch{ends: make([]int, 0, txBatchMax), to: make([]netip.AddrPort, 0, txBatchMax)}
+		return &txBatch{
+			ends: make([]int, 0, txBatchMax),
+			pay:  make([][]byte, 0, txBatchMax),
+			to:   make([]netip.AddrPort, 0, txBatchMax),
+		}
 	}}
 )
 
@@ -142,6 +198,7 @@ func (w *sendWorker) flush() {
 	if w.tx != nil && len(w.tx.ends) > 0 {
 		w.q.m.writeBatch(w.tx)
 		w.tx.reset()
+		w.q.flushed.Add(1)
 	}
 }
 
@@ -150,6 +207,7 @@ func (w *sendWorker) stop() {
 	w.q.m.ctr.sendDepth.Store(0)
 	if w.tx != nil {
 		putTxBatch(w.tx)
+		w.q.flushed.Add(1) // given up: its payloads are not read
 	}
 }
 
