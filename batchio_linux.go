@@ -476,7 +476,6 @@ var txMsgsFree = freeList[txMsgs]{max: 16, new: func() *txMsgs { return new(txMs
 func (b *batchIO) writeBatch(t *txBatch, plain func([]byte, netip.AddrPort)) int {
 	msgs := txMsgsFree.get()
 	defer txMsgsFree.put(msgs)
-	defer msgs.reset()
 	b.txFailed = 0
 	var first [txMsgMax + 1]int // the first packet of each datagram
 	gso := b.gso.Load()

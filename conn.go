@@ -797,12 +797,19 @@ func (c *Conn) doUnregister() {
 
 func (c *Conn) releaseBuffersLocked() {
 	if c.snd.buf != nil {
-		// A batch of the send queue may still hold payloads of the
-		// buffer (see sender.freeBuf): those the collector takes.
-		flushed := c.m.sndq.flushed.Load()
-		c.snd.releaseDeferred(flushed)
+		// While a batch of the send queue may still hold payloads of the
+		// buffer (see sender.freeBuf), those and the ones kept aside are
+		// left to the collector, not handed to the shared pool.
+		pinned := c.snd.pinned > c.m.sndq.flushed.Load()
 		for c.snd.buf.Len() > 0 {
-			c.snd.freeBuf(c.snd.buf.PopFront().buf, flushed)
+			if b := c.snd.buf.PopFront().buf; !pinned {
+				c.snd.bufs.Put(b)
+			}
+		}
+		if !pinned {
+			for _, b := range c.snd.deferred {
+				c.snd.bufs.Put(b)
+			}
 		}
 		c.snd.deferred = nil
 		c.snd.bufs.Flush()

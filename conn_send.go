@@ -42,7 +42,10 @@ func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.wakeWriterBehindLocked()
-	c.snd.releaseDeferred(c.m.sndq.flushed.Load())
+	// Only the send queue's worker, which runs this, moves flushed: the
+	// batch being filled is flushed+1 throughout.
+	flushed := c.m.sndq.flushed.Load()
+	c.snd.releaseDeferred(flushed)
 	for range t.room() {
 		n := len(t.buf)
 		b, pay, next, ok := c.packLocked(t.buf, now)
@@ -51,8 +54,8 @@ func (c *Conn) packBatch(t *txBatch, now, horizon time.Time) (time.Time, bool) {
 			t.add(pay, c.peer)
 			if pay != nil {
 				// The payload stays in the send buffer until the batch
-				// is written, the one being filled now.
-				c.snd.pinned = c.m.sndq.flushed.Load() + 1
+				// being filled is written.
+				c.snd.pinned = flushed + 1
 			}
 		}
 		if !ok || next.After(horizon) || t.full() {
