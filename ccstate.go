@@ -40,6 +40,15 @@ type ccState struct {
 	rate         int    // EWMA of the peer's reported arrival rate, packets/s
 	bandwidth    int    // EWMA of the peer's reported link capacity, packets/s
 	delivered    uint64 // packets acknowledged, cumulative
+	// What loss reports tell of arrivals past the ACK point
+	// (CongestionInfo.Arrived): the newest packet one showed arrived
+	// (valid while reached), the packets from the ACK point on that
+	// reports named (sndPkt.reported), and the count so far, which only
+	// grows.
+	known   seq.Num
+	reached bool
+	holes   int
+	arrived uint64
 
 	// The sender's own RTT sample (CongestionInfo.SenderRTT): sentAt of
 	// the newest packet ACKs released since the last full ACK (0 if none),
@@ -49,7 +58,10 @@ type ccState struct {
 	// path.
 	ackedSentAt int64
 	ackedHole   bool
-	ackRTT      time.Duration
+	// newestAckedSentAt is the sentAt of the newest packet acknowledged
+	// (see CongestionInfo.ArrivedRTT).
+	newestAckedSentAt int64
+	ackRTT            time.Duration
 	// peerRenaks reports that the peer has reported a retransmitted packet
 	// lost: it repeats its loss reports, which 4.11 never does.
 	peerRenaks bool
@@ -91,6 +103,7 @@ func (c *Conn) ccInputsLocked() CongestionInfo {
 		WindowLimited: c.snd.windowLimited.on,
 		Bandwidth:     c.cc.bandwidth,
 		Delivered:     c.cc.delivered,
+		Arrived:       c.cc.arrived,
 		Lost:          c.cc.nakLost,
 		Sent:          c.stats.pktSent,
 	}

@@ -135,6 +135,12 @@ type CongestionInfo struct {
 	// reports a loss at once: unlike SenderRTT it holds no ACK delay, and
 	// it comes while the ACK point waits at a hole and ACKs do not.
 	LossRTT time.Duration
+	// ArrivedRTT, in OnACK and OnLoss, is the time from the sending of
+	// the newest packet that Arrived counts (the newest acknowledged, or
+	// the newest a loss report showed arrived) to now, if that packet was
+	// sent once; 0 otherwise. Arrived over the span between two reports,
+	// their ArrivedRTT taken off their times, is a delivery rate.
+	ArrivedRTT time.Duration
 
 	// RecvRate is the average of the arrival rates the peer reported in
 	// its ACKs, packets/s (1/8 weight per ACK; 16 before the first).
@@ -155,6 +161,14 @@ type CongestionInfo struct {
 	Bandwidth int
 
 	Delivered uint64 // packets acknowledged since the start
+	// Arrived counts the packets known to have reached the peer: those
+	// acknowledged, and those past the acknowledged point that a loss
+	// report has shown arrived (the packet after each gap it lists, and
+	// every packet before that one that no report names). Unlike
+	// Delivered it does not wait at a hole for its repair: a receiver
+	// that reports each loss once and as it finds it, as 4.11 does, lets
+	// a sender count its arrivals as a TCP sender with SACK can.
+	Arrived uint64
 	// Lost counts the packets the peer reported lost since the start. What
 	// a timeout queues again is not counted: a 4.11 receiver falls silent
 	// while it waits at a hole, and its silence says nothing of the path.
@@ -262,8 +276,10 @@ func (info *CongestionInfo) inputs() cc.Inputs {
 		AppLimited:    info.AppLimited,
 		WindowLimited: info.WindowLimited,
 		Delivered:     info.Delivered,
+		Arrived:       info.Arrived,
 		AckRTT:        info.SenderRTT,
 		LossRTT:       info.LossRTT,
+		ArrivedRTT:    info.ArrivedRTT,
 		Lost:          info.Lost,
 		Sent:          info.Sent,
 		InFlight:      info.InFlight,

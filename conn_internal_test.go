@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/udt-go/udt/internal/lossl"
 	"github.com/udt-go/udt/internal/seq"
 )
 
@@ -322,4 +323,42 @@ func TestACKRepeatsAtHole(t *testing.T) {
 	s.sendACKLocked(now, ob)
 	n, _ = acks(ob)
 	require.Zero(t, n)
+}
+
+// TestArrivedCountsPastHoles checks CongestionInfo.Arrived: a loss
+// report shows the packet after each gap it lists arrived, and with it
+// every earlier packet that no report named; a repeat of a report changes
+// nothing; an ACK passing repaired holes adds those, and one passing the
+// newest packet known to have arrived counts what it acknowledges.
+func TestArrivedCountsPastHoles(t *testing.T) {
+	c, _ := internalPair(t, Config{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live.timer.Stop()
+	base, delivered := c.snd.lastAck, c.cc.delivered
+	for i := range 20 {
+		require.True(t, c.snd.buf.Push(sndPkt{buf: c.snd.bufs.Get(), sentAt: int64(i+1) * int64(time.Millisecond)}))
+	}
+	c.snd.currSeq = base.Add(19)
+	nak := func(first, last int) {
+		c.takeArrivalsLocked([]lossl.Range{{First: base.Add(first), Last: base.Add(last)}})
+	}
+	require.Equal(t, delivered, c.ccInputsLocked().Arrived, "nothing reported yet")
+	nak(3, 4) // 5 arrived: 0-2 and 5
+	require.Equal(t, delivered+4, c.ccInputsLocked().Arrived)
+	nak(10, 10) // 11 arrived: 6-9 and 11 too
+	require.Equal(t, delivered+9, c.ccInputsLocked().Arrived)
+	nak(3, 4) // a repeat
+	require.Equal(t, delivered+9, c.ccInputsLocked().Arrived)
+	c.releaseAckedLocked(base.Add(5)) // 3 and 4 repaired
+	require.Equal(t, delivered+11, c.ccInputsLocked().Arrived)
+	require.Equal(t, 1, c.cc.holes)
+	c.releaseAckedLocked(base.Add(15)) // past 11: the ACK counts alone
+	require.Equal(t, delivered+15, c.ccInputsLocked().Arrived)
+	require.Zero(t, c.cc.holes)
+	nak(19, 19) // the newest packet sent: none after it known to have arrived
+	require.Equal(t, delivered+15, c.ccInputsLocked().Arrived)
+	c.releaseAckedLocked(base.Add(20))
+	require.Equal(t, delivered+20, c.ccInputsLocked().Arrived)
+	require.Zero(t, c.cc.holes)
 }

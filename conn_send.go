@@ -282,7 +282,9 @@ func (c *Conn) onACKLocked(p *packet, now time.Time, ob *outbox) {
 		c.snd.dataAck = a.ack
 		c.sig.wakeWriter() // a lingering Close waits for this (see Close)
 		c.ackEstimatesLocked(&a, now)
-		c.cc.ctl.OnACK(now, uint32(a.ack), c.ccInputsLocked())
+		in := c.ccInputsLocked()
+		in.ArrivedRTT = c.arrivedRTTLocked(now)
+		c.cc.ctl.OnACK(now, uint32(a.ack), in)
 		c.ccUpdateLocked()
 	}
 	c.kickLocked(now)
@@ -399,16 +401,21 @@ func (c *Conn) releaseAckedLocked(ack seq.Num) {
 	for i := range n {
 		pk := c.snd.buf.PopFront()
 		c.snd.freeBuf(pk.buf, flushed)
+		if pk.reported {
+			c.cc.holes--
+		}
 		if pk.sentAt < 0 {
 			c.cc.ackedHole = true
 		}
 		if i == n-1 {
 			c.cc.ackedSentAt = pk.sentAt
+			c.cc.newestAckedSentAt = pk.sentAt
 		}
 	}
 	c.snd.lastAck = ack
 	c.live.progressed(time.Now()) // the peer is receiving our data
 	c.cc.delivered += uint64(max(n, 0))
+	c.countArrivedLocked()
 	if seq.Cmp(c.snd.currSeq, ack) < 0 {
 		c.snd.currSeq = ack.Dec()
 	}
@@ -457,8 +464,11 @@ func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 	if len(c.snd.nakScratch) == 0 {
 		return
 	}
+	lossRTT := c.lossRTTLocked(now, c.snd.nakScratch[len(c.snd.nakScratch)-1])
+	c.takeArrivalsLocked(c.snd.nakScratch)
 	in := c.ccInputsLocked()
-	in.LossRTT = c.lossRTTLocked(now, c.snd.nakScratch[len(c.snd.nakScratch)-1])
+	in.LossRTT = lossRTT
+	in.ArrivedRTT = c.arrivedRTTLocked(now)
 	c.cc.ctl.OnLoss(now, c.cc.lossRanges(c.snd.nakScratch), in)
 	c.ccUpdateLocked()
 	reported := 0
@@ -476,6 +486,53 @@ func (c *Conn) onNAKLocked(p *packet, now time.Time) {
 		c.logRetransmissionLocked(now, "loss report", reported)
 	}
 	c.kickLocked(now)
+}
+
+// takeArrivalsLocked counts what a loss report's ranges rs (clipped to
+// what is unacknowledged and sent) show of arrivals past the ACK point
+// (see CongestionInfo.Arrived): the packets they name are marked, once
+// each, and the packet after each range arrived, or the peer would not
+// have seen the gap.
+func (c *Conn) takeArrivalsLocked(rs []lossl.Range) {
+	for _, r := range rs {
+		for off, end := seq.Off(c.snd.lastAck, r.First), min(seq.Off(c.snd.lastAck, r.Last), c.snd.buf.Len()-1); off <= end; off++ {
+			if p := c.snd.buf.Ptr(off); !p.reported {
+				p.reported = true
+				c.cc.holes++
+			}
+		}
+		if next := r.Last.Inc(); seq.Cmp(next, c.snd.currSeq) <= 0 && (!c.cc.reached || seq.Cmp(next, c.cc.known) > 0) {
+			c.cc.known, c.cc.reached = next, true
+		}
+	}
+	c.countArrivedLocked()
+}
+
+// countArrivedLocked brings CongestionInfo.Arrived up to date: the packets
+// acknowledged, and those from the ACK point to the newest a loss report
+// showed arrived that no report named. It never goes back: a late report
+// naming packets counted before (a repeat whose first copy was lost)
+// holds it where it is.
+func (c *Conn) countArrivedLocked() {
+	n := c.cc.delivered
+	if c.cc.reached && seq.Cmp(c.cc.known, c.snd.lastAck) >= 0 {
+		n += uint64(max(seq.Off(c.snd.lastAck, c.cc.known)+1-c.cc.holes, 0))
+	} else {
+		c.cc.reached = false
+	}
+	c.cc.arrived = max(c.cc.arrived, n)
+}
+
+// arrivedRTTLocked is CongestionInfo.ArrivedRTT at now.
+func (c *Conn) arrivedRTTLocked(now time.Time) time.Duration {
+	at := c.cc.newestAckedSentAt
+	if off := seq.Off(c.snd.lastAck, c.cc.known); c.cc.reached && off >= 0 && off < c.snd.buf.Len() {
+		at = c.snd.buf.Ptr(off).sentAt
+	}
+	if at <= 0 {
+		return 0 // retransmitted: which copy arrived is not known
+	}
+	return max(now.Sub(c.start)-time.Duration(at), 0)
 }
 
 // lossRTTLocked is the round trip a loss report r, the newest range of a

@@ -83,6 +83,8 @@ type sndPkt struct {
 	msg     seq.Msg
 	pos     msgPos
 	inOrder bool
+	// reported: a loss report named it (see ccState.holes).
+	reported bool
 	// sentAt is when it was sent, in ns since c.start, if it was sent
 	// once; once retransmitted, -1 less the time of its latest
 	// retransmission (Karn: an ACK then answers no one transmission, and

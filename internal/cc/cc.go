@@ -30,6 +30,7 @@ type Inputs struct {
 	// new data back.
 	WindowLimited bool
 	Delivered     uint64 // packets acknowledged since the start, cumulative
+	Arrived       uint64 // packets known to have arrived, cumulative (see udt.CongestionInfo.Arrived)
 	// AckRTT is the time from the sending of the newest packet the latest
 	// full ACK acknowledges to the ACK's arrival, if that packet was sent
 	// once and the ACK passed no retransmitted packet (it then waited at
@@ -40,10 +41,12 @@ type Inputs struct {
 	// after the newest loss a NAK lists (its arrival revealed the loss) to
 	// the NAK's arrival, if the packet was sent once and the loss is newly
 	// reported; 0 otherwise.
-	LossRTT  time.Duration
-	Lost     uint64 // packets reported lost since the start, cumulative
-	Sent     uint64 // data packets sent since the start, retransmissions included
-	InFlight int    // packets sent and not yet acknowledged
+	LossRTT time.Duration
+	// ArrivedRTT: see udt.CongestionInfo.ArrivedRTT.
+	ArrivedRTT time.Duration
+	Lost       uint64 // packets reported lost since the start, cumulative
+	Sent       uint64 // data packets sent since the start, retransmissions included
+	InFlight   int    // packets sent and not yet acknowledged
 }
 
 // Controller is a congestion controller. The connection calls its methods

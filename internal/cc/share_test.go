@@ -103,7 +103,7 @@ func modelRunShared(m *Model, now time.Time, d time.Duration, base, rtt time.Dur
 		if lossEvery > 0 {
 			in.Lost += in.Sent/uint64(lossEvery) - (in.Sent-n)/uint64(lossEvery)
 		}
-		in.AckRTT, in.RTTSample, in.RTT = base, rtt, rtt
+		in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = base, base, rtt, rtt
 		in.RateSample = int(rate)
 		in.Bandwidth = int(capacity)
 		m.OnACK(now, 0, *in)
@@ -250,7 +250,7 @@ func TestModelSlowFlowRounds(t *testing.T) {
 		if len(sorted) == rateSpan {
 			in.RateSample = int(1e9 / float64(sorted[rateSpan/2]))
 		}
-		in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+		in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = rtt, rtt, rtt, rtt
 		m.OnACK(now, 0, in)
 	}
 	require.Greater(t, m.filteredBw(), 5000.0, "stuck near its floor")
@@ -302,7 +302,7 @@ func TestModelWithoutArrivalRates(t *testing.T) {
 		n := uint64(rate / 100)
 		in.Sent += n
 		in.Delivered += n
-		in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+		in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = rtt, rtt, rtt, rtt
 		m.OnACK(now, 0, in)
 	}
 	require.NotEqual(t, modelStartup, m.state, "startup never ended")
@@ -329,7 +329,7 @@ func TestModelDeliveryRateBeyondWakeups(t *testing.T) {
 			in.Sent++
 			in.Delivered++
 			in.RateSample = 500
-			in.AckRTT, in.RTTSample, in.RTT = rtt, rtt, rtt
+			in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = rtt, rtt, rtt, rtt
 			m.OnACK(now.Add(rtt), 0, in)
 		}
 	}
@@ -389,7 +389,7 @@ func TestModelStartupEndsOnLossReports(t *testing.T) {
 		now = now.Add(30 * time.Millisecond)
 		in.Sent += 20
 		in.Delivered += 20
-		in.AckRTT, in.RTTSample = base, base
+		in.AckRTT, in.ArrivedRTT, in.RTTSample = base, base, base
 		in.RateSample, in.Bandwidth = 600, 600
 		m.OnACK(now, 0, in)
 	}
@@ -440,7 +440,7 @@ func TestModelBaseRTTFromOwnSamples(t *testing.T) {
 		smoothed = (7*smoothed + rtt) / 8
 		in.Sent += rate / 100
 		in.Delivered += rate / 100
-		in.AckRTT, in.RTTSample, in.RTT = rtt, smoothed, smoothed
+		in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = rtt, rtt, smoothed, smoothed
 		in.RateSample, in.Bandwidth = int(rate), int(rate)
 		m.OnACK(now, 0, in)
 	}
@@ -482,8 +482,8 @@ func TestModelWindowStarvedHoldsEstimate(t *testing.T) {
 // TestModelArrivalsBoundByDelivery: past startup, on a path whose round
 // trip holds a delivery span, arrival rates above arrivalOverDelivery times
 // the latest delivery rate (a 4.11 receiver timing bursts of late reads)
-// count no higher; where losses leave no span to measure a delivery rate
-// over, or the path is too short for one, they stand alone.
+// count no higher, losses or not (arrivals are counted past the holes the
+// loss reports name); on a path too short for a span they stand alone.
 func TestModelArrivalsBoundByDelivery(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -492,7 +492,7 @@ func TestModelArrivalsBoundByDelivery(t *testing.T) {
 		bounded   bool
 	}{
 		{"lossless, 100 ms", 100 * time.Millisecond, 0, true},
-		{"a loss every 50 packets", 100 * time.Millisecond, 50, false},
+		{"a loss every 50 packets", 100 * time.Millisecond, 50, true},
 		{"1 ms path", time.Millisecond, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -507,7 +507,7 @@ func TestModelArrivalsBoundByDelivery(t *testing.T) {
 				if tc.lossEvery > 0 {
 					in.Lost += in.Sent/uint64(tc.lossEvery) - (in.Sent-80)/uint64(tc.lossEvery)
 				}
-				in.AckRTT, in.RTTSample, in.RTT = tc.rtt, tc.rtt, tc.rtt
+				in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = tc.rtt, tc.rtt, tc.rtt, tc.rtt
 				in.RateSample, in.Bandwidth = 12000, 12000
 				m.OnACK(now, 0, in)
 			}
@@ -516,6 +516,90 @@ func TestModelArrivalsBoundByDelivery(t *testing.T) {
 			} else {
 				require.Greater(t, m.filteredBw(), 9000.0)
 			}
+		})
+	}
+}
+
+// TestModelProbeEndsOnLossReports: a probe whose phase is over ends at the
+// next loss report when no ACK comes, as a 4.11 receiver waiting at a hole
+// sends none; a loss report during the cruise changes nothing.
+func TestModelProbeEndsOnLossReports(t *testing.T) {
+	m, now, in := startModel()
+	base := 100 * time.Millisecond
+	now = modelRun(m, now, 5*time.Second, base, base, 8000, 0, &in)
+	require.Equal(t, modelProbeBW, m.state)
+	// Run ACKs until the probe phase starts.
+	for i := 0; m.pacingGain <= 1 && i < 1000; i++ {
+		now = modelRun(m, now, 10*time.Millisecond, base, base, 8000, 0, &in)
+	}
+	require.Greater(t, m.pacingGain, 1.0, "no probe within 10 s")
+	probing := m.PacketPeriod()
+	// Loss reports every 10 ms, no ACK: the probe lasts its phase.
+	start := m.cycleStart
+	for now.Sub(start) < m.roundLength() {
+		now = now.Add(10 * time.Millisecond)
+		in.Lost++
+		m.OnLoss(now, 0, in)
+		if now.Sub(start) < m.roundLength() {
+			require.Equal(t, probing, m.PacketPeriod(), "the probe ended early")
+		}
+	}
+	require.Less(t, m.pacingGain, 1.0, "the probe outlasted its phase")
+	require.Greater(t, m.PacketPeriod(), probing)
+	// In the cruise that follows, loss reports leave the phase be.
+	cruise, gain := m.cycleIdx, m.pacingGain
+	for range 50 {
+		now = now.Add(10 * time.Millisecond)
+		in.Lost++
+		m.OnLoss(now, 0, in)
+	}
+	require.Equal(t, cruise, m.cycleIdx)
+	require.Equal(t, gain, m.pacingGain)
+}
+
+// TestModelStartupGrowsWithDeliveries: on a long path, startup goes on
+// while the delivery rate doubles, though the receiver's arrival rates (a
+// 4.11 receiver timing its thread's wake-ups) stay flat after one burst
+// and random losses keep the delivery rates out of the bandwidth filter.
+func TestModelStartupGrowsWithDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		arrivals bool // count arrivals past the ACK point as Arrived
+		startup  bool // still in startup after the run
+	}{
+		{"deliveries grow", true, true},
+		{"deliveries flat", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now, in := startModel()
+			base := 100 * time.Millisecond
+			rate := 200.0
+			burst := true
+			for range 8 { // eight rounds, the send rate doubling each
+				for end := now.Add(base); now.Before(end); {
+					now = now.Add(10 * time.Millisecond)
+					n := uint64(rate / 100)
+					in.Sent += n
+					in.Delivered += n
+					if !tc.arrivals {
+						in.Delivered -= n / 2 // deliveries stay behind
+					}
+					in.Arrived = in.Delivered
+					if in.Sent%100 < n {
+						in.Lost++ // 1 % random loss
+					}
+					in.AckRTT, in.ArrivedRTT, in.RTTSample, in.RTT = base, base, base, base
+					in.RateSample = 300
+					if burst {
+						in.RateSample, burst = 20000, false
+					}
+					m.OnACK(now, 0, in)
+				}
+				if tc.arrivals {
+					rate *= 2
+				}
+			}
+			require.Equal(t, tc.startup, m.state == modelStartup, "state %d", m.state)
 		})
 	}
 }
