@@ -13,8 +13,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/udt-go/udt/internal/pktbuf"
 )
 
 // Batch I/O on Linux: recvmmsg and sendmmsg move many datagrams per system
@@ -125,33 +123,34 @@ type rxBatch struct {
 	iovs  [rxBatchMax]unix.Iovec
 	names [rxBatchMax]unix.RawSockaddrInet6
 	oob   [rxBatchMax * rxOOB]byte
-	bufs  [rxBatchMax]*[]byte // maxDatagram each, from rxBufs on first use
-	nbufs int                 // bufs[:nbufs] are set
+	blks  [rxBatchMax]*rxBlock // set on first use
+	nblks int                  // blks[:nblks] are set
 }
-
-// rxBufs holds the datagram buffers of batches not in use.
-var rxBufs = pktbuf.PoolFor(maxDatagram)
 
 // rxFree holds batches not in use, without their buffers: a few hundred
 // kilobytes at most, however many sockets went idle.
 var rxFree = freeList[rxBatch]{max: 64, new: func() *rxBatch { return new(rxBatch) }}
 
-// putRx gives r's buffers back to rxBufs and r to rxFree.
+// putRx gives r's blocks back, but for those that views still hold, and
+// r to rxFree.
 func putRx(r *rxBatch) {
-	rxBufs.PutN(r.bufs[:r.nbufs])
-	clear(r.bufs[:r.nbufs])
-	r.nbufs = 0
+	for _, b := range r.blks[:r.nblks] {
+		if b.recycle() {
+			b.release()
+		}
+	}
+	clear(r.blks[:r.nblks])
+	r.nblks = 0
 	rxFree.put(r)
 }
 
 // prepare sets the headers of the first n datagrams.
 func (r *rxBatch) prepare(n int) {
-	if n > r.nbufs {
-		rxBufs.GetN(r.bufs[r.nbufs:r.nbufs], n-r.nbufs)
-		r.nbufs = n
+	for ; r.nblks < n; r.nblks++ {
+		r.blks[r.nblks] = newRxBlock()
 	}
 	for i := range n {
-		r.iovs[i].Base = &(*r.bufs[i])[0]
+		r.iovs[i].Base = &(*r.blks[i].buf)[0]
 		r.iovs[i].SetLen(maxDatagram)
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
@@ -207,7 +206,11 @@ func (b *batchIO) read() error {
 // each calls fn for every UDT packet in the datagrams read, with its
 // source and kernel arrival time (zero if none), and returns what it
 // went through. The packets' bytes stay valid until release.
-func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)) rxCount {
+//
+// The packets of a GRO run of rxViewMin segments or more come with the
+// run's block, of which a connection may keep them as views (see
+// rxBlock); recycle must follow once they are handed over.
+func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time, blk *rxBlock)) rxCount {
 	r := b.rx
 	var cnt rxCount
 	for i := range b.rxN {
@@ -221,17 +224,23 @@ func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)
 		}
 		from := b.sockaddr(&r.names[i], h.Hdr.Namelen)
 		arrival, seg := parseOOB(r.oob[i*rxOOB : i*rxOOB+int(h.Hdr.Controllen)])
-		data := (*r.bufs[i])[:n]
+		data := (*r.blks[i].buf)[:n]
 		if seg <= 0 || seg >= n {
 			cnt.pkts++
-			fn(data, from, arrival)
+			fn(data, from, arrival, nil)
 			continue
 		}
 		// A GRO run: segments of seg bytes, the last maybe shorter.
-		cnt.pkts += uint64((n + seg - 1) / seg)
+		segs := (n + seg - 1) / seg
+		cnt.pkts += uint64(segs)
+		var blk *rxBlock
+		if segs >= rxViewMin {
+			blk = r.blks[i]
+			blk.share = int64((maxDatagram + segs - 1) / segs)
+		}
 		for len(data) > 0 {
 			k := min(seg, len(data))
-			fn(data[:k], from, arrival)
+			fn(data[:k], from, arrival, blk)
 			data = data[k:]
 		}
 	}
@@ -244,6 +253,21 @@ func (b *batchIO) each(fn func(p []byte, from netip.AddrPort, arrival time.Time)
 		b.rxWant /= 2
 	}
 	return cnt
+}
+
+// recycle readies the blocks of the last read for the next, once each has
+// handed over its packets: one that views hold is left to them and
+// replaced.
+func (b *batchIO) recycle() {
+	r := b.rx
+	if r == nil {
+		return
+	}
+	for i := range b.rxN {
+		if !r.blks[i].recycle() {
+			r.blks[i] = newRxBlock()
+		}
+	}
 }
 
 // release gives the read buffers back, after each: a read that fails, or

@@ -368,7 +368,7 @@ func TestReadBatchesSurviveGC(t *testing.T) {
 
 	msg := []byte("one datagram")
 	got := 0
-	count := func([]byte, netip.AddrPort, time.Time) { got++ }
+	count := func([]byte, netip.AddrPort, time.Time, *rxBlock) { got++ }
 	readIdle := func(fd uintptr) { b.doRead(fd) }
 	cycle := func() {
 		_, err := snd.Write(msg)

@@ -14,7 +14,10 @@ type batchIO struct{}
 
 func newBatchIO(*net.UDPConn, bool) *batchIO { return nil }
 
-func (*batchIO) read() error                                           { return nil }
-func (*batchIO) each(func([]byte, netip.AddrPort, time.Time)) rxCount  { return rxCount{} }
+func (*batchIO) read() error { return nil }
+func (*batchIO) each(func([]byte, netip.AddrPort, time.Time, *rxBlock)) rxCount {
+	return rxCount{}
+}
+func (*batchIO) recycle()                                              {}
 func (*batchIO) release()                                              {}
 func (*batchIO) writeBatch(*txBatch, func([]byte, netip.AddrPort)) int { return 0 }

@@ -269,16 +269,16 @@ func (c *Conn) readLocked(b []byte) int {
 	contig := seq.Off(c.rcv.readSeq, c.rcv.contig())
 	n := 0
 	for n < len(b) && contig > 0 {
-		slot := c.rcv.buf.At(0).buf
-		if slot == nil {
+		s := c.rcv.buf.At(0)
+		if s.buf == nil {
 			break
 		}
-		k := copy(b[n:], (*slot)[c.rcv.readOff:])
+		k := copy(b[n:], (*s.buf)[c.rcv.readOff:])
 		n += k
 		c.rcv.readOff += k
-		if c.rcv.readOff == len(*slot) {
+		if c.rcv.readOff == len(*s.buf) {
 			c.rcv.buf.PopFront()
-			c.freeRcvBufLocked(slot)
+			c.freeRcvBufLocked(s)
 			c.rcv.readSeq = c.rcv.readSeq.Inc()
 			c.rcv.readOff = 0
 			contig--
@@ -816,7 +816,7 @@ func (c *Conn) releaseBuffersLocked() {
 	}
 	if c.rcv.buf != nil {
 		for c.rcv.buf.Len() > 0 {
-			c.freeRcvBufLocked(c.rcv.buf.PopFront().buf)
+			c.freeRcvBufLocked(c.rcv.buf.PopFront())
 		}
 		c.rcv.bufs.Flush()
 	}

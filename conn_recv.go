@@ -130,9 +130,16 @@ func (c *Conn) onDataLocked(p *packet, now time.Time, ob *outbox) {
 	if c.tr.t != nil {
 		c.tr.t.PacketReceived(TracePacket{Time: now, Seq: uint32(s), Msg: uint32(p.msg), Size: len(p.body), Retransmit: seq.Cmp(s, c.rcv.lastSeq) <= 0})
 	}
-	buf := c.holdRcvBufLocked()
-	*buf = (*buf)[:copy(*buf, p.body)]
-	c.rcv.buf.Set(off, rcvPkt{buf: buf, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
+	var buf *[]byte
+	blk := p.blk
+	if blk != nil {
+		buf = c.holdViewLocked(blk, p.body)
+	}
+	if buf == nil {
+		blk, buf = nil, c.holdRcvBufLocked()
+		*buf = (*buf)[:copy(*buf, p.body)]
+	}
+	c.rcv.buf.Set(off, rcvPkt{buf: buf, blk: blk, msg: p.msg, pos: p.pos, inOrder: p.inOrder, state: slotData})
 	c.stats.bytesRecv += uint64(len(p.body))
 	if c.isMessage() && !p.inOrder {
 		c.rcv.unordered++
@@ -273,13 +280,32 @@ func (c *Conn) holdRcvBufLocked() *[]byte {
 	return c.rcv.bufs.Get()
 }
 
-// freeRcvBufLocked gives back a payload buffer of the receive window; b may be
-// nil (a slot without one).
-func (c *Conn) freeRcvBufLocked(b *[]byte) {
-	if b != nil {
+// holdViewLocked keeps payload p, a slice of the receive worker's block
+// blk, as a view of it (see rxBlock) rather than a copy: counted against
+// the socket's ReceiveMemory for the block's share of each view, as a
+// copy counts for its buffer. It returns nil where blk has no view left.
+func (c *Conn) holdViewLocked(blk *rxBlock, p []byte) *[]byte {
+	v := blk.view(p)
+	if v != nil {
+		c.rcv.held += blk.share
+		c.m.rcvHeld.Add(blk.share)
+	}
+	return v
+}
+
+// freeRcvBufLocked gives back the payload of receive-window slot s, a
+// buffer or a view; a slot may have none.
+func (c *Conn) freeRcvBufLocked(s rcvPkt) {
+	switch {
+	case s.blk != nil:
+		share := s.blk.share // read before the release that may recycle it
+		c.rcv.held -= share
+		c.m.rcvHeld.Add(-share)
+		s.blk.release()
+	case s.buf != nil:
 		c.rcv.held -= int64(c.rcv.maxPayload)
 		c.m.rcvHeld.Add(-int64(c.rcv.maxPayload))
-		c.rcv.bufs.Put(b)
+		c.rcv.bufs.Put(s.buf)
 	}
 }
 

@@ -109,7 +109,7 @@ func TestListenerHandshakeAllocs(t *testing.T) {
 			written, before := sink.count(), dropped()
 			i := 0
 			allocs := testing.AllocsPerRun(runs, func() {
-				m.dispatch(tc.packets[i%len(tc.packets)], froms[i], time.Time{})
+				m.dispatch(tc.packets[i%len(tc.packets)], froms[i], time.Time{}, nil)
 				i++
 			})
 			calls := i // AllocsPerRun adds a warm-up call
@@ -129,7 +129,7 @@ func TestListenerHandshakeAllocs(t *testing.T) {
 		i := 0
 		allocs := testing.AllocsPerRun(20, func() {
 			cookie := ln.cookies.issue(froms[i], time.Now())
-			m.dispatch(build(reqConclusion, cookie, i), froms[i], time.Time{})
+			m.dispatch(build(reqConclusion, cookie, i), froms[i], time.Time{}, nil)
 			i++
 		})
 		require.Positive(t, allocs, "a connection is made without allocating: the count is broken")

@@ -20,6 +20,9 @@ import (
 // rcvPkt is one slot of the receive window.
 type rcvPkt struct {
 	buf *[]byte // payload, while state is slotData
+	// blk is the receive worker's block that buf is a view of; nil where
+	// buf is a copy of the connection's own (see Conn.holdViewLocked).
+	blk *rxBlock
 	msg seq.Msg
 	// run is, in message mode, at either end of a run of received packets
 	// (see continuesRun), the run's length; elsewhere it is stale.
@@ -371,7 +374,7 @@ func (c *Conn) discardMessageLocked(off int) {
 // read or dropped.
 func (c *Conn) settleSlotLocked(off int, state slotState) {
 	s := c.rcv.buf.At(off)
-	c.freeRcvBufLocked(s.buf)
+	c.freeRcvBufLocked(s)
 	if s.state == slotData && !s.inOrder && c.isMessage() {
 		c.rcv.unordered-- // counted in message mode only (see onDataLocked)
 	}

@@ -335,7 +335,7 @@ func sinkListener(tb testing.TB, cfg Config, n int) (*Listener, []*Conn) {
 	for i := range n {
 		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
 		h := sinkConclusion(ln, from, i)
-		m.dispatch(appendHandshakePacket(nil, 0, &h), from, time.Time{})
+		m.dispatch(appendHandshakePacket(nil, 0, &h), from, time.Time{}, nil)
 		select {
 		case c := <-ln.accept:
 			conns = append(conns, c)

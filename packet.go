@@ -127,6 +127,9 @@ type packet struct {
 	// arrival is when the datagram reached the host, if the socket
 	// reports it; zero otherwise.
 	arrival time.Time
+	// blk is the receive worker's block that body is a slice of, if the
+	// receive window may keep body as a view of it (see rxBlock).
+	blk *rxBlock
 }
 
 // parsePacket decodes the header of b. It never reads past b and never

@@ -67,7 +67,7 @@ func (m *multiplexer) receiveLoop() {
 		m.ctr.pktsIn.Add(1) // a system call per datagram: the atomic is small beside it
 		m.ctr.bytesIn.Add(uint64(n))
 		m.runPending()
-		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
+		m.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival, nil)
 	}
 }
 
@@ -88,6 +88,7 @@ func (m *multiplexer) receiveBatches(b *batchIO) {
 		m.runPending()
 		m.ctr.read(b.each(dispatch))
 		m.flushRun() // before the next read reuses the buffers the run points into
+		b.recycle()
 	}
 }
 
@@ -146,14 +147,16 @@ func (m *multiplexer) readFailed(err error, failing *time.Time) bool {
 	return false
 }
 
-// dispatch routes one datagram; receive worker only.
-func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time) {
+// dispatch routes one datagram; receive worker only. blk, if not nil, is
+// the read's block that b is a slice of, of which a connection may keep a
+// data packet's payload as a view (see rxBlock).
+func (m *multiplexer) dispatch(b []byte, from netip.AddrPort, arrival time.Time, blk *rxBlock) {
 	p, err := parsePacket(b)
 	if err != nil {
 		m.unroutable(b, from, nil, dropMalformed)
 		return
 	}
-	p.arrival = arrival
+	p.arrival, p.blk = arrival, blk
 	if p.dst == 0 || p.control {
 		m.flushRun() // in order with the data before it
 	}

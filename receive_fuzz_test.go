@@ -120,7 +120,7 @@ func FuzzReceivePath(f *testing.F) {
 				r.sent[p.seq] = append(r.sent[p.seq], bytes.Clone(p.body))
 			}
 			r.m.runPending() // as the worker does before each read
-			r.m.dispatch(b, from, time.Time{})
+			r.m.dispatch(b, from, time.Time{}, nil)
 			r.check(t)
 		}
 	})

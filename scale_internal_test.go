@@ -752,7 +752,7 @@ func newDispatchRig(tb testing.TB, idle int) *dispatchRig {
 		h := handshake{version: udtVersion, sockType: sockStream, isn: uint32(i) * 7919, mss: 1500, window: 8192,
 			reqType: reqConclusion, socketID: uint32(1 + i), cookie: ln.cookies.issue(from, time.Now())}
 		putPeerIP(&h.peerIP, from.Addr())
-		m.dispatch(appendHandshakePacket(nil, 0, &h), from, time.Time{})
+		m.dispatch(appendHandshakePacket(nil, 0, &h), from, time.Time{}, nil)
 		select {
 		case c := <-ln.accept:
 			r.conns = append(r.conns, c)
@@ -803,7 +803,7 @@ func (r *dispatchRig) feed(tb testing.TB, n int) time.Duration {
 		start := threadCPU()
 		for range k {
 			binary.BigEndian.PutUint32(r.pkt, uint32(r.next))
-			r.m.dispatch(r.pkt, r.from, time.Time{})
+			r.m.dispatch(r.pkt, r.from, time.Time{}, nil)
 			r.next = r.next.Inc()
 		}
 		took += threadCPU() - start
