@@ -66,7 +66,9 @@ func newReceivePath() *receivePath {
 // selector byte (bit 0: from the connection's peer or a stranger; bits
 // 1-2: destination rewritten to the connection, to 0 for the listener, or
 // left as fuzzed; bit 3: a handshake's cookie field set to the one the
-// listener issues the sender, so that fuzzed conclusions get past it), a
+// listener issues the sender, so that fuzzed conclusions get past it; bit
+// 4: the datagram comes in a receive block, as a GRO run's packets do, and
+// its payload may be kept as a view of it), a
 // length byte and the bytes. After each it checks that every packet the
 // connection holds is one the fuzzer sent it at that sequence number,
 // that what it delivers is made of those, that its loss list stays within
@@ -87,6 +89,7 @@ func FuzzReceivePath(f *testing.F) {
 	}
 	data := packet{seq: seq.Max - 50, msg: 1, pos: posSolo, body: []byte("hello")}
 	f.Add(append([]byte{0x03, byte(headerSize + 5)}, append(data.appendHeader(nil), data.body...)...))
+	f.Add(append([]byte{0x13, byte(headerSize + 5)}, append(data.appendHeader(nil), data.body...)...))
 	// A conclusion to the listener, its cookie made valid (selector bit 3).
 	conclusion := handshake{version: udtVersion, sockType: TypeStream.wire(), isn: 1234, mss: DefaultMSS, window: 256,
 		reqType: reqConclusion, socketID: 4321}
@@ -120,7 +123,20 @@ func FuzzReceivePath(f *testing.F) {
 				r.sent[p.seq] = append(r.sent[p.seq], bytes.Clone(p.body))
 			}
 			r.m.runPending() // as the worker does before each read
-			r.m.dispatch(b, from, time.Time{}, nil)
+			if sel&16 == 0 {
+				r.m.dispatch(b, from, time.Time{}, nil)
+			} else {
+				// As a GRO run's packet: the connection may keep it as
+				// a view of the block, which the next datagram's block,
+				// if this one were given back too soon, would overwrite.
+				blk := newRxBlock()
+				blk.share = maxDatagram / rxViewMin
+				r.m.dispatch((*blk.buf)[:copy(*blk.buf, b)], from, time.Time{}, blk)
+				r.m.flushRun()
+				if blk.recycle() {
+					blk.release()
+				}
+			}
 			r.check(t)
 		}
 	})
