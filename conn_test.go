@@ -347,3 +347,103 @@ func TestDialContextDeadline(t *testing.T) {
 	require.ErrorIs(t, err, udt.ErrHandshakeTimeout)
 	require.NotErrorIs(t, err, context.DeadlineExceeded)
 }
+
+var (
+	_ io.ReaderFrom = (*udt.Conn)(nil)
+	_ io.WriterTo   = (*udt.Conn)(nil)
+)
+
+// TestIOCopyBothEnds: io.Copy into a connection reads the source into its
+// send buffer (ReadFrom), and io.Copy out of one hands the destination
+// the received payloads (WriteTo), which ends with a nil error at the
+// peer's shutdown.
+func TestIOCopyBothEnds(t *testing.T) {
+	_, c, s := harness.Pair(t, udt.Config{})
+	data := make([]byte, 8<<20+12345)
+	_, _ = rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		n, err := io.Copy(c, struct{ io.Reader }{bytes.NewReader(data)}) // Read only: ReadFrom, not WriteTo
+		if err == nil && n != int64(len(data)) {
+			err = fmt.Errorf("ReadFrom sent %d bytes of %d", n, len(data))
+		}
+		if err == nil {
+			err = c.Close()
+		}
+		errc <- err
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, s)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.Equal(t, int64(len(data)), n)
+	require.Equal(t, sha256.Sum256(data), [32]byte(h.Sum(nil)))
+}
+
+// TestReadFromSendsAsItComes: ReadFrom sends what a reader that trickles
+// has given without waiting for more; WriteTo passes on a destination's
+// error.
+func TestReadFromSendsAsItComes(t *testing.T) {
+	_, c, s := harness.Pair(t, udt.Config{})
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadFrom(pr)
+		done <- err
+	}()
+	_, err := pw.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
+	got := make([]byte, 5)
+	_, err = io.ReadFull(s, got)
+	require.NoError(t, err, "the first bytes waited for more")
+	require.Equal(t, "hello", string(got))
+	boom := errors.New("boom")
+	require.NoError(t, pw.CloseWithError(boom))
+	require.ErrorIs(t, <-done, boom)
+
+	// WriteTo: the destination fails.
+	_, err = c.Write([]byte("more"))
+	require.NoError(t, err)
+	require.NoError(t, s.SetReadDeadline(time.Time{}))
+	_, err = s.WriteTo(failingWriter{boom})
+	require.ErrorIs(t, err, boom)
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestIOCopyMessages: on a message connection io.Copy sends each read of
+// its source as a message and writes each message it receives whole.
+func TestIOCopyMessages(t *testing.T) {
+	_, c, s := harness.Pair(t, udt.Config{Type: udt.TypeMessage})
+	msgs := [][]byte{[]byte("one"), bytes.Repeat([]byte("two"), 1000), []byte("three")}
+	errc := make(chan error, 1)
+	go func() {
+		pr, pw := io.Pipe()
+		go func() {
+			for _, m := range msgs {
+				_, _ = pw.Write(m) // each Write one Read of the pipe's reader
+			}
+			pw.Close()
+		}()
+		_, err := io.Copy(c, pr)
+		if err == nil {
+			err = c.Close()
+		}
+		errc <- err
+	}()
+	var got [][]byte
+	_, err := io.Copy(writerFunc(func(b []byte) (int, error) {
+		got = append(got, bytes.Clone(b))
+		return len(b), nil
+	}), s)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.Equal(t, msgs, got)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
