@@ -314,14 +314,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	// One Write at a time, as on a *net.TCPConn: concurrent Writes each
 	// stay whole in the stream, never interleaved.
-	select {
-	case c.sig.writeSem <- struct{}{}:
-	case <-c.sig.wdl.Wait():
-		return 0, c.opError("write", os.ErrDeadlineExceeded)
-	case <-c.sig.closed:
-		return 0, c.opError("write", net.ErrClosed)
+	if err := c.lockWriter(); err != nil {
+		return 0, err
 	}
-	defer func() { <-c.sig.writeSem }()
+	defer c.unlockWriter()
 	total := len(b)
 	for len(b) > 0 {
 		var err error
@@ -358,68 +354,113 @@ func (c *Conn) writeNothing() error {
 // lock is not held: on a stream connection only Write queues packets,
 // and Write holds writeSem.
 func (c *Conn) writeSome(b []byte, total int) ([]byte, error) {
-	c.mu.Lock()
-	if err := c.writeErrLocked(); err != nil {
-		c.mu.Unlock()
-		c.sig.wakeWriter() // the end is for every blocked writer, not one
+	room, payload, err := c.writeRoom()
+	if room == 0 || err != nil {
 		return b, err
 	}
-	if c.sig.wdl.Passed() {
-		// A passed deadline fails the write before it queues
-		// anything, as for a net.TCPConn (nettest's PastTimeout).
-		c.mu.Unlock()
-		return b, c.opError("write", os.ErrDeadlineExceeded)
-	}
-	room := min(c.snd.buf.Limit()-c.snd.buf.Len(), writeAhead-c.snd.unsentLocked())
-	if room <= 0 {
-		c.snd.writerAhead = !c.snd.buf.Full()
-		c.mu.Unlock()
-		select {
-		case <-c.sig.writeReady:
-		case <-c.sig.wdl.Wait():
-			return b, c.opError("write", os.ErrDeadlineExceeded)
-		case <-c.sig.closed:
-		}
-		return b, nil
-	}
-	payload := c.payload
-	n := min(room, writeChunk, (len(b)+payload-1)/payload)
-	c.mu.Unlock()
-
 	pool := pktbuf.PoolFor(payload)
 	var arr [writeChunk]*[]byte
-	bufs := pool.GetN(arr[:0], n)
+	bufs := pool.GetN(arr[:0], min(room, (len(b)+payload-1)/payload))
 	rest := b
 	for _, buf := range bufs {
 		k := copy(*buf, rest)
 		*buf = (*buf)[:k]
 		rest = rest[k:]
 	}
+	if err := c.queueChunk(pool, bufs, total, len(rest)); err != nil {
+		return b, err
+	}
+	return rest, nil
+}
 
+// lockWriter takes the one stream write at a time (see Write), waiting
+// for it within the write deadline; unlockWriter gives it back.
+func (c *Conn) lockWriter() error {
+	select {
+	case c.sig.writeSem <- struct{}{}:
+		return nil
+	case <-c.sig.wdl.Wait():
+		return c.opError("write", os.ErrDeadlineExceeded)
+	case <-c.sig.closed:
+		return c.opError("write", net.ErrClosed)
+	}
+}
+
+func (c *Conn) unlockWriter() { <-c.sig.writeSem }
+
+// writeRoom finds how many packets, up to writeChunk, a stream write may
+// fill and queue (see writeSome), and the payload size. It returns 0 and
+// no error once it has waited for room (the caller asks again), and the
+// connection's error, or that of a passed write deadline, if any.
+func (c *Conn) writeRoom() (room, payload int, err error) {
+	c.mu.Lock()
+	if err := c.writeErrLocked(); err != nil {
+		c.mu.Unlock()
+		c.sig.wakeWriter() // the end is for every blocked writer, not one
+		return 0, 0, err
+	}
+	if c.sig.wdl.Passed() {
+		// A passed deadline fails the write before it queues
+		// anything, as for a net.TCPConn (nettest's PastTimeout).
+		c.mu.Unlock()
+		return 0, 0, c.opError("write", os.ErrDeadlineExceeded)
+	}
+	room = min(c.snd.buf.Limit()-c.snd.buf.Len(), writeAhead-c.snd.unsentLocked(), writeChunk)
+	if room <= 0 {
+		c.snd.writerAhead = !c.snd.buf.Full()
+		c.mu.Unlock()
+		return 0, 0, c.waitWriteRoom()
+	}
+	payload = c.payload
+	c.mu.Unlock()
+	return room, payload, nil
+}
+
+// waitWriteRoom waits, the lock not held, for an ACK to make room in the
+// send buffer, the write deadline or the connection's close.
+func (c *Conn) waitWriteRoom() error {
+	select {
+	case <-c.sig.writeReady:
+	case <-c.sig.wdl.Wait():
+		return c.opError("write", os.ErrDeadlineExceeded)
+	case <-c.sig.closed:
+	}
+	return nil
+}
+
+// queueChunk queues bufs, filled by a stream write of total bytes after
+// which left bytes remain to queue, and sends them on; the write's
+// message number moves on with its last chunk. On a connection that failed
+// meanwhile it gives bufs back to pool and returns the error.
+func (c *Conn) queueChunk(pool *pktbuf.Pool, bufs []*[]byte, total, left int) error {
 	c.mu.Lock()
 	if err := c.writeErrLocked(); err != nil {
 		c.mu.Unlock()
 		pool.PutN(bufs)
 		c.sig.wakeWriter()
-		return b, err
+		return err
+	}
+	rest := left
+	for _, buf := range bufs {
+		rest += len(*buf)
 	}
 	for _, buf := range bufs {
 		k := len(*buf)
-		b = b[k:]
-		c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, len(b), k)})
+		rest -= k
+		c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, rest, k)})
 	}
-	if len(b) == 0 {
+	if left == 0 {
 		c.snd.msgNo = c.snd.msgNo.Next()
 	}
 	c.kickLocked(time.Now())
 	more := !c.snd.buf.Full()
 	c.mu.Unlock()
-	if len(b) == 0 && more {
+	if left == 0 && more {
 		// An ACK wakes one writer; pass the space it left on to the
 		// next, or a writer could wait on an idle connection.
 		c.sig.wakeWriter()
 	}
-	return b, nil
+	return nil
 }
 
 // writeChunk is the most packets writeSome copies and queues at once.

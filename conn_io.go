@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"time"
 
 	"github.com/udt-go/udt/internal/pktbuf"
 	"github.com/udt-go/udt/internal/seq"
@@ -23,14 +21,10 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if c.isMessage() {
 		return io.Copy(writerOnly{c}, r)
 	}
-	select {
-	case c.sig.writeSem <- struct{}{}:
-	case <-c.sig.wdl.Wait():
-		return 0, c.opError("write", os.ErrDeadlineExceeded)
-	case <-c.sig.closed:
-		return 0, c.opError("write", net.ErrClosed)
+	if err := c.lockWriter(); err != nil {
+		return 0, err
 	}
-	defer func() { <-c.sig.writeSem }()
+	defer c.unlockWriter()
 	var total int64
 	for {
 		n, err := c.readFromSome(r)
@@ -54,35 +48,13 @@ type writerOnly struct{ io.Writer }
 // they come, not once 64 packets' worth have gathered. It returns r's
 // error, io.EOF included, once what came before it is queued.
 func (c *Conn) readFromSome(r io.Reader) (int, error) {
-	c.mu.Lock()
-	if err := c.writeErrLocked(); err != nil {
-		c.mu.Unlock()
-		c.sig.wakeWriter()
+	room, payload, err := c.writeRoom()
+	if room == 0 || err != nil {
 		return 0, err
 	}
-	if c.sig.wdl.Passed() {
-		c.mu.Unlock()
-		return 0, c.opError("write", os.ErrDeadlineExceeded)
-	}
-	room := min(c.snd.buf.Limit()-c.snd.buf.Len(), writeAhead-c.snd.unsentLocked())
-	if room <= 0 {
-		c.snd.writerAhead = !c.snd.buf.Full()
-		c.mu.Unlock()
-		select {
-		case <-c.sig.writeReady:
-		case <-c.sig.wdl.Wait():
-			return 0, c.opError("write", os.ErrDeadlineExceeded)
-		case <-c.sig.closed:
-		}
-		return 0, nil
-	}
-	payload := c.payload
-	n := min(room, writeChunk)
-	c.mu.Unlock()
-
 	pool := pktbuf.PoolFor(payload)
 	var arr [writeChunk]*[]byte
-	bufs := pool.GetN(arr[:0], n)
+	bufs := pool.GetN(arr[:0], room)
 	filled, total := 0, 0
 	var rerr error
 	for _, buf := range bufs {
@@ -100,33 +72,12 @@ func (c *Conn) readFromSome(r io.Reader) (int, error) {
 			break // what has come goes now
 		}
 	}
-	if filled < len(bufs) {
-		pool.PutN(bufs[filled:])
-		bufs = bufs[:filled]
-	}
-	if len(bufs) == 0 {
+	pool.PutN(bufs[filled:])
+	if filled == 0 {
 		return 0, rerr
 	}
-
-	c.mu.Lock()
-	if err := c.writeErrLocked(); err != nil {
-		c.mu.Unlock()
-		pool.PutN(bufs)
-		c.sig.wakeWriter()
+	if err := c.queueChunk(pool, bufs[:filled], total, 0); err != nil {
 		return 0, err
-	}
-	left := total
-	for _, buf := range bufs {
-		k := len(*buf)
-		left -= k
-		c.snd.buf.Push(sndPkt{buf: buf, msg: c.snd.msgNo, pos: c.msgPos(total, left, k)})
-	}
-	c.snd.msgNo = c.snd.msgNo.Next()
-	c.kickLocked(time.Now())
-	more := !c.snd.buf.Full()
-	c.mu.Unlock()
-	if more {
-		c.sig.wakeWriter()
 	}
 	return total, rerr
 }

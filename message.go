@@ -135,11 +135,8 @@ func (c *Conn) writeMessage(b []byte, ttl time.Duration, inOrder bool) (int, err
 			return total, nil
 		}
 		c.mu.Unlock()
-		select {
-		case <-c.sig.writeReady:
-		case <-c.sig.wdl.Wait():
-			return 0, c.opError("write", os.ErrDeadlineExceeded)
-		case <-c.sig.closed:
+		if err := c.waitWriteRoom(); err != nil {
+			return 0, err
 		}
 	}
 }
