@@ -24,6 +24,9 @@
 #   UDT_DIAG_BIN       width of a row [1s]
 #   UDT_DIAG_DURATION  how long the flow runs [30s]
 #   UDT_DIAG_SEED      seed of the link's random loss [7]
+#   UDT_DIAG_BESIDE    a kernel TCP flow started with ours across the same
+#                      bottleneck, its reader's rate a column: cubic, bbr or
+#                      none [none]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

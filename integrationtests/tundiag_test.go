@@ -35,6 +35,8 @@ import (
 //	UDT_DIAG_BIN       width of a row [1s]
 //	UDT_DIAG_DURATION  how long the flow runs [30s]
 //	UDT_DIAG_SEED      seed of the link's random loss [7]
+//	UDT_DIAG_BESIDE    a kernel TCP flow started with ours across the same
+//	                   bottleneck: cubic, bbr or none [none]
 //
 // The columns, per bin. From the sender's tracer: data packets sent and
 // of them retransmitted; the payload sent for the first time, Mbit/s;
@@ -45,7 +47,10 @@ import (
 // From the bottleneck (A→B): IP Mbit/s delivered, the payload of data
 // packets delivered for the first time (Mbit/s), data packets delivered
 // again, packets lost at random and dropped at the full queue; and what
-// the receiving application read, Mbit/s (Go receiver only).
+// the receiving application read, Mbit/s (Go receiver only); with a TCP
+// flow beside, what its receiving application read, Mbit/s, and at the
+// end of the bin its sender's congestion window (segments), smoothed RTT
+// and the segments it retransmitted during the bin (TCP_INFO, Linux).
 //
 // The hooks take a lock shared with the path's observer, which costs
 // the sender a little; it needs root (network namespaces and TUN
@@ -74,6 +79,7 @@ type diagOptions struct {
 	bin      time.Duration         // width of a row
 	duration time.Duration         // how long the flow runs
 	seed     uint64                // the link's random loss
+	beside   string                // the congestion control of a TCP flow beside ours; "" for none
 }
 
 // String describes the run.
@@ -82,8 +88,12 @@ func (o diagOptions) String() string {
 	if o.cpp {
 		rcv = "UDT-C++ 4.11"
 	}
-	return fmt.Sprintf("UDT-Go (%v controller) → %s across %s (seed %d): %v, rows of %v",
-		o.cc, rcv, o.link.label(), o.seed, o.duration, o.bin)
+	beside := ""
+	if o.beside != "" {
+		beside = ", beside TCP " + o.beside
+	}
+	return fmt.Sprintf("UDT-Go (%v controller) → %s across %s (seed %d)%s: %v, rows of %v",
+		o.cc, rcv, o.link.label(), o.seed, beside, o.duration, o.bin)
 }
 
 // diagOptionsFromEnv reads the UDT_DIAG_ variables (see BenchmarkTunDiag).
@@ -131,6 +141,13 @@ func diagOptionsFromEnv(tb testing.TB) diagOptions {
 	default:
 		tb.Fatalf("UDT_DIAG_CC=%s: want default, model or daimd", s)
 	}
+	switch s := os.Getenv("UDT_DIAG_BESIDE"); s {
+	case "", "none":
+	case "cubic", "bbr":
+		o.beside = s
+	default:
+		tb.Fatalf("UDT_DIAG_BESIDE=%s: want cubic, bbr or none", s)
+	}
 	return o
 }
 
@@ -149,6 +166,10 @@ type diagBin struct {
 	dups        int    // data packets delivered again
 	lost, queue uint64 // packets lost at random, dropped at the full queue
 	read        int64  // bytes the receiving application read; -1 if out of reach (C++)
+	tcp         int64  // bytes the TCP flow beside read; -1 if there is none
+	tcpState    tcpState
+	tcpRetrans  uint32 // segments the TCP flow beside retransmitted
+	tcpKnown    bool   // tcpState and tcpRetrans were read
 }
 
 // diagRun collects the bins of a run. The sender's hooks, the path's
@@ -273,13 +294,15 @@ func (r *diagRun) observe(pkt []byte) {
 }
 
 // sample records at the end of each bin the path's losses in the data
-// direction and what rcv read (nil: out of reach) during the bin.
-func (r *diagRun) sample(p *netsim.TunPath, rcv *flow) {
+// direction, what rcv read (nil: out of reach) and what the TCP flow
+// beside read (tcp; nil: none) during the bin.
+func (r *diagRun) sample(p *netsim.TunPath, rcv *flow, tcp *tunFlow) {
 	r.mu.Lock()
 	t0, n := r.t0, len(r.bins)-1
 	r.mu.Unlock()
 	var prev netsim.LinkStats
-	var prevRead int64
+	var prevRead, prevTCP int64
+	var prevRetrans uint32
 	for i := range n {
 		time.Sleep(time.Until(t0.Add(time.Duration(i+1) * r.bin)))
 		st, _ := p.Stats()
@@ -288,9 +311,21 @@ func (r *diagRun) sample(p *netsim.TunPath, rcv *flow) {
 			total := rcv.n.Load()
 			read, prevRead = total-prevRead, total
 		}
+		beside := int64(-1)
+		var ts tcpState
+		var known bool
+		if tcp != nil {
+			total := tcp.rcv.n.Load()
+			beside, prevTCP = total-prevTCP, total
+			ts, known = readTCPState(tcp.snd)
+		}
 		r.mu.Lock()
 		b := &r.bins[i]
-		b.lost, b.queue, b.read = st.Dropped-prev.Dropped, st.QueueDrops-prev.QueueDrops, read
+		b.lost, b.queue, b.read, b.tcp = st.Dropped-prev.Dropped, st.QueueDrops-prev.QueueDrops, read, beside
+		if known {
+			b.tcpState, b.tcpRetrans, b.tcpKnown = ts, ts.retrans-prevRetrans, true
+			prevRetrans = ts.retrans
+		}
 		r.mu.Unlock()
 		prev = st
 	}
@@ -306,6 +341,11 @@ func runDiag(tb testing.TB, o diagOptions) *diagRun {
 	p.Observe(0, r.observe)
 	defer p.Observe(0, nil)
 	cfg := udt.Config{Congestion: o.cc, Tracer: r.tracer}
+	var tcp *tunFlow
+	if o.beside != "" {
+		tcp = tunTCP(tb, p, o.beside)
+		defer tcp.stop()
+	}
 	var f *tunFlow
 	if o.cpp {
 		f = tunGoToCppWith(tb, p, cfg)
@@ -313,7 +353,7 @@ func runDiag(tb testing.TB, o diagOptions) *diagRun {
 		f = tunUDT(tb, p, cfg)
 	}
 	defer f.stop()
-	r.sample(p, f.rcv) // returns at the end of the last bin
+	r.sample(p, f.rcv, tcp) // returns at the end of the last bin
 	return r
 }
 
@@ -338,6 +378,12 @@ func (r *diagRun) total() diagBin {
 		} else {
 			t.read += b.read
 		}
+		if b.tcp < 0 || t.tcp < 0 {
+			t.tcp = -1
+		} else {
+			t.tcp += b.tcp
+		}
+		t.tcpRetrans += b.tcpRetrans
 	}
 	return t
 }
@@ -350,7 +396,7 @@ func (r *diagRun) table(o diagOptions) string {
 	tw := tabwriter.NewWriter(&sb, 0, 0, 1, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "t\tsent\tretr\tnew Mbit/s\tlost nak\tstall\ttimeout\tNAKs\tACKs\tEXP\t"+
 		"RTT ms\tperiod µs\twindow\tflow\tin flight\trecv rate\tbandwidth\t|\t"+
-		"link Mbit/s\tgood Mbit/s\tdup\trandom loss\tqueue drop\tread Mbit/s\t")
+		"link Mbit/s\tgood Mbit/s\tdup\trandom loss\tqueue drop\tread Mbit/s\tTCP Mbit/s\tcwnd\tRTT ms\tretr\t")
 	r.mu.Lock()
 	for i, b := range r.bins[:len(r.bins)-1] {
 		fmt.Fprintf(tw, "%v\t", time.Duration(i+1)*o.bin)
@@ -375,10 +421,20 @@ func writeDiagRow(tw *tabwriter.Writer, b diagBin, d time.Duration) {
 	} else {
 		fmt.Fprint(tw, "-\t-\t-\t-\t-\t-\t-\t|\t")
 	}
-	read := "-"
-	if b.read >= 0 {
-		read = fmt.Sprintf("%.1f", mbitPerSec(b.read, d))
+	rate := func(n int64) string {
+		if n < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", mbitPerSec(n, d))
 	}
-	fmt.Fprintf(tw, "%.1f\t%.1f\t%d\t%d\t%d\t%s\t\n", mbitPerSec(b.link, d), mbitPerSec(b.good, d),
-		b.dups, b.lost, b.queue, read)
+	fmt.Fprintf(tw, "%.1f\t%.1f\t%d\t%d\t%d\t%s\t%s\t", mbitPerSec(b.link, d), mbitPerSec(b.good, d),
+		b.dups, b.lost, b.queue, rate(b.read), rate(b.tcp))
+	switch {
+	case b.tcpKnown:
+		fmt.Fprintf(tw, "%d\t%.1f\t%d\t\n", b.tcpState.cwnd, float64(b.tcpState.rtt)/1e6, b.tcpRetrans)
+	case b.tcp >= 0 && b.tcpRetrans > 0: // the run's sum
+		fmt.Fprintf(tw, "-\t-\t%d\t\n", b.tcpRetrans)
+	default:
+		fmt.Fprint(tw, "-\t-\t-\t\n")
+	}
 }
