@@ -231,15 +231,29 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 		return
 	}
 	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
-		ack := c.rcv.contig()
-		if ack != c.rcv.lastAck2 {
-			light := ackBody{ack: ack, words: 1}
-			ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
-			c.stats.ackSent++
-			c.traceACKLocked(now, 0, &light, true)
-		}
 		c.rcv.lightAcks++
+		switch {
+		case !c.rcv.inRun || !c.m.batching:
+			c.sendLightACKLocked(now, ob)
+		case !c.rcv.lightOwed:
+			// In a batch read: once, after it (see sendLightACKs).
+			c.rcv.lightOwed = true
+			c.m.lightOwed = append(c.m.lightOwed, c)
+		}
 	}
+}
+
+// sendLightACKLocked sends a light ACK (the ACK number alone) unless the
+// peer has confirmed that ACK point already.
+func (c *Conn) sendLightACKLocked(now time.Time, ob *outbox) {
+	ack := c.rcv.contig()
+	if ack == c.rcv.lastAck2 {
+		return
+	}
+	light := ackBody{ack: ack, words: 1}
+	ob.add(appendControl(ob.next(), ctrlACK, 0, c.peerID, light.append(c.scratch[:0])))
+	c.stats.ackSent++
+	c.traceACKLocked(now, 0, &light, true)
 }
 
 // availLocked is the receive-buffer space beyond the ACK point, in packets,
@@ -327,7 +341,7 @@ const minAdvertisedWindow = 2
 // peer for silent, and resent all it had in flight (700 packets the
 // receiver had, on a 20 Mbit/s, 300 ms path at 0.5 % loss).
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
-	c.rcv.pktsSinceAck, c.rcv.lightAcks = 0, 0
+	c.rcv.pktsSinceAck, c.rcv.lightAcks, c.rcv.lightOwed = 0, 0, false
 	c.rcv.nextACK = now.Add(c.cc.ackPeriod)
 	ack := c.rcv.contig()
 	if ack == c.rcv.lastAck2 && seq.Cmp(ack, c.rcv.lastAck) <= 0 && c.rcv.loss.Len() == 0 {
