@@ -87,7 +87,11 @@ func (c *Conn) handleData(ps []packet) {
 	c.rcv.inRun = false
 	if c.rcv.runACK {
 		c.rcv.runACK = false
-		c.sendACKLocked(now, ob)
+		if c.m.batching {
+			c.oweACKLocked(&c.rcv.ackOwed)
+		} else {
+			c.sendACKLocked(now, ob)
+		}
 	}
 	c.armTimerLocked(now)
 	c.mu.Unlock()
@@ -213,7 +217,8 @@ func (c *Conn) advanceLastLocked(s seq.Num, now time.Time, ob *outbox) {
 
 // ackDataLocked acknowledges data as a data packet of size bytes asks:
 // at once after a short packet (it ends a message), at the controller's
-// packet count, or with a light ACK every lightACKEvery packets.
+// packet count, or with a light ACK every lightACKEvery packets. In a
+// batch read, "at once" and the light ACK mean once after the batch.
 func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 	if size < c.payload {
 		// A short packet ends a message: acknowledge at once, or in a
@@ -232,15 +237,22 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 	}
 	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
 		c.rcv.lightAcks++
-		switch {
-		case !c.rcv.inRun || !c.m.batching:
+		if c.rcv.inRun && c.m.batching {
+			c.oweACKLocked(&c.rcv.lightOwed) // once, after the batch
+		} else {
 			c.sendLightACKLocked(now, ob)
-		case !c.rcv.lightOwed:
-			// In a batch read: once, after it (see sendLightACKs).
-			c.rcv.lightOwed = true
-			c.m.lightOwed = append(c.m.lightOwed, c)
 		}
 	}
+}
+
+// oweACKLocked sets flag, the kind of ACK owed after the batch being
+// read (see multiplexer.sendOwedACKs), and puts the connection on the
+// batch's list once. Receive worker only.
+func (c *Conn) oweACKLocked(flag *bool) {
+	if !c.rcv.ackOwed && !c.rcv.lightOwed {
+		c.m.acksOwed = append(c.m.acksOwed, c)
+	}
+	*flag = true
 }
 
 // sendLightACKLocked sends a light ACK (the ACK number alone) unless the
@@ -341,7 +353,8 @@ const minAdvertisedWindow = 2
 // peer for silent, and resent all it had in flight (700 packets the
 // receiver had, on a 20 Mbit/s, 300 ms path at 0.5 % loss).
 func (c *Conn) sendACKLocked(now time.Time, ob *outbox) {
-	c.rcv.pktsSinceAck, c.rcv.lightAcks, c.rcv.lightOwed = 0, 0, false
+	c.rcv.pktsSinceAck, c.rcv.lightAcks = 0, 0
+	c.rcv.ackOwed, c.rcv.lightOwed = false, false // settled; the batch's list may still name c
 	c.rcv.nextACK = now.Add(c.cc.ackPeriod)
 	ack := c.rcv.contig()
 	if ack == c.rcv.lastAck2 && seq.Cmp(ack, c.rcv.lastAck) <= 0 && c.rcv.loss.Len() == 0 {

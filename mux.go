@@ -34,9 +34,9 @@ type multiplexer struct {
 	batching bool
 	run      []packet
 	runConn  *Conn
-	// Connections owed a light ACK at the end of the batch being
-	// dispatched (see ackDataLocked); receive worker only.
-	lightOwed []*Conn
+	// Connections owed an ACK at the end of the batch being dispatched
+	// (see ackDataLocked); receive worker only.
+	acksOwed []*Conn
 
 	// rendezvous holds rendezvous dials in progress by peer address, for
 	// their peer's requests to destination 0; owned by the receive worker.

@@ -88,7 +88,7 @@ func (m *multiplexer) receiveBatches(b *batchIO) {
 		m.runPending()
 		m.ctr.read(b.each(dispatch))
 		m.flushRun() // before the next read reuses the buffers the run points into
-		m.sendLightACKs()
+		m.sendOwedACKs()
 		b.recycle()
 	}
 }
@@ -118,27 +118,33 @@ func (m *multiplexer) flushRun() {
 	m.run, m.runConn = m.run[:0], nil
 }
 
-// sendLightACKs sends the light ACKs the batch just dispatched owes, one
-// per connection however many times its packets crossed lightACKEvery:
-// a read brings up to rxBatchMax GRO runs of up to 64 KB, and one light
-// ACK each 64 packets of it cost a system call each way (sendto here,
-// a read and the ACK's handling at the sender) for news a few
-// microseconds apart. Receive worker only.
-func (m *multiplexer) sendLightACKs() {
-	for i, c := range m.lightOwed {
-		m.lightOwed[i] = nil
+// sendOwedACKs sends the ACKs the batch just dispatched owes, one per
+// connection: a full ACK if a short packet (a message's end) asked for
+// one, else a light ACK if the packets crossed lightACKEvery, however
+// many times. A read brings up to rxBatchMax GRO runs of up to 64 KB, and
+// an ACK per 64 packets of it, or per run of short ones, cost a system
+// call each way (sendto here, a read and the ACK's handling at the
+// sender; a full ACK's ACK2 besides) for news microseconds apart.
+// Receive worker only.
+func (m *multiplexer) sendOwedACKs() {
+	for i, c := range m.acksOwed {
+		m.acksOwed[i] = nil
 		ob := &m.rcvOut
 		c.mu.Lock()
-		if c.rcv.lightOwed {
-			c.rcv.lightOwed = false
-			if c.state == stateConnected {
+		full, light := c.rcv.ackOwed, c.rcv.lightOwed
+		c.rcv.ackOwed, c.rcv.lightOwed = false, false
+		if c.state == stateConnected {
+			switch {
+			case full:
+				c.sendACKLocked(time.Now(), ob)
+			case light:
 				c.sendLightACKLocked(time.Now(), ob)
 			}
 		}
 		c.mu.Unlock()
 		c.flush(ob)
 	}
-	m.lightOwed = m.lightOwed[:0]
+	m.acksOwed = m.acksOwed[:0]
 }
 
 // readFailed handles a read error and reports whether the receive worker

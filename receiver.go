@@ -31,10 +31,10 @@ type receiver struct {
 	// together; runACK records that one of them asked for an ACK at once,
 	// which goes once, after the run.
 	inRun, runACK bool
-	// lightOwed records that the batch being dispatched crossed a light
-	// ACK's packet count; the light ACK goes once, after the batch (see
-	// multiplexer.sendLightACKs).
-	lightOwed bool
+	// In a batch read, an ACK at once (ackOwed: a short packet came) or
+	// a light ACK (lightOwed: the packets crossed its count) goes once,
+	// after the batch (see multiplexer.sendOwedACKs).
+	ackOwed, lightOwed bool
 
 	lastAck      seq.Num // ACK number of the last full/short ACK sent
 	lastAckAt    time.Time
