@@ -68,7 +68,9 @@ func newReceivePath() *receivePath {
 // left as fuzzed; bit 3: a handshake's cookie field set to the one the
 // listener issues the sender, so that fuzzed conclusions get past it; bit
 // 4: the datagram comes in a receive block, as a GRO run's packets do, and
-// its payload may be kept as a view of it), a
+// its payload may be kept as a view of it; bit 5: it is read in a batch
+// with the datagrams before it that had the bit, its data packets handed
+// over and its ACKs owed sent when the batch ends), a
 // length byte and the bytes. After each it checks that every packet the
 // connection holds is one the fuzzer sent it at that sequence number,
 // that what it delivers is made of those, that its loss list stays within
@@ -90,6 +92,14 @@ func FuzzReceivePath(f *testing.F) {
 	data := packet{seq: seq.Max - 50, msg: 1, pos: posSolo, body: []byte("hello")}
 	f.Add(append([]byte{0x03, byte(headerSize + 5)}, append(data.appendHeader(nil), data.body...)...))
 	f.Add(append([]byte{0x13, byte(headerSize + 5)}, append(data.appendHeader(nil), data.body...)...))
+	// Data packets read in one batch: an ACK owed, sent after it.
+	var batch []byte
+	for i := range 70 {
+		d := packet{seq: (seq.Max - 50).Add(i), msg: 1, pos: posSolo, body: make([]byte, 200)}
+		batch = append(batch, 0x23, byte(headerSize+200))
+		batch = append(append(batch, d.appendHeader(nil)...), d.body...)
+	}
+	f.Add(batch)
 	// A conclusion to the listener, its cookie made valid (selector bit 3).
 	conclusion := handshake{version: udtVersion, sockType: TypeStream.wire(), isn: 1234, mss: DefaultMSS, window: 256,
 		reqType: reqConclusion, socketID: 4321}
@@ -122,6 +132,10 @@ func FuzzReceivePath(f *testing.F) {
 			if p, err := parsePacket(b); err == nil && !p.control && p.dst == r.c.id && from == r.peer {
 				r.sent[p.seq] = append(r.sent[p.seq], bytes.Clone(p.body))
 			}
+			if sel&32 == 0 {
+				r.endBatch() // the datagram is a read of its own
+			}
+			r.m.batching = sel&32 != 0
 			r.m.runPending() // as the worker does before each read
 			if sel&16 == 0 {
 				r.m.dispatch(b, from, time.Time{}, nil)
@@ -139,7 +153,20 @@ func FuzzReceivePath(f *testing.F) {
 			}
 			r.check(t)
 		}
+		r.endBatch()
+		if len(r.m.acksOwed) != 0 {
+			t.Fatalf("%d ACKs still owed after the batch", len(r.m.acksOwed))
+		}
+		r.check(t)
 	})
+}
+
+// endBatch ends a batch read as the receive worker does: the queued data
+// packets are handed over, then the ACKs owed are sent.
+func (r *receivePath) endBatch() {
+	r.m.flushRun()
+	r.m.sendOwedACKs()
+	r.m.batching = false
 }
 
 func (r *receivePath) check(t *testing.T) {
