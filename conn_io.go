@@ -112,7 +112,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		nb = append(nb[:0], bufs[:k]...)
+		nb = bufs[:k] // consumed by the write, bufs with it
 		n, werr := nb.WriteTo(w)
 		total += n
 		c.mu.Lock()
@@ -149,11 +149,9 @@ func (c *Conn) lendLocked(lent *[lendMax]rcvPkt, bufs *[lendMax][]byte) int {
 		if s.buf == nil {
 			break
 		}
-		lent[k], bufs[k] = s, (*s.buf)[c.rcv.readOff:]
+		bufs[k] = (*s.buf)[c.rcv.readOff:]
+		lent[k] = c.popReadLocked()
 		k++
-		c.rcv.buf.PopFront()
-		c.rcv.readSeq = c.rcv.readSeq.Inc()
-		c.rcv.readOff = 0
 		contig--
 	}
 	return k

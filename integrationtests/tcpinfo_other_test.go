@@ -2,17 +2,7 @@
 
 package integrationtests
 
-import (
-	"net"
-	"time"
-)
-
-// tcpState is what the kernel says of a TCP sender (Linux only).
-type tcpState struct {
-	cwnd    uint32
-	rtt     time.Duration
-	retrans uint32
-}
+import "net"
 
 // readTCPState reads nothing off Linux.
 func readTCPState(net.Conn) (tcpState, bool) { return tcpState{}, false }
