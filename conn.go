@@ -277,21 +277,14 @@ func (c *Conn) readLocked(b []byte) int {
 		n += k
 		c.rcv.readOff += k
 		if c.rcv.readOff == len(*s.buf) {
-			c.freeRcvBufLocked(c.popReadLocked())
+			c.rcv.buf.PopFront()
+			c.freeRcvBufLocked(s)
+			c.rcv.readSeq = c.rcv.readSeq.Inc()
+			c.rcv.readOff = 0
 			contig--
 		}
 	}
 	return n
-}
-
-// popReadLocked takes the packet at the read point off the receive
-// window and moves the read point past it; the caller frees its buffer
-// (freeRcvBufLocked).
-func (c *Conn) popReadLocked() rcvPkt {
-	s := c.rcv.buf.PopFront()
-	c.rcv.readSeq = c.rcv.readSeq.Inc()
-	c.rcv.readOff = 0
-	return s
 }
 
 // readableLocked reports whether Read would return data now (in message

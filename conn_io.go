@@ -112,7 +112,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		nb = bufs[:k] // consumed by the write, bufs with it
+		nb = append(nb[:0], bufs[:k]...)
 		n, werr := nb.WriteTo(w)
 		total += n
 		c.mu.Lock()
@@ -149,9 +149,11 @@ func (c *Conn) lendLocked(lent *[lendMax]rcvPkt, bufs *[lendMax][]byte) int {
 		if s.buf == nil {
 			break
 		}
-		bufs[k] = (*s.buf)[c.rcv.readOff:]
-		lent[k] = c.popReadLocked()
+		lent[k], bufs[k] = s, (*s.buf)[c.rcv.readOff:]
 		k++
+		c.rcv.buf.PopFront()
+		c.rcv.readSeq = c.rcv.readSeq.Inc()
+		c.rcv.readOff = 0
 		contig--
 	}
 	return k

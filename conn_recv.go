@@ -85,6 +85,14 @@ func (c *Conn) handleData(ps []packet) {
 		c.onDataLocked(&ps[i], now, ob)
 	}
 	c.rcv.inRun = false
+	if c.rcv.runACK {
+		c.rcv.runACK = false
+		if c.m.batching {
+			c.oweACKLocked(&c.rcv.ackOwed)
+		} else {
+			c.sendACKLocked(now, ob)
+		}
+	}
 	c.armTimerLocked(now)
 	c.mu.Unlock()
 	c.flush(ob)
@@ -210,13 +218,13 @@ func (c *Conn) advanceLastLocked(s seq.Num, now time.Time, ob *outbox) {
 // ackDataLocked acknowledges data as a data packet of size bytes asks:
 // at once after a short packet (it ends a message), at the controller's
 // packet count, or with a light ACK every lightACKEvery packets. In a
-// batch read (a run handed over by handleData), "at once" and the light
-// ACK mean once after the batch.
+// batch read, "at once" and the light ACK mean once after the batch.
 func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 	if size < c.payload {
-		// A short packet ends a message: acknowledge at once.
+		// A short packet ends a message: acknowledge at once, or in a
+		// run read together, once at its end.
 		if c.rcv.inRun {
-			c.oweACKLocked(&c.rcv.ackOwed)
+			c.rcv.runACK = true
 		} else {
 			c.sendACKLocked(now, ob)
 		}
@@ -229,7 +237,7 @@ func (c *Conn) ackDataLocked(size int, now time.Time, ob *outbox) {
 	}
 	if c.rcv.pktsSinceAck >= lightACKEvery*(c.rcv.lightAcks+1) {
 		c.rcv.lightAcks++
-		if c.rcv.inRun {
+		if c.rcv.inRun && c.m.batching {
 			c.oweACKLocked(&c.rcv.lightOwed) // once, after the batch
 		} else {
 			c.sendLightACKLocked(now, ob)

@@ -28,8 +28,10 @@ type receiver struct {
 	// shared pool when the buffer empties.
 	bufs pktbuf.Cache
 	// inRun is set while handleData hands over a run of packets read
-	// together, which only a batch read makes.
-	inRun bool
+	// together; runACK records that one of them asked for an ACK at once,
+	// which goes once, after the run (after the batch, when the run is
+	// part of a batch read: see ackOwed).
+	inRun, runACK bool
 	// In a batch read, an ACK at once (ackOwed: a short packet came) or
 	// a light ACK (lightOwed: the packets crossed its count) goes once,
 	// after the batch (see multiplexer.sendOwedACKs).

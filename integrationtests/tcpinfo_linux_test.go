@@ -7,6 +7,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// tcpState is what the kernel says of a TCP sender: its congestion window
+// in segments, smoothed round trip and the segments it has retransmitted
+// in all.
+type tcpState struct {
+	cwnd    uint32
+	rtt     time.Duration
+	retrans uint32
+}
+
 // readTCPState reads c's TCP_INFO; ok is false when c is not a TCP
 // connection or the kernel does not answer.
 func readTCPState(c net.Conn) (st tcpState, ok bool) {

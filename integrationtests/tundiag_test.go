@@ -151,15 +151,6 @@ func diagOptionsFromEnv(tb testing.TB) diagOptions {
 	return o
 }
 
-// tcpState is what the kernel says of a TCP sender (readTCPState): its
-// congestion window in segments, smoothed round trip and the segments it
-// has retransmitted in all.
-type tcpState struct {
-	cwnd    uint32
-	rtt     time.Duration
-	retrans uint32
-}
-
 // diagBin is what happened during one bin of a BenchmarkTunDiag run.
 type diagBin struct {
 	// What the sender's tracer saw.
